@@ -1,0 +1,30 @@
+"""Helpers shared by command modules: the data dir option, JSON output, error display."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from kiln.store import Store
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="KILN_HOME", help="Data directory (default ~/.local/share/kiln)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def open_store(data_dir: Path | None) -> Store:
+    return Store.open(data_dir)
+
+
+def print_json(value: Any) -> None:
+    """Stable JSON on stdout (sorted keys, ISO times)."""
+    typer.echo(json.dumps(value, indent=2, sort_keys=True, default=str))

@@ -1,0 +1,165 @@
+"""One event stream for progress: the terminal (Rich), the JSON-lines build log, later the API.
+
+Producers call ``monitor.emit(Event(...))`` or use ``monitor.stage(...)``, a context manager that
+emits start/end events with the elapsed time (nesting is expressed by the fields set).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from rich.console import Console
+from rich.markup import escape
+
+EventKind = Literal["start", "end", "output", "info", "warning", "error"]
+
+
+@dataclass
+class Event:
+    """A progress event. ``scope`` says what started/ended: build, stage, component, phase, step."""
+
+    kind: EventKind
+    scope: str = ""
+    message: str = ""
+    build: str | None = None
+    component: str | None = None
+    phase: str | None = None
+    step: str | None = None
+    status: str | None = None
+    exit_code: int | None = None
+    duration: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        record = {k: v for k, v in asdict(self).items() if v not in (None, "", {})}
+        return json.dumps(record, sort_keys=True, default=str)
+
+
+class Monitor:
+    """Base monitor: ignores everything. Subclasses override ``emit``."""
+
+    def emit(self, event: Event) -> None:
+        """Receive one event."""
+
+    def close(self) -> None:
+        """Flush and release resources."""
+
+    def info(self, message: str, **fields: Any) -> None:
+        self.emit(Event("info", message=message, **fields))
+
+    def warning(self, message: str, **fields: Any) -> None:
+        self.emit(Event("warning", message=message, **fields))
+
+    @contextmanager
+    def stage(self, scope: str, message: str, **fields: Any) -> Iterator[dict[str, Any]]:
+        """Emit start/end around a block; the yielded dict's items land in the end event's data."""
+        start = time.monotonic()
+        self.emit(Event("start", scope=scope, message=message, **fields))
+        result: dict[str, Any] = {}
+        try:
+            yield result
+        except BaseException as exc:
+            self.emit(
+                Event(
+                    "end",
+                    scope=scope,
+                    message=message,
+                    status="failed",
+                    duration=time.monotonic() - start,
+                    data={"error": str(exc) or type(exc).__name__, **result},
+                    **fields,
+                )
+            )
+            raise
+        status = str(result.pop("status", "success"))
+        self.emit(
+            Event(
+                "end", scope=scope, message=message, status=status,
+                duration=time.monotonic() - start, data=result, **fields,
+            )
+        )
+
+
+class FanOut(Monitor):
+    """Sends each event to several monitors."""
+
+    def __init__(self, monitors: Sequence[Monitor]) -> None:
+        self.monitors = list(monitors)
+
+    def emit(self, event: Event) -> None:
+        for m in self.monitors:
+            m.emit(event)
+
+    def close(self) -> None:
+        for m in self.monitors:
+            m.close()
+
+
+class JsonLinesMonitor(Monitor):
+    """Appends every event as one JSON line (the build log file)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fh: IO[str] = open(path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            self._fh.write(event.to_json() + "\n")
+            self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class ListMonitor(Monitor):
+    """Keeps events in memory (tests, API)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+
+class ConsoleMonitor(Monitor):
+    """Human progress on the terminal: nested start/end lines with timings, step output when verbose."""
+
+    def __init__(self, console: Console | None = None, *, verbose: bool = False) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        self.verbose = verbose
+        self._depth = 0
+
+    def _indent(self) -> str:
+        return "  " * self._depth
+
+    def emit(self, event: Event) -> None:
+        c = self.console
+        if event.kind == "start":
+            c.print(f"{self._indent()}[bold]‣[/] {escape(event.message)}", markup=True)
+            self._depth += 1
+        elif event.kind == "end":
+            self._depth = max(0, self._depth - 1)
+            took = f" ({event.duration:.1f}s)" if event.duration is not None else ""
+            colour = "green" if event.status in ("success", "cached", "skipped") else "red"
+            c.print(
+                f"{self._indent()}[{colour}]{event.status or 'done'}[/] {escape(event.message)}{took}", markup=True
+            )
+        elif event.kind == "output":
+            if self.verbose:
+                c.print(f"{self._indent()}[dim]│ {escape(event.message)}[/]", markup=True, soft_wrap=True)
+        elif event.kind == "warning":
+            c.print(f"{self._indent()}[yellow]warning:[/] {escape(event.message)}", markup=True)
+        elif event.kind == "error":
+            c.print(f"{self._indent()}[red]error:[/] {escape(event.message)}", markup=True)
+        else:
+            c.print(f"{self._indent()}{escape(event.message)}", markup=False)

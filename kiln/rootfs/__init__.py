@@ -1,0 +1,1 @@
+"""Parents: where an image's root filesystem starts."""

@@ -1,0 +1,178 @@
+"""Debian/Ubuntu parents bootstrapped from real packages with mmdebstrap.
+
+Downloaded .debs go to a cache shared by every bootstrap (the second bootstrap of the same
+package set downloads nothing); the finished root is cached by a key over its inputs.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+from kiln.errors import KilnError
+from kiln.monitor import Event, Monitor
+from kiln.sandbox.run import require_tool, run
+from kiln.store import Store, file_sha256
+
+PARENT_FORMAT = "kiln-parent-v1"
+
+DEBIAN_SUITES = {"bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14", "sid": "unstable"}
+UBUNTU_SUITES = {"focal": "20.04", "jammy": "22.04", "noble": "24.04"}
+DEFAULT_MIRRORS = {"debian": "http://deb.debian.org/debian", "ubuntu": "http://archive.ubuntu.com/ubuntu"}
+
+
+@dataclass(frozen=True)
+class DebianParent:
+    """Inputs of a bootstrapped parent: everything that changes the resulting root is in here."""
+
+    distribution: str
+    suite: str
+    mirror: str
+    variant: str = "minbase"
+    packages: tuple[str, ...] = ()
+    architecture: str = "amd64"
+    areas: tuple[str, ...] = ("main",)
+    security: bool = True
+
+    @property
+    def key(self) -> str:
+        data = json.dumps({"format": PARENT_FORMAT, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(data.encode()).hexdigest()
+
+    def sources(self) -> list[str]:
+        """One-line apt sources: release, -updates and -security for stable Debian releases."""
+        areas = " ".join(self.areas)
+        lines = [f"deb {self.mirror} {self.suite} {areas}"]
+        if self.distribution == "debian" and self.suite not in ("sid", "unstable") and self.security:
+            lines.append(f"deb {self.mirror} {self.suite}-updates {areas}")
+            security = self.mirror.rsplit("/debian", 1)[0] + "/debian-security"
+            lines.append(f"deb {security} {self.suite}-security {areas}")
+        elif self.distribution == "ubuntu" and self.security:
+            lines += [f"deb {self.mirror} {self.suite}-updates {areas}",
+                      f"deb {self.mirror} {self.suite}-security {areas}"]  # fmt: skip
+        return lines
+
+
+@dataclass
+class ParentRoot:
+    """A ready parent root filesystem in the cache."""
+
+    key: str
+    rootfs: Path
+    source_date_epoch: int
+    cached: bool
+    debs: list[dict[str, str]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+def archive_date(mirror: str, suite: str) -> int:
+    """The archive's Release date: a reproducible default for SOURCE_DATE_EPOCH."""
+    url = f"{mirror.rstrip('/')}/dists/{suite}/InRelease"
+    try:
+        response = httpx.get(url, timeout=30, follow_redirects=True)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise KilnError(
+            f"cannot read the archive's Release file {url}: {exc}",
+            hint="check the parent's mirror and suite, and network access to the archive",
+        ) from exc
+    for line in response.text.splitlines():
+        if line.startswith("Date:"):
+            return int(email.utils.parsedate_to_datetime(line[5:].strip()).timestamp())
+    raise KilnError(f"{url} has no Date field")
+
+
+def _deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:
+    """Every installed package with the sha256 of the .deb it came from (for locks and provenance)."""
+    from debian import deb822
+
+    status = rootfs / "var/lib/dpkg/status"
+    inventory: list[dict[str, str]] = []
+    with open(status, encoding="utf-8") as fh:
+        for para in deb822.Packages.iter_paragraphs(fh, use_apt_pkg=False):
+            if "installed" not in para.get("Status", ""):
+                continue
+            name, version, arch = para["Package"], para["Version"], para["Architecture"]
+            deb = deb_cache / f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
+            entry = {"name": name, "version": version, "architecture": arch}
+            if deb.exists():
+                entry["sha256"] = file_sha256(deb)
+                entry["filename"] = deb.name
+            inventory.append(entry)
+    return sorted(inventory, key=lambda e: e["name"])
+
+
+def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, monitor: Monitor) -> None:
+    """Run mmdebstrap into ``target`` (which must not exist yet)."""
+    require_tool("mmdebstrap")
+    cache = store.deb_cache
+    argv = [
+        "mmdebstrap",
+        f"--variant={parent.variant}",
+        f"--architectures={parent.architecture}",
+        "--mode=root",
+        "--format=directory",
+        "--skip=essential/unlink",
+        "--skip=cleanup/apt/cache",
+        "--aptopt=Acquire::Retries \"3\"",
+        "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives",
+        f"--setup-hook=sync-in {cache} /var/cache/apt/archives",
+        f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
+        "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/cache/apt/*.bin",
+        # Host files mmdebstrap copies in for debootstrap compatibility: keep the image host-neutral.
+        "--customize-hook=: > \"$1\"/etc/resolv.conf",
+        "--customize-hook=echo localhost > \"$1\"/etc/hostname",
+    ]
+    if parent.packages:
+        argv.append("--include=" + ",".join(parent.packages))
+    argv += [parent.suite, str(target), *parent.sources()]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
+
+    def forward(stream: str, line: str) -> None:
+        monitor.emit(Event("output", scope="parent", message=line, data={"stream": stream}))
+
+    run(argv, env=env, on_output=forward)
+
+
+def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refresh: bool = False,
+                  epoch: int | None = None) -> ParentRoot:  # fmt: skip
+    """The cached root for ``parent``, bootstrapping it on first use (atomically, under a lock)."""
+    key = parent.key
+    final = store.parent_dir(key)
+    meta_path = final / "parent.json"
+    with store.lock(f"parent-{key}"):
+        if refresh and final.exists():
+            shutil.rmtree(final)
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            return ParentRoot(key, final / "rootfs", meta["source_date_epoch"], True,
+                              meta.get("debs", []), meta.get("sources", []))  # fmt: skip
+        if epoch is None:
+            epoch = archive_date(parent.mirror, parent.suite)
+        with store.scratch("parent-") as scratch:
+            rootfs = scratch / "rootfs"
+            started = time.time()
+            bootstrap(parent, rootfs, store, epoch, monitor)
+            debs = _deb_inventory(rootfs, store.deb_cache)
+            meta = {
+                "key": key,
+                "parent": asdict(parent),
+                "source_date_epoch": epoch,
+                "sources": parent.sources(),
+                "bootstrapped": started,
+                "debs": debs,
+            }
+            (scratch / "parent.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(scratch, final)
+            scratch.mkdir()  # let the scratch context remove an empty directory
+    return ParentRoot(key, final / "rootfs", epoch, False, debs, parent.sources())

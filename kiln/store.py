@@ -1,0 +1,132 @@
+"""The data directory (``KILN_HOME``): where caches, blobs, images, logs and the catalog live.
+
+Layout::
+
+    catalog.db                 SQLite catalog (unless KILN_DATABASE_URL says otherwise)
+    blobs/sha256/<hex>         content-addressed store: layers, configs, evidence files
+    cache/ (or KILN_CACHE_DIR, to share caches between data directories)
+    cache/debs/                .deb files shared by every bootstrap and every apt-get in a step
+    cache/apt-lists/<key>/     apt lists per set of sources, bind-mounted into steps
+    cache/parents/<key>/       cached parent root filesystems (rootfs/ + parent.json)
+    cache/layers/<key>/        cached component layers (upper/ + layer.json)
+    images/<name>/<version>/   published artifacts of an image version
+    logs/<build-id>.jsonl      build logs
+    tmp/                       per-build scratch space, always removed
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_home() -> Path:
+    env = os.environ.get("KILN_HOME")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
+    return Path(base) / "kiln"
+
+
+@dataclass(frozen=True)
+class Store:
+    """Paths inside one data directory."""
+
+    home: Path
+    cache: Path
+
+    @classmethod
+    def open(cls, home: Path | None = None) -> Store:
+        root = (home or default_home()).expanduser().absolute()
+        cache_env = os.environ.get("KILN_CACHE_DIR")
+        store = cls(root, Path(cache_env).absolute() if cache_env else root / "cache")
+        for sub in ("blobs/sha256", "images", "logs", "tmp"):
+            (store.home / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("debs/partial", "parents", "layers", "apt-lists"):
+            (store.cache / sub).mkdir(parents=True, exist_ok=True)
+        return store
+
+    @property
+    def database_url(self) -> str:
+        return os.environ.get("KILN_DATABASE_URL") or f"sqlite:///{self.home / 'catalog.db'}"
+
+    @property
+    def deb_cache(self) -> Path:
+        return self.cache / "debs"
+
+    def apt_lists(self, key: str) -> Path:
+        path = self.cache / "apt-lists" / key
+        (path / "partial").mkdir(parents=True, exist_ok=True)
+        return path
+
+    def parent_dir(self, key: str) -> Path:
+        return self.cache / "parents" / key
+
+    def layer_dir(self, key: str) -> Path:
+        return self.cache / "layers" / key
+
+    def image_dir(self, name: str, version: str) -> Path:
+        return self.home / "images" / name / version
+
+    def log_path(self, build_id: str) -> Path:
+        return self.home / "logs" / f"{build_id}.jsonl"
+
+    def blob_path(self, digest: str) -> Path:
+        algo, _, hexdigest = digest.partition(":")
+        return self.home / "blobs" / algo / hexdigest
+
+    def put_blob(self, source: Path) -> tuple[str, int]:
+        """Move ``source`` into the blob store; returns (digest, size). Idempotent."""
+        digest = "sha256:" + file_sha256(source)
+        target = self.blob_path(digest)
+        size = source.stat().st_size
+        if target.exists():
+            source.unlink()
+        else:
+            os.replace(source, target)
+        return digest, size
+
+    @contextmanager
+    def scratch(self, prefix: str) -> Iterator[Path]:
+        """A temporary directory under ``tmp/``, removed however the block ends."""
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.home / "tmp"))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """An exclusive advisory lock (parallel builds filling the same cache entry)."""
+        lock_dir = self.cache / "locks"
+        lock_dir.mkdir(exist_ok=True)
+        with open(lock_dir / f"{name}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target`` (same filesystem), copying when that is impossible."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

@@ -1,0 +1,124 @@
+"""YAML loading that remembers where every value came from, so errors can name file:line:column.
+
+Uses ruamel.yaml's round-trip loader (it keeps line/column marks on mappings and sequences) and
+converts the result to plain Python containers plus a :class:`Locator` that maps a pydantic-style
+location tuple (``("components", 2, "parameters")``) back to a position in the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from kiln.errors import Issue, ValidationFailed, display_path
+
+Loc = Sequence[int | str]
+
+
+@dataclass
+class Locator:
+    """Finds the (line, column), 1-based, of a value addressed by a location path."""
+
+    root: Any
+
+    def position(self, loc: Loc) -> tuple[int | None, int | None]:
+        node = self.root
+        best: tuple[int | None, int | None] = (1, 1)
+        for part in loc:
+            if isinstance(node, CommentedMap) and part in node:
+                line, col = node.lc.key(part)
+                best = (line + 1, col + 1)
+                node = node[part]
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+                line, col = node.lc.item(part)
+                best = (line + 1, col + 1)
+                node = node[part]
+            else:
+                break
+        return best
+
+
+@dataclass
+class SourceDocument:
+    """A parsed YAML file: plain data, its text, and where each value sits."""
+
+    path: Path
+    text: str
+    data: Any
+    locator: Locator
+
+    @property
+    def name(self) -> str:
+        return display_path(self.path)
+
+    def issue(self, loc: Loc, message: str, field: str | None = None) -> Issue:
+        line, col = self.locator.position(loc)
+        return Issue(self.name, line, col, field if field is not None else dotted(loc), message)
+
+    def issues_from(self, error: ValidationError, prefix: Loc = ()) -> list[Issue]:
+        """Pydantic errors as issues with positions (``prefix`` is where the validated value sits)."""
+        issues = []
+        for err in error.errors():
+            loc = [*prefix, *(p for p in err["loc"] if not _is_union_tag(p))]
+            issues.append(self.issue(loc, _clean_message(err["msg"])))
+        return issues
+
+
+def _is_union_tag(part: int | str) -> bool:
+    # pydantic inserts the union member's name into locations (e.g. "function-after[...]").
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _clean_message(msg: str) -> str:
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def dotted(loc: Loc) -> str:
+    """``("phases", 0, "steps")`` → ``phases[0].steps``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def to_plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, str) else k: to_plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [to_plain(v) for v in node]
+    return node
+
+
+def parse_yaml(path: Path, text: str | None = None) -> SourceDocument:
+    """Parse ``path`` (or ``text``); syntax errors become a ValidationFailed with the position."""
+    name = display_path(path)
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ValidationFailed([Issue(name, None, None, "", "file not found")]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValidationFailed([Issue(name, None, None, "", f"cannot read file: {exc}")]) from None
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        raw = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+        raise ValidationFailed([Issue(name, line, col, "", f"invalid YAML: {problem}")]) from None
+    except Exception as exc:  # ruamel raises several unmarked error types (e.g. duplicate keys)
+        raise ValidationFailed([Issue(name, None, None, "", f"invalid YAML: {exc}")]) from None
+    return SourceDocument(path, text, to_plain(raw), Locator(raw))

@@ -1,0 +1,43 @@
+"""Shared fixtures. Expensive things (the Debian parent, the .deb cache) are built once and cached
+across sessions under KILN_TEST_CACHE (default /var/tmp/kiln-test-cache), keyed by their inputs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kiln.monitor import ListMonitor
+from kiln.rootfs.debian import DebianParent, ParentRoot, ensure_parent
+from kiln.store import Store
+
+TEST_CACHE = Path(os.environ.get("KILN_TEST_CACHE", "/var/tmp/kiln-test-cache"))
+BOOKWORM = DebianParent(distribution="debian", suite="bookworm", mirror="http://deb.debian.org/debian")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_cache() -> Iterator[None]:
+    """Every test's data dir shares one cache directory (parents, .debs, layers are keyed)."""
+    old = os.environ.get("KILN_CACHE_DIR")
+    os.environ["KILN_CACHE_DIR"] = str(TEST_CACHE)
+    yield
+    if old is None:
+        os.environ.pop("KILN_CACHE_DIR", None)
+    else:
+        os.environ["KILN_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    """A fresh data directory (its own catalog, blobs, images) sharing the session cache."""
+    return Store.open(tmp_path / "kiln-home")
+
+
+@pytest.fixture(scope="session")
+def bookworm_root(_shared_cache: None, tmp_path_factory: pytest.TempPathFactory) -> ParentRoot:
+    """A real Debian 12 minbase root made by mmdebstrap, cached across sessions. Do not modify it:
+    copy it or put an overlay on top."""
+    store = Store.open(tmp_path_factory.mktemp("parent-home"))
+    return ensure_parent(BOOKWORM, store, ListMonitor())
