@@ -1,0 +1,25 @@
+"""The catalog: builds and image versions (SQLAlchemy 2 + Alembic; SQLite default, PostgreSQL supported)."""
+
+from kiln.catalog.catalog import Catalog
+from kiln.catalog.refs import ImageRef
+from kiln.catalog.schemas import (
+    ArtifactRecord,
+    BuildRecord,
+    ComponentRecord,
+    EvidenceRecord,
+    ImageRecord,
+    NewImage,
+    PackageRecord,
+)
+
+__all__ = [
+    "ArtifactRecord",
+    "BuildRecord",
+    "Catalog",
+    "ComponentRecord",
+    "EvidenceRecord",
+    "ImageRecord",
+    "ImageRef",
+    "NewImage",
+    "PackageRecord",
+]

@@ -1,0 +1,245 @@
+"""The catalog: every build, and every image version a successful build produced.
+
+One :class:`Catalog` per process (or per request in the API). Each public method is one unit of
+work in its own transaction; :meth:`Catalog.finish_build` records an image with everything that
+belongs to it atomically, or nothing at all.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.sql.base import ExecutableOption
+
+from kiln.catalog import migrate
+from kiln.catalog.engine import WRITE, make_engine
+from kiln.catalog.models import BuildRow, ImageRow
+from kiln.catalog.records import build_record, image_record, image_row
+from kiln.catalog.refs import ImageRef, hostname, process_alive, this_process
+from kiln.catalog.schemas import BuildRecord, ImageRecord, NewImage, semver_key
+from kiln.errors import KilnError, NotFound
+
+BUILD_NUMBER_RETRIES = 5
+BUILD_ID = re.compile(r"^[0-9a-f]{1,32}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _image_options() -> Sequence[ExecutableOption]:
+    return (
+        selectinload(ImageRow.components),
+        selectinload(ImageRow.artifacts),
+        selectinload(ImageRow.evidence),
+    )
+
+
+class Catalog:
+    """Repository of builds and image versions over SQLite or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(self.engine.execution_options(**{WRITE: True}), expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str) -> Catalog:
+        """Open (creating or upgrading the schema) and mark builds whose process died as failed."""
+        catalog = cls(url)
+        try:
+            migrate.upgrade(catalog.engine)
+            catalog.reap_interrupted()
+        except BaseException:
+            catalog.close()
+            raise
+        return catalog
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def session(self, *, write: bool = False) -> Session:
+        """A new ORM session (for query helpers); writers take the SQLite write lock at BEGIN."""
+        return (self._write if write else self._read)()
+
+    # --- builds -------------------------------------------------------------------------------
+
+    def start_build(self, *, recipe_name: str, recipe_version: str, recipe_path: str, log_path: str) -> str:
+        """Record a running build of this process; returns its id (32 hex digits)."""
+        pid, pid_start = this_process()
+        build_id = uuid.uuid4().hex
+        with self._write.begin() as s:
+            s.add(
+                BuildRow(
+                    id=build_id,
+                    recipe_name=recipe_name,
+                    recipe_version=recipe_version,
+                    recipe_path=recipe_path,
+                    status="running",
+                    started=utcnow(),
+                    log_path=log_path,
+                    host=hostname(),
+                    pid=pid,
+                    pid_start=pid_start,
+                )
+            )
+        return build_id
+
+    def fail_build(self, build_id: str, error: str) -> None:
+        with self._write.begin() as s:
+            row = self._build_row(s, build_id)
+            if row.status == "succeeded":
+                raise KilnError(f"build {build_id} already succeeded; it cannot be marked failed")
+            row.status = "failed"
+            row.error = error
+            row.finished = row.finished or utcnow()
+
+    def finish_build(self, build_id: str, image: NewImage) -> ImageRecord:
+        """In one transaction: number the image (max+1 for its name and version), record it with
+        its components, artifacts, evidence and packages, and mark the build succeeded."""
+        for attempt in range(BUILD_NUMBER_RETRIES):
+            try:
+                with self._write.begin() as s:
+                    build = self._build_row(s, build_id)
+                    if build.status != "running":
+                        raise KilnError(
+                            f"build {build_id} is {build.status}; only a running build can finish"
+                        )
+                    latest = s.scalar(
+                        select(func.max(ImageRow.build_number)).where(
+                            ImageRow.name == image.name, ImageRow.version == image.version
+                        )
+                    )
+                    now = utcnow()
+                    row = image_row(image, build_id=build_id, build_number=(latest or 0) + 1, recorded=now)
+                    s.add(row)
+                    build.status = "succeeded"
+                    build.finished = now
+                    build.error = None
+                    s.flush()
+                    return image_record(row)
+            except IntegrityError:
+                # Another build of the same name+version took this number concurrently: renumber.
+                if attempt == BUILD_NUMBER_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def list_builds(self, limit: int = 50) -> list[BuildRecord]:
+        with self._read() as s:
+            rows = s.scalars(
+                select(BuildRow)
+                .options(selectinload(BuildRow.image))
+                .order_by(BuildRow.started.desc(), BuildRow.id)
+                .limit(limit)
+            ).all()
+            return [build_record(r) for r in rows]
+
+    def get_build(self, build_id: str) -> BuildRecord:
+        """A build by its id or a unique prefix of it."""
+        with self._read() as s:
+            return build_record(self._build_row(s, build_id))
+
+    def reap_interrupted(self) -> list[str]:
+        """Mark builds of this host whose process is gone as failed ("interrupted"); returns their ids."""
+        reaped: list[str] = []
+        with self._write.begin() as s:
+            running = s.scalars(
+                select(BuildRow).where(BuildRow.status == "running", BuildRow.host == hostname())
+            ).all()
+            for row in running:
+                if process_alive(row.pid, row.pid_start):
+                    continue
+                row.status = "failed"
+                row.error = (
+                    f"interrupted: the build process (pid {row.pid}) ended without finishing the build"
+                )
+                row.finished = max(_last_log_time(row.log_path) or row.started, row.started)
+                reaped.append(row.id)
+        return reaped
+
+    # --- images -------------------------------------------------------------------------------
+
+    def list_images(self, name: str | None = None) -> list[ImageRecord]:
+        """Every recorded image version, by name, then version (semver), then build number."""
+        with self._read() as s:
+            query = select(ImageRow).options(*_image_options())
+            if name is not None:
+                query = query.where(ImageRow.name == name)
+            rows = s.scalars(query).all()
+            rows = sorted(rows, key=lambda r: (r.name, semver_key(r.version), r.build_number))
+            return [image_record(r) for r in rows]
+
+    def get_image(self, ref: str) -> ImageRecord:
+        """``name`` (latest version), ``name@1.2.3`` (its latest build) or ``name@1.2.3/4``."""
+        parsed = ImageRef.parse(ref)
+        with self._read() as s:
+            row = self._image_row(s, parsed)
+            return image_record(row)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _image_row(self, s: Session, ref: ImageRef) -> ImageRow:
+        query = select(ImageRow).options(*_image_options()).where(ImageRow.name == ref.name)
+        if ref.version:
+            query = query.where(ImageRow.version == ref.version)
+        if ref.build is not None:
+            query = query.where(ImageRow.build_number == ref.build)
+        rows = s.scalars(query).all()
+        if not rows:
+            raise NotFound(f"no image {ref}", hint=self._image_hint(s, ref))
+        return max(rows, key=lambda r: (semver_key(r.version), r.build_number))
+
+    @staticmethod
+    def _image_hint(s: Session, ref: ImageRef) -> str:
+        versions = s.execute(
+            select(ImageRow.version, ImageRow.build_number).where(ImageRow.name == ref.name)
+        ).all()
+        if versions:
+            listed = sorted(versions, key=lambda v: (semver_key(v[0]), v[1]))
+            return f"recorded versions of {ref.name}: " + ", ".join(f"{v}/{b}" for v, b in listed[-20:])
+        names = s.scalars(select(ImageRow.name).distinct().order_by(ImageRow.name)).all()
+        if not names:
+            return "the catalog has no images yet; build one with: kiln build RECIPE"
+        return "recorded images: " + ", ".join(names[:50])
+
+    @staticmethod
+    def _build_row(s: Session, build_id: str) -> BuildRow:
+        wanted = build_id.strip().lower()
+        if not BUILD_ID.match(wanted):
+            raise NotFound(f"no build {build_id!r}", hint="a build id is hexadecimal; see: kiln builds list")
+        rows = s.scalars(
+            select(BuildRow)
+            .options(selectinload(BuildRow.image))
+            .where(BuildRow.id.startswith(wanted))
+            .limit(5)
+        ).all()
+        if not rows:
+            raise NotFound(f"no build {build_id!r}", hint="see: kiln builds list")
+        if len(rows) > 1:
+            raise NotFound(
+                f"build id prefix {build_id!r} is ambiguous",
+                hint="matches " + ", ".join(r.id for r in rows) + "; give more characters",
+            )
+        return rows[0]
+
+
+def _last_log_time(log_path: str) -> datetime | None:
+    """When the build log was last written: the best guess of when an interrupted build stopped."""
+    try:
+        return datetime.fromtimestamp(Path(log_path).stat().st_mtime, UTC)
+    except OSError:
+        return None

@@ -1,0 +1,155 @@
+"""SQLAlchemy 2 ORM tables of the catalog. Every change here needs an Alembic migration in
+``migrations/versions`` (a test compares these models with the migrated schema)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as naive UTC (SQLite keeps no zone) and returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the catalog; use an aware UTC time")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class BuildRow(Base):
+    __tablename__ = "builds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    recipe_name: Mapped[str] = mapped_column(String(255))
+    recipe_version: Mapped[str] = mapped_column(String(64))
+    recipe_path: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    started: Mapped[datetime]
+    finished: Mapped[datetime | None]
+    log_path: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_start: Mapped[int | None] = mapped_column(BigInteger)
+    """Start time of the build process (clock ticks since boot), so a reused pid is not mistaken."""
+
+    image: Mapped[ImageRow | None] = relationship(back_populates="build", uselist=False)
+
+
+class ImageRow(Base):
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("name", "version", "build_number", name="uq_images_name_version_build"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    build_number: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(100), index=True)
+    created: Mapped[datetime]
+    recorded: Mapped[datetime]
+    parent: Mapped[str] = mapped_column(String(512))
+    parent_digest: Mapped[str | None] = mapped_column(String(100))
+    recipe_digest: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    build_id: Mapped[str] = mapped_column(ForeignKey("builds.id"), unique=True)
+    lock: Mapped[dict[str, Any] | None]
+
+    build: Mapped[BuildRow] = relationship(back_populates="image")
+    components: Mapped[list[ComponentRow]] = relationship(
+        order_by="ComponentRow.position", cascade="all, delete-orphan"
+    )
+    artifacts: Mapped[list[ArtifactRow]] = relationship(
+        order_by="ArtifactRow.position", cascade="all, delete-orphan"
+    )
+    evidence: Mapped[list[EvidenceRow]] = relationship(
+        order_by="EvidenceRow.position", cascade="all, delete-orphan"
+    )
+    packages: Mapped[list[PackageRow]] = relationship(cascade="all, delete-orphan", lazy="raise_on_sql")
+
+
+class _ImageChild:
+    """Columns every per-image child table has."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+
+
+class ComponentRow(_ImageChild, Base):
+    __tablename__ = "image_components"
+
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(100))
+    parameters: Mapped[dict[str, Any]]
+
+
+class ArtifactRow(_ImageChild, Base):
+    __tablename__ = "image_artifacts"
+
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class EvidenceRow(_ImageChild, Base):
+    __tablename__ = "image_evidence"
+
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(100))
+    summary: Mapped[dict[str, Any]]
+
+
+class PackageRow(_ImageChild, Base):
+    __tablename__ = "image_packages"
+    __table_args__ = (Index("ix_image_packages_name_version", "name", "version"),)
+
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(255))
+    architecture: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(255), index=True)
+    source_version: Mapped[str] = mapped_column(String(255))
