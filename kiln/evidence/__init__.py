@@ -1,0 +1,1 @@
+"""Evidence on every image: SBOMs, vulnerability scan + gates, OpenSCAP compliance, signed provenance."""

@@ -1,0 +1,60 @@
+"""Fixtures for evidence tests: a private copy of the real Debian 12 root, the shared vuln fixtures."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kiln.evidence.sbom import ImageIdentity
+from kiln.rootfs.debian import ParentRoot
+from kiln.sandbox.run import run
+
+VULN_FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "vuln"
+DATA = Path(__file__).resolve().parent / "data"
+
+IMAGE = ImageIdentity(
+    name="debian-web",
+    version="1.2.0/3",
+    digest="sha256:" + "ab" * 32,
+    created=datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+)
+
+SAMPLE_METADATA = """Metadata-Version: 2.1
+Name: Sample_Tool
+Version: 1.4.2
+License-Expression: Apache-2.0
+"""
+
+
+def copy_root(source: Path, target: Path) -> Path:
+    run(["cp", "-a", "--reflink=auto", str(source), str(target)])
+    return target
+
+
+@pytest.fixture(scope="session")
+def image_root(bookworm_root: ParentRoot, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only-by-convention copy of the real bookworm root with one Python distribution added."""
+    root = copy_root(bookworm_root.rootfs, tmp_path_factory.mktemp("evidence") / "rootfs")
+    info = root / "usr/local/lib/python3.11/dist-packages/sample_tool-1.4.2.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(SAMPLE_METADATA)
+    return root
+
+
+@pytest.fixture
+def writable_root(bookworm_root: ParentRoot, tmp_path: Path) -> Path:
+    """A private copy of the real root a test may change."""
+    return copy_root(bookworm_root.rootfs, tmp_path / "rootfs")
+
+
+@pytest.fixture(scope="session")
+def vuln_fixtures() -> Path:
+    assert VULN_FIXTURES.is_dir(), f"shared vulnerability fixtures missing: {VULN_FIXTURES}"
+    return VULN_FIXTURES
+
+
+def removed(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
