@@ -31,7 +31,7 @@ $(STAMP_PY): pyproject.toml $(STAMP_DEB)
 	@touch $@
 
 demo: deps
-	@$(PY) -m kiln.demo
+	$(KILN) build examples/recipes/debian-web.yaml
 
 lint: deps
 	$(VENV)/bin/ruff check kiln tests bench

@@ -82,8 +82,13 @@ class Monitor:
         status = str(result.pop("status", "success"))
         self.emit(
             Event(
-                "end", scope=scope, message=message, status=status,
-                duration=time.monotonic() - start, data=result, **fields,
+                "end",
+                scope=scope,
+                message=message,
+                status=status,
+                duration=time.monotonic() - start,
+                data=result,
+                **fields,
             )
         )
 
@@ -135,7 +140,7 @@ class ConsoleMonitor(Monitor):
     """Human progress on the terminal: nested start/end lines with timings, step output when verbose."""
 
     def __init__(self, console: Console | None = None, *, verbose: bool = False) -> None:
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.verbose = verbose
         self._depth = 0
 
@@ -152,7 +157,8 @@ class ConsoleMonitor(Monitor):
             took = f" ({event.duration:.1f}s)" if event.duration is not None else ""
             colour = "green" if event.status in ("success", "cached", "skipped") else "red"
             c.print(
-                f"{self._indent()}[{colour}]{event.status or 'done'}[/] {escape(event.message)}{took}", markup=True
+                f"{self._indent()}[{colour}]{event.status or 'done'}[/] {escape(event.message)}{took}",
+                markup=True,
             )
         elif event.kind == "output":
             if self.verbose:

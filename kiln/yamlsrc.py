@@ -67,7 +67,7 @@ class SourceDocument:
         issues = []
         for err in error.errors():
             loc = [*prefix, *(p for p in err["loc"] if not _is_union_tag(p))]
-            issues.append(self.issue(loc, _clean_message(err["msg"])))
+            issues.append(self.issue(loc, _message(err)))
         return issues
 
 
@@ -76,7 +76,16 @@ def _is_union_tag(part: int | str) -> bool:
     return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
-def _clean_message(msg: str) -> str:
+def _message(err: Any) -> str:
+    """A pydantic error in the words a user of the file understands."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "union_tag_invalid":
+        return f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {ctx.get('tag')!r} (expected one of: {ctx.get('expected_tags')})"
+    msg: str = err["msg"]
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 

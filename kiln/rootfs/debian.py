@@ -122,14 +122,14 @@ def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, moni
         "--format=directory",
         "--skip=essential/unlink",
         "--skip=cleanup/apt/cache",
-        "--aptopt=Acquire::Retries \"3\"",
-        "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives",
+        '--aptopt=Acquire::Retries "3"',
+        '--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
         f"--setup-hook=sync-in {cache} /var/cache/apt/archives",
         f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
-        "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/cache/apt/*.bin",
+        '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb "$1"/var/cache/apt/*.bin',
         # Host files mmdebstrap copies in for debootstrap compatibility: keep the image host-neutral.
-        "--customize-hook=: > \"$1\"/etc/resolv.conf",
-        "--customize-hook=echo localhost > \"$1\"/etc/hostname",
+        '--customize-hook=: > "$1"/etc/resolv.conf',
+        '--customize-hook=echo localhost > "$1"/etc/hostname',
     ]
     if parent.packages:
         argv.append("--include=" + ",".join(parent.packages))

@@ -5,6 +5,7 @@ On failure the exact command and the tail of its output are shown so the user ca
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -90,10 +91,8 @@ def _pump(stream: IO[bytes], name: str, sink: list[str], tail: deque[str], cb: O
 
 
 def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
@@ -152,10 +151,8 @@ def run(
         raise
     finally:
         # Descendants that outlived the leader (daemonised helpers) die with the group.
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
     for t in threads:
         t.join(timeout=5)
     result = Completed(args, proc.returncode, "".join(out), "".join(err), time.monotonic() - start)

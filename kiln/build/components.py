@@ -1,0 +1,151 @@
+"""Stages: each component's build phase in its own overlay layer, then every validate phase.
+
+Build phases run in recipe order, each on top of the layers before it, and leave their changes in
+an overlay upper directory that becomes the component's layer (cached by key). Validate phases then
+run, in recipe order, on the finished filesystem in a throwaway overlay: they check, they don't build.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from kiln.build import layercache
+from kiln.build.context import BuildContext, Layer
+from kiln.build.keys import component_layer_key, validate_key
+from kiln.errors import StepFailed
+from kiln.recipes.loader import ResolvedComponent
+from kiln.sandbox.bwrap import SandboxOptions
+from kiln.sandbox.overlay import overlay
+from kiln.sandbox.run import run
+from kiln.toe.runner import DocumentResult, RootfsTarget, run_document
+
+FAILED_STATUSES = {"failed", "Failed", "cancelled", "Cancelled", "timedout", "TimedOut"}
+
+
+def sandbox_options(ctx: BuildContext) -> SandboxOptions:
+    settings = ctx.loaded.recipe.settings
+    return SandboxOptions(
+        network=settings.network,
+        env={"SOURCE_DATE_EPOCH": str(ctx.epoch), **settings.environment},
+        binds=tuple(ctx.apt_binds),
+        cwd=settings.working_directory,
+    )
+
+
+def keep_root(ctx: BuildContext, merged: Path) -> None:
+    """Copy the merged root for debugging (``--keep-rootfs``)."""
+    if not ctx.options.keep_rootfs or ctx.kept_rootfs is not None:
+        return
+    dest = ctx.store.home / "kept" / ctx.build_id
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    run(["cp", "-a", "--reflink=auto", f"{merged}/.", str(dest)])
+    ctx.kept_rootfs = dest
+    ctx.monitor.info(f"root filesystem kept at {dest}")
+
+
+def _check(ctx: BuildContext, component: ResolvedComponent, phase: str, result: DocumentResult,
+           merged: Path) -> None:  # fmt: skip
+    ctx.ran_steps += sum(1 for p in result.phases for s in p.steps if s.status != "skipped")
+    if result.status in FAILED_STATUSES or result.status.lower().startswith("fail"):
+        keep_root(ctx, merged)
+        detail = result.failure_message or f"{phase} phase failed"
+        raise StepFailed(
+            f"recipe {ctx.recipe_name}: component {component.label}: phase {phase}: {detail}",
+            hint=f"see the build log: kiln builds show {ctx.build_id} --log",
+        )
+
+
+def _ensure_workdir(ctx: BuildContext, merged: Path) -> None:
+    workdir = merged / ctx.loaded.recipe.settings.working_directory.lstrip("/")
+    if not workdir.is_dir():
+        workdir.mkdir(parents=True)
+
+
+def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
+    settings = ctx.loaded.recipe.settings
+    label = component.label
+    if "build" not in component.document.phase_names:
+        return
+    key = component_layer_key(ctx.layers[-1].key, component, settings, ctx.epoch)
+    cached = None if ctx.options.no_cache else layercache.load(ctx.store, key)
+    created_by = f"kiln component {label} ({component.document.digest})"
+    if cached is not None:
+        blob, meta = cached
+        ctx.monitor.info(f"component {label}: cached", component=label, status="cached")
+        tree = ctx.store.layer_dir(key) / "upper"
+        ctx.layers.append(
+            Layer(
+                key,
+                tree,
+                label,
+                created_by,
+                True,
+                layercache.done(blob),
+                meta.get("chain", {}),
+                component.index,
+            )
+        )
+        return
+    with ctx.monitor.stage("component", f"component {label}", component=label):
+        work = ctx.scratch / f"component-{component.index}"
+        upper = work / "upper"
+        with overlay(ctx.lowers(), upper, work) as merged:
+            _ensure_workdir(ctx, merged)
+            result = run_document(
+                component.document,
+                phases=["build"],
+                parameters=component.parameters,
+                target=RootfsTarget(merged, sandbox_options(ctx)),
+                monitor=ctx.monitor,
+                label=label,
+            )
+            _check(ctx, component, "build", result, merged)
+        tree = layercache.adopt_tree(ctx.store, key, upper)
+        meta = {
+            "key": key,
+            "kind": "component",
+            "component": label,
+            "document": component.document.digest,
+            "parameters": component.parameters,
+            "chain": result.chain,
+        }
+        level = settings.compression_level
+        blob_future = layercache.schedule(ctx.executor, ctx.store, key, tree, "upper", ctx.epoch, level, meta)
+        ctx.layers.append(
+            Layer(key, tree, label, created_by, False, blob_future, result.chain, component.index)
+        )
+
+
+def validate_components(ctx: BuildContext) -> None:
+    components = [c for c in ctx.loaded.components if "validate" in c.document.phase_names]
+    if not components:
+        return
+    key = validate_key(ctx.layers[-1].key, ctx.loaded.components, ctx.loaded.recipe.settings)
+    marker = ctx.store.cache / "validated" / f"{key}.json"
+    if marker.is_file() and not ctx.options.no_cache:
+        ctx.monitor.info(
+            "validate: cached (these layers passed these validate phases before)", status="cached"
+        )
+        return
+    chains = {layer.component_index: layer.chain for layer in ctx.layers}
+    with ctx.monitor.stage("validate", "validate"):
+        work = ctx.scratch / "validate"
+        with overlay(ctx.lowers(), work / "upper", work) as merged:
+            _ensure_workdir(ctx, merged)
+            for component in components:
+                result = run_document(
+                    component.document,
+                    phases=["validate"],
+                    parameters=component.parameters,
+                    target=RootfsTarget(merged, sandbox_options(ctx)),
+                    monitor=ctx.monitor,
+                    label=component.label,
+                    chain=chains.get(component.index),
+                )
+                _check(ctx, component, "validate", result, merged)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"key": key, "build": ctx.build_id}))

@@ -1,0 +1,67 @@
+"""What one build knows: frozen inputs (recipe, options) and the state its stages fill in."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kiln.layers.tar import LayerBlob
+from kiln.monitor import Monitor
+from kiln.recipes.loader import LoadedRecipe
+from kiln.rootfs.debian import ParentRoot
+from kiln.sandbox.bwrap import Bind
+from kiln.store import Store
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    no_cache: bool = False
+    keep_rootfs: bool = False
+    refresh_parent: bool = False
+
+
+@dataclass
+class Layer:
+    """One layer of the image: the parent root or a component's overlay upper directory."""
+
+    key: str
+    tree: Path  # the directory overlayfs stacks (parent rootfs or upper dir)
+    label: str
+    created_by: str
+    cached: bool
+    blob: Future[LayerBlob]
+    chain: dict[str, Any] = field(default_factory=dict)
+    component_index: int | None = None
+
+
+@dataclass
+class BuildContext:
+    loaded: LoadedRecipe
+    store: Store
+    options: BuildOptions
+    monitor: Monitor
+    build_id: str
+    scratch: Path
+    executor: ThreadPoolExecutor
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    parent: ParentRoot | None = None
+    epoch: int = 0
+    layers: list[Layer] = field(default_factory=list)
+    apt_binds: list[Bind] = field(default_factory=list)
+    output_dir: Path | None = None
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    manifest_digest: str | None = None
+    size: int = 0
+    kept_rootfs: Path | None = None
+    ran_steps: int = 0
+
+    @property
+    def recipe_name(self) -> str:
+        return self.loaded.recipe.name
+
+    def lowers(self) -> list[Path]:
+        """Layer trees for an overlay mount, topmost first."""
+        return [layer.tree for layer in reversed(self.layers)]

@@ -1,0 +1,65 @@
+"""Content-addressed cache keys: a stage's key is a digest over everything that can change its result.
+
+An unchanged prefix of a recipe therefore maps to the same keys and is never rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from kiln.recipes.loader import ResolvedComponent
+from kiln.recipes.model import Settings
+
+# Bump when the way layers are captured or written changes: every cached layer is then rebuilt.
+LAYER_FORMAT = "kiln-layer-v1"
+
+
+def digest_of(value: Any) -> str:
+    """sha256 over a canonical JSON rendering of ``value``."""
+    data = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def execution_settings(settings: Settings) -> dict[str, Any]:
+    """The settings that change what a step does (not where outputs go)."""
+    return {
+        "working_directory": settings.working_directory,
+        "environment": settings.environment,
+        "network": settings.network,
+    }
+
+
+def parent_layer_key(parent_key: str, epoch: int, compression_level: int) -> str:
+    return digest_of(
+        {"format": LAYER_FORMAT, "parent": parent_key, "epoch": epoch, "gzip": compression_level}
+    )
+
+
+def component_layer_key(
+    previous_key: str, component: ResolvedComponent, settings: Settings, epoch: int
+) -> str:
+    return digest_of(
+        {
+            "format": LAYER_FORMAT,
+            "previous": previous_key,
+            "document": component.document.digest,
+            "parameters": component.parameters,
+            "settings": execution_settings(settings),
+            "epoch": epoch,
+            "gzip": settings.compression_level,
+        }
+    )
+
+
+def validate_key(last_layer_key: str, components: list[ResolvedComponent], settings: Settings) -> str:
+    return digest_of(
+        {
+            "format": LAYER_FORMAT,
+            "stage": "validate",
+            "layers": last_layer_key,
+            "components": [(c.document.digest, c.parameters) for c in components],
+            "settings": execution_settings(settings),
+        }
+    )

@@ -1,0 +1,146 @@
+"""The build: a readable list of stages over one context; everything or nothing is published.
+
+    parent → component build phases (layers) → validate phases → outputs → catalog
+
+The catalog is written once, in one transaction, after every stage succeeded. A failure marks the
+build ``failed`` with its error and log, removes its outputs, and leaves no mounts or scratch.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kiln.build.components import build_component, keep_root, validate_components
+from kiln.build.context import BuildContext, BuildOptions
+from kiln.build.inventory import dpkg_packages
+from kiln.build.outputs import write_outputs
+from kiln.build.parent import prepare_parent
+from kiln.catalog import ArtifactRecord, Catalog, ComponentRecord, ImageRecord, NewImage
+from kiln.monitor import FanOut, JsonLinesMonitor, Monitor
+from kiln.recipes.loader import LoadedRecipe, load_recipe
+from kiln.sandbox.overlay import overlay, sweep_stale_mounts
+from kiln.store import Store
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    build_id: str
+    image: ImageRecord
+    log_path: Path
+    duration: float
+    ran_steps: int
+    cached_layers: int
+    kept_rootfs: Path | None
+
+
+def lock_data(ctx: BuildContext) -> dict[str, Any]:
+    """The resolved inputs of this build: enough to reproduce its package set and components."""
+    assert ctx.parent is not None
+    recipe = ctx.loaded.recipe
+    return {
+        "recipe": {"path": str(ctx.loaded.path), "digest": ctx.loaded.digest},
+        "parent": {
+            "image": recipe.parent.image,
+            "key": ctx.parent.key,
+            "sources": ctx.parent.sources,
+            "source_date_epoch": ctx.epoch,
+            "debs": ctx.parent.debs,
+        },
+        "components": [
+            {"name": c.label, "digest": c.document.digest, "parameters": c.parameters}
+            for c in ctx.loaded.components
+        ],
+        "layers": [layer.key for layer in ctx.layers],
+    }
+
+
+def finish(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
+    """Inspect the final root (read-only view), then record the image version in one transaction."""
+    recipe = ctx.loaded.recipe
+    assert ctx.manifest_digest is not None and ctx.parent is not None
+    with ctx.monitor.stage("finish", "inspect and record"):
+        work = ctx.scratch / "final"
+        with overlay(ctx.lowers(), work / "upper", work) as root:
+            packages = dpkg_packages(root)
+            keep_root(ctx, root)
+        image = NewImage(
+            name=recipe.name,
+            version=recipe.version,
+            digest=ctx.manifest_digest,
+            created=datetime.now(UTC),
+            parent=recipe.parent.image,
+            parent_digest=ctx.layers[0].blob.result().digest,
+            recipe_digest=ctx.loaded.digest,
+            description=recipe.description,
+            size=ctx.size,
+            components=[
+                ComponentRecord(
+                    name=c.label, version=c.version, digest=c.document.digest, parameters=c.parameters
+                )
+                for c in ctx.loaded.components
+            ],
+            artifacts=[ArtifactRecord(**a) for a in ctx.artifacts],
+            packages=packages,
+            lock=lock_data(ctx),
+        )
+        return catalog.finish_build(ctx.build_id, image)
+
+
+def run_stages(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
+    prepare_parent(ctx)
+    for component in ctx.loaded.components:
+        build_component(ctx, component)
+    validate_components(ctx)
+    write_outputs(ctx)
+    return finish(ctx, catalog)
+
+
+def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptions = BuildOptions(),
+          loaded: LoadedRecipe | None = None) -> BuildOutcome:  # fmt: skip
+    """Build ``recipe_path``; raise a KilnError (and record a failed build) if anything fails."""
+    loaded = loaded or load_recipe(recipe_path)  # validation first: nothing is written on bad input
+    sweep_stale_mounts(store.home / "tmp")
+    catalog = Catalog.open(store.database_url)
+    log_path = store.home / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
+    build_id = catalog.start_build(
+        recipe_name=loaded.recipe.name,
+        recipe_version=loaded.recipe.version,
+        recipe_path=str(loaded.path),
+        log_path=str(log_path),
+    )
+    log = JsonLinesMonitor(log_path)
+    events = FanOut([monitor, log])
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiln-layer")
+    ctx: BuildContext | None = None
+    try:
+        with store.scratch(f"build-{build_id[:12]}-") as scratch:
+            ctx = BuildContext(loaded, store, options, events, build_id, scratch, executor)
+            with events.stage("build", f"build {loaded.recipe.name} {loaded.recipe.version}", build=build_id):
+                image = run_stages(ctx, catalog)
+    except BaseException as exc:
+        executor.shutdown(wait=True, cancel_futures=True)
+        if ctx is not None and ctx.output_dir is not None:
+            shutil.rmtree(ctx.output_dir, ignore_errors=True)
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else (str(exc) or type(exc).__name__)
+        catalog.fail_build(build_id, message)
+        raise
+    finally:
+        executor.shutdown(wait=True)
+        log.close()
+        catalog.close()
+    assert ctx is not None
+    return BuildOutcome(
+        build_id=build_id,
+        image=image,
+        log_path=log_path,
+        duration=(datetime.now(UTC) - ctx.started).total_seconds(),
+        ran_steps=ctx.ran_steps,
+        cached_layers=sum(1 for layer in ctx.layers if layer.cached),
+        kept_rootfs=ctx.kept_rootfs,
+    )

@@ -1,0 +1,74 @@
+"""Stage: the parent root (mmdebstrap, cached) and its layer."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from kiln.build import layercache
+from kiln.build.context import BuildContext, Layer
+from kiln.build.keys import digest_of, parent_layer_key
+from kiln.recipes.model import PARENT, ParentSpec
+from kiln.rootfs.debian import DEFAULT_MIRRORS, DebianParent, ensure_parent
+from kiln.sandbox.bwrap import Bind
+
+
+def debian_parent(spec: ParentSpec) -> DebianParent:
+    match = PARENT.match(spec.image)
+    assert match is not None  # validated by the recipe model
+    distribution, suite = match["distribution"], match["suite"]
+    return DebianParent(
+        distribution=distribution,
+        suite=suite,
+        mirror=spec.mirror or DEFAULT_MIRRORS[distribution],
+        variant=spec.variant,
+        packages=tuple(spec.packages),
+        architecture=spec.architecture,
+        areas=tuple(spec.areas),
+        security=spec.security,
+    )
+
+
+def source_date_epoch(ctx: BuildContext, parent_epoch: int) -> int:
+    """SOURCE_DATE_EPOCH from the environment, else the recipe, else the archive's Release date."""
+    env = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if re.fullmatch(r"\d+", env):
+        return int(env)
+    return ctx.loaded.recipe.settings.source_date_epoch or parent_epoch
+
+
+def prepare_parent(ctx: BuildContext) -> None:
+    recipe = ctx.loaded.recipe
+    parent = debian_parent(recipe.parent)
+    with ctx.monitor.stage("parent", f"parent {recipe.parent.image}") as result:
+        root = ensure_parent(parent, ctx.store, ctx.monitor, refresh=ctx.options.refresh_parent)
+        result["status"] = "cached" if root.cached else "success"
+        result["key"] = root.key
+    ctx.parent = root
+    ctx.epoch = source_date_epoch(ctx, root.source_date_epoch)
+    # apt lists and downloaded .debs live outside the image: shared, and never captured in a layer.
+    lists = ctx.store.apt_lists(digest_of(root.sources))
+    ctx.apt_binds = [
+        Bind(lists, "/var/lib/apt/lists", readonly=False),
+        Bind(ctx.store.deb_cache, "/var/cache/apt/archives", readonly=False),
+    ]
+    level = recipe.settings.compression_level
+    key = parent_layer_key(root.key, ctx.epoch, level)
+    cached = None if ctx.options.no_cache else layercache.load(ctx.store, key)
+    if cached is not None:
+        blob = layercache.done(cached[0])
+    else:
+        meta = {"key": key, "kind": "parent", "parent": recipe.parent.image, "parent_key": root.key}
+        blob = layercache.schedule(
+            ctx.executor, ctx.store, key, root.rootfs, "rootfs", ctx.epoch, level, meta
+        )
+    ctx.layers.append(
+        Layer(
+            key,
+            root.rootfs,
+            recipe.parent.image,
+            f"kiln parent {recipe.parent.image}",
+            cached is not None,
+            blob,
+        )
+    )

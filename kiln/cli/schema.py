@@ -1,0 +1,27 @@
+"""``kiln schema``: JSON Schemas generated from the models (they cannot drift from the code)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from kiln.recipes.model import Recipe
+
+SCHEMAS = {"recipe": Recipe}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("schema")
+    def schema_command(
+        kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCHEMAS)}.")] = "recipe",
+    ) -> None:
+        """Print the JSON Schema of a Kiln file format."""
+        model = SCHEMAS.get(kind)
+        if model is None:
+            raise typer.BadParameter(f"unknown schema '{kind}' (choose from {', '.join(SCHEMAS)})")
+        schema = model.model_json_schema()
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"https://kiln.dev/schemas/{kind}.json"
+        typer.echo(json.dumps(schema, indent=2, sort_keys=True))

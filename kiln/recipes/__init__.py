@@ -1,0 +1,1 @@
+"""Recipes: load, validate, and resolve their components and parent."""

@@ -1,0 +1,127 @@
+"""Load a recipe and everything it names, validating all of it before any disk work.
+
+Every problem (recipe fields, missing or invalid component documents, bad parameters) is collected
+and raised at once as :class:`~kiln.errors.ValidationFailed` (exit code 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from kiln.errors import Issue, ValidationFailed
+from kiln.recipes.model import ComponentRef, Recipe
+from kiln.toe.document import Document, check_parameters, load_document
+from kiln.yamlsrc import SourceDocument, parse_yaml
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "components"
+
+
+@dataclass(frozen=True)
+class ResolvedComponent:
+    """A recipe component with its loaded document and parameter values."""
+
+    index: int
+    ref: ComponentRef
+    document: Document
+    parameters: dict[str, str]
+
+    @property
+    def label(self) -> str:
+        """The document's own name (as Image Builder shows it), else what the recipe wrote."""
+        return self.document.name or self.ref.label
+
+    @property
+    def version(self) -> str:
+        return self.ref.version or ("builtin" if self.ref.name else "local")
+
+
+@dataclass(frozen=True)
+class LoadedRecipe:
+    path: Path
+    text: str
+    digest: str
+    recipe: Recipe
+    components: list[ResolvedComponent] = field(default_factory=list)
+
+    @property
+    def test_components(self) -> list[ResolvedComponent]:
+        return [c for c in self.components if "test" in c.document.phase_names]
+
+
+def builtin_components() -> list[str]:
+    """Names of the components shipped with Kiln (``update-os``, ``hardening/sshd``, ...)."""
+    return sorted(str(p.relative_to(BUILTIN_DIR).with_suffix("")) for p in BUILTIN_DIR.rglob("*.yaml"))
+
+
+def _component_path(ref: ComponentRef, recipe_dir: Path) -> Path | None:
+    if ref.path is not None:
+        return (recipe_dir / ref.path).resolve()
+    candidate = (BUILTIN_DIR / f"{ref.name}.yaml").resolve()
+    if BUILTIN_DIR in candidate.parents and candidate.is_file():
+        return candidate
+    return None
+
+
+def _valid_refs(items: Any) -> list[ComponentRef | None]:
+    """Component entries that parse on their own (their errors are already reported)."""
+    refs: list[ComponentRef | None] = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            refs.append(ComponentRef.model_validate(item))
+        except ValidationError:
+            refs.append(None)
+    return refs
+
+
+def _resolve(
+    source: SourceDocument, refs: Sequence[ComponentRef | None], issues: list[Issue]
+) -> list[ResolvedComponent]:
+    resolved = []
+    for index, ref in enumerate(refs):
+        if ref is None:
+            continue
+        loc = ("components", index)
+        path = _component_path(ref, source.path.parent)
+        if path is None:
+            known = ", ".join(builtin_components()) or "none"
+            issues.append(
+                source.issue((*loc, "name"), f"no built-in component '{ref.name}' (built-ins: {known})")
+            )
+            continue
+        if not path.is_file():
+            issues.append(source.issue((*loc, "path"), f"component document not found: {path}"))
+            continue
+        try:
+            document = load_document(path)
+        except ValidationFailed as exc:
+            issues.extend(exc.issues)
+            continue
+        for message in check_parameters(document, ref.parameters):
+            issues.append(source.issue((*loc, "parameters"), message))
+        resolved.append(ResolvedComponent(index, ref, document, dict(ref.parameters)))
+    return resolved
+
+
+def load_recipe(path: Path) -> LoadedRecipe:
+    """Parse and validate ``path`` and all its components; raise ValidationFailed with every issue."""
+    source = parse_yaml(path)
+    if not isinstance(source.data, dict):
+        raise ValidationFailed([source.issue((), "a recipe must be a YAML mapping")])
+    issues: list[Issue] = []
+    try:
+        recipe = Recipe.model_validate(source.data)
+    except ValidationError as exc:
+        issues.extend(source.issues_from(exc))
+        _resolve(source, _valid_refs(source.data.get("components")), issues)  # report those too
+        raise ValidationFailed(issues) from None
+    components = _resolve(source, recipe.components, issues)
+    if issues:
+        raise ValidationFailed(issues)
+    digest = "sha256:" + hashlib.sha256(source.text.encode()).hexdigest()
+    return LoadedRecipe(path.resolve(), source.text, digest, recipe, components)

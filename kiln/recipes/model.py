@@ -1,0 +1,170 @@
+"""The recipe format, as pydantic models (the published JSON Schema is generated from these)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+PARENT = re.compile(r"^(?P<distribution>debian|ubuntu):(?P<suite>[a-z]+)$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ParentSpec(Strict):
+    """Where the root filesystem starts: ``debian:bookworm`` or ``ubuntu:noble`` from packages."""
+
+    image: str = Field(description="distribution:suite, e.g. debian:bookworm")
+    mirror: str | None = Field(None, description="archive URL (default: the distribution's own)")
+    variant: Literal["extract", "custom", "essential", "apt", "required", "minbase", "buildd",
+                     "important", "debootstrap", "standard"] = "minbase"  # fmt: skip
+    packages: list[str] = Field(default_factory=list, description="extra packages in the parent")
+    architecture: str = "amd64"
+    areas: list[str] = Field(
+        default_factory=lambda: ["main"], description="archive areas (main, contrib, ...)"
+    )
+    security: bool = Field(True, description="add the -updates and -security suites")
+
+    @field_validator("image")
+    @classmethod
+    def _known_parent(cls, value: str) -> str:
+        if not PARENT.match(value):
+            raise ValueError(
+                f"unsupported parent '{value}': expected distribution:suite such as debian:bookworm"
+            )
+        return value
+
+    @field_validator("packages")
+    @classmethod
+    def _package_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.match(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?(=[^\s]+)?$", name):
+                raise ValueError(f"invalid package name '{name}'")
+        return value
+
+
+class ComponentRef(Strict):
+    """One component of the recipe: a document file (``path``) or a built-in (``name``)."""
+
+    path: str | None = Field(None, description="AWSTOE document, relative to the recipe file")
+    name: str | None = Field(None, description="name of a built-in component")
+    version: str | None = Field(None, description="component version recorded with the image")
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            is_path = data.endswith((".yaml", ".yml", ".json")) or (
+                "/" in data and not data.startswith("hardening/")
+            )
+            return {"path": data} if is_path else {"name": data}
+        if isinstance(data, dict) and isinstance(data.get("parameters"), list):
+            data = dict(data)
+            data["parameters"] = _image_builder_parameters(data["parameters"])
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ComponentRef:
+        if (self.path is None) == (self.name is None):
+            raise ValueError("give exactly one of 'path' or 'name'")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.path)
+
+
+def _image_builder_parameters(items: list[Any]) -> dict[str, Any]:
+    """Image Builder's ``[{name: X, value: [v]}]`` → ``{X: v}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, dict) or set(item) != {"name", "value"}:
+            raise ValueError("each parameter must be {name: NAME, value: [VALUE]}")
+        value = item["value"]
+        if isinstance(value, list):
+            if len(value) != 1:
+                raise ValueError(f"parameter '{item['name']}': value must be a list with exactly one string")
+            value = value[0]
+        out[str(item["name"])] = value
+    return out
+
+
+class OciOutput(Strict):
+    type: Literal["oci"] = "oci"
+    tag: str | None = Field(None, description="tag in the layout's index (default: the recipe version)")
+
+
+Output = Annotated[OciOutput, Field(discriminator="type")]
+
+
+class ImageConfigSpec(Strict):
+    """OCI image config settings."""
+
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    user: str | None = None
+    workdir: str | None = None
+    exposed_ports: list[str] = Field(default_factory=list)
+    stop_signal: str | None = None
+
+
+class Settings(Strict):
+    working_directory: str = Field("/tmp", description="where steps run inside the image")
+    environment: dict[str, str] = Field(default_factory=dict, description="extra environment for steps")
+    network: bool = Field(True, description="network access for build and validate steps")
+    source_date_epoch: int | None = Field(None, description="timestamp for reproducible outputs")
+    compression_level: int = Field(6, ge=1, le=9, description="gzip level of OCI layers")
+
+    @field_validator("working_directory")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute path inside the image")
+        return value
+
+
+class Recipe(Strict):
+    """A versioned blueprint: parent + ordered components + outputs + settings."""
+
+    name: str = Field(description="image name: lowercase letters, digits, '.', '_', '-'")
+    version: str = Field(description="semantic version x.y.z; Kiln adds the build number")
+    description: str = ""
+    parent: ParentSpec
+    components: list[ComponentRef] = Field(min_length=1)
+    outputs: list[Output] = Field(default_factory=lambda: [OciOutput()])
+    labels: dict[str, str] = Field(default_factory=dict)
+    config: ImageConfigSpec = Field(default_factory=ImageConfigSpec)
+    settings: Settings = Field(default_factory=Settings)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("must be lowercase letters, digits, '.', '_' or '-' (at most 128)")
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _semver(cls, value: Any) -> str:
+        if not SEMVER.match(str(value)):
+            raise ValueError(f"'{value}' is not a semantic version x.y.z (e.g. 1.0.0)")
+        return str(value)
+
+    @field_validator("parent", mode="before")
+    @classmethod
+    def _parent_shorthand(cls, value: Any) -> Any:
+        return {"image": value} if isinstance(value, str) else value
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _output_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"type": v} if isinstance(v, str) else v for v in value]
+        return value

@@ -1,0 +1,59 @@
+"""End-to-end fixtures: the example recipe built once per session with the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+KILN = REPO / ".venv/bin/kiln"
+
+
+@dataclass
+class KilnRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def kiln(*args: str, home: Path, check: bool = True, env: dict[str, str] | None = None) -> KilnRun:
+    """Run the real ``kiln`` CLI with ``home`` as its data dir."""
+    full_env = {**os.environ, "KILN_HOME": str(home), **(env or {})}
+    proc = subprocess.run([str(KILN), *args], capture_output=True, text=True, env=full_env, check=False)
+    result = KilnRun(proc.returncode, proc.stdout, proc.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"kiln {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of examples/ (tests edit components in it)."""
+    dest = tmp_path_factory.mktemp("examples") / "examples"
+    shutil.copytree(REPO / "examples", dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def web_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("web-home")
+
+
+@pytest.fixture(scope="session")
+def web_build(examples: Path, web_home: Path) -> Iterator[dict[str, Any]]:
+    """The example debian-web recipe, built once (cold for this data dir; parent from the shared cache)."""
+    result = kiln("build", str(examples / "recipes/debian-web.yaml"), "--json", home=web_home)
+    yield result.json()

@@ -1,0 +1,112 @@
+"""Recipe validation: every bad input is reported at once with file:line:column, field and message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kiln.errors import ValidationFailed
+from kiln.recipes.loader import load_recipe
+from kiln.recipes.model import Recipe
+
+REPO = Path(__file__).resolve().parents[2]
+NGINX = REPO / "examples/components/nginx.yaml"
+
+GOOD = """\
+name: web
+version: 1.0.0
+parent: debian:bookworm
+components:
+  - update-os
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text.replace("NGINX", str(NGINX)))
+    return path
+
+
+def errors(tmp_path: Path, text: str) -> list[str]:
+    path = write(tmp_path, text)
+    with pytest.raises(ValidationFailed) as info:
+        load_recipe(path)
+    assert info.value.exit_code == 2
+    return [str(i).replace(str(path), "R") for i in info.value.issues]
+
+
+CASES = [
+    pytest.param(
+        GOOD.replace("1.0.0", "1.0"),
+        ["R:2:1: version: '1.0' is not a semantic version x.y.z (e.g. 1.0.0)"],
+        id="version-not-semver",
+    ),
+    pytest.param(
+        GOOD.replace("name: web", "name: Web Server"),
+        ["R:1:1: name: must be lowercase letters, digits, '.', '_' or '-' (at most 128)"],
+        id="bad-name",
+    ),
+    pytest.param(
+        GOOD.replace("debian:bookworm", "centos:7"),
+        ["R:3:1: parent.image: unsupported parent 'centos:7': expected distribution:suite such as debian:bookworm"],
+        id="unknown-parent",
+    ),
+    pytest.param(GOOD + "colour: red\n", ["R:6:1: colour: unknown field"], id="unknown-field"),
+    pytest.param(
+        GOOD.replace("  - update-os", "  - no-such"),
+        ["R:5:5: components[0].name: no built-in component 'no-such' (built-ins: update-os)"],
+        id="unknown-builtin",
+    ),
+    pytest.param(
+        GOOD.replace("  - update-os", "  - path: nowhere.yaml"),
+        ["R:5:5: components[0].path: component document not found: {dir}/nowhere.yaml"],
+        id="missing-document",
+    ),
+    pytest.param(
+        GOOD.replace("  - update-os", "  - path: NGINX\n    parameters: {Prot: '8080'}"),
+        ["R:6:5: components[0].parameters: nginx: unknown parameter 'Prot' (did you mean 'Port'?); declared: Port"],
+        id="unknown-parameter",
+    ),
+    pytest.param(
+        GOOD.replace("  - update-os", "  - name: update-os\n    parameters:\n      - name: X\n        value: [a, b]"),
+        ["R:5:5: components[0]: parameter 'X': value must be a list with exactly one string"],
+        id="parameter-two-values",
+    ),
+    pytest.param(
+        GOOD + "outputs: [floppy]\n",
+        ["R:6:11: outputs[0]: unknown type 'floppy' (expected one of: 'oci')"],
+        id="unknown-output",
+    ),
+    pytest.param(
+        GOOD.replace("components:\n  - update-os\n", ""),
+        ["R:1:1: components: required field is missing"],
+        id="no-components",
+    ),
+    pytest.param("name: [unclosed\n", ["R:2:1: invalid YAML: while parsing a flow sequence expected ',' or ']', but got '<stream end>'"], id="yaml-syntax"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_bad_recipes_are_rejected_with_positions(tmp_path: Path, text: str, expected: list[str]) -> None:
+    assert errors(tmp_path, text) == [e.format(dir=tmp_path) for e in expected]
+
+
+def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
+    text = GOOD.replace("1.0.0", "one").replace("  - update-os", "  - no-such\n  - path: gone.yaml") + "x: 1\n"
+    found = errors(tmp_path, text)
+    assert len(found) == 4
+    assert [f.split(":")[1] for f in found] == ["2", "5", "6", "7"]
+
+
+def test_example_recipe_is_valid() -> None:
+    loaded = load_recipe(REPO / "examples/recipes/debian-web.yaml")
+    assert [c.label for c in loaded.components] == ["update-os", "nginx", "hello-page"]
+    assert loaded.components[1].parameters == {"Port": "80"}
+    assert loaded.digest.startswith("sha256:")
+
+
+def test_schema_is_generated_from_the_model() -> None:
+    schema = Recipe.model_json_schema()
+    assert set(schema["required"]) == {"name", "version", "parent", "components"}
+    assert "parameters" in schema["$defs"]["ComponentRef"]["properties"]
