@@ -1,0 +1,1 @@
+"""AWSTOE-compatible component engine: load, validate and run component documents."""

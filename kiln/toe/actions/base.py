@@ -1,0 +1,106 @@
+"""The action plug-in contract: one class per AWSTOE action, registered by subclassing.
+
+Every action has a nested pydantic ``Inputs`` model (a mapping, or a ``RootModel`` list for the
+file-system family) and the same ``run(ctx, inputs) -> Outputs`` signature. Failures raise
+:class:`ActionFailed`; an exit code 194 raises :class:`RebootRequested`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from kiln.errors import KilnError
+
+if TYPE_CHECKING:
+    from kiln.toe.runner import Target
+
+Outputs = dict[str, Any]
+
+REBOOT_EXIT_CODE = 194
+
+
+class ActionFailed(KilnError):
+    """The action did its work and failed; ``exit_code`` when a process said so."""
+
+    def __init__(self, message: str, *, exit_code: int | None = None, output_tail: str = "") -> None:
+        super().__init__(message)
+        self.returncode = exit_code
+        self.output_tail = output_tail
+
+
+class RebootRequested(KilnError):
+    """The step exited 194: "reboot, then run this step again"."""
+
+    def __init__(self, outputs: Outputs | None = None) -> None:
+        super().__init__(f"step requested a reboot (exit code {REBOOT_EXIT_CODE})")
+        self.outputs = outputs or {}
+
+
+class InputModel(BaseModel):
+    """Base for ``Inputs`` mappings: unknown keys are errors (typos surface at validation)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
+
+
+@dataclass
+class ActionContext:
+    """What an action may use: where it runs, its time budget, and how to report output."""
+
+    target: Target
+    document: str
+    phase: str
+    step: str
+    timeout: float | None
+    output: Callable[[str], None]
+    env: Mapping[str, str] = field(default_factory=dict)
+    # Services some actions need, set by the runner (ExecuteDocument, S3 endpoint...).
+    services: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.target.root
+
+
+class Action(ABC):
+    """Base class; subclasses set ``name`` (the AWSTOE action) and ``Inputs``."""
+
+    name: ClassVar[str]
+    Inputs: ClassVar[type[BaseModel]]
+    windows_only: ClassVar[bool] = False
+    registry: ClassVar[dict[str, type[Action]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is None:
+            return  # an abstract intermediate class
+        if name in Action.registry:
+            raise TypeError(f"action {name} registered twice ({Action.registry[name].__qualname__})")
+        Action.registry[name] = cls
+
+    def parse(self, raw: Any) -> Any:
+        """Validate raw (substituted) inputs; ``None`` means "no inputs given"."""
+        return self.Inputs.model_validate({} if raw is None else raw)
+
+    @abstractmethod
+    def run(self, ctx: ActionContext, inputs: Any) -> Outputs:
+        """Do the work; return outputs (``stdout``, ``destination``...)."""
+
+
+class WindowsAction(Action):
+    """Recognised AWSTOE action that only exists for Windows images."""
+
+    windows_only = True
+    Inputs = InputModel
+
+    def parse(self, raw: Any) -> Any:
+        return raw
+
+    def run(self, ctx: ActionContext, inputs: Any) -> Outputs:
+        raise ActionFailed(f"{self.name} is a Windows action, not supported on Linux images")

@@ -1,0 +1,292 @@
+"""Load and validate an AWSTOE component document completely before anything runs.
+
+Every problem is reported at once as ``file:line:column: phases[build].steps[Name].inputs.x: message``.
+Inputs holding ``{{ ... }}`` expressions are validated again at run time, after substitution.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from kiln.errors import Issue, ValidationFailed
+from kiln.toe.actions import Action, lookup
+from kiln.toe.conditions import IfSpec
+from kiln.toe.loops import LoopSpec
+from kiln.toe.schema import STANDARD_PHASES, ConstantBody, DocumentHeader, ParameterBody, PhaseSpec, StepSpec
+from kiln.toe.static_checks import check_references
+from kiln.toe.variables import scalar_text
+from kiln.yamlsrc import Loc, SourceDocument, parse_yaml
+
+
+@dataclass(frozen=True)
+class ParameterDecl:
+    name: str
+    default: str | None
+    description: str | None
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    action: str
+    action_class: type[Action]
+    inputs: Any
+    timeout_seconds: int
+    on_failure: str
+    max_attempts: int
+    loop: LoopSpec | None
+    condition: IfSpec | None
+    line: int | None
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    steps: list[Step]
+
+
+@dataclass
+class Document:
+    """A validated component document."""
+
+    name: str
+    description: str | None
+    path: Path
+    digest: str
+    text: str
+    parameters: list[ParameterDecl]
+    constants: dict[str, str]
+    phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def phase_names(self) -> list[str]:
+        return [p.name for p in self.phases]
+
+    def phase(self, name: str) -> Phase | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    def variables(self, values: Mapping[str, str]) -> dict[str, str]:
+        """Constants, then parameters (value given, else default); unknown names are ignored."""
+        result = dict(self.constants)
+        for decl in self.parameters:
+            if decl.name in values:
+                result[decl.name] = values[decl.name]
+            elif decl.default is not None:
+                result[decl.name] = decl.default
+        return result
+
+
+def check_parameters(doc: Document, values: Mapping[str, str]) -> list[str]:
+    """Messages for unknown parameter names and required parameters (no default) left unset."""
+    declared = {p.name for p in doc.parameters}
+    messages = []
+    for name in values:
+        if name not in declared:
+            hint = difflib.get_close_matches(name, sorted(declared), n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            known = ", ".join(sorted(declared)) or "none"
+            messages.append(f"{doc.name}: unknown parameter {name!r}{extra}; declared: {known}")
+    for decl in doc.parameters:
+        if decl.default is None and decl.name not in values:
+            messages.append(f"{doc.name}: parameter {decl.name!r} has no default and needs a value")
+    return messages
+
+
+def load_document(path: Path, text: str | None = None) -> Document:
+    """Parse and validate ``path``; raises ValidationFailed listing every issue."""
+    raw: bytes | None = text.encode("utf-8") if text is not None else None
+    if raw is None:
+        try:
+            raw = path.read_bytes()
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            raw = None  # parse_yaml reports the problem with the file name
+    src = parse_yaml(path, text)
+    digest = "sha256:" + hashlib.sha256(raw if raw is not None else src.text.encode()).hexdigest()
+    loader = _Loader(src)
+    doc = loader.load(digest)
+    if loader.issues or doc is None:
+        raise ValidationFailed(loader.issues or [src.issue((), "not a component document")])
+    return doc
+
+
+class _Loader:
+    def __init__(self, src: SourceDocument) -> None:
+        self.src = src
+        self.issues: list[Issue] = []
+
+    def add(self, loc: Loc, field_path: str, message: str) -> None:
+        self.issues.append(self.src.issue(loc, message, field=field_path))
+
+    def pydantic(self, error: ValidationError, loc: Loc, field_prefix: str) -> None:
+        for err in error.errors():
+            sub = [
+                p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
+            ]
+            self.add([*loc, *sub], _join(field_prefix, sub), _message(err["msg"]))
+
+    def load(self, digest: str) -> Document | None:
+        data = self.src.data
+        if not isinstance(data, dict):
+            self.add((), "", "a component document must be a YAML mapping")
+            return None
+        header: DocumentHeader | None = None
+        raw_phases = data.get("phases")
+        phases_raw: list[Any] = raw_phases if isinstance(raw_phases, list) else []
+        try:
+            header = DocumentHeader.model_validate(data)
+        except ValidationError as exc:
+            self.pydantic(exc, (), "")
+        params, constants = self.variables(header)
+        phases = [p for i, raw in enumerate(phases_raw) if (p := self.phase(i, raw)) is not None]
+        self.phase_rules(phases_raw)
+        for loc, field_path, message in check_references(phases_raw):
+            self.add(loc, field_path, message)
+        if header is None:
+            return None
+        doc = Document(
+            name=header.name or self.src.path.stem,
+            description=header.description,
+            path=self.src.path,
+            digest=digest,
+            text=self.src.text,
+            parameters=params,
+            constants=constants,
+            phases=phases,
+        )
+        return doc
+
+    def variables(self, header: DocumentHeader | None) -> tuple[list[ParameterDecl], dict[str, str]]:
+        if header is None:
+            return [], {}
+        params: list[ParameterDecl] = []
+        constants: dict[str, str] = {}
+        seen: set[str] = set()
+        entries: list[tuple[str, int, str, ParameterBody | ConstantBody]] = [
+            ("constants", i, n, b) for i, e in enumerate(header.constants or []) for n, b in e.items()
+        ]
+        entries += [
+            ("parameters", i, n, b) for i, e in enumerate(header.parameters or []) for n, b in e.items()
+        ]
+        for kind, i, name, body in entries:
+            if name in seen:
+                self.add((kind, i, name), f"{kind}[{name}]", "name already declared")
+            seen.add(name)
+            if isinstance(body, ConstantBody):
+                constants[name] = scalar_text(body.value)
+            else:
+                default = None if body.default is None else scalar_text(body.default)
+                params.append(ParameterDecl(name, default, body.description))
+        return params, constants
+
+    def phase_rules(self, phases_raw: list[Any]) -> None:
+        names = [p.get("name") for p in phases_raw if isinstance(p, dict)]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                self.add(("phases", i, "name"), f"phases[{name}]", "phase name used twice")
+        if phases_raw and not any(n in STANDARD_PHASES for n in names):
+            self.add(
+                ("phases",), "phases", "a document needs at least one of the phases build, validate, test"
+            )
+
+    def phase(self, index: int, raw: Any) -> Phase | None:
+        loc: Loc = ("phases", index)
+        label = (
+            f"phases[{raw.get('name')}]" if isinstance(raw, dict) and raw.get("name") else f"phases[{index}]"
+        )
+        try:
+            spec = PhaseSpec.model_validate(raw)
+        except ValidationError as exc:
+            self.pydantic(exc, loc, label)
+            raw_steps = raw.get("steps") if isinstance(raw, dict) else None
+            steps_raw: list[Any] = raw_steps if isinstance(raw_steps, list) else []
+            for j, step_raw in enumerate(steps_raw):
+                self.step(label, (*loc, "steps", j), step_raw)
+            return None
+        steps: list[Step] = []
+        step_names: list[str] = []
+        loop_names: list[str] = []
+        for j, step_raw in enumerate(spec.steps):
+            step = self.step(label, (*loc, "steps", j), step_raw)
+            name = step_raw.get("name") if isinstance(step_raw, dict) else None
+            if isinstance(name, str):
+                if name in step_names:
+                    self.add(
+                        (*loc, "steps", j, "name"), f"{label}.steps[{name}]", "step name used twice in phase"
+                    )
+                step_names.append(name)
+            if step is not None and step.loop is not None and step.loop.name:
+                if step.loop.name in loop_names:
+                    self.add((*loc, "steps", j, "loop", "name"), f"{label}.steps[{name}].loop.name",
+                             "loop name used twice in phase")  # fmt: skip
+                loop_names.append(step.loop.name)
+            if step is not None:
+                steps.append(step)
+        return Phase(spec.name, steps)
+
+    def step(self, phase_label: str, loc: Loc, raw: Any) -> Step | None:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        label = f"{phase_label}.steps[{name if isinstance(name, str) and name else loc[-1]}]"
+        try:
+            spec = StepSpec.model_validate(raw)
+        except ValidationError as exc:
+            self.pydantic(exc, loc, label)
+            if isinstance(raw, dict) and isinstance(raw.get("action"), str):
+                self.action(label, loc, raw["action"], raw.get("inputs"))
+            return None
+        cls = self.action(label, loc, spec.action, spec.inputs)
+        if cls is None:
+            return None
+        line, _ = self.src.locator.position(loc)
+        return Step(
+            name=spec.name, action=spec.action, action_class=cls, inputs=spec.inputs,
+            timeout_seconds=spec.timeout_seconds, on_failure=spec.on_failure,
+            max_attempts=spec.max_attempts, loop=spec.loop, condition=spec.if_, line=line,
+        )  # fmt: skip
+
+    def action(self, label: str, loc: Loc, action: str, inputs: Any) -> type[Action] | None:
+        cls = lookup(action)
+        if cls is None:
+            close = difflib.get_close_matches(action, sorted(Action.registry), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            self.add((*loc, "action"), f"{label}.action", f"unknown action {action!r}{hint}")
+            return None
+        if cls.windows_only:
+            self.add(
+                (*loc, "action"),
+                f"{label}.action",
+                f"{action}: Windows action, not supported on Linux images",
+            )
+            return None
+        try:
+            cls().parse(inputs)
+        except ValidationError as exc:
+            for err in exc.errors():
+                if _deferred(err.get("input")):
+                    continue
+                sub = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
+                self.add([*loc, "inputs", *sub], _join(f"{label}.inputs", sub), _message(err["msg"]))
+        return cls
+
+
+def _deferred(value: Any) -> bool:
+    """A value with ``{{ }}`` can only be judged after substitution."""
+    return isinstance(value, str) and "{{" in value
+
+
+def _join(prefix: str, loc: Loc) -> str:
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (("." if out else "") + str(part))
+    return out
+
+
+def _message(msg: str) -> str:
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")

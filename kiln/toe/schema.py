@@ -1,0 +1,99 @@
+"""Pydantic models of an AWSTOE component document (structure only; actions validate their inputs)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
+
+from kiln.toe.conditions import IfSpec
+from kiln.toe.loops import LoopSpec
+from kiln.toe.variables import NAME
+
+STEP_NAME = r"^[A-Za-z0-9_-]{1,128}$"
+PHASE_NAME = r"^[A-Za-z0-9_-]{1,128}$"
+STANDARD_PHASES = ("build", "validate", "test")
+DEFAULT_TIMEOUT = 7200
+Scalar = str | StrictBool | StrictInt | StrictFloat
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ParameterBody(_Strict):
+    type: Literal["string"] = "string"
+    default: Scalar | None = None
+    description: str | None = None
+
+
+class ConstantBody(_Strict):
+    type: Literal["string"] = "string"
+    value: Scalar
+
+
+def _one_named(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) != 1:
+        raise ValueError("each entry must be a mapping with exactly one name")
+    (name,) = value
+    if not NAME.match(str(name)):
+        raise ValueError(f"name {name!r} must be 3-128 characters of A-Z a-z 0-9 - _")
+    return value
+
+
+class DocumentHeader(_Strict):
+    """Top level; ``phases`` items are validated one by one for precise step paths."""
+
+    name: str | None = None
+    description: str | None = None
+    schema_version: str | StrictFloat | StrictInt = Field(alias="schemaVersion")
+    parameters: list[dict[str, ParameterBody]] | None = None
+    constants: list[dict[str, ConstantBody]] | None = None
+    phases: list[Any] = Field(min_length=1)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, value: str | float | int) -> str:
+        text = str(value).strip()
+        if text not in ("1.0", "1"):
+            raise ValueError(f"unsupported schemaVersion {value!r}; AWSTOE documents use 1.0")
+        return "1.0"
+
+    @field_validator("parameters", "constants")
+    @classmethod
+    def _names(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        for entry in value or []:
+            _one_named(entry)
+        return value
+
+
+class PhaseSpec(_Strict):
+    name: str = Field(pattern=PHASE_NAME)
+    steps: list[Any] = Field(min_length=1)
+
+
+class StepSpec(_Strict):
+    name: str = Field(pattern=STEP_NAME)
+    action: str
+    inputs: Any = None
+    timeout_seconds: StrictInt = Field(default=DEFAULT_TIMEOUT, alias="timeoutSeconds")
+    on_failure: Literal["Abort", "Continue", "Ignore"] = Field(default="Abort", alias="onFailure")
+    max_attempts: StrictInt = Field(default=1, alias="maxAttempts", ge=1, le=1000)
+    loop: LoopSpec | None = None
+    if_: IfSpec | None = Field(default=None, alias="if")
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _timeout(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError("timeoutSeconds must be positive, or -1 for no timeout")
+        return value
+
+    @field_validator("on_failure", mode="before")
+    @classmethod
+    def _on_failure(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            for word in ("Abort", "Continue", "Ignore"):
+                if value.strip().lower() == word.lower():
+                    return word
+        return value

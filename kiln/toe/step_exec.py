@@ -1,0 +1,202 @@
+"""One step: condition, attempts, loop iterations, timeout budget, reboot-and-rerun."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from kiln.errors import KilnError
+from kiln.monitor import Monitor
+from kiln.toe.actions import ActionContext, ActionFailed, RebootRequested
+from kiln.toe.conditions import ConditionError, Evaluator
+from kiln.toe.loops import Iteration, LoopError, iterations, loop_resolver
+from kiln.toe.results import FAILED, SKIPPED, SUCCESS
+from kiln.toe.targets import Target
+from kiln.toe.variables import Resolver, chain_resolver, chained, substitute, variables_resolver
+
+if TYPE_CHECKING:
+    from kiln.toe.document import Document, Step
+    from kiln.toe.runner import RunOptions
+
+MAX_REBOOT_RERUNS = 1
+
+
+@dataclass
+class StepOutcome:
+    status: str
+    start: float
+    attempts: int = 0
+    ran: bool = False
+    inputs: Any = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    failure_message: str | None = None
+    reboots: int = 0
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, message: str, exit_code: int | None = None, tail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.tail = tail
+
+
+def execute_step(
+    step: Step,
+    *,
+    phase: str,
+    document: Document,
+    target: Target,
+    variables: Mapping[str, str],
+    chain: Mapping[str, Any],
+    output: Callable[[str], None],
+    monitor: Monitor,
+    label: str,
+    options: RunOptions,
+) -> StepOutcome:
+    outcome = StepOutcome(SUCCESS, time.time())
+    base = chained(variables_resolver(variables), chain_resolver(chain))
+    where = f"document {document.name}, phase {phase}, step {step.name}"
+    if step.condition is not None:
+        try:
+            holds = Evaluator(target.root, base)(step.condition.condition)
+        except (ConditionError, KilnError, OSError) as exc:
+            outcome.status, outcome.failure_message = (
+                FAILED,
+                f"{where}: condition could not be evaluated: {exc}",
+            )
+            return outcome
+        branch = step.condition.then if holds else step.condition.else_
+        if branch == "Skip":
+            outcome.status = SKIPPED
+            output(f"skipped: condition {step.condition.condition.describe()} is {str(holds).lower()}")
+            return outcome
+        if branch == "Abort":
+            outcome.status = FAILED
+            described = step.condition.condition.describe()
+            outcome.failure_message = (
+                f"{where}: aborted because condition {described} is {str(holds).lower()}"
+            )
+            return outcome
+    runner = _Attempts(step, target, base, output, label, phase, options, document)
+    for attempt in range(1, step.max_attempts + 1):
+        outcome.attempts = attempt
+        try:
+            outcome.inputs, outcome.outputs, outcome.reboots = runner.attempt()
+        except _AttemptFailed as failure:
+            outcome.ran = True
+            outcome.status = FAILED
+            outcome.exit_code = failure.exit_code
+            text = f"{where}, attempt {attempt}/{step.max_attempts}: {failure.message}"
+            if failure.tail:
+                text += f"\n{failure.tail}"
+            outcome.failure_message = text
+            if attempt < step.max_attempts:
+                monitor.warning(
+                    f"{label}: {phase}/{step.name} failed, retrying ({attempt}/{step.max_attempts})",
+                    component=label, phase=phase, step=step.name,
+                )  # fmt: skip
+            continue
+        outcome.ran = True
+        outcome.status, outcome.exit_code, outcome.failure_message = SUCCESS, 0, None
+        break
+    return outcome
+
+
+@dataclass
+class _Attempts:
+    step: Step
+    target: Target
+    base: Resolver
+    output: Callable[[str], None]
+    label: str
+    phase: str
+    options: RunOptions
+    document: Document
+
+    def attempt(self) -> tuple[Any, dict[str, Any], int]:
+        """All iterations once; returns (resolved inputs, joined outputs, reboots)."""
+        step = self.step
+        deadline = None if step.timeout_seconds == -1 else time.monotonic() + step.timeout_seconds
+        try:
+            items: list[Iteration | None] = list(iterations(step.loop, self.base)) if step.loop else [None]
+        except (LoopError, KilnError) as exc:
+            raise _AttemptFailed(f"loop: {exc}") from None
+        collected: dict[str, list[str]] = {}
+        failed: list[int] = []
+        last: _AttemptFailed | None = None
+        inputs: Any = None
+        reboots = 0
+        for item in items:
+            try:
+                inputs, outputs, rebooted = self.iteration(item, deadline)
+            except _AttemptFailed as failure:
+                if item is None:
+                    raise
+                failed.append(item.index)
+                last = failure
+                if step.on_failure == "Abort" or failure.message.startswith("timed out"):
+                    break
+                continue
+            reboots += rebooted
+            for key, value in outputs.items():
+                collected.setdefault(key, []).append(str(value))
+        if failed:
+            assert last is not None
+            indices = ", ".join(str(i) for i in failed)
+            raise _AttemptFailed(
+                f"loop iteration(s) {indices} failed: {last.message}", last.exit_code, last.tail
+            )
+        joined = {k: "\n".join(v) for k, v in collected.items()}
+        return inputs, joined, reboots
+
+    def iteration(self, item: Iteration | None, deadline: float | None) -> tuple[Any, dict[str, Any], int]:
+        step = self.step
+        resolve = chained(loop_resolver(step.loop, item), self.base)
+        action = step.action_class()
+        try:
+            raw = substitute(step.inputs, resolve)
+            inputs = action.parse(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'inputs'}: {e['msg']}" for e in exc.errors()
+            )
+            raise _AttemptFailed(f"invalid inputs after substitution: {problems}") from None
+        except KilnError as exc:
+            raise _AttemptFailed(str(exc)) from None
+        reboots = 0
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise _AttemptFailed(f"timed out after {step.timeout_seconds}s")
+            ctx = ActionContext(
+                target=self.target, document=self.document.name, phase=self.phase, step=step.name,
+                timeout=remaining, output=self.output, env=dict(self.options.env),
+                services=dict(self.options.services),
+            )  # fmt: skip
+            try:
+                outputs = action.run(ctx, inputs)
+            except RebootRequested:
+                reboots += 1
+                if reboots > MAX_REBOOT_RERUNS:
+                    raise _AttemptFailed(
+                        "exited 194 (reboot) again after the simulated reboot; a root-filesystem build "
+                        "reruns a step once",
+                        194,
+                    ) from None
+                self.output("exit code 194: reboot requested; no kernel to reboot here, rerunning the step")
+                continue
+            except ActionFailed as exc:
+                raise _AttemptFailed(exc.message, exc.returncode, exc.output_tail) from None
+            except KilnError as exc:
+                raise _AttemptFailed(exc.message) from None
+            except OSError as exc:
+                raise _AttemptFailed(f"{type(exc).__name__}: {exc}") from None
+            if deadline is not None and time.monotonic() > deadline:
+                raise _AttemptFailed(f"timed out after {step.timeout_seconds}s")
+            return raw, outputs, reboots
