@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.sql.base import ExecutableOption
@@ -115,6 +115,7 @@ class Catalog:
             try:
                 with self._write.begin() as s:
                     build = self._build_row(s, build_id)
+                    _serialize_numbering(s, image)
                     if build.status != "running":
                         raise KilnError(
                             f"build {build_id} is {build.status}; only a running build can finish"
@@ -235,6 +236,14 @@ class Catalog:
                 hint="matches " + ", ".join(r.id for r in rows) + "; give more characters",
             )
         return rows[0]
+
+
+def _serialize_numbering(s: Session, image: NewImage) -> None:
+    """On PostgreSQL, builds of one name+version take their numbers one after the other (SQLite
+    already serializes writers at BEGIN IMMEDIATE); the unique constraint and retry stay as a net."""
+    if s.get_bind().dialect.name == "postgresql":
+        key = f"kiln-image-number:{image.name}@{image.version}"
+        s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
 def _last_log_time(log_path: str) -> datetime | None:

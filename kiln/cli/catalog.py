@@ -1,0 +1,236 @@
+"""``kiln images …`` and ``kiln builds …``: what the catalog knows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console, RenderableType
+from rich.markup import escape
+from rich.table import Table
+
+from kiln.catalog import BuildRecord, Catalog, ImageRecord
+from kiln.catalog.buildlog import clock, describe, read_log, where
+from kiln.cli.common import DataDirOption, JsonOption, console, open_store, print_json
+
+PIPE_WIDTH = 250
+STATUS_STYLE = {"running": "yellow", "succeeded": "green", "failed": "red"}
+MARKER = {
+    "start": "[bold]‣[/]",
+    "ok": "[green]✓[/]",
+    "fail": "[red]✗[/]",
+    "output": "[dim]│[/]",
+    "warning": "[yellow]![/]",
+    "error": "[red]![/]",
+    "info": " ",
+}
+
+
+@contextmanager
+def _catalog(data_dir: Path | None) -> Iterator[Catalog]:
+    catalog = Catalog.open(open_store(data_dir).database_url)
+    try:
+        yield catalog
+    finally:
+        catalog.close()
+
+
+def _show(renderable: RenderableType) -> None:
+    """Print; when piped, wide enough that no column is cut (Rich would assume 80 columns)."""
+    target = console if console.is_terminal else Console(width=PIPE_WIDTH, highlight=False)
+    target.print(renderable)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _short(digest: str, length: int = 12) -> str:
+    algo, _, hexdigest = digest.partition(":")
+    return f"{algo}:{hexdigest[:length]}" if hexdigest else digest[:length]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes)}m{secs:04.1f}s" if minutes else f"{secs:.1f}s"
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+
+def images_list(
+    name: Annotated[str | None, typer.Argument(help="Only versions of this image.")] = None,
+    data_dir: DataDirOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List recorded image versions."""
+    with _catalog(data_dir) as catalog:
+        images = catalog.list_images(name)
+    if json_out:
+        print_json([i.model_dump(mode="json") for i in images])
+        return
+    if not images:
+        console.print("no images recorded yet; build one with: kiln build RECIPE")
+        return
+    table = Table("IMAGE", "VERSION", "DIGEST", "SIZE", "CREATED (UTC)", "STATE", "PARENT", box=None)
+    for i in images:
+        table.add_row(
+            escape(i.name), f"{i.version}/{i.build}", _short(i.digest), _size(i.size),
+            _when(i.created), i.state, escape(i.parent),
+        )  # fmt: skip
+    _show(table)
+
+
+def images_show(
+    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION[/BUILD]]", help="Image reference.")],
+    data_dir: DataDirOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show one image version: digests, components, artifacts, evidence."""
+    with _catalog(data_dir) as catalog:
+        image = catalog.get_image(ref)
+    if json_out:
+        print_json(image.model_dump(mode="json"))
+        return
+    _print_image(image)
+
+
+def _print_image(image: ImageRecord) -> None:
+    facts = Table.grid(padding=(0, 2))
+    for key, value in (
+        ("image", image.ref),
+        ("digest", image.digest),
+        ("created", f"{_when(image.created)} UTC"),
+        ("size", _size(image.size)),
+        ("state", image.state),
+        ("parent", image.parent + (f" ({image.parent_digest})" if image.parent_digest else "")),
+        ("description", image.description or "-"),
+        ("build", image.build_id),
+    ):
+        facts.add_row(f"[bold]{key}[/]", escape(value))
+    _show(facts)
+    if image.components:
+        table = Table("COMPONENT", "VERSION", "DIGEST", "PARAMETERS", title="components", box=None)
+        for c in image.components:
+            params = ", ".join(f"{k}={v}" for k, v in sorted(c.parameters.items()))
+            table.add_row(escape(c.name), escape(c.version), _short(c.digest), escape(params or "-"))
+        _show(table)
+    if image.artifacts:
+        table = Table("KIND", "PATH", "DIGEST", "SIZE", title="artifacts", box=None)
+        for a in image.artifacts:
+            table.add_row(a.kind, escape(a.path), _short(a.digest), _size(a.size))
+        _show(table)
+    if image.evidence:
+        table = Table("EVIDENCE", "PATH", "DIGEST", "SUMMARY", title="evidence", box=None)
+        for e in image.evidence:
+            summary = ", ".join(f"{k}: {v}" for k, v in e.summary.items())
+            table.add_row(e.kind, escape(e.path), _short(e.digest), escape(summary or "-"))
+        _show(table)
+
+
+# --- builds ---------------------------------------------------------------------------------------
+
+
+def builds_list(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many recent builds.")] = 50,
+    data_dir: DataDirOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List recent builds, newest first."""
+    with _catalog(data_dir) as catalog:
+        builds = catalog.list_builds(limit)
+    if json_out:
+        print_json([b.model_dump(mode="json") for b in builds])
+        return
+    if not builds:
+        console.print("no builds yet; start one with: kiln build RECIPE")
+        return
+    table = Table("BUILD", "RECIPE", "STATUS", "STARTED (UTC)", "DURATION", "IMAGE", box=None)
+    for b in builds:
+        table.add_row(
+            b.id[:12], escape(f"{b.recipe_name}@{b.recipe_version}"), _status(b.status),
+            _when(b.started), _duration(b.duration), escape(b.image or "-"),
+        )  # fmt: skip
+    _show(table)
+
+
+def builds_show(
+    build_id: Annotated[str, typer.Argument(metavar="ID", help="Build id or a unique prefix of it.")],
+    log: Annotated[bool, typer.Option("--log", help="Print the build log (JSON lines with --json).")] = False,
+    data_dir: DataDirOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show one build; with --log, its event log."""
+    with _catalog(data_dir) as catalog:
+        build = catalog.get_build(build_id)
+    if log:
+        _print_log(Path(build.log_path), raw=json_out)
+    elif json_out:
+        print_json(build.model_dump(mode="json"))
+    else:
+        _print_build(build)
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _print_build(build: BuildRecord) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row("[bold]build[/]", build.id)
+    grid.add_row(
+        "[bold]recipe[/]", escape(f"{build.recipe_name}@{build.recipe_version} ({build.recipe_path})")
+    )
+    grid.add_row("[bold]status[/]", _status(build.status))
+    grid.add_row("[bold]started[/]", f"{_when(build.started)} UTC")
+    grid.add_row("[bold]finished[/]", f"{_when(build.finished)} UTC" if build.finished else "-")
+    grid.add_row("[bold]duration[/]", _duration(build.duration))
+    grid.add_row("[bold]image[/]", escape(build.image or "-"))
+    grid.add_row("[bold]log[/]", escape(build.log_path))
+    if build.error:
+        grid.add_row("[bold red]error[/]", escape(build.error))
+    _show(grid)
+
+
+def _print_log(path: Path, *, raw: bool) -> None:
+    for line in read_log(path):
+        if raw:
+            if line.record is not None:
+                typer.echo(line.raw)
+            continue
+        if line.record is None:
+            console.print(f"[yellow]line {line.number} is not a log record:[/] {escape(line.raw)}")
+            continue
+        marker, text = describe(line.record)
+        scope = where(line.record)
+        prefix = f"[dim]{clock(line.record)}[/] {MARKER[marker]} "
+        if scope:
+            prefix += f"[cyan]{escape(scope)}[/] "
+        body = f"[dim]{escape(text)}[/]" if marker == "output" else escape(text)
+        console.print(prefix + body, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    images = typer.Typer(help="Recorded image versions.", no_args_is_help=True)
+    images.command("list")(images_list)
+    images.command("show")(images_show)
+    builds = typer.Typer(help="Build records and logs.", no_args_is_help=True)
+    builds.command("list")(builds_list)
+    builds.command("show")(builds_show)
+    app.add_typer(images, name="images")
+    app.add_typer(builds, name="builds")

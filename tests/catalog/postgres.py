@@ -1,0 +1,61 @@
+"""A throw-away PostgreSQL server for the catalog tests: initdb + pg_ctl in a temporary directory,
+listening on 127.0.0.1 only, stopped and removed at the end of the session."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kiln.sandbox.run import run
+
+
+def find_tool(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yields a URL prefix ``postgresql://kiln@127.0.0.1:PORT/`` (append a database name)."""
+    initdb, pg_ctl = find_tool("initdb"), find_tool("pg_ctl")
+    assert initdb and pg_ctl
+    # PostgreSQL refuses to run as root: run it as the 'postgres' user when we are root.
+    as_user: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="kiln-pg-"))
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(base, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = base / "data", _free_port()
+    try:
+        run(
+            [*as_user, initdb, "-D", data, "-U", "kiln", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            timeout=120,
+        )
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c full_page_writes=off"
+        run(
+            [*as_user, pg_ctl, "-D", data, "-o", options, "-l", base / "server.log", "-w", "start"],
+            timeout=60,
+        )
+        try:
+            yield f"postgresql://kiln@127.0.0.1:{port}/"
+        finally:
+            run([*as_user, pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], timeout=60, check=False)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
