@@ -1,6 +1,7 @@
 """The catalog: builds and image versions (SQLAlchemy 2 + Alembic; SQLite default, PostgreSQL supported)."""
 
 from kiln.catalog.catalog import Catalog
+from kiln.catalog.queries import LineageEntry, PackageMatch
 from kiln.catalog.refs import ImageRef
 from kiln.catalog.schemas import (
     ArtifactRecord,
@@ -20,6 +21,8 @@ __all__ = [
     "EvidenceRecord",
     "ImageRecord",
     "ImageRef",
+    "LineageEntry",
     "NewImage",
+    "PackageMatch",
     "PackageRecord",
 ]

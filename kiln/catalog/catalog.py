@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
-from sqlalchemy.sql.base import ExecutableOption
 
-from kiln.catalog import migrate
+from kiln.catalog import migrate, queries
 from kiln.catalog.engine import WRITE, make_engine
-from kiln.catalog.models import BuildRow, ImageRow
+from kiln.catalog.models import BuildRow, EvidenceRow, ImageRow
+from kiln.catalog.queries import LineageEntry, PackageMatch, image_options
 from kiln.catalog.records import build_record, image_record, image_row
 from kiln.catalog.refs import ImageRef, hostname, process_alive, this_process
-from kiln.catalog.schemas import BuildRecord, ImageRecord, NewImage, semver_key
+from kiln.catalog.schemas import BuildRecord, EvidenceRecord, ImageRecord, NewImage, PackageRecord, semver_key
 from kiln.errors import KilnError, NotFound
 
 BUILD_NUMBER_RETRIES = 5
@@ -32,14 +31,6 @@ BUILD_ID = re.compile(r"^[0-9a-f]{1,32}$")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _image_options() -> Sequence[ExecutableOption]:
-    return (
-        selectinload(ImageRow.components),
-        selectinload(ImageRow.artifacts),
-        selectinload(ImageRow.evidence),
-    )
 
 
 class Catalog:
@@ -177,7 +168,7 @@ class Catalog:
     def list_images(self, name: str | None = None) -> list[ImageRecord]:
         """Every recorded image version, by name, then version (semver), then build number."""
         with self._read() as s:
-            query = select(ImageRow).options(*_image_options())
+            query = select(ImageRow).options(*image_options())
             if name is not None:
                 query = query.where(ImageRow.name == name)
             rows = s.scalars(query).all()
@@ -191,10 +182,46 @@ class Catalog:
             row = self._image_row(s, parsed)
             return image_record(row)
 
+    def add_evidence(self, ref: str, evidence: EvidenceRecord) -> ImageRecord:
+        """Attach evidence produced after the build (e.g. a later scan) to a recorded image."""
+        with self._write.begin() as s:
+            row = self._image_row(s, ImageRef.parse(ref))
+            row.evidence.append(
+                EvidenceRow(
+                    position=len(row.evidence), kind=evidence.kind, path=evidence.path,
+                    digest=evidence.digest, summary=dict(evidence.summary),
+                )
+            )  # fmt: skip
+            s.flush()
+            return image_record(row)
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def packages(self, ref: str) -> list[PackageRecord]:
+        """The packages recorded for an image (from its build's package list), sorted by name."""
+        with self._read() as s:
+            return queries.packages_of(s, self._image_row(s, ImageRef.parse(ref)).id)
+
+    def images_with_package(self, name: str, version_below: str | None = None) -> list[PackageMatch]:
+        """Images containing binary or source package ``name`` (below ``version_below`` if given,
+        compared as Debian versions), with the matching packages of each."""
+        with self._read() as s:
+            return queries.images_with_package(s, name, version_below)
+
+    def lineage(self, ref: str) -> list[LineageEntry]:
+        """Ancestors of an image, nearest first, ending with its external root (``debian:bookworm``)."""
+        with self._read() as s:
+            return queries.lineage(s, self._image_row(s, ImageRef.parse(ref)))
+
+    def children(self, ref: str) -> list[ImageRecord]:
+        """Recorded images built directly on this one."""
+        with self._read() as s:
+            return queries.children(s, self._image_row(s, ImageRef.parse(ref)))
+
     # --- helpers ------------------------------------------------------------------------------
 
     def _image_row(self, s: Session, ref: ImageRef) -> ImageRow:
-        query = select(ImageRow).options(*_image_options()).where(ImageRow.name == ref.name)
+        query = select(ImageRow).options(*image_options()).where(ImageRow.name == ref.name)
         if ref.version:
             query = query.where(ImageRow.version == ref.version)
         if ref.build is not None:

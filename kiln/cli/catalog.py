@@ -13,9 +13,10 @@ from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from kiln.catalog import BuildRecord, Catalog, ImageRecord
+from kiln.catalog import BuildRecord, Catalog, ImageRecord, PackageMatch
 from kiln.catalog.buildlog import clock, describe, read_log, where
 from kiln.cli.common import DataDirOption, JsonOption, console, open_store, print_json
+from kiln.errors import KilnError
 
 PIPE_WIDTH = 250
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "failed": "red"}
@@ -75,11 +76,27 @@ def _duration(seconds: float | None) -> str:
 
 def images_list(
     name: Annotated[str | None, typer.Argument(help="Only versions of this image.")] = None,
+    package: Annotated[
+        str | None, typer.Option("--package", help="Only images containing this binary or source package.")
+    ] = None,
+    below: Annotated[
+        str | None, typer.Option("--below", help="With --package: only where it is older (Debian version).")
+    ] = None,
     data_dir: DataDirOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """List recorded image versions."""
+    """List recorded image versions; with --package, the images containing a package (and which)."""
+    if below is not None and package is None:
+        raise KilnError(
+            "--below needs --package", hint="e.g. kiln images list --package openssl --below 3.0.13-1"
+        )
     with _catalog(data_dir) as catalog:
+        if package is not None:
+            matches = [
+                m for m in catalog.images_with_package(package, below) if name is None or m.image.name == name
+            ]
+            _print_matches(matches, json_out=json_out)
+            return
         images = catalog.list_images(name)
     if json_out:
         print_json([i.model_dump(mode="json") for i in images])
@@ -96,18 +113,68 @@ def images_list(
     _show(table)
 
 
+def _print_matches(matches: list[PackageMatch], *, json_out: bool) -> None:
+    if json_out:
+        print_json([m.model_dump(mode="json") for m in matches])
+        return
+    if not matches:
+        console.print("no recorded image contains such a package")
+        return
+    table = Table("IMAGE", "DIGEST", "STATE", "PACKAGES", box=None)
+    for m in matches:
+        found = ", ".join(f"{p.name} {p.version}" + (f" (source {p.source})" if p.source != p.name else "")
+                          for p in m.packages)  # fmt: skip
+        table.add_row(escape(m.image.ref), _short(m.image.digest), m.image.state, escape(found))
+    _show(table)
+
+
+def images_packages(
+    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION[/BUILD]]", help="Image reference.")],
+    data_dir: DataDirOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List the packages recorded for an image."""
+    with _catalog(data_dir) as catalog:
+        image = catalog.get_image(ref)
+        packages = catalog.packages(image.ref)
+    if json_out:
+        print_json([p.model_dump(mode="json") for p in packages])
+        return
+    if not packages:
+        console.print(f"no packages recorded for {image.ref}")
+        return
+    table = Table("PACKAGE", "VERSION", "ARCH", "SOURCE", "SOURCE VERSION", box=None)
+    for p in packages:
+        table.add_row(
+            escape(p.name), escape(p.version), p.architecture, escape(p.source), escape(p.source_version)
+        )
+    _show(table)
+
+
 def images_show(
     ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION[/BUILD]]", help="Image reference.")],
     data_dir: DataDirOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Show one image version: digests, components, artifacts, evidence."""
+    """Show one image version: digests, components, artifacts, evidence, lineage."""
     with _catalog(data_dir) as catalog:
         image = catalog.get_image(ref)
+        lineage = catalog.lineage(image.ref)
+        children = catalog.children(image.ref)
     if json_out:
-        print_json(image.model_dump(mode="json"))
+        print_json(
+            {
+                **image.model_dump(mode="json"),
+                "lineage": [entry.ref for entry in lineage],
+                "children": [child.ref for child in children],
+            }
+        )
         return
     _print_image(image)
+    chain = " ← ".join([image.ref, *(entry.ref for entry in lineage)])
+    console.print(f"[bold]lineage[/]  {escape(chain)}", soft_wrap=True)
+    if children:
+        console.print(f"[bold]built on it[/]  {escape(', '.join(c.ref for c in children))}", soft_wrap=True)
 
 
 def _print_image(image: ImageRecord) -> None:
@@ -138,9 +205,19 @@ def _print_image(image: ImageRecord) -> None:
     if image.evidence:
         table = Table("EVIDENCE", "PATH", "DIGEST", "SUMMARY", title="evidence", box=None)
         for e in image.evidence:
-            summary = ", ".join(f"{k}: {v}" for k, v in e.summary.items())
-            table.add_row(e.kind, escape(e.path), _short(e.digest), escape(summary or "-"))
+            table.add_row(e.kind, escape(e.path), _short(e.digest), escape(_summary(e.summary) or "-"))
         _show(table)
+
+
+def _summary(value: object) -> str:
+    """A compact one-line rendering of an evidence summary (nested dicts in parentheses)."""
+    if isinstance(value, dict):
+        return ", ".join(
+            f"{k} ({_summary(v)})" if isinstance(v, dict) else f"{k}: {_summary(v)}" for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return " ".join(_summary(v) for v in value)
+    return str(value)
 
 
 # --- builds ---------------------------------------------------------------------------------------
@@ -208,6 +285,7 @@ def _print_build(build: BuildRecord) -> None:
 
 
 def _print_log(path: Path, *, raw: bool) -> None:
+    depth = 0  # nesting of start/end pairs, shown as indentation like the live progress
     for line in read_log(path):
         if raw:
             if line.record is not None:
@@ -217,8 +295,12 @@ def _print_log(path: Path, *, raw: bool) -> None:
             console.print(f"[yellow]line {line.number} is not a log record:[/] {escape(line.raw)}")
             continue
         marker, text = describe(line.record)
+        if line.record.get("kind") == "end":
+            depth = max(0, depth - 1)
         scope = where(line.record)
-        prefix = f"[dim]{clock(line.record)}[/] {MARKER[marker]} "
+        prefix = f"[dim]{clock(line.record)}[/] {'  ' * depth}{MARKER[marker]} "
+        if line.record.get("kind") == "start":
+            depth += 1
         if scope:
             prefix += f"[cyan]{escape(scope)}[/] "
         body = f"[dim]{escape(text)}[/]" if marker == "output" else escape(text)
@@ -229,6 +311,7 @@ def register(app: typer.Typer) -> None:
     images = typer.Typer(help="Recorded image versions.", no_args_is_help=True)
     images.command("list")(images_list)
     images.command("show")(images_show)
+    images.command("packages")(images_packages)
     builds = typer.Typer(help="Build records and logs.", no_args_is_help=True)
     builds.command("list")(builds_list)
     builds.command("show")(builds_show)

@@ -150,3 +150,46 @@ def test_database_url_override(
     assert [i["name"] for i in json.loads(invoke(app, "images", "list", "--json", home=home))] == [
         "elsewhere"
     ]
+
+
+def test_package_queries_and_lineage(app: typer.Typer, home: Path, filled: dict[str, str]) -> None:
+    store = Store.open(home)
+    web = json.loads(invoke(app, "images", "show", "web@1.0.0/1", "--json", home=home))
+    with Catalog.open(store.database_url) as catalog:
+        build_id = catalog.start_build(
+            recipe_name="app", recipe_version="2.0.0", recipe_path="p", log_path="l"
+        )
+        catalog.finish_build(
+            build_id,
+            new_image("app", "2.0.0", parent="web@1.0.0/1", parent_digest=web["digest"], packages=[]),
+        )
+
+    matches = json.loads(
+        invoke(app, "images", "list", "--package", "openssl", "--below", "3.0.13", "--json", home=home)
+    )
+    assert [(m["image"]["name"], m["image"]["build"]) for m in matches] == [("web", 1), ("web", 2)]
+    assert {p["name"] for p in matches[0]["packages"]} == {"openssl", "libssl3"}
+    human = invoke(app, "images", "list", "--package", "openssl", home=home)
+    assert "web@1.0.0/2" in human and "libssl3 3.0.11-1~deb12u2 (source openssl)" in human
+    assert "no recorded image" in invoke(
+        app, "images", "list", "--package", "openssl", "--below", "1", home=home
+    )
+    result = runner.invoke(app, ["images", "list", "--below", "1", "--data-dir", str(home)])
+    assert isinstance(result.exception, KilnError) and "--below needs --package" in str(result.exception)
+
+    packages = json.loads(invoke(app, "images", "packages", "web@1.0.0/1", "--json", home=home))
+    assert packages[0] == {
+        "name": "libssl3", "version": "3.0.11-1~deb12u2", "architecture": "amd64",
+        "source": "openssl", "source_version": "3.0.11-1~deb12u2",
+    }  # fmt: skip
+    assert "no packages recorded for app@2.0.0/1" in invoke(app, "images", "packages", "app", home=home)
+
+    shown = json.loads(invoke(app, "images", "show", "app", "--json", home=home))
+    assert shown["lineage"] == ["web@1.0.0/1", "debian:bookworm"] and shown["children"] == []
+    assert json.loads(invoke(app, "images", "show", "web@1.0.0/1", "--json", home=home))["children"] == [
+        "app@2.0.0/1"
+    ]
+    human = invoke(app, "images", "show", "app", home=home)
+    assert "app@2.0.0/1 ← web@1.0.0/1 ← debian:bookworm" in human
+    assert "critical: 0, high: 2" in human  # evidence summary
+    assert "app@2.0.0/1" in invoke(app, "images", "show", "web@1.0.0/1", home=home)  # "built on it"

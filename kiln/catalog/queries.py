@@ -1,0 +1,150 @@
+"""Questions asked of the catalog beyond single records: packages across images, image lineage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from debian.debian_support import Version
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.base import ExecutableOption
+
+from kiln.catalog.models import ImageRow, PackageRow
+from kiln.catalog.records import image_record, image_ref
+from kiln.catalog.refs import REF, ImageRef
+from kiln.catalog.schemas import ImageRecord, PackageRecord, semver_key
+from kiln.errors import KilnError
+
+
+class PackageMatch(BaseModel):
+    """An image and the packages in it that answered a package query."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image: ImageRecord
+    packages: list[PackageRecord]
+
+
+class LineageEntry(BaseModel):
+    """One step up an image's ancestry: a recorded image, or the external root it started from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ref: str
+    image: ImageRecord | None
+
+
+def image_options() -> Sequence[ExecutableOption]:
+    return (
+        selectinload(ImageRow.components),
+        selectinload(ImageRow.artifacts),
+        selectinload(ImageRow.evidence),
+    )
+
+
+def debian_version(text: str, what: str) -> Version:
+    try:
+        return Version(text)
+    except ValueError:
+        raise KilnError(
+            f"invalid Debian version {text!r} for {what}",
+            hint="a Debian version looks like [epoch:]upstream[-revision], e.g. 3.0.11-1~deb12u2",
+        ) from None
+
+
+def packageimage_record(row: PackageRow) -> PackageRecord:
+    return PackageRecord(
+        name=row.name,
+        version=row.version,
+        architecture=row.architecture,
+        source=row.source,
+        source_version=row.source_version,
+    )
+
+
+def packages_of(s: Session, image_id: int) -> list[PackageRecord]:
+    rows = s.scalars(
+        select(PackageRow)
+        .where(PackageRow.image_id == image_id)
+        .order_by(PackageRow.name, PackageRow.architecture)
+    ).all()
+    return [packageimage_record(r) for r in rows]
+
+
+def images_with_package(s: Session, name: str, version_below: str | None = None) -> list[PackageMatch]:
+    """Images containing binary or source package ``name``, optionally only at a version lower than
+    ``version_below`` (Debian ordering: epochs, ``~``, revisions). A source-package match compares the
+    source version, so ``openssl < 3.0.13-1~deb12u1`` finds libssl3 built from an older openssl."""
+    below = debian_version(version_below, name) if version_below is not None else None
+    rows = s.scalars(select(PackageRow).where(or_(PackageRow.name == name, PackageRow.source == name))).all()
+    hits: dict[int, list[PackageRow]] = {}
+    for row in rows:
+        if below is not None:
+            version = row.version if row.name == name else row.source_version
+            if debian_version(version, row.name) >= below:
+                continue
+        hits.setdefault(row.image_id, []).append(row)
+    if not hits:
+        return []
+    images = s.scalars(select(ImageRow).options(*image_options()).where(ImageRow.id.in_(hits))).all()
+    ordered = sorted(images, key=lambda r: (r.name, semver_key(r.version), r.build_number))
+    return [
+        PackageMatch(
+            image=image_record(r),
+            packages=[
+                packageimage_record(p) for p in sorted(hits[r.id], key=lambda p: (p.name, p.architecture))
+            ],
+        )
+        for r in ordered
+    ]
+
+
+def resolve_parent(s: Session, row: ImageRow) -> ImageRow | None:
+    """The recorded image ``row`` was built on, or None when its parent is external (a distribution
+    release, an OCI image) or no longer recorded. ``name@x.y.z/n`` is exact; a looser reference is
+    resolved by the parent digest, falling back to the latest matching build."""
+    if not REF.match(row.parent):
+        return None
+    ref = ImageRef.parse(row.parent)
+    query = select(ImageRow).options(*image_options()).where(ImageRow.name == ref.name)
+    if ref.version:
+        query = query.where(ImageRow.version == ref.version)
+    if ref.build is not None:
+        query = query.where(ImageRow.build_number == ref.build)
+    candidates = [c for c in s.scalars(query).all() if c.id != row.id]
+    if ref.build is None and row.parent_digest:
+        by_digest = [c for c in candidates if c.digest == row.parent_digest]
+        candidates = by_digest or candidates
+    candidates = [c for c in candidates if c.recorded <= row.recorded] or candidates
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: (semver_key(c.version), c.build_number))
+
+
+def lineage(s: Session, row: ImageRow) -> list[LineageEntry]:
+    """Ancestors of ``row``, nearest first, ending with the external root (e.g. ``debian:bookworm``)."""
+    entries: list[LineageEntry] = []
+    seen = {row.id}
+    current = row
+    while True:
+        parent = resolve_parent(s, current)
+        if parent is None or parent.id in seen:
+            entries.append(LineageEntry(ref=current.parent, image=None))
+            return entries
+        entries.append(LineageEntry(ref=image_ref(parent), image=image_record(parent)))
+        seen.add(parent.id)
+        current = parent
+
+
+def children(s: Session, row: ImageRow) -> list[ImageRecord]:
+    """Recorded images built directly on ``row``."""
+    candidates = s.scalars(
+        select(ImageRow)
+        .options(*image_options())
+        .where(or_(ImageRow.parent == row.name, ImageRow.parent.startswith(f"{row.name}@")))
+    ).all()
+    found = [c for c in candidates if (p := resolve_parent(s, c)) is not None and p.id == row.id]
+    return [
+        image_record(c) for c in sorted(found, key=lambda r: (r.name, semver_key(r.version), r.build_number))
+    ]
