@@ -112,6 +112,19 @@ def _add_all(tar: tarfile.TarFile, entries: Iterable[Entry], epoch: int) -> None
             tar.addfile(info)
 
 
+def _write_tar(tar_sink: _HashingWriter, entries: list[Entry], epoch: int) -> None:
+    tar = tarfile.TarFile(
+        fileobj=tar_sink,  # type: ignore[arg-type]
+        mode="w",
+        format=tarfile.PAX_FORMAT,
+        encoding="utf-8",
+        errors="surrogateescape",
+        copybufsize=COPY_BUFSIZE,
+    )
+    with tar:
+        _add_all(tar, entries, epoch)
+
+
 def write_layer(
     source: Path,
     dest: Path,
@@ -120,13 +133,15 @@ def write_layer(
     kind: Literal["rootfs", "upper"],
     compresslevel: int = 6,
     threads: int | None = None,
+    compress: bool = True,
 ) -> LayerBlob:
     """Write ``source`` (a whole root, or an overlayfs upper dir) as a deterministic ``.tar.gz`` at ``dest``.
 
     ``kind="rootfs"``: a complete root (layer 0); device nodes under ``dev/`` and the contents of
     ``proc/`` and ``sys/`` are left out. ``kind="upper"``: overlay whiteouts and opaque directories
     become OCI whiteouts. The file appears at ``dest`` only when complete. ``threads`` (default: the
-    CPUs available) only changes the speed, never the bytes.
+    CPUs available) only changes the speed, never the bytes. ``compress=False`` writes a plain tar
+    (then ``digest == diff_id``).
     """
     layer_kind: LayerKind = kind
     entries = scan(source, layer_kind)
@@ -135,26 +150,21 @@ def write_layer(
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
-            compressed = _HashingWriter(raw)
-            gz = ParallelGzipWriter(compressed, level=compresslevel, threads=threads)
-            try:
-                plain = _HashingWriter(gz)
-                tar = tarfile.TarFile(
-                    fileobj=plain,  # type: ignore[arg-type]
-                    mode="w",
-                    format=tarfile.PAX_FORMAT,
-                    encoding="utf-8",
-                    errors="surrogateescape",
-                    copybufsize=COPY_BUFSIZE,
-                )
-                with tar:
-                    _add_all(tar, entries, epoch)
-                gz.close()
-            finally:
-                gz.abort()
+            written = _HashingWriter(raw)
+            if compress:
+                gz = ParallelGzipWriter(written, level=compresslevel, threads=threads)
+                try:
+                    plain = _HashingWriter(gz)
+                    _write_tar(plain, entries, epoch)
+                    gz.close()
+                finally:
+                    gz.abort()
+            else:
+                plain = written
+                _write_tar(plain, entries, epoch)
         tmp.chmod(0o644)
         tmp.replace(dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return LayerBlob(path=dest, digest=compressed.digest, diff_id=plain.digest, size=compressed.count)
+    return LayerBlob(path=dest, digest=written.digest, diff_id=plain.digest, size=written.count)

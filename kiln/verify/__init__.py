@@ -1,0 +1,1 @@
+"""Verification: test phases on fresh instances made from the outputs (container, VM)."""
