@@ -6,7 +6,7 @@ Layout::
     blobs/sha256/<hex>         content-addressed store: layers, configs, evidence files
     cache/ (or KILN_CACHE_DIR, to share caches between data directories)
     cache/debs/                .deb files shared by every bootstrap and every apt-get in a step
-    cache/apt-lists/<key>/     apt lists per set of sources, bind-mounted into steps
+    cache/apt/<key>/           apt lists and binary caches per set of sources, bind-mounted into steps
     cache/parents/<key>/       cached parent root filesystems (rootfs/ + parent.json)
     cache/layers/<key>/        cached component layers (upper/ + layer.json)
     images/<name>/<version>/   published artifacts of an image version
@@ -49,7 +49,7 @@ class Store:
         store = cls(root, Path(cache_env).absolute() if cache_env else root / "cache")
         for sub in ("blobs/sha256", "images", "logs", "tmp"):
             (store.home / sub).mkdir(parents=True, exist_ok=True)
-        for sub in ("debs/partial", "parents", "layers", "apt-lists"):
+        for sub in ("debs/partial", "parents", "layers", "apt"):
             (store.cache / sub).mkdir(parents=True, exist_ok=True)
         return store
 
@@ -61,9 +61,11 @@ class Store:
     def deb_cache(self) -> Path:
         return self.cache / "debs"
 
-    def apt_lists(self, key: str) -> Path:
-        path = self.cache / "apt-lists" / key
-        (path / "partial").mkdir(parents=True, exist_ok=True)
+    def apt_state(self, key: str) -> Path:
+        """apt's state for one set of sources: ``lists/`` and ``cache/`` (pkgcache.bin, ...)."""
+        path = self.cache / "apt" / key
+        (path / "lists/partial").mkdir(parents=True, exist_ok=True)
+        (path / "cache/archives").mkdir(parents=True, exist_ok=True)
         return path
 
     def parent_dir(self, key: str) -> Path:

@@ -84,7 +84,8 @@ def _message(err: Any) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "union_tag_invalid":
-        return f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {ctx.get('tag')!r} (expected one of: {ctx.get('expected_tags')})"
+        field = str(ctx.get("discriminator", "type")).strip("'")
+        return f"unknown {field} {ctx.get('tag')!r} (expected one of: {ctx.get('expected_tags')})"
     msg: str = err["msg"]
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 

@@ -19,9 +19,8 @@ from kiln.recipes.loader import ResolvedComponent
 from kiln.sandbox.bwrap import SandboxOptions
 from kiln.sandbox.overlay import overlay
 from kiln.sandbox.run import run
-from kiln.toe.runner import DocumentResult, RootfsTarget, run_document
-
-FAILED_STATUSES = {"failed", "Failed", "cancelled", "Cancelled", "timedout", "TimedOut"}
+from kiln.toe.results import DocumentResult
+from kiln.toe.runner import RootfsTarget, run_document
 
 
 def sandbox_options(ctx: BuildContext) -> SandboxOptions:
@@ -49,8 +48,8 @@ def keep_root(ctx: BuildContext, merged: Path) -> None:
 
 def _check(ctx: BuildContext, component: ResolvedComponent, phase: str, result: DocumentResult,
            merged: Path) -> None:  # fmt: skip
-    ctx.ran_steps += sum(1 for p in result.phases for s in p.steps if s.status != "skipped")
-    if result.status in FAILED_STATUSES or result.status.lower().startswith("fail"):
+    ctx.ran_steps += result.counts()["executedStepCount"]
+    if not result.ok:
         keep_root(ctx, merged)
         detail = result.failure_message or f"{phase} phase failed"
         raise StepFailed(

@@ -11,7 +11,7 @@ from kiln.outputs.oci import History, ImageConfig, write_oci_layout
 from kiln.recipes.model import OciOutput
 
 
-def annotations(ctx: BuildContext, created: datetime) -> dict[str, str]:
+def oci_annotations(ctx: BuildContext, created: datetime) -> dict[str, str]:
     recipe = ctx.loaded.recipe
     values = {
         "org.opencontainers.image.title": recipe.name,
@@ -61,7 +61,7 @@ def write_outputs(ctx: BuildContext) -> None:
                     blobs,
                     image_config(ctx, created),
                     history=history,
-                    annotations=annotations(ctx, created),
+                    annotations=oci_annotations(ctx, created),
                     tag=output.tag or recipe.version,
                 )
                 result["digest"] = image.manifest_digest

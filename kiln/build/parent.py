@@ -46,10 +46,12 @@ def prepare_parent(ctx: BuildContext) -> None:
         result["key"] = root.key
     ctx.parent = root
     ctx.epoch = source_date_epoch(ctx, root.source_date_epoch)
-    # apt lists and downloaded .debs live outside the image: shared, and never captured in a layer.
-    lists = ctx.store.apt_lists(digest_of(root.sources))
+    # apt's lists, its binary caches (pkgcache.bin, ~40 MB) and downloaded .debs live outside the
+    # image: shared between builds with the same sources, and never captured in a layer.
+    apt_state = ctx.store.apt_state(digest_of(root.sources))
     ctx.apt_binds = [
-        Bind(lists, "/var/lib/apt/lists", readonly=False),
+        Bind(apt_state / "lists", "/var/lib/apt/lists", readonly=False),
+        Bind(apt_state / "cache", "/var/cache/apt", readonly=False),
         Bind(ctx.store.deb_cache, "/var/cache/apt/archives", readonly=False),
     ]
     level = recipe.settings.compression_level

@@ -7,8 +7,8 @@ and raised at once as :class:`~kiln.errors.ValidationFailed` (exit code 2).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 

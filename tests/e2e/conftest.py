@@ -48,12 +48,24 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def web_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("web-home")
+def web_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A data dir whose layer cache starts empty (so components really run) while parents, .debs and
+    apt lists come from the shared test cache."""
+    home = tmp_path_factory.mktemp("web-home")
+    cache = home / "cache"
+    cache.mkdir()
+    shared = Path(os.environ["KILN_CACHE_DIR"])
+    for sub in ("parents", "debs", "apt"):
+        (shared / sub).mkdir(parents=True, exist_ok=True)
+        (cache / sub).symlink_to(shared / sub)
+    old = os.environ["KILN_CACHE_DIR"]
+    os.environ["KILN_CACHE_DIR"] = str(cache)
+    yield home
+    os.environ["KILN_CACHE_DIR"] = old
 
 
 @pytest.fixture(scope="session")
 def web_build(examples: Path, web_home: Path) -> Iterator[dict[str, Any]]:
-    """The example debian-web recipe, built once (cold for this data dir; parent from the shared cache)."""
+    """The example debian-web recipe, built once with a cold layer cache."""
     result = kiln("build", str(examples / "recipes/debian-web.yaml"), "--json", home=web_home)
     yield result.json()

@@ -39,6 +39,8 @@ def step_starts(log_path: str) -> list[tuple[str, str, str]]:
 
 
 def test_example_builds_into_a_valid_oci_layout(web_build: dict[str, Any], tmp_path: Path) -> None:
+    assert web_build["cached_layers"] == 0  # a cold layer cache: every component ran
+    assert ("nginx", "build", "InstallNginx") in step_starts(web_build["log_path"])
     image = web_build["image"]
     assert image["name"] == "debian-web" and image["version"] == "1.0.0" and image["build"] == 1
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", image["digest"])
@@ -106,4 +108,4 @@ def test_images_and_builds_are_listed(web_build: dict[str, Any], web_home: Path)
     builds = kiln("builds", "list", "--json", home=web_home).json()
     assert any(b["id"] == web_build["build_id"] and b["status"] == "succeeded" for b in builds)
     log = kiln("builds", "show", web_build["build_id"], "--log", home=web_home)
-    assert "InstallNginx" in log.stdout
+    assert "InstallNginx" in log.stdout and "hello-page" in log.stdout

@@ -49,7 +49,9 @@ CASES = [
     ),
     pytest.param(
         GOOD.replace("debian:bookworm", "centos:7"),
-        ["R:3:1: parent.image: unsupported parent 'centos:7': expected distribution:suite such as debian:bookworm"],
+        [
+            "R:3:1: parent.image: unsupported parent 'centos:7': expected distribution:suite such as debian:bookworm"
+        ],
         id="unknown-parent",
     ),
     pytest.param(GOOD + "colour: red\n", ["R:6:1: colour: unknown field"], id="unknown-field"),
@@ -65,11 +67,15 @@ CASES = [
     ),
     pytest.param(
         GOOD.replace("  - update-os", "  - path: NGINX\n    parameters: {Prot: '8080'}"),
-        ["R:6:5: components[0].parameters: nginx: unknown parameter 'Prot' (did you mean 'Port'?); declared: Port"],
+        [
+            "R:6:5: components[0].parameters: nginx: unknown parameter 'Prot' (did you mean 'Port'?); declared: Port"
+        ],
         id="unknown-parameter",
     ),
     pytest.param(
-        GOOD.replace("  - update-os", "  - name: update-os\n    parameters:\n      - name: X\n        value: [a, b]"),
+        GOOD.replace(
+            "  - update-os", "  - name: update-os\n    parameters:\n      - name: X\n        value: [a, b]"
+        ),
         ["R:5:5: components[0]: parameter 'X': value must be a list with exactly one string"],
         id="parameter-two-values",
     ),
@@ -83,7 +89,11 @@ CASES = [
         ["R:1:1: components: required field is missing"],
         id="no-components",
     ),
-    pytest.param("name: [unclosed\n", ["R:2:1: invalid YAML: while parsing a flow sequence expected ',' or ']', but got '<stream end>'"], id="yaml-syntax"),
+    pytest.param(
+        "name: [unclosed\n",
+        ["R:2:1: invalid YAML: while parsing a flow sequence expected ',' or ']', but got '<stream end>'"],
+        id="yaml-syntax",
+    ),
 ]
 
 
@@ -93,7 +103,9 @@ def test_bad_recipes_are_rejected_with_positions(tmp_path: Path, text: str, expe
 
 
 def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
-    text = GOOD.replace("1.0.0", "one").replace("  - update-os", "  - no-such\n  - path: gone.yaml") + "x: 1\n"
+    text = (
+        GOOD.replace("1.0.0", "one").replace("  - update-os", "  - no-such\n  - path: gone.yaml") + "x: 1\n"
+    )
     found = errors(tmp_path, text)
     assert len(found) == 4
     assert [f.split(":")[1] for f in found] == ["2", "5", "6", "7"]
