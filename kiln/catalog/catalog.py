@@ -12,8 +12,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, make_url, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from kiln.catalog import migrate, queries
@@ -49,6 +49,13 @@ class Catalog:
         try:
             migrate.upgrade(catalog.engine)
             catalog.reap_interrupted()
+        except OperationalError as exc:
+            catalog.close()
+            where = make_url(url).render_as_string(hide_password=True)
+            raise KilnError(
+                f"cannot open the catalog database {where}: {exc.orig}",
+                hint="check KILN_DATABASE_URL, the data directory's permissions, or that the server runs",
+            ) from exc
         except BaseException:
             catalog.close()
             raise
@@ -147,12 +154,16 @@ class Catalog:
 
     def reap_interrupted(self) -> list[str]:
         """Mark builds of this host whose process is gone as failed ("interrupted"); returns their ids."""
+        mine = (BuildRow.status == "running", BuildRow.host == hostname())
+        with self._read() as s:
+            if all(
+                process_alive(pid, start)
+                for pid, start in s.execute(select(BuildRow.pid, BuildRow.pid_start).where(*mine))
+            ):
+                return []  # the usual case: no write transaction (and no SQLite write lock) at open
         reaped: list[str] = []
         with self._write.begin() as s:
-            running = s.scalars(
-                select(BuildRow).where(BuildRow.status == "running", BuildRow.host == hostname())
-            ).all()
-            for row in running:
+            for row in s.scalars(select(BuildRow).where(*mine)).all():
                 if process_alive(row.pid, row.pid_start):
                     continue
                 row.status = "failed"

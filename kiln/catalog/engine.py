@@ -47,7 +47,13 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise KilnError(
+                f"cannot create the catalog's directory {Path(url.database).parent}: {exc.strerror}",
+                hint="choose another data directory (--data-dir, KILN_HOME) or KILN_DATABASE_URL",
+            ) from exc
     engine = create_engine(url)
 
     @event.listens_for(engine, "connect")

@@ -14,9 +14,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
 
 from kiln.catalog.models import Base
+from kiln.errors import KilnError
 
 MIGRATIONS = Path(str(files("kiln.catalog") / "migrations"))
 
@@ -41,12 +43,25 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision``; concurrent openers wait for each other."""
-    if revision == "head" and current_revision(engine) == head_revision():
+    current = current_revision(engine)
+    if revision == "head" and current == head_revision():
         return
+    if current is not None and not _known(current):
+        raise KilnError(
+            f"the catalog's schema (revision {current}) is newer than this version of Kiln knows",
+            hint="upgrade Kiln, or point KILN_DATABASE_URL / --data-dir at another catalog",
+        )
     with _sqlite_file_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(4711)"))
         command.upgrade(alembic_config(conn), revision)
+
+
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def downgrade(engine: Engine, revision: str) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
 
 from kiln.catalog import Catalog
 from kiln.catalog.engine import make_engine
 from kiln.catalog.migrate import MIGRATIONS, current_revision, downgrade, head_revision, schema_drift, upgrade
+from kiln.errors import KilnError
 
 TABLES = {"builds", "images", "image_components", "image_artifacts", "image_evidence", "image_packages"}
 
@@ -44,3 +48,22 @@ def test_reopening_keeps_data(catalog_url: str) -> None:
         build_id = catalog.start_build(recipe_name="r", recipe_version="1.0.0", recipe_path="p", log_path="l")
     with Catalog.open(catalog_url) as catalog:
         assert catalog.get_build(build_id).recipe_name == "r"
+
+
+def test_schema_from_a_newer_kiln_is_refused(catalog_url: str) -> None:
+    with Catalog.open(catalog_url) as catalog, catalog.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed'"))
+    with pytest.raises(KilnError, match=r"schema \(revision f00dfeed\) is newer than this version of Kiln"):
+        Catalog.open(catalog_url)
+
+
+def test_unreachable_databases_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(KilnError, match="cannot open the catalog database postgresql") as refused:
+        Catalog.open("postgresql://kiln:secret@127.0.0.1:1/kiln")
+    assert "secret" not in str(refused.value)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(KilnError, match="cannot create the catalog's directory"):
+        Catalog.open(f"sqlite:///{blocker}/sub/catalog.db")
+    with pytest.raises(KilnError, match="unsupported catalog database 'mysql'"):
+        Catalog.open("mysql://localhost/kiln")
