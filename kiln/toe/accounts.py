@@ -63,10 +63,13 @@ def resolve_group(root: Path, group: str) -> int:
 
 
 def owner_ids(root: Path, owner: str | None, group: str | None) -> tuple[int, int]:
-    """(uid, gid) for chown; -1 leaves a part unchanged (like ``chown user file``)."""
+    """(uid, gid) for chown; -1 leaves a part unchanged. An owner without a group also sets the
+    owner's primary group (AWSTOE: "the group that the user belongs to")."""
     uid, gid = -1, -1
     if owner:
-        uid, _ = resolve_user(root, owner)
+        uid, primary = resolve_user(root, owner)
+        if primary is not None and not group:
+            gid = primary
     if group:
         gid = resolve_group(root, group)
     return uid, gid

@@ -101,6 +101,7 @@ class DocumentResult:
     failure_message: str | None = None
     chain: dict[str, Any] = field(default_factory=dict)
     description: str | None = None
+    chaining: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

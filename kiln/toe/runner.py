@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kiln.monitor import Event, Monitor
@@ -30,7 +30,10 @@ from kiln.toe.results import (
 from kiln.toe.step_exec import StepOutcome, execute_step
 from kiln.toe.targets import HostTarget, RootfsTarget, StagingTarget, Target
 
-__all__ = ["HostTarget", "RootfsTarget", "RunOptions", "StagingTarget", "Target", "run_document"]
+__all__ = [
+    "DocumentResult", "HostTarget", "PhaseResult", "RootfsTarget", "RunOptions", "StagingTarget",
+    "StepResult", "Target", "run_document",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ def run_document(
     variables = doc.variables(parameters)
     wanted = set(phases)
     result = DocumentResult(doc.name, str(doc.path), SUCCESS, time.time(), 0.0, description=doc.description)
-    run = _Run(doc, target, monitor, label, state, variables, options or RunOptions())
+    options = options or RunOptions()
+    options = replace(options, stack=(*options.stack, str(doc.path.resolve())))
+    run = _Run(doc, target, monitor, label, state, variables, options)
     for phase in doc.phases:
         if phase.name not in wanted:
             continue
@@ -72,6 +77,7 @@ def run_document(
     result.status = combine([p.status for p in result.phases])
     result.end = time.time()
     result.chain = state
+    result.chaining = run.chaining
     return result
 
 
@@ -84,6 +90,7 @@ class _Run:
     chain: dict[str, Any]
     variables: dict[str, str]
     options: RunOptions
+    chaining: list[dict[str, str]] = field(default_factory=list)
 
     def phase(self, phase: Phase) -> tuple[PhaseResult, bool]:
         fields: dict[str, Any] = {"component": self.label, "phase": phase.name}
@@ -139,6 +146,7 @@ class _Run:
             end=time.time(), attempts=outcome.attempts, inputs=outcome.inputs, outputs=outcome.outputs,
             exit_code=outcome.exit_code, failure_message=outcome.failure_message, reboots=outcome.reboots,
         )  # fmt: skip
+        self.chaining.extend(outcome.chaining)
         if status != SKIPPED and outcome.ran:
             self.chain.setdefault(phase.name, {})[step.name] = {
                 "inputs": outcome.inputs if outcome.inputs is not None else {},

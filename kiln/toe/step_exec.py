@@ -5,16 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from kiln.errors import KilnError
+from kiln.errors import KilnError, ValidationFailed
 from kiln.monitor import Monitor
 from kiln.toe.actions import ActionContext, ActionFailed, RebootRequested
 from kiln.toe.conditions import ConditionError, Evaluator
 from kiln.toe.loops import Iteration, LoopError, iterations, loop_resolver
-from kiln.toe.results import FAILED, SKIPPED, SUCCESS
+from kiln.toe.results import FAILED, SKIPPED, SUCCESS, DocumentResult
 from kiln.toe.targets import Target
 from kiln.toe.variables import Resolver, chain_resolver, chained, substitute, variables_resolver
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from kiln.toe.runner import RunOptions
 
 MAX_REBOOT_RERUNS = 1
+MAX_NESTING = 3
 
 
 @dataclass
@@ -36,6 +38,7 @@ class StepOutcome:
     exit_code: int | None = None
     failure_message: str | None = None
     reboots: int = 0
+    chaining: list[dict[str, str]] = field(default_factory=list)
 
 
 class _AttemptFailed(Exception):
@@ -60,7 +63,9 @@ def execute_step(
     options: RunOptions,
 ) -> StepOutcome:
     outcome = StepOutcome(SUCCESS, time.time())
-    base = chained(variables_resolver(variables), chain_resolver(chain))
+    base = chained(
+        variables_resolver(variables), _recording(chain_resolver(chain), outcome.chaining, phase, step)
+    )
     where = f"document {document.name}, phase {phase}, step {step.name}"
     if step.condition is not None:
         try:
@@ -83,7 +88,7 @@ def execute_step(
                 f"{where}: aborted because condition {described} is {str(holds).lower()}"
             )
             return outcome
-    runner = _Attempts(step, target, base, output, label, phase, options, document)
+    runner = _Attempts(step, target, base, output, label, phase, options, document, monitor)
     for attempt in range(1, step.max_attempts + 1):
         outcome.attempts = attempt
         try:
@@ -108,6 +113,25 @@ def execute_step(
     return outcome
 
 
+def _recording(resolve: Resolver, record: list[dict[str, str]], phase: str, step: Step) -> Resolver:
+    """Remember how each chaining expression resolved (``chaining.json``)."""
+
+    def recorder(expression: str) -> str | None:
+        value = resolve(expression)
+        if value is not None:
+            entry = {
+                "phase": phase,
+                "step": step.name,
+                "expression": f"{{{{ {expression} }}}}",
+                "value": value,
+            }
+            if entry not in record:
+                record.append(entry)
+        return value
+
+    return recorder
+
+
 @dataclass
 class _Attempts:
     step: Step
@@ -118,6 +142,7 @@ class _Attempts:
     phase: str
     options: RunOptions
     document: Document
+    monitor: Monitor
 
     def attempt(self) -> tuple[Any, dict[str, Any], int]:
         """All iterations once; returns (resolved inputs, joined outputs, reboots)."""
@@ -177,7 +202,8 @@ class _Attempts:
             ctx = ActionContext(
                 target=self.target, document=self.document.name, phase=self.phase, step=step.name,
                 timeout=remaining, output=self.output, env=dict(self.options.env),
-                services=dict(self.options.services),
+                services={"document_dir": self.document.path.parent, **self.options.services},
+                nested=self.nested,
             )  # fmt: skip
             try:
                 outputs = action.run(ctx, inputs)
@@ -199,4 +225,28 @@ class _Attempts:
                 raise _AttemptFailed(f"{type(exc).__name__}: {exc}") from None
             if deadline is not None and time.monotonic() > deadline:
                 raise _AttemptFailed(f"timed out after {step.timeout_seconds}s")
-            return raw, outputs, reboots
+            return raw, outputs, reboots + len(ctx.reboots)
+
+    def nested(self, path: Path, phases: list[str], parameters: dict[str, str]) -> DocumentResult:
+        """ExecuteDocument: run another document on the same target, guarding depth and cycles."""
+        from kiln.toe.document import check_parameters, load_document
+        from kiln.toe.runner import run_document
+
+        stack = self.options.stack
+        identity = str(path.resolve())
+        if identity in stack:
+            chain = " -> ".join(Path(p).name for p in (*stack[stack.index(identity) :], identity))
+            raise ActionFailed(f"ExecuteDocument cycle: {chain}")
+        if len(stack) > MAX_NESTING:
+            raise ActionFailed(f"ExecuteDocument nests more than {MAX_NESTING} levels deep ({path.name})")
+        try:
+            doc = load_document(path)
+        except ValidationFailed as exc:
+            raise ActionFailed(f"ExecuteDocument: {exc.message}") from None
+        missing = [m for m in check_parameters(doc, parameters) if "has no default" in m]
+        if missing:
+            raise ActionFailed("ExecuteDocument: " + "; ".join(missing))
+        return run_document(
+            doc, phases=phases, parameters=parameters, target=self.target, monitor=self.monitor,
+            label=f"{self.label} > {doc.name}", options=self.options,
+        )  # fmt: skip

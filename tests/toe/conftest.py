@@ -6,11 +6,13 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kiln.monitor import ListMonitor
 from kiln.rootfs.debian import ParentRoot
+from kiln.toe.actions import Action, ActionContext, Outputs
 from kiln.toe.document import Document, load_document
 from kiln.toe.results import DocumentResult
 from kiln.toe.runner import RootfsTarget, run_document
@@ -69,3 +71,19 @@ def run(
         return run_document(
             doc, phases=phases, parameters=parameters or {}, target=target, monitor=monitor or ListMonitor()
         )
+
+
+def action_context(root: Path, lines: list[str] | None = None) -> ActionContext:
+    """A context for calling an action directly (file actions never start a process)."""
+    sink = lines if lines is not None else []
+    return ActionContext(
+        target=RootfsTarget(root), document="test", phase="build", step="Step", timeout=30.0,
+        output=sink.append,
+    )  # fmt: skip
+
+
+def call(root: Path, action: str, inputs: Any, lines: list[str] | None = None) -> Outputs:
+    """Validate ``inputs`` with the action's model and run it on ``root``."""
+    cls = Action.registry[action]
+    instance = cls()
+    return instance.run(action_context(root, lines), instance.parse(inputs))

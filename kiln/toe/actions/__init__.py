@@ -9,6 +9,13 @@ from kiln.toe.actions.base import Action, ActionContext, ActionFailed, Outputs, 
 ACTION_MODULES = (
     "kiln.toe.actions.execute",
     "kiln.toe.actions.files_create",
+    "kiln.toe.actions.files_copy",
+    "kiln.toe.actions.files_meta",
+    "kiln.toe.actions.assertion",
+    "kiln.toe.actions.system",
+    "kiln.toe.actions.web",
+    "kiln.toe.actions.s3",
+    "kiln.toe.actions.document",
     "kiln.toe.actions.windows",
 )
 

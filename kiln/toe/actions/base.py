@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from kiln.errors import KilnError
 
@@ -45,7 +46,9 @@ class RebootRequested(KilnError):
 class InputModel(BaseModel):
     """Base for ``Inputs`` mappings: unknown keys are errors (typos surface at validation)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, coerce_numbers_to_str=True, alias_generator=to_camel
+    )
 
 
 @dataclass
@@ -59,8 +62,12 @@ class ActionContext:
     timeout: float | None
     output: Callable[[str], None]
     env: Mapping[str, str] = field(default_factory=dict)
-    # Services some actions need, set by the runner (ExecuteDocument, S3 endpoint...).
+    # Services some actions need, set by the runner (S3 endpoint settings...).
     services: dict[str, Any] = field(default_factory=dict)
+    # Runs another document (ExecuteDocument): (path, phases, parameters) -> DocumentResult.
+    nested: Callable[[Path, list[str], dict[str, str]], Any] | None = None
+    # Reboots requested by Reboot steps (recorded, not performed, in a root filesystem).
+    reboots: list[str] = field(default_factory=list)
 
     @property
     def root(self) -> Path:

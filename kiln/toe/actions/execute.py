@@ -44,6 +44,12 @@ def _execute(ctx: ActionContext, argv: list[str], what: str) -> Outputs:
     return _finish(ctx, done, what)
 
 
+def run_script(ctx: ActionContext, script: str, what: str = "script") -> Outputs:
+    """Run a bash script in the target (staged outside the image when the target allows it)."""
+    with staged_file(ctx.target, f"script-{uuid.uuid4().hex}.sh", script.encode()) as path:
+        return _execute(ctx, ["bash", path], what)
+
+
 class ExecuteBash(Action):
     """Commands joined into one script, run with bash; the exit code of the script decides."""
 
@@ -53,9 +59,7 @@ class ExecuteBash(Action):
         commands: list[str] = Field(min_length=1)
 
     def run(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
-        script = "\n".join(inputs.commands) + "\n"
-        with staged_file(ctx.target, f"script-{uuid.uuid4().hex}.sh", script.encode()) as path:
-            return _execute(ctx, ["bash", path], "script")
+        return run_script(ctx, "\n".join(inputs.commands) + "\n")
 
 
 class ExecuteBinary(Action):

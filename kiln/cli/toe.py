@@ -1,0 +1,133 @@
+"""``kiln toe validate`` and ``kiln toe run``: awstoe's command line, sandboxed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kiln.cli.common import DataDirOption, err_console, open_store, print_json
+from kiln.errors import Issue, KilnError, ValidationFailed
+from kiln.monitor import ConsoleMonitor, Monitor
+from kiln.sandbox.bwrap import SandboxOptions
+from kiln.toe.config import settings as run_settings
+from kiln.toe.config import split_list
+from kiln.toe.document import load_document
+from kiln.toe.results import FAILED
+from kiln.toe.runner import HostTarget, RootfsTarget, RunOptions, Target
+from kiln.toe.session import execute
+
+TARGET_HELP = (
+    "Where steps run: rootfs:PATH (a root filesystem directory, changed in place, in a bubblewrap "
+    "sandbox), image:NAME[@VERSION] (a throwaway copy of a catalogued image), or host (this machine)."
+)
+
+
+def validate(
+    documents: Annotated[str, typer.Option("--documents", "-d", help="Comma-separated document paths.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Validate component documents; every problem is reported (file:line:column: step path: message)."""
+    issues: list[Issue] = []
+    report = []
+    for path in split_list(documents):
+        try:
+            doc = load_document(Path(path))
+        except ValidationFailed as exc:
+            issues.extend(exc.issues)
+            report.append({"path": path, "valid": False, "issues": [str(i) for i in exc.issues]})
+            continue
+        report.append({"path": path, "valid": True, "name": doc.name, "phases": doc.phase_names,
+                       "digest": doc.digest})  # fmt: skip
+        if not json_output:
+            err_console.print(f"[green]valid[/] {path} ({doc.name}: {', '.join(doc.phase_names)})")
+    if json_output:
+        print_json({"documents": report, "valid": not issues})
+        if issues:
+            raise typer.Exit(2)
+        return
+    if issues:
+        raise ValidationFailed(issues)
+
+
+@contextmanager
+def open_target(spec: str, *, network: bool, keep: bool, data_dir: Path | None, monitor: Monitor,
+                ) -> Iterator[Target]:  # fmt: skip
+    kind, _, value = spec.partition(":")
+    options = SandboxOptions(network=network)
+    if kind == "host" and not value:
+        with HostTarget() as host:
+            yield host
+    elif kind == "rootfs" and value:
+        root = Path(value)
+        if not root.is_dir():
+            raise KilnError(f"--target rootfs:{value}: no such directory")
+        with RootfsTarget(root, options) as target:
+            yield target
+    elif kind == "image" and value:
+        from kiln.toe.image_target import resolve_image_target
+
+        with (
+            resolve_image_target(value, open_store(data_dir), monitor, keep=keep) as root,
+            RootfsTarget(root, options) as target,
+        ):
+            yield target
+    else:
+        raise KilnError(f"invalid --target {spec!r}", hint="use rootfs:PATH, image:NAME[@VERSION] or host")
+
+
+def run(
+    target: Annotated[str | None, typer.Option("--target", help=TARGET_HELP)] = None,
+    documents: Annotated[str | None, typer.Option("--documents", "-d", help="Comma-separated paths.")] = None,
+    phases: Annotated[str | None, typer.Option("--phases", "-p", help="e.g. build,validate")] = None,
+    parameters: Annotated[str | None, typer.Option("--parameters", help="name1=value1,name2=value2")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="awstoe run config JSON.")] = None,
+    execution_id: Annotated[str | None, typer.Option("--execution-id", "-i")] = None,
+    log_directory: Annotated[Path | None, typer.Option("--log-directory", "-l")] = None,
+    s3_endpoint: Annotated[
+        str | None, typer.Option("--s3-endpoint", help="S3-compatible endpoint URL.")
+    ] = None,
+    no_network: Annotated[bool, typer.Option("--no-network", help="Steps run without network.")] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the root of an image: target.")] = False,
+    trace: Annotated[bool, typer.Option("--trace", "-t", help="Debug logging.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the final summary.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Run component documents like ``awstoe run``, writing the same TOE_<time>_<id>/ log folder."""
+    if target is None:
+        raise KilnError(
+            "choose where the steps run with --target",
+            hint="--target rootfs:PATH, image:NAME[@VERSION] or host (host changes this machine)",
+        )
+    chosen = run_settings(
+        documents=documents, phases=phases, parameters=parameters, config=config,
+        execution_id=execution_id, log_directory=log_directory,
+    )  # fmt: skip
+    if trace:
+        logging.getLogger("kiln").setLevel(logging.DEBUG)
+    monitor: Monitor = Monitor() if quiet else ConsoleMonitor(verbose=True)
+    services = {"s3": {"endpoint_url": s3_endpoint}} if s3_endpoint else {}
+    with ExitStack() as stack:
+        where = stack.enter_context(
+            open_target(target, network=not no_network, keep=keep, data_dir=data_dir, monitor=monitor)
+        )
+        execution = execute(chosen, where, monitor, RunOptions(services=services))
+    typer.echo(json.dumps(execution.summary(), indent=4))
+    if execution.status == FAILED:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    toe = typer.Typer(
+        name="toe",
+        help="Run AWS Image Builder (AWSTOE) component documents locally, sandboxed.",
+        no_args_is_help=True,
+    )
+    toe.command("validate")(validate)
+    toe.command("run")(run)
+    app.add_typer(toe, name="toe")

@@ -1,0 +1,146 @@
+"""``kiln toe run`` settings: awstoe's command line and config JSON (command line > config > defaults)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kiln.errors import Issue, KilnError, ValidationFailed, display_path
+
+DEFAULT_PHASES = ("build", "validate", "test")
+_PAIR_START = re.compile(r",(?=[A-Za-z0-9_-]{1,128}=)")
+
+
+class NameValue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    value: str | list[str]
+
+    @property
+    def text(self) -> str:
+        return ",".join(self.value) if isinstance(self.value, list) else self.value
+
+
+class ConfigDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1)
+    parameters: list[NameValue] = Field(default_factory=list)
+
+
+class RunConfig(BaseModel):
+    """The awstoe ``--config`` JSON."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    documents: list[ConfigDocument] = Field(default_factory=list)
+    phases: str | list[str] | None = None
+    parameters: list[NameValue] = Field(default_factory=list)
+    execution_id: str | None = Field(default=None, alias="executionId")
+    log_directory: str | None = Field(default=None, alias="logDirectory")
+
+    @field_validator("documents", mode="before")
+    @classmethod
+    def _plain_paths(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"path": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+@dataclass
+class DocumentRun:
+    path: Path
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunSettings:
+    documents: list[DocumentRun]
+    phases: list[str]
+    execution_id: str
+    log_directory: Path
+
+
+def split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_parameters(text: str) -> dict[str, str]:
+    """``k=v,k2=v2``; a value may hold commas when the next ``name=`` does not follow them."""
+    result: dict[str, str] = {}
+    if not text.strip():
+        return result
+    for pair in _PAIR_START.split(text):
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise KilnError(f"--parameters: {pair!r} is not NAME=VALUE", hint="write --parameters k=v,k2=v2")
+        result[name.strip()] = value
+    return result
+
+
+def load_config(path: Path) -> RunConfig:
+    name = display_path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationFailed([Issue(name, None, None, "", "file not found")]) from None
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed([Issue(name, exc.lineno, exc.colno, "", f"invalid JSON: {exc.msg}")]) from None
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        issues = [
+            Issue(
+                name, None, None, ".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, ")
+            )
+            for e in exc.errors()
+        ]
+        raise ValidationFailed(issues) from None
+
+
+def settings(
+    *,
+    documents: str | None,
+    phases: str | None,
+    parameters: str | None,
+    config: Path | None,
+    execution_id: str | None,
+    log_directory: Path | None,
+) -> RunSettings:
+    """Merge the command line over the config file over the defaults."""
+    cfg = load_config(config) if config else RunConfig()
+    base = config.parent if config else Path.cwd()
+    cli_parameters = parse_parameters(parameters or "")
+    global_parameters = {p.name: p.text for p in cfg.parameters}
+    runs: list[DocumentRun]
+    if documents:
+        runs = [DocumentRun(Path(p)) for p in split_list(documents)]
+    else:
+        runs = [
+            DocumentRun(_relative(base, d.path), {p.name: p.text for p in d.parameters})
+            for d in cfg.documents
+        ]
+    if not runs:
+        raise KilnError("no documents to run", hint="give --documents a.yaml,b.yaml or a --config file")
+    for run in runs:
+        run.parameters = {**global_parameters, **run.parameters, **cli_parameters}
+    if phases:
+        chosen = split_list(phases)
+    elif isinstance(cfg.phases, str):
+        chosen = split_list(cfg.phases)
+    else:
+        chosen = list(cfg.phases or DEFAULT_PHASES)
+    log_dir = log_directory or (_relative(base, cfg.log_directory) if cfg.log_directory else Path.cwd())
+    return RunSettings(runs, chosen, execution_id or cfg.execution_id or str(uuid.uuid4()), log_dir)
+
+
+def _relative(base: Path, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else base / p

@@ -1,0 +1,42 @@
+"""``--target image:NAME[@VERSION[/BUILD]]``: a throwaway root unpacked from a catalogued image's layers."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kiln.errors import KilnError
+from kiln.monitor import Monitor
+from kiln.store import Store
+
+
+@contextmanager
+def resolve_image_target(ref: str, store: Store, monitor: Monitor, *, keep: bool = False) -> Iterator[Path]:
+    """Unpack the image's OCI layers into a new directory; removed afterwards unless ``keep``."""
+    try:
+        from kiln.catalog.catalog import Catalog
+        from kiln.verify.instance import materialise
+    except ModuleNotFoundError as exc:  # the catalog or the unpacker is not part of this installation
+        raise KilnError(f"--target image: not available yet ({exc.name} is missing)") from None
+    with Catalog.open(store.database_url) as catalog:
+        image = catalog.get_image(ref)
+    layouts = [a for a in image.artifacts if a.kind == "oci"]
+    if not layouts:
+        raise KilnError(
+            f"image {image.ref} has no OCI layout artifact to unpack",
+            hint="build it with the oci output, or run against a root directory with --target rootfs:PATH",
+        )
+    holder = Path(tempfile.mkdtemp(prefix="toe-image-", dir=store.home / "tmp"))
+    root = holder / "rootfs"
+    try:
+        with monitor.stage("image", f"unpack {image.ref}"):
+            materialise(Path(layouts[0].path), root)
+        yield root
+    finally:
+        if keep and root.is_dir():
+            monitor.info(f"kept the root filesystem of {image.ref} at {root}")
+        else:
+            shutil.rmtree(holder, ignore_errors=True)
