@@ -67,9 +67,19 @@ class _LayerApplier:
         self.digest = digest
         self.dir_times = dir_times
         self.written: set[str] = set()
+        # Directories (relative paths) known to be real directories, not symlinks: a child of one needs
+        # no symlink resolution. Forgotten entirely whenever anything is removed.
+        self.real_dirs: set[str] = {""}
+        self.root_text = str(root)
 
     def resolve(self, rel: str) -> Path:
+        if rel.rpartition("/")[0] in self.real_dirs:
+            return Path(f"{self.root_text}/{rel}")
         return resolve_in_root(self.root, rel, follow_last=False)
+
+    def remove(self, path: Path) -> None:
+        self.real_dirs = {""}
+        _remove(path)
 
     def apply(self, tar: tarfile.TarFile) -> None:
         for member in tar:
@@ -94,7 +104,7 @@ class _LayerApplier:
         if target not in self.written:
             path = self.resolve(target)
             if path != self.root:
-                _remove(path)
+                self.remove(path)
 
     def _opaque(self, rel_dir: str) -> None:
         """Remove what lower layers put in ``rel_dir``, keeping what this layer already wrote there."""
@@ -108,7 +118,7 @@ class _LayerApplier:
             for child in os.scandir(host_dir):
                 rel = rel_prefix + child.name
                 if rel not in self.written:
-                    _remove(Path(child.path))
+                    self.remove(Path(child.path))
                 elif child.is_dir(follow_symlinks=False):
                     stack.append((Path(child.path), rel + "/"))
 
@@ -116,15 +126,18 @@ class _LayerApplier:
         target = self.resolve(rel)
         if target == self.root:
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel.rpartition("/")[0] not in self.real_dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
         existing = None
         with suppress(FileNotFoundError):
             existing = os.lstat(target).st_mode
         if existing is not None and not (member.isdir() and stat.S_ISDIR(existing)):
-            _remove(target)
+            self.remove(target)
         if member.isdir():
             if existing is None or not stat.S_ISDIR(existing):
                 target.mkdir()
+            if target == self.root / rel:
+                self.real_dirs.add(rel)
         elif member.isreg():
             source = tar.extractfile(member)
             assert source is not None
