@@ -11,6 +11,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, make_url, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -218,6 +219,11 @@ class Catalog:
         compared as Debian versions), with the matching packages of each."""
         with self._read() as s:
             return queries.images_with_package(s, name, version_below)
+
+    def lock(self, ref: str) -> dict[str, Any] | None:
+        """The lock data (resolved inputs) recorded with an image, for reproducing its build."""
+        with self._read() as s:
+            return self._image_row(s, ImageRef.parse(ref)).lock
 
     def lineage(self, ref: str) -> list[LineageEntry]:
         """Ancestors of an image, nearest first, ending with its external root (``debian:bookworm``)."""

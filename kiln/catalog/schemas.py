@@ -30,7 +30,10 @@ class _Record(BaseModel):
 
 
 class ComponentRecord(_Record):
-    """A component as it went into an image: its document digest and the parameters it ran with."""
+    """A component as it went into an image: its document digest and the parameters it ran with
+    (AWSTOE parameters are strings; numbers written unquoted in YAML are kept as their text)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
     name: str
     version: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ def test_finished_build_records_everything(catalog: Catalog, tmp_path: Path) -> 
             ("openssl", "openssl", "3.0.11-1~deb12u2"),  # source defaults to the binary package
         ]
         assert s.scalar(select(ImageRow.lock)) == {"debs": {"nginx": "1.22.1-9"}}
+    assert catalog.lock("web@1.0.0/1") == {"debs": {"nginx": "1.22.1-9"}}
 
 
 def test_build_numbers_count_per_name_and_version(catalog: Catalog, record_image: Callable[..., str]) -> None:
@@ -211,3 +213,18 @@ def test_builds_of_dead_processes_are_marked_interrupted(
         assert interrupted.error is not None and interrupted.error.startswith("interrupted:")
         assert interrupted.finished is not None and interrupted.finished >= interrupted.started
         assert reopened.get_build(mine).status == "running"  # this process is alive
+
+
+def test_records_validate_their_input() -> None:
+    from pydantic import ValidationError
+
+    from kiln.catalog import ComponentRecord
+
+    assert ComponentRecord(name="n", version="1", digest="d", parameters={"Port": 80}).parameters == {
+        "Port": "80"
+    }
+    for bad in ({"version": "1.0"}, {"version": "v1.0.0"}, {"name": "Web"}, {"name": "-web"}):
+        with pytest.raises(ValidationError):
+            new_image(**bad)
+    naive = new_image(created=datetime(2026, 1, 1, 12, 0))  # naive times are taken as UTC
+    assert naive.created.tzinfo is not None and naive.created.hour == 12
