@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kiln.outputs.oci import OciImage
 from kiln.sandbox.run import run
 
 # A valid VFS_CAP_REVISION_2 value granting cap_net_bind_service=ep (what `setcap` writes).
@@ -93,3 +94,26 @@ def make_upper(base: Path) -> tuple[Path, Path]:
         (merged / "etc/keep").write_text("changed\n")
         (merged / "etc/new").write_text("added\n")
     return lower, upper
+
+
+SAMPLE_EPOCH = 1_700_000_000
+
+
+def sample_layout(base: Path, *, tag: str = "1.0.0") -> OciImage:
+    """A two-layer OCI layout: a small root plus a real overlay upper dir (deletion, opaque dir)."""
+    from datetime import UTC, datetime
+
+    from kiln.layers.tar import write_layer
+    from kiln.outputs.oci import History, ImageConfig, write_oci_layout
+
+    lower, upper = make_upper(base / "trees")
+    (lower / "usr/bin").mkdir(parents=True)
+    (lower / "usr/bin/hello").write_text("#!/bin/sh\necho hello\n")
+    (lower / "usr/bin/hello").chmod(0o755)
+    layers = [
+        write_layer(lower, base / "blobs/0.tar.gz", epoch=SAMPLE_EPOCH, kind="rootfs"),
+        write_layer(upper, base / "blobs/1.tar.gz", epoch=SAMPLE_EPOCH, kind="upper"),
+    ]
+    config = ImageConfig(created=datetime.fromtimestamp(SAMPLE_EPOCH, UTC), cmd=("/usr/bin/hello",))
+    history = [History("parent"), History("component tweak")]
+    return write_oci_layout(base / "oci", layers, config, history=history, annotations={}, tag=tag)
