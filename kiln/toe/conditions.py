@@ -11,7 +11,8 @@ Unary string operators take the tested text as their own value (``stringIsEmpty:
 ``value:``. String comparisons are case-insensitive and untrimmed; ``patternMatches`` uses Python's
 ``re.search`` (RE2 syntax that Python lacks, such as ``\\C`` or ``(?U)``, is rejected at run time).
 File operators look inside the image root and never outside it. A step's ``if`` mapping may also
-carry ``then:``/``else:`` with ``Execute``, ``Skip`` or ``Abort`` (defaults: Execute / Skip).
+carry ``then:``/``else:`` with ``Execute``, ``Skip`` or ``Abort``: by default a true condition runs the
+step and a false one skips it; with ``then: Abort`` or ``then: Skip`` alone, a false condition runs it.
 """
 
 from __future__ import annotations
@@ -128,7 +129,18 @@ class IfSpec(BaseModel):
 
     condition: Condition
     then: Branch = "Execute"
-    else_: Branch = Field(default="Skip", alias="else")
+    else_: Branch | None = Field(default=None, alias="else")
+
+    @model_validator(mode="after")
+    def _default_else(self) -> IfSpec:
+        # "if X then Abort/Skip" reads as a guard: when X is false the step runs.
+        if self.else_ is None:
+            self.else_ = "Skip" if self.then == "Execute" else "Execute"
+        return self
+
+    @property
+    def otherwise(self) -> Branch:
+        return self.else_ or "Skip"
 
     @model_validator(mode="before")
     @classmethod

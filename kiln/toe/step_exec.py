@@ -76,7 +76,7 @@ def execute_step(
                 f"{where}: condition could not be evaluated: {exc}",
             )
             return outcome
-        branch = step.condition.then if holds else step.condition.else_
+        branch = step.condition.then if holds else step.condition.otherwise
         if branch == "Skip":
             outcome.status = SKIPPED
             output(f"skipped: condition {step.condition.condition.describe()} is {str(holds).lower()}")
