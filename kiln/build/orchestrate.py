@@ -1,6 +1,7 @@
 """The build: a readable list of stages over one context; everything or nothing is published.
 
-    parent → component build phases (layers) → validate phases → outputs → catalog
+    parent → component build phases (layers) → validate phases → outputs → test phases on a
+    fresh instance → catalog
 
 The catalog is written once, in one transaction, after every stage succeeded. A failure marks the
 build ``failed`` with its error and log, removes its outputs, and leaves no mounts or scratch.
@@ -21,6 +22,7 @@ from kiln.build.context import BuildContext, BuildOptions
 from kiln.build.inventory import dpkg_packages
 from kiln.build.outputs import write_outputs
 from kiln.build.parent import prepare_parent
+from kiln.build.tests import run_container_tests
 from kiln.catalog import ArtifactRecord, Catalog, ComponentRecord, ImageRecord, NewImage
 from kiln.monitor import FanOut, JsonLinesMonitor, Monitor
 from kiln.recipes.loader import LoadedRecipe, load_recipe
@@ -98,6 +100,7 @@ def run_stages(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
         build_component(ctx, component)
     validate_components(ctx)
     write_outputs(ctx)
+    run_container_tests(ctx)
     return finish(ctx, catalog)
 
 

@@ -68,7 +68,11 @@ def build_app() -> typer.Typer:
 def main() -> None:
     application = build_app()
     try:
-        application(standalone_mode=False)
+        result = application(standalone_mode=False)
+        if isinstance(result, int) and result:  # Typer reports Ctrl-C (130) and aborts as a return code
+            if result == 130:
+                err_console.print("[red]interrupted[/]")
+            sys.exit(result)
     except KilnError as exc:
         if _debug:
             raise

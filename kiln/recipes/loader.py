@@ -48,10 +48,12 @@ class LoadedRecipe:
     digest: str
     recipe: Recipe
     components: list[ResolvedComponent] = field(default_factory=list)
+    tests: list[ResolvedComponent] = field(default_factory=list)
 
     @property
     def test_components(self) -> list[ResolvedComponent]:
-        return [c for c in self.components if "test" in c.document.phase_names]
+        """Everything with a test phase: the recipe's components (in order), then its ``tests``."""
+        return [c for c in [*self.components, *self.tests] if "test" in c.document.phase_names]
 
 
 def builtin_components() -> list[str]:
@@ -80,13 +82,16 @@ def _valid_refs(items: Any) -> list[ComponentRef | None]:
 
 
 def _resolve(
-    source: SourceDocument, refs: Sequence[ComponentRef | None], issues: list[Issue]
+    source: SourceDocument,
+    refs: Sequence[ComponentRef | None],
+    issues: list[Issue],
+    section: str = "components",
 ) -> list[ResolvedComponent]:
     resolved = []
     for index, ref in enumerate(refs):
         if ref is None:
             continue
-        loc = ("components", index)
+        loc = (section, index)
         path = _component_path(ref, source.path.parent)
         if path is None:
             known = ", ".join(builtin_components()) or "none"
@@ -118,10 +123,15 @@ def load_recipe(path: Path) -> LoadedRecipe:
         recipe = Recipe.model_validate(source.data)
     except ValidationError as exc:
         issues.extend(source.issues_from(exc))
-        _resolve(source, _valid_refs(source.data.get("components")), issues)  # report those too
+        for section in ("components", "tests"):  # report those too
+            _resolve(source, _valid_refs(source.data.get(section)), issues, section)
         raise ValidationFailed(issues) from None
     components = _resolve(source, recipe.components, issues)
+    tests = _resolve(source, recipe.tests, issues, "tests")
+    for index, test in enumerate(tests):
+        if "test" not in test.document.phase_names:
+            issues.append(source.issue(("tests", index), f"{test.label}: has no test phase"))
     if issues:
         raise ValidationFailed(issues)
     digest = "sha256:" + hashlib.sha256(source.text.encode()).hexdigest()
-    return LoadedRecipe(path.resolve(), source.text, digest, recipe, components)
+    return LoadedRecipe(path.resolve(), source.text, digest, recipe, components, tests)

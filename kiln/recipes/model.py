@@ -138,6 +138,9 @@ class Recipe(Strict):
     description: str = ""
     parent: ParentSpec
     components: list[ComponentRef] = Field(min_length=1)
+    tests: list[ComponentRef] = Field(
+        default_factory=list, description="test-only components: their test phase runs on a fresh instance"
+    )
     outputs: list[Output] = Field(default_factory=lambda: [OciOutput()])
     labels: dict[str, str] = Field(default_factory=dict)
     config: ImageConfigSpec = Field(default_factory=ImageConfigSpec)

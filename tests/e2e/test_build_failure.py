@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from kiln.sandbox.overlay import mounts_under
-from tests.e2e.conftest import kiln
+from tests.e2e.conftest import KILN, kiln
 
 pytestmark = pytest.mark.e2e
 
@@ -40,12 +44,14 @@ components:
 """
 
 
-def bwrap_processes() -> list[int]:
+def processes_using(home: Path) -> list[int]:
+    """Processes whose command line mentions ``home`` (sandboxes and steps of that data dir)."""
     found = []
+    needle = str(home).encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "bwrap":
+                if needle in (entry / "cmdline").read_bytes():
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -57,7 +63,6 @@ def test_failing_step_fails_the_build_cleanly(tmp_path: Path, keep: bool) -> Non
     (tmp_path / "breaks.yaml").write_text(FAILING)
     (tmp_path / "broken.yaml").write_text(RECIPE)
     home = tmp_path / "home"
-    before = set(bwrap_processes())
     args = ["build", str(tmp_path / "broken.yaml"), *(["--keep-rootfs"] if keep else [])]
     result = kiln(*args, home=home, check=False)
     assert result.returncode == 1, result.stderr
@@ -70,7 +75,7 @@ def test_failing_step_fails_the_build_cleanly(tmp_path: Path, keep: bool) -> Non
     assert mounts_under(home) == []
     assert list((home / "tmp").iterdir()) == []
     assert not (home / "images" / "broken").exists() or not any((home / "images" / "broken").iterdir())
-    assert set(bwrap_processes()) <= before
+    assert processes_using(home) == []
     kept = home / "kept"
     if keep:
         roots = list(kept.iterdir())
@@ -79,3 +84,77 @@ def test_failing_step_fails_the_build_cleanly(tmp_path: Path, keep: bool) -> Non
     else:
         assert not kept.exists()
     assert Path(builds[0]["log_path"]).exists()
+
+
+FAILING_TEST = """\
+name: checks-motd
+schemaVersion: 1.0
+phases:
+  - name: build
+    steps:
+      - name: WriteMotd
+        action: CreateFile
+        inputs:
+          - path: /etc/motd
+            content: welcome
+  - name: test
+    steps:
+      - name: MotdSaysHello
+        action: ExecuteBash
+        inputs:
+          commands:
+            - grep -q hello /etc/motd
+"""
+
+
+def test_failing_test_phase_on_fresh_instance_records_nothing(tmp_path: Path) -> None:
+    (tmp_path / "checks-motd.yaml").write_text(FAILING_TEST)
+    (tmp_path / "recipe.yaml").write_text(RECIPE.replace("breaks.yaml", "checks-motd.yaml"))
+    home = tmp_path / "home"
+    result = kiln("build", str(tmp_path / "recipe.yaml"), home=home, check=False)
+    assert result.returncode == 1
+    err = " ".join(result.stderr.split())
+    assert "phase test (fresh container instance)" in err and "MotdSaysHello" in err
+    assert kiln("images", "list", "--json", home=home).json() == []
+    assert not any((home / "images").rglob("index.json"))
+    assert mounts_under(home) == [] and list((home / "tmp").iterdir()) == []
+
+
+SLOW = """\
+name: slow
+schemaVersion: 1.0
+phases:
+  - name: build
+    steps:
+      - name: Wait
+        action: ExecuteBash
+        inputs:
+          commands:
+            - touch /etc/slow-started
+            - sleep 600
+"""
+
+
+def test_ctrl_c_cleans_up(tmp_path: Path) -> None:
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    (tmp_path / "recipe.yaml").write_text(RECIPE.replace("breaks.yaml", "slow.yaml"))
+    home = tmp_path / "home"
+    proc = subprocess.Popen(
+        [str(KILN), "build", str(tmp_path / "recipe.yaml")],
+        env={**os.environ, "KILN_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not any(p.name == "slow-started" for p in (home / "tmp").rglob("slow-started")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the slow step never started"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    builds = kiln("builds", "list", "--json", home=home).json()
+    assert [(b["status"], b["error"]) for b in builds] == [("failed", "interrupted")]
+    assert mounts_under(home) == [] and list((home / "tmp").iterdir()) == []
+    assert processes_using(home) == []
