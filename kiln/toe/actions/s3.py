@@ -48,7 +48,8 @@ def client(ctx: ActionContext) -> Any:
     settings = dict(ctx.services.get("s3") or {})
     endpoint = settings.get("endpoint_url") or os.environ.get("KILN_S3_ENDPOINT_URL")
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
-    return boto3.client(
+    session = boto3.session.Session()  # a fresh session: credentials as the environment says now
+    return session.client(
         "s3", endpoint_url=endpoint, region_name=settings.get("region") or None, config=config
     )
 
