@@ -7,7 +7,7 @@ any root filesystem directory, foreign architectures included.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
@@ -103,36 +103,53 @@ def _source(para: Mapping[str, str], version: str) -> tuple[str, str]:
     return m.group(1), m.group(2) or version
 
 
+def _paragraphs(text: str) -> Iterator[dict[str, str]]:
+    """deb822 paragraphs of dpkg's status file (which dpkg itself writes: no comments, no PGP).
+
+    Hand-written because python-debian's generic parser costs ~1 ms per paragraph, a third of the
+    whole scan budget for a 300-package image.
+    """
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = ""
+        for line in block.splitlines():
+            if line[:1] in (" ", "\t"):
+                if key:
+                    fields[key] += "\n" + line[1:]
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        if "Package" in fields and "Version" in fields:
+            yield fields
+
+
 def read_dpkg(root: Path, *, licences: bool = True) -> list[DebPackage]:
     """Installed packages from ``/var/lib/dpkg/status``, sorted by (name, architecture)."""
-    from debian import deb822
-
     status = root / "var/lib/dpkg/status"
     if not status.is_file():
         return []
     packages: list[DebPackage] = []
-    with open(status, encoding="utf-8", errors="replace") as fh:
-        for para in deb822.Packages.iter_paragraphs(fh, use_apt_pkg=False):
-            state = para.get("Status", "").split()
-            if len(state) < 3 or state[2] not in ("installed", "half-configured", "unpacked"):
-                continue
-            name, version = para["Package"], para["Version"]
-            source, source_version = _source(para, version)
-            size = para.get("Installed-Size", "").strip()
-            found = tuple(copyright_licences(root, name)) if licences else ()
-            packages.append(
-                DebPackage(
-                    name=name,
-                    version=version,
-                    architecture=para.get("Architecture", ""),
-                    source=source,
-                    source_version=source_version,
-                    installed_size=int(size) if size.isdigit() else None,
-                    maintainer=para.get("Maintainer", ""),
-                    description=para.get("Description", "").split("\n", 1)[0],
-                    licences=found,
-                )
+    for para in _paragraphs(status.read_text(encoding="utf-8", errors="replace")):
+        state = para.get("Status", "").split()
+        if len(state) < 3 or state[2] not in ("installed", "half-configured", "unpacked"):
+            continue
+        name, version = para["Package"], para["Version"]
+        source, source_version = _source(para, version)
+        size = para.get("Installed-Size", "").strip()
+        found = tuple(copyright_licences(root, name)) if licences else ()
+        packages.append(
+            DebPackage(
+                name=name,
+                version=version,
+                architecture=para.get("Architecture", ""),
+                source=source,
+                source_version=source_version,
+                installed_size=int(size) if size.isdigit() else None,
+                maintainer=para.get("Maintainer", ""),
+                description=para.get("Description", "").split("\n", 1)[0],
+                licences=found,
             )
+        )
     return sorted(packages, key=lambda p: (p.name, p.architecture))
 
 
