@@ -61,7 +61,9 @@ def register(app: typer.Typer) -> None:
         from kiln.build.orchestrate import build
         from kiln.monitor import ConsoleMonitor, Monitor
         from kiln.recipes.loader import load_recipe
+        from kiln.sandbox.namespace import enter_private_mount_namespace
 
+        enter_private_mount_namespace()
         loaded = load_recipe(recipe)
         store = open_store(data_dir)
         monitor: Monitor = ConsoleMonitor(verbose=verbose)

@@ -64,7 +64,8 @@ def test_failing_step_fails_the_build_cleanly(tmp_path: Path, keep: bool) -> Non
     (tmp_path / "broken.yaml").write_text(RECIPE)
     home = tmp_path / "home"
     args = ["build", str(tmp_path / "broken.yaml"), *(["--keep-rootfs"] if keep else [])]
-    result = kiln(*args, home=home, check=False)
+    # Mounts in the host namespace: cleanup must not rely on the private namespace dropping them.
+    result = kiln(*args, home=home, check=False, env={"KILN_MOUNT_NAMESPACE": "host"})
     assert result.returncode == 1, result.stderr
     err = " ".join(result.stderr.split())
     assert "recipe broken" in err and "component breaks" in err and "phase build" in err
@@ -141,7 +142,7 @@ def test_ctrl_c_cleans_up(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc = subprocess.Popen(
         [str(KILN), "build", str(tmp_path / "recipe.yaml")],
-        env={**os.environ, "KILN_HOME": str(home)},
+        env={**os.environ, "KILN_HOME": str(home), "KILN_MOUNT_NAMESPACE": "host"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -158,3 +159,31 @@ def test_ctrl_c_cleans_up(tmp_path: Path) -> None:
     assert [(b["status"], b["error"]) for b in builds] == [("failed", "interrupted")]
     assert mounts_under(home) == [] and list((home / "tmp").iterdir()) == []
     assert processes_using(home) == []
+
+
+def test_sigkill_leaves_no_mounts(tmp_path: Path) -> None:
+    """Even a build killed with SIGKILL leaves no mount behind: it runs in its own mount namespace."""
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    (tmp_path / "recipe.yaml").write_text(RECIPE.replace("breaks.yaml", "slow.yaml"))
+    home = tmp_path / "home"
+    proc = subprocess.Popen(
+        [str(KILN), "build", str(tmp_path / "recipe.yaml")],
+        env={**os.environ, "KILN_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while not processes_using(home / "tmp") or not any((home / "tmp").rglob("upper")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while processes_using(home) and time.monotonic() < deadline:  # the sandbox dies with its parent
+        time.sleep(0.2)
+    assert processes_using(home) == []
+    assert mounts_under(home) == []
+    # The next build finds the interrupted one and records it as failed.
+    builds = kiln("builds", "list", "--json", home=home).json()
+    assert [b["status"] for b in builds] == ["failed"]
