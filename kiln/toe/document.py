@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from kiln.errors import Issue, ValidationFailed
 from kiln.toe.actions import Action, lookup
 from kiln.toe.conditions import IfSpec
 from kiln.toe.loops import LoopSpec
+from kiln.toe.quirks import restore_unquoted_expressions
 from kiln.toe.schema import STANDARD_PHASES, ConstantBody, DocumentHeader, ParameterBody, PhaseSpec, StepSpec
 from kiln.toe.static_checks import check_references
 from kiln.toe.variables import scalar_text
@@ -109,6 +111,7 @@ def load_document(path: Path, text: str | None = None) -> Document:
         except (OSError, UnicodeDecodeError):
             raw = None  # parse_yaml reports the problem with the file name
     src = parse_yaml(path, text)
+    src.data = restore_unquoted_expressions(src.locator.root, src.data)
     digest = "sha256:" + hashlib.sha256(raw if raw is not None else src.text.encode()).hexdigest()
     loader = _Loader(src)
     doc = loader.load(digest)
@@ -289,4 +292,5 @@ def _join(prefix: str, loc: Loc) -> str:
 
 
 def _message(msg: str) -> str:
+    msg = re.sub(r" after validation, not \d+$", "", msg)
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")

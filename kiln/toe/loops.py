@@ -8,9 +8,18 @@ named loop, ``NAME.index``/``NAME.value``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictInt,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from kiln.toe.variables import EXPRESSION, Resolver, parse_chain, scalar_text, substitute_text
 
@@ -67,6 +76,11 @@ class DelimitedList(BaseModel):
 
 
 ForEachItem = StrictInt | float | str
+# Tags carry "[" so that error locations leave them out (see kiln.yamlsrc).
+ForEach = Annotated[
+    Annotated[list[ForEachItem], Tag("forEach[list]")] | Annotated[DelimitedList, Tag("forEach[delimited]")],
+    Discriminator(lambda v: "forEach[delimited]" if isinstance(v, dict | DelimitedList) else "forEach[list]"),
+]
 
 
 class LoopSpec(BaseModel):
@@ -76,7 +90,7 @@ class LoopSpec(BaseModel):
 
     name: str | None = Field(default=None, pattern=LOOP_NAME_PATTERN)
     for_: ForRange | None = Field(default=None, alias="for")
-    for_each: list[ForEachItem] | DelimitedList | None = Field(default=None, alias="forEach")
+    for_each: ForEach | None = Field(default=None, alias="forEach")
 
     @model_validator(mode="after")
     def _one_kind(self) -> LoopSpec:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 
 from kiln.toe.conditions import IfSpec
 from kiln.toe.loops import LoopSpec
@@ -47,8 +56,8 @@ class DocumentHeader(_Strict):
     name: str | None = None
     description: str | None = None
     schema_version: str | StrictFloat | StrictInt = Field(alias="schemaVersion")
-    parameters: list[dict[str, ParameterBody]] | None = None
-    constants: list[dict[str, ConstantBody]] | None = None
+    parameters: list[Annotated[dict[str, ParameterBody], AfterValidator(_one_named)]] | None = None
+    constants: list[Annotated[dict[str, ConstantBody], AfterValidator(_one_named)]] | None = None
     phases: list[Any] = Field(min_length=1)
 
     @field_validator("schema_version")
@@ -58,13 +67,6 @@ class DocumentHeader(_Strict):
         if text not in ("1.0", "1"):
             raise ValueError(f"unsupported schemaVersion {value!r}; AWSTOE documents use 1.0")
         return "1.0"
-
-    @field_validator("parameters", "constants")
-    @classmethod
-    def _names(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-        for entry in value or []:
-            _one_named(entry)
-        return value
 
 
 class PhaseSpec(_Strict):
