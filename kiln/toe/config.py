@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kiln.errors import Issue, KilnError, ValidationFailed, display_path
 
 DEFAULT_PHASES = ("build", "validate", "test")
-_PAIR_START = re.compile(r",(?=[A-Za-z0-9_-]{1,128}=)")
+_PAIR_START = re.compile(r",(?=[A-Za-z0-9_-]{3,128}=)")  # names are 3-128 characters
 
 
 class NameValue(BaseModel):
