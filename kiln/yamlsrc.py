@@ -66,9 +66,32 @@ class SourceDocument:
         """Pydantic errors as issues with positions (``prefix`` is where the validated value sits)."""
         issues = []
         for err in error.errors():
-            loc = [*prefix, *(p for p in err["loc"] if not _is_union_tag(p))]
+            loc = [*prefix, *_real_loc(self.data, [*prefix], [p for p in err["loc"] if not _is_union_tag(p)])]
             issues.append(self.issue(loc, _message(err)))
         return issues
+
+
+def _real_loc(data: Any, prefix: list[int | str], loc: list[int | str]) -> list[int | str]:
+    """Drop the parts pydantic inserts for discriminated unions (the tag value, e.g. ``qcow2``)."""
+    node = data
+    for part in prefix:
+        node = node[part] if isinstance(node, dict | list) else None
+    out: list[int | str] = []
+    for i, part in enumerate(loc):
+        if isinstance(node, dict):
+            if part in node:
+                out.append(part)
+                node = node[part]
+                continue
+            if i + 1 < len(loc) and loc[i + 1] in node:
+                continue  # a synthetic tag: the next part is a real key here
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+            continue
+        out.append(part)
+        node = None
+    return out
 
 
 def _is_union_tag(part: int | str) -> bool:

@@ -56,6 +56,10 @@ class BuildContext:
     manifest_digest: str | None = None
     size: int = 0
     kept_rootfs: Path | None = None
+    tag: str = ""
+    disks: list[tuple[Path, Any]] = field(default_factory=list)  # (disk file, DiskOptions)
+    packages: list[Any] = field(default_factory=list)  # PackageRecord
+    evidence: list[Any] = field(default_factory=list)  # EvidenceRecord
     ran_steps: int = 0
 
     @property

@@ -20,9 +20,9 @@ from typing import Any
 from kiln.build.components import build_component, keep_root, validate_components
 from kiln.build.context import BuildContext, BuildOptions
 from kiln.build.inventory import dpkg_packages
-from kiln.build.outputs import write_outputs
+from kiln.build.outputs import write_oci, write_root_outputs
 from kiln.build.parent import prepare_parent
-from kiln.build.tests import run_container_tests
+from kiln.build.tests import run_tests
 from kiln.catalog import ArtifactRecord, Catalog, ComponentRecord, ImageRecord, NewImage
 from kiln.monitor import FanOut, JsonLinesMonitor, Monitor
 from kiln.recipes.loader import LoadedRecipe, load_recipe
@@ -62,35 +62,43 @@ def lock_data(ctx: BuildContext) -> dict[str, Any]:
     }
 
 
+def inspect_root(ctx: BuildContext) -> None:
+    """Everything made from the merged root, in one read-only view: root outputs and the inventory."""
+    work = ctx.scratch / "final"
+    with overlay(ctx.lowers(), work / "upper", work, readonly=True) as root:
+        write_root_outputs(ctx, root)
+        with ctx.monitor.stage("inventory", "inventory") as result:
+            ctx.packages = dpkg_packages(root)
+            result["packages"] = len(ctx.packages)
+        keep_root(ctx, root)
+
+
 def finish(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
-    """Inspect the final root (read-only view), then record the image version in one transaction."""
+    """Record the image version in one transaction."""
     recipe = ctx.loaded.recipe
     assert ctx.manifest_digest is not None and ctx.parent is not None
-    with ctx.monitor.stage("finish", "inspect and record"):
-        work = ctx.scratch / "final"
-        with overlay(ctx.lowers(), work / "upper", work) as root:
-            packages = dpkg_packages(root)
-            keep_root(ctx, root)
-        image = NewImage(
-            name=recipe.name,
-            version=recipe.version,
-            digest=ctx.manifest_digest,
-            created=datetime.now(UTC),
-            parent=recipe.parent.image,
-            parent_digest=ctx.layers[0].blob.result().digest,
-            recipe_digest=ctx.loaded.digest,
-            description=recipe.description,
-            size=ctx.size,
-            components=[
-                ComponentRecord(
-                    name=c.label, version=c.version, digest=c.document.digest, parameters=c.parameters
-                )
-                for c in ctx.loaded.components
-            ],
-            artifacts=[ArtifactRecord(**a) for a in ctx.artifacts],
-            packages=packages,
-            lock=lock_data(ctx),
-        )
+    image = NewImage(
+        name=recipe.name,
+        version=recipe.version,
+        digest=ctx.manifest_digest,
+        created=datetime.now(UTC),
+        parent=recipe.parent.image,
+        parent_digest=ctx.layers[0].blob.result().digest,
+        recipe_digest=ctx.loaded.digest,
+        description=recipe.description,
+        size=ctx.size,
+        components=[
+            ComponentRecord(
+                name=c.label, version=c.version, digest=c.document.digest, parameters=c.parameters
+            )
+            for c in ctx.loaded.components
+        ],
+        artifacts=[ArtifactRecord(**a) for a in ctx.artifacts],
+        evidence=ctx.evidence,
+        packages=ctx.packages,
+        lock=lock_data(ctx),
+    )
+    with ctx.monitor.stage("catalog", "record image version"):
         return catalog.finish_build(ctx.build_id, image)
 
 
@@ -99,8 +107,9 @@ def run_stages(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
     for component in ctx.loaded.components:
         build_component(ctx, component)
     validate_components(ctx)
-    write_outputs(ctx)
-    run_container_tests(ctx)
+    write_oci(ctx)
+    inspect_root(ctx)
+    run_tests(ctx)
     return finish(ctx, catalog)
 
 

@@ -1,14 +1,20 @@
-"""Stage: write the image's outputs (an OCI image layout now; more formats plug in here)."""
+"""Stages: the image's outputs. The OCI layout first (its digest names the image), archives made from
+it, then what is made from the merged root: a root tar and bootable disks (raw, qcow2, vmdk, vhdx, vhd)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from kiln import __version__
 from kiln.build.context import BuildContext
-from kiln.layers.tar import LayerBlob
+from kiln.layers.tar import LayerBlob, write_layer
+from kiln.outputs.convert import convert_disk
+from kiln.outputs.disk import DiskOptions, build_disk
+from kiln.outputs.docker_archive import write_docker_archive
 from kiln.outputs.oci import History, ImageConfig, write_oci_layout
-from kiln.recipes.model import OciOutput
+from kiln.outputs.oci_archive import write_oci_archive
+from kiln.recipes.model import ArchiveOutput, DiskOutput, OciOutput
 
 
 def oci_annotations(ctx: BuildContext, created: datetime) -> dict[str, str]:
@@ -44,7 +50,12 @@ def image_config(ctx: BuildContext, created: datetime) -> ImageConfig:
     )
 
 
-def write_outputs(ctx: BuildContext) -> None:
+def record(ctx: BuildContext, kind: str, path: Path, digest: str, size: int) -> None:
+    ctx.artifacts.append({"kind": kind, "path": str(path), "digest": digest, "size": size})
+
+
+def write_oci(ctx: BuildContext) -> None:
+    """The OCI image layout: every image has one (its manifest digest is the image digest)."""
     recipe = ctx.loaded.recipe
     created = datetime.fromtimestamp(ctx.epoch, UTC)
     with ctx.monitor.stage("outputs", "wait for layers") as result:
@@ -52,21 +63,69 @@ def write_outputs(ctx: BuildContext) -> None:
         result["layers"] = len(blobs)
     history = [History(created_by=layer.created_by, comment=layer.label) for layer in ctx.layers]
     ctx.output_dir = ctx.store.home / "images" / recipe.name / f"{recipe.version}-{ctx.build_id[:12]}"
+    oci = next((o for o in recipe.outputs if isinstance(o, OciOutput)), OciOutput())
+    ctx.tag = oci.tag or recipe.version
+    with ctx.monitor.stage("outputs", "OCI image layout") as result:
+        dest = ctx.output_dir / "oci"
+        image = write_oci_layout(
+            dest,
+            blobs,
+            image_config(ctx, created),
+            history=history,
+            annotations=oci_annotations(ctx, created),
+            tag=ctx.tag,
+        )
+        result["digest"] = image.manifest_digest
+    ctx.manifest_digest = image.manifest_digest
+    ctx.size = image.size
+    record(ctx, "oci", dest, image.manifest_digest, image.size)
+    write_archives(ctx, dest)
+
+
+def write_archives(ctx: BuildContext, layout: Path) -> None:
+    recipe = ctx.loaded.recipe
+    assert ctx.output_dir is not None
+    base = f"{recipe.name}-{recipe.version}"
     for output in recipe.outputs:
-        if isinstance(output, OciOutput):
-            with ctx.monitor.stage("outputs", "OCI image layout") as result:
-                dest = ctx.output_dir / "oci"
-                image = write_oci_layout(
-                    dest,
-                    blobs,
-                    image_config(ctx, created),
-                    history=history,
-                    annotations=oci_annotations(ctx, created),
-                    tag=output.tag or recipe.version,
+        if not isinstance(output, ArchiveOutput) or output.type == "rootfs-tar":
+            continue
+        with ctx.monitor.stage("outputs", output.type):
+            if output.type == "oci-archive":
+                archive = write_oci_archive(layout, ctx.output_dir / f"{base}.oci.tar", epoch=ctx.epoch)
+            else:
+                archive = write_docker_archive(
+                    layout,
+                    ctx.output_dir / f"{base}.docker.tar",
+                    repo_tags=[f"{recipe.name}:{ctx.tag}"],
+                    epoch=ctx.epoch,
                 )
-                result["digest"] = image.manifest_digest
-            ctx.manifest_digest = image.manifest_digest
-            ctx.size = image.size
-            ctx.artifacts.append(
-                {"kind": "oci", "path": str(dest), "digest": image.manifest_digest, "size": image.size}
-            )
+        record(ctx, output.type, archive.path, archive.digest, archive.size)
+
+
+def write_root_outputs(ctx: BuildContext, root: Path) -> None:
+    """Outputs made from the merged root filesystem: root tar and bootable disks."""
+    recipe = ctx.loaded.recipe
+    assert ctx.output_dir is not None and ctx.manifest_digest is not None
+    base = f"{recipe.name}-{recipe.version}"
+    if any(isinstance(o, ArchiveOutput) and o.type == "rootfs-tar" for o in recipe.outputs):
+        with ctx.monitor.stage("outputs", "rootfs-tar"):
+            blob = write_layer(root, ctx.output_dir / f"{base}.rootfs.tar.gz", epoch=ctx.epoch, kind="rootfs")
+        record(ctx, "rootfs-tar", blob.path, blob.digest, blob.size)
+    disks = [o for o in recipe.outputs if isinstance(o, DiskOutput)]
+    groups: dict[DiskOptions, list[DiskOutput]] = {}
+    for disk in disks:
+        groups.setdefault(disk.options(), []).append(disk)
+    for number, (options, outputs) in enumerate(groups.items()):
+        suffix = f"-{number}" if len(groups) > 1 else ""
+        raw = ctx.output_dir / f"{base}{suffix}.raw"
+        image = build_disk(root, raw, options, epoch=ctx.epoch, seed=ctx.manifest_digest, monitor=ctx.monitor)
+        for output in outputs:
+            if output.type == "raw":
+                made = image
+            else:
+                with ctx.monitor.stage("outputs", f"convert to {output.type}"):
+                    made = convert_disk(raw, output.type, raw.with_suffix(f".{output.type}"))
+            record(ctx, output.type, made.path, made.digest, made.real_size)
+            ctx.disks.append((made.path, options))
+        if not any(o.type == "raw" for o in outputs):
+            raw.unlink()

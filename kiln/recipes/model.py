@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kiln.outputs.disk import DiskOptions
+
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 PARENT = re.compile(r"^(?P<distribution>debian|ubuntu):(?P<suite>[a-z]+)$")
@@ -100,7 +102,22 @@ class OciOutput(Strict):
     tag: str | None = Field(None, description="tag in the layout's index (default: the recipe version)")
 
 
-Output = Annotated[OciOutput, Field(discriminator="type")]
+class DiskOutput(DiskOptions):
+    """A bootable VM disk (GPT, EFI system partition + root; systemd-boot or extlinux)."""
+
+    type: Literal["raw", "qcow2", "vmdk", "vhdx", "vhd"]
+
+    def options(self) -> DiskOptions:
+        return DiskOptions(**self.model_dump(exclude={"type"}))
+
+
+class ArchiveOutput(Strict):
+    """A single-file form of the image: OCI archive, docker-archive (docker/podman load), root tar."""
+
+    type: Literal["oci-archive", "docker-archive", "rootfs-tar"]
+
+
+Output = Annotated[OciOutput | DiskOutput | ArchiveOutput, Field(discriminator="type")]
 
 
 class ImageConfigSpec(Strict):
@@ -121,6 +138,12 @@ class Settings(Strict):
     network: bool = Field(True, description="network access for build and validate steps")
     source_date_epoch: int | None = Field(None, description="timestamp for reproducible outputs")
     compression_level: int = Field(6, ge=1, le=9, description="gzip level of OCI layers")
+    test_instances: list[Literal["container", "vm"]] | None = Field(
+        None,
+        description="where test phases run: a fresh container instance (needs an oci output) and/or a "
+        "qemu boot of the disk (needs a disk output); default: vm when there is a disk, else container",
+    )
+    test_timeout: int = Field(900, ge=30, description="seconds a VM test boot may take in all")
 
     @field_validator("working_directory")
     @classmethod
@@ -141,7 +164,7 @@ class Recipe(Strict):
     tests: list[ComponentRef] = Field(
         default_factory=list, description="test-only components: their test phase runs on a fresh instance"
     )
-    outputs: list[Output] = Field(default_factory=lambda: [OciOutput()])
+    outputs: list[Output] = Field(default_factory=lambda: list[Output]([OciOutput()]))
     labels: dict[str, str] = Field(default_factory=dict)
     config: ImageConfigSpec = Field(default_factory=ImageConfigSpec)
     settings: Settings = Field(default_factory=Settings)
@@ -164,6 +187,24 @@ class Recipe(Strict):
     @classmethod
     def _parent_shorthand(cls, value: Any) -> Any:
         return {"image": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _test_instances_have_outputs(self) -> Recipe:
+        kinds = {o.type for o in self.outputs}
+        for instance in self.settings.test_instances or []:
+            if instance == "container" and "oci" not in kinds:
+                raise ValueError("settings.test_instances: 'container' needs an 'oci' output")
+            if instance == "vm" and not kinds & {"raw", "qcow2", "vmdk", "vhdx", "vhd"}:
+                raise ValueError("settings.test_instances: 'vm' needs a disk output (raw, qcow2, ...)")
+        return self
+
+    def test_instance_kinds(self) -> list[str]:
+        if self.settings.test_instances is not None:
+            return list(self.settings.test_instances)
+        kinds = {o.type for o in self.outputs}
+        if kinds & {"raw", "qcow2", "vmdk", "vhdx", "vhd"}:
+            return ["vm"]
+        return ["container"] if "oci" in kinds else []
 
     @field_validator("outputs", mode="before")
     @classmethod

@@ -81,7 +81,9 @@ CASES = [
     ),
     pytest.param(
         GOOD + "outputs: [floppy]\n",
-        ["R:6:11: outputs[0]: unknown type 'floppy' (expected one of: 'oci')"],
+        [
+            "R:6:11: outputs[0]: unknown type 'floppy' (expected one of: 'oci', 'raw', 'qcow2', 'vmdk', 'vhdx', 'vhd', 'oci-archive', 'docker-archive', 'rootfs-tar')"
+        ],
         id="unknown-output",
     ),
     pytest.param(
@@ -122,3 +124,17 @@ def test_schema_is_generated_from_the_model() -> None:
     schema = Recipe.model_json_schema()
     assert set(schema["required"]) == {"name", "version", "parent", "components"}
     assert "parameters" in schema["$defs"]["ComponentRef"]["properties"]
+
+
+def test_test_instances_need_matching_outputs(tmp_path: Path) -> None:
+    text = GOOD + "outputs: [oci]\nsettings: {test_instances: [vm]}\n"
+    found = errors(tmp_path, text)
+    assert found == ["R:1:1: settings.test_instances: 'vm' needs a disk output (raw, qcow2, ...)"]
+
+
+def test_disk_outputs_take_disk_options(tmp_path: Path) -> None:
+    found = errors(tmp_path, GOOD + "outputs:\n  - type: qcow2\n    size: 1M\n    boot: floppy\n")
+    assert found == [
+        "R:8:5: outputs[0].size: a disk must be at least 64M",
+        "R:9:5: outputs[0].boot: Input should be 'uefi', 'bios' or 'hybrid'",
+    ]
