@@ -75,7 +75,12 @@ def _real_loc(data: Any, prefix: list[int | str], loc: list[int | str]) -> list[
     """Drop the parts pydantic inserts for discriminated unions (the tag value, e.g. ``qcow2``)."""
     node = data
     for part in prefix:
-        node = node[part] if isinstance(node, dict | list) else None
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
     out: list[int | str] = []
     for i, part in enumerate(loc):
         if isinstance(node, dict):
