@@ -34,6 +34,7 @@ def make_tree(root: Path) -> None:
     long_dir = root / ("d" * 120)
     long_dir.mkdir()
     (long_dir / "ünïcödé name.txt").write_text("pax path\n")
+    (root / os.fsdecode(b"latin1-caf\xe9")).write_text("not UTF-8\n")  # survives as raw bytes
     os.mkfifo(root / "etc/initctl")
     (root / "var/lib/data").mkdir(parents=True)
     (root / "var/lib/data/owned").write_text("owned by 1234:5678\n")

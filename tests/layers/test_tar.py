@@ -88,6 +88,7 @@ def test_order_metadata_and_entry_types(tree: Path, tmp_path: Path) -> None:
     kept = m["usr/lib/kept-device"]
     assert kept.ischr() and (kept.devmajor, kept.devminor) == (1, 5)
     assert ("d" * 120) + "/ünïcödé name.txt" in m
+    assert os.fsdecode(b"latin1-caf\xe9") in m
 
 
 def test_runtime_only_entries_are_left_out(tree: Path, tmp_path: Path) -> None:
