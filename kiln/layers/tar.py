@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from kiln.layers.pgzip import ParallelGzipWriter
-from kiln.layers.scan import Entry, LayerKind, scan
+from kiln.layers.scan import Entry, LayerError, LayerKind, scan
 
 COPY_BUFSIZE = 1 << 20
 _TAR_TYPES = {
@@ -143,6 +143,8 @@ def write_layer(
     CPUs available) only changes the speed, never the bytes. ``compress=False`` writes a plain tar
     (then ``digest == diff_id``).
     """
+    if not 0 <= compresslevel <= 9:
+        raise LayerError(f"gzip compression level must be 0-9, not {compresslevel}")
     layer_kind: LayerKind = kind
     entries = scan(source, layer_kind)
     dest.parent.mkdir(parents=True, exist_ok=True)

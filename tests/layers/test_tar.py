@@ -183,3 +183,8 @@ def test_debian_root_is_fast_and_reproducible(bookworm_root: ParentRoot, tmp_pat
     m = members(first.path)
     assert "usr/bin/bash" in m and "dev" in m
     assert not any(i.ischr() or i.isblk() for i in m.values())
+
+
+def test_bad_compression_level(tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(LayerError, match="compression level must be 0-9, not 11"):
+        write_layer(tree, tmp_path / "l.tar.gz", epoch=EPOCH, kind="rootfs", compresslevel=11)
