@@ -40,6 +40,8 @@ class Instance:
     root: Path
     manifest_digest: str
     layers: int
+    skipped_devices: tuple[str, ...] = ()
+    """Device nodes in the layers that were not created (see ``allow_devices``)."""
 
 
 def _member_path(name: str, digest: str) -> str:
@@ -62,8 +64,12 @@ def _remove(path: Path) -> None:
 
 
 class _LayerApplier:
-    def __init__(self, root: Path, digest: str, dir_times: dict[Path, int]) -> None:
+    def __init__(
+        self, root: Path, digest: str, dir_times: dict[Path, int], *, allow_devices: bool = False
+    ) -> None:
         self.root = root
+        self.allow_devices = allow_devices
+        self.skipped_devices: list[str] = []
         self.digest = digest
         self.dir_times = dir_times
         self.written: set[str] = set()
@@ -123,6 +129,9 @@ class _LayerApplier:
                     stack.append((Path(child.path), rel + "/"))
 
     def _extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str) -> None:
+        if (member.ischr() or member.isblk()) and not self.allow_devices:
+            self.skipped_devices.append(rel)
+            return
         target = self.resolve(rel)
         if target == self.root:
             return
@@ -184,27 +193,39 @@ class _LayerApplier:
             os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
 
 
-def apply_layer(image: LayoutImage, desc: Descriptor, root: Path, dir_times: dict[Path, int]) -> None:
-    """Apply one layer of ``image`` on top of ``root``."""
+def apply_layer(
+    image: LayoutImage,
+    desc: Descriptor,
+    root: Path,
+    dir_times: dict[Path, int],
+    *,
+    allow_devices: bool = False,
+) -> list[str]:
+    """Apply one layer of ``image`` on top of ``root``; returns the device nodes it skipped."""
+    applier = _LayerApplier(root, desc.digest, dir_times, allow_devices=allow_devices)
     try:
         with open_layer(image, desc) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-            _LayerApplier(root, desc.digest, dir_times).apply(tar)
+            applier.apply(tar)
     except tarfile.TarError as exc:
         raise LayoutError(f"layer blob {desc.digest} is not a valid tar: {exc}") from None
+    return applier.skipped_devices
 
 
-def materialise(layout: Path, dest: Path, *, tag: str | None = None) -> Instance:
+def materialise(layout: Path, dest: Path, *, tag: str | None = None, allow_devices: bool = False) -> Instance:
     """Unpack the image in ``layout`` (tagged ``tag`` or the only one) into the new directory ``dest``.
 
     ``dest`` must not exist; on failure it is removed again. Ownership is kept when running as root.
+    Character and block device nodes are skipped unless ``allow_devices``: a node in an untrusted
+    image (say, the host's disk) would give processes in the instance access to host hardware.
     """
     image = open_layout(layout, tag)
     dest = dest.absolute()
     dest.mkdir(mode=0o755)
+    skipped: list[str] = []
     try:
         dir_times: dict[Path, int] = {}
         for desc in image.layers:
-            apply_layer(image, desc, dest, dir_times)
+            skipped += apply_layer(image, desc, dest, dir_times, allow_devices=allow_devices)
         # Directory mtimes last: creating children changed them.
         for directory in sorted(dir_times, key=lambda p: len(p.parts), reverse=True):
             if directory.is_dir() and not directory.is_symlink():
@@ -212,15 +233,17 @@ def materialise(layout: Path, dest: Path, *, tag: str | None = None) -> Instance
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
-    return Instance(dest, image.manifest_digest, len(image.layers))
+    return Instance(dest, image.manifest_digest, len(image.layers), tuple(skipped))
 
 
 @contextmanager
-def fresh_instance(layout: Path, scratch: Path, *, tag: str | None = None) -> Iterator[Instance]:
+def fresh_instance(
+    layout: Path, scratch: Path, *, tag: str | None = None, allow_devices: bool = False
+) -> Iterator[Instance]:
     """A new instance of the image under ``scratch``, deleted when the block ends (however it ends)."""
     scratch.mkdir(parents=True, exist_ok=True)
     holder = Path(tempfile.mkdtemp(prefix="instance-", dir=scratch))
     try:
-        yield materialise(layout, holder / "rootfs", tag=tag)
+        yield materialise(layout, holder / "rootfs", tag=tag, allow_devices=allow_devices)
     finally:
         shutil.rmtree(holder, ignore_errors=True)

@@ -74,7 +74,8 @@ def test_metadata_survives_the_round_trip(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     make_tree(tree)
     layers = [write_layer(tree, tmp_path / "0.tar.gz", epoch=EPOCH, kind="rootfs")]
-    root = materialise(layout_of(tmp_path, layers), tmp_path / "inst").root
+    instance = materialise(layout_of(tmp_path, layers), tmp_path / "inst", allow_devices=True)
+    root = instance.root
     tool = root / "usr/bin/tool"
     assert tool.stat().st_mode & 0o7777 == 0o4755
     assert os.getxattr(tool, "security.capability") == CAP_NET_BIND_SERVICE
@@ -86,6 +87,7 @@ def test_metadata_survives_the_round_trip(tmp_path: Path) -> None:
     assert (root / "etc/hostname").stat().st_mtime == EPOCH
     assert (root / "usr").stat().st_mtime <= EPOCH
     assert not (root / "dev/null").exists() and (root / "dev/pts").is_dir()
+    assert (root / "usr/lib/kept-device").is_char_device() and instance.skipped_devices == ()
     # Full fidelity: the unpacked tree tars back to the very same layer.
     again = write_layer(root, tmp_path / "again.tar.gz", epoch=EPOCH, kind="rootfs")
     assert again.diff_id == layers[0].diff_id
@@ -99,6 +101,18 @@ def test_debian_root_round_trips_bit_for_bit(bookworm_root: ParentRoot, tmp_path
     print(f"materialised bookworm minbase in {time.monotonic() - start:.1f}s")
     again = write_layer(root, tmp_path / "again.tar.gz", epoch=EPOCH, kind="rootfs")
     assert again.diff_id == layers[0].diff_id
+
+
+def test_device_nodes_are_not_created_by_default(tmp_path: Path) -> None:
+    def devices(tar: tarfile.TarFile) -> None:
+        add(tar, "tmp", type=tarfile.DIRTYPE, mode=0o1777)
+        add(tar, "tmp/hostdisk", type=tarfile.BLKTYPE, devmajor=8, devminor=0)
+        add(tar, "tmp/mem", type=tarfile.CHRTYPE, devmajor=1, devminor=1)
+        add(tar, "tmp/pipe", type=tarfile.FIFOTYPE)
+
+    instance = materialise(layout_of(tmp_path, [crafted_layer(tmp_path / "0.tgz", devices)]), tmp_path / "i")
+    assert instance.skipped_devices == ("tmp/hostdisk", "tmp/mem")
+    assert sorted(p.name for p in (instance.root / "tmp").iterdir()) == ["pipe"]
 
 
 def test_same_layer_entries_survive_an_opaque_marker_sorted_after_them(tmp_path: Path) -> None:
