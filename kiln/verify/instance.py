@@ -121,7 +121,9 @@ class _LayerApplier:
         stack = [(directory, prefix)]
         while stack:
             host_dir, rel_prefix = stack.pop()
-            for child in os.scandir(host_dir):
+            with os.scandir(host_dir) as it:
+                children = list(it)
+            for child in children:
                 rel = rel_prefix + child.name
                 if rel not in self.written:
                     self.remove(Path(child.path))
