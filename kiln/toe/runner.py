@@ -28,10 +28,10 @@ from kiln.toe.results import (
     combine,
 )
 from kiln.toe.step_exec import StepOutcome, execute_step
-from kiln.toe.targets import HostTarget, RootfsTarget, StagingTarget, Target
+from kiln.toe.targets import HostTarget, RootfsTarget, Target
 
 __all__ = [
-    "DocumentResult", "HostTarget", "PhaseResult", "RootfsTarget", "RunOptions", "StagingTarget",
+    "DocumentResult", "HostTarget", "PhaseResult", "RootfsTarget", "RunOptions",
     "StepResult", "Target", "run_document",
 ]  # fmt: skip
 

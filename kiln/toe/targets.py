@@ -2,29 +2,26 @@
 
 A target runs argv lists and says where its root is; file actions work on the host path of that
 root directly (through :mod:`kiln.sandbox.paths`), only processes go through ``execute``.
-Targets that can show a host file to their processes without writing into the image implement
-``stage`` (scripts for ExecuteBash); for any other target the file goes into the root and is
-removed afterwards.
+
+In a root filesystem the sandbox's ``/tmp`` is the image's own ``/tmp`` (not a private tmpfs), as on
+an instance: a file that WebDownload puts in ``/tmp`` is there for the next ExecuteBash step. Scripts
+are written there too (``/tmp/kiln-toe-<random>/``) and removed when the step ends.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
-import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from kiln.sandbox.bwrap import Bind, SandboxOptions, base_env, sandbox_argv
 from kiln.sandbox.paths import inside_path, resolve_in_root
 from kiln.sandbox.run import Completed, OutputCallback, run
-
-STAGE_MOUNT = "/tmp/.kiln-toe"  # under the sandbox's private /tmp: leaves no trace in the image
 
 
 class Target(Protocol):
@@ -37,24 +34,13 @@ class Target(Protocol):
     ) -> Completed: ...
 
 
-@runtime_checkable
-class StagingTarget(Protocol):
-    """A target that can show a file to its processes without writing it into the image."""
-
-    def stage(self, name: str, data: bytes) -> tuple[Path, str]:
-        """Write ``data``; returns (host path, path seen by processes)."""
-        ...
-
-
-class _Scratch:
-    """A host temp dir removed when its owner is collected or closed."""
-
-    def __init__(self, prefix: str) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=prefix))
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
-
-    def close(self) -> None:
-        self._finalizer()
+def image_tmp(root: Path) -> Path:
+    """The image's ``/tmp`` on the host (created, mode 1777, when the image has none)."""
+    tmp = resolve_in_root(root, "/tmp")
+    if not tmp.is_dir():
+        tmp.mkdir(parents=True)
+        tmp.chmod(0o1777)
+    return tmp
 
 
 class RootfsTarget:
@@ -63,30 +49,18 @@ class RootfsTarget:
     def __init__(self, root: Path, options: SandboxOptions = SandboxOptions()) -> None:
         self.root = Path(os.path.abspath(root))  # noqa: PTH100
         self.options = options
-        self._scratch: _Scratch | None = None
-
-    def _scratch_dir(self) -> Path:
-        if self._scratch is None:
-            self._scratch = _Scratch("kiln-toe-stage-")
-        return self._scratch.path
-
-    def stage(self, name: str, data: bytes) -> tuple[Path, str]:
-        host = self._scratch_dir() / name
-        host.write_bytes(data)
-        return host, f"{STAGE_MOUNT}/{name}"
 
     def execute(
         self, argv: list[str], *, env: Mapping[str, str], timeout: float | None, on_output: OutputCallback
     ) -> Completed:
-        options = replace(self.options, env={**self.options.env, **env})
-        if self._scratch is not None:
-            options = replace(options, binds=[*options.binds, Bind(self._scratch.path, STAGE_MOUNT)])
+        shared_tmp = Bind(image_tmp(self.root), "/tmp", readonly=False)
+        options = replace(
+            self.options, env={**self.options.env, **env}, binds=[shared_tmp, *self.options.binds]
+        )
         return run(sandbox_argv(self.root, argv, options), timeout=timeout, on_output=on_output, check=False)
 
     def close(self) -> None:
-        if self._scratch is not None:
-            self._scratch.close()
-            self._scratch = None
+        """Nothing to release (kept so targets can be used as context managers)."""
 
     def __enter__(self) -> RootfsTarget:
         return self
@@ -100,16 +74,6 @@ class HostTarget:
 
     root = Path("/")
 
-    def __init__(self) -> None:
-        self._scratch: _Scratch | None = None
-
-    def stage(self, name: str, data: bytes) -> tuple[Path, str]:
-        if self._scratch is None:
-            self._scratch = _Scratch("kiln-toe-stage-")
-        host = self._scratch.path / name
-        host.write_bytes(data)
-        return host, str(host)
-
     def execute(
         self, argv: list[str], *, env: Mapping[str, str], timeout: float | None, on_output: OutputCallback
     ) -> Completed:
@@ -118,9 +82,7 @@ class HostTarget:
         return run(argv, env=full_env, timeout=timeout, on_output=on_output, check=False, cwd=Path("/"))
 
     def close(self) -> None:
-        if self._scratch is not None:
-            self._scratch.close()
-            self._scratch = None
+        """Nothing to release."""
 
     def __enter__(self) -> HostTarget:
         return self
@@ -131,18 +93,13 @@ class HostTarget:
 
 @contextmanager
 def staged_file(target: Target, name: str, data: bytes) -> Iterator[str]:
-    """Make ``data`` readable by the target's processes; yields the path they see; always cleaned up."""
-    if isinstance(target, StagingTarget):
-        host, seen = target.stage(name, data)
-        try:
-            yield seen
-        finally:
-            host.unlink(missing_ok=True)
-        return
-    folder = resolve_in_root(target.root, f"/var/tmp/kiln-toe-{uuid.uuid4().hex}")
-    folder.mkdir(mode=0o700, parents=True)
+    """Write ``data`` under the image's ``/tmp`` for the target's processes; yields the path they
+    see; the file and its private folder are removed however the block ends."""
+    folder = image_tmp(target.root) / f"kiln-toe-{uuid.uuid4().hex}"
+    folder.mkdir(mode=0o700)
     try:
-        (folder / name).write_bytes(data)
-        yield inside_path(target.root, folder / name)
+        path = folder / name
+        path.write_bytes(data)
+        yield inside_path(target.root, path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+
+def _tool_tarball() -> bytes:
+    """A release tarball with one executable, ``bin/tool``."""
+    script = b'#!/bin/sh\necho "tool 1.0"\n'
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("bin/tool")
+        info.size, info.mode = len(script), 0o755
+        tar.addfile(info, io.BytesIO(script))
+    return buffer.getvalue()
+
+
 FILES = {
+    "/files/tool.tar.gz": _tool_tarball(),
     "/files/hello.txt": b"hello from the local server\n",
     "/files/app.tar": b"\x00binary\xff" * 100,
     "/files/sub%20dir/name%20with%20space.txt": b"spaced\n",
