@@ -6,8 +6,13 @@ Formats and their ``qemu-img`` names: raw, qcow2, vmdk (monolithicSparse; stream
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import shutil
+import struct
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -54,8 +59,15 @@ def inspect_disk(path: Path, fmt: DiskFormat) -> DiskImage:
     )
 
 
-def convert_disk(raw: Path, fmt: DiskFormat, dest: Path, *, compress: bool = False) -> DiskImage:
-    """Convert the raw disk ``raw`` to ``fmt`` at ``dest`` (written beside it, then renamed into place)."""
+def convert_disk(
+    raw: Path, fmt: DiskFormat, dest: Path, *, compress: bool = False, epoch: int | None = None
+) -> DiskImage:
+    """Convert the raw disk ``raw`` to ``fmt`` at ``dest`` (written beside it, then renamed into place).
+
+    qcow2 is reproducible as qemu-img writes it; the random VMDK content ID and the VHD's UUID and
+    timestamp are replaced by values derived from the raw disk (and ``epoch``), so those are too.
+    VHDX is not: its headers carry random GUIDs under CRC-32C checksums that Kiln does not rewrite.
+    """
     if fmt == "raw":
         raise KilnError("convert_disk makes qcow2, vmdk, vhdx or vhd; the raw disk is build_disk's output")
     options = {
@@ -66,12 +78,51 @@ def convert_disk(raw: Path, fmt: DiskFormat, dest: Path, *, compress: bool = Fal
     }[fmt]
     if compress and fmt == "qcow2":
         options = ["-c"]
-    partial = dest.with_name(f".{dest.name}.partial")
+    # Written under its final name (a VMDK's descriptor names its own file) in a scratch folder beside
+    # ``dest``, then renamed into place: no half-written file ever has the destination's name.
+    scratch = Path(tempfile.mkdtemp(prefix=".kiln-convert-", dir=dest.parent))
+    partial = scratch / dest.name
     try:
         run([require_tool("qemu-img"), "convert", "-q", "-f", "raw", "-O", QEMU_FORMAT[fmt], *options,
              str(raw), str(partial)])  # fmt: skip
+        pin_identifiers(partial, fmt, _seed(raw), epoch or 0)
         image = inspect_disk(partial, fmt)
         os.replace(partial, dest)
     finally:
-        partial.unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return image.model_copy(update={"path": dest})
+
+
+VHD_EPOCH = 946684800  # VHD timestamps count seconds from 2000-01-01 UTC
+VMDK_CID = re.compile(rb"(?<![A-Za-z])CID=[0-9a-f]{8}\n")
+
+
+def _seed(raw: Path) -> bytes:
+    """Cheap and deterministic: the size and first MiB of a Kiln disk (its GPT holds seed-derived GUIDs)."""
+    with open(raw, "rb") as fh:
+        return hashlib.sha256(str(raw.stat().st_size).encode() + fh.read(1 << 20)).digest()
+
+
+def pin_identifiers(path: Path, fmt: DiskFormat, seed: bytes, epoch: int) -> None:
+    """Replace the random fields qemu-img writes into VMDK and VHD files with derived ones."""
+    if fmt == "vmdk":
+        with open(path, "r+b") as fh:
+            head = fh.read(1 << 16)
+            match = VMDK_CID.search(head)
+            if match:
+                fh.seek(match.start())
+                fh.write(b"CID=" + seed[:4].hex().encode() + b"\n")
+    elif fmt == "vhd":
+        size = path.stat().st_size
+        with open(path, "r+b") as fh:
+            for offset in (0, size - 512):  # a dynamic VHD keeps a copy of its footer at the start
+                fh.seek(offset)
+                footer = bytearray(fh.read(512))
+                if footer[:8] != b"conectix":
+                    continue
+                struct.pack_into(">I", footer, 24, max(epoch - VHD_EPOCH, 0))
+                footer[68:84] = seed[:16]
+                struct.pack_into(">I", footer, 64, 0)
+                struct.pack_into(">I", footer, 64, ~sum(footer) & 0xFFFFFFFF)
+                fh.seek(offset)
+                fh.write(footer)

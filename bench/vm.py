@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""VM image benchmark, side by side in one run:
+
+- the floor: a hand-written script doing the same job with mmdebstrap + mkfs.ext4 -d + mtools
+  (kernel, systemd, nginx, curl, hello page, enabled service, UEFI disk with systemd-boot);
+- `kiln build examples/recipes/debian-vm.yaml` cold, then warm with one component changed (the page's
+  greeting), each split into build time and the VM test boot (boot-to-test-complete under TCG);
+- mkosi (Debian's package) building the equivalent Debian tree with Format=directory (its disk
+  formats mount the ESP's vfat, which kernels without vfat cannot do); if it cannot run, why;
+- the disk's virtual and real sizes.
+
+Every run shares one warm .deb cache, so the figures compare work done, not download speed.
+Usage: .venv/bin/python bench/vm.py [--keep] [--no-mkosi]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+KILN = REPO / ".venv/bin/kiln"
+MIRROR = "http://deb.debian.org/debian"
+SOURCES = [
+    f"deb {MIRROR} bookworm main",
+    f"deb {MIRROR} bookworm-updates main",
+    "deb http://deb.debian.org/debian-security bookworm-security main",
+]
+PACKAGES = "initramfs-tools,linux-image-amd64,systemd-sysv,udev,zstd,nginx,curl,ca-certificates"
+MIB = 1 << 20
+
+FLOOR_DISK = r"""
+set -euo pipefail
+R=$1 OUT=$2
+KVER=$(ls "$R"/boot/vmlinuz-* | sed 's|.*/vmlinuz-||' | sort -V | tail -1)
+USED=$(du -sm "$R" | cut -f1); ROOT_MB=$((USED * 12 / 10 + 512)); ESP_MB=256
+truncate -s $((ROOT_MB + ESP_MB + 2))M "$OUT"
+printf 'label: gpt\nstart=1MiB, size=%sMiB, type=U, name=esp\nstart=%sMiB, size=%sMiB, type=L, name=root\n' \
+  $ESP_MB $((ESP_MB + 1)) $ROOT_MB | sfdisk -q "$OUT"
+ESP=$OUT.esp; truncate -s ${ESP_MB}M "$ESP"; mkfs.vfat -F 32 -n ESP "$ESP" >/dev/null
+export MTOOLS_SKIP_CHECK=1
+mmd -i "$ESP" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/debian
+mcopy -i "$ESP" /usr/lib/systemd/boot/efi/systemd-bootx64.efi ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$ESP" "$R/boot/vmlinuz-$KVER" ::/debian/vmlinuz
+mcopy -i "$ESP" "$R/boot/initrd.img-$KVER" ::/debian/initrd.img
+printf 'default debian.conf\ntimeout 0\n' | mcopy -i "$ESP" - ::/loader/loader.conf
+printf 'title Debian\nlinux /debian/vmlinuz\ninitrd /debian/initrd.img\n%s\n' \
+  'options root=PARTLABEL=root rw console=ttyS0' | mcopy -i "$ESP" - ::/loader/entries/debian.conf
+dd if="$ESP" of="$OUT" bs=1M seek=1 conv=notrunc,sparse status=none; rm -f "$ESP"
+mkfs.ext4 -q -F -L root -E offset=$(((1 + ESP_MB) * 1024 * 1024)) -d "$R" "$OUT" ${ROOT_MB}M
+"""
+
+MKOSI_CONF = f"""[Distribution]
+Distribution=debian
+Release=bookworm
+
+[Output]
+Format=directory
+Output=image
+Bootable=no
+
+[Content]
+Packages={PACKAGES.replace(",", " ")}
+"""
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    start = time.monotonic()
+    proc = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True, cwd=cwd)
+    took = time.monotonic() - start
+    if proc.returncode != 0:
+        sys.exit(f"benchmark command failed: {' '.join(argv)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return took
+
+
+def floor(work: Path, debs: Path) -> float:
+    """mmdebstrap of the same package set and files, then the disk by hand: the least work possible."""
+    root, disk = work / "floor-root", work / "floor.raw"
+    shutil.rmtree(root, ignore_errors=True)
+    page = "<h1>Hello from Kiln</h1>"
+    start = time.monotonic()
+    timed([
+        "mmdebstrap", "--variant=minbase", "--mode=root", "--skip=essential/unlink",
+        "--skip=cleanup/apt/cache", f"--include={PACKAGES}",
+        '--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
+        f"--setup-hook=sync-in {debs} /var/cache/apt/archives",
+        f"--customize-hook=sync-out /var/cache/apt/archives {debs}",
+        '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb',
+        f"--customize-hook=echo '{page}' > \"$1\"/var/www/html/index.html",
+        '--customize-hook=: > "$1"/etc/machine-id',
+        "bookworm", str(root), *SOURCES,
+    ])  # fmt: skip
+    timed(["bash", "-c", FLOOR_DISK, "floor", str(root), str(disk)])
+    return time.monotonic() - start
+
+
+def kiln_build(recipe: Path, env: dict[str, str], home: Path) -> tuple[float, float, dict[str, object]]:
+    """(total seconds, seconds of the VM test stage, the image's JSON) for one `kiln build`."""
+    logs = set((home / "logs").glob("*.jsonl")) if (home / "logs").is_dir() else set()
+    total = timed([str(KILN), "build", str(recipe)], env)
+    [log] = set((home / "logs").glob("*.jsonl")) - logs
+    test = 0.0
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("kind") == "end" and event.get("scope") == "verify":
+            test += float(event.get("duration", 0))
+    shown = subprocess.run([str(KILN), "images", "show", "debian-vm", "--json"], env={**os.environ, **env},
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return total, test, json.loads(shown)
+
+
+def mkosi(work: Path) -> tuple[float | None, str]:
+    if not shutil.which("mkosi"):
+        return None, "mkosi is not installed (apt-get install mkosi)"
+    folder = work / "mkosi"
+    folder.mkdir()
+    (folder / "mkosi.conf").write_text(MKOSI_CONF)
+    start = time.monotonic()
+    proc = subprocess.run(["mkosi", "--force", "build"], cwd=folder, capture_output=True, text=True)
+    took = time.monotonic() - start
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+        return None, "mkosi failed: " + " | ".join(tail)
+    return took, "mkosi 14, Format=directory (debootstrap; no package cache shared with the others)"
+
+
+def disk_sizes(image: dict[str, object]) -> list[str]:
+    lines = []
+    for artifact in image.get("artifacts", []):  # type: ignore[union-attr]
+        path = Path(str(artifact["path"]))  # type: ignore[index]
+        if path.suffix in (".raw", ".qcow2", ".vmdk", ".vhdx", ".vhd") and path.exists():
+            info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(path)], check=True,
+                                             capture_output=True, text=True).stdout)  # fmt: skip
+            lines.append(f"{path.name:<28} virtual {info['virtual-size'] / MIB:>7.0f} MiB   "
+                         f"real {path.stat().st_blocks * 512 / MIB:>6.0f} MiB")  # fmt: skip
+    return lines
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="kiln-bench-vm-", dir="/var/tmp"))
+    try:
+        examples = work / "examples"
+        shutil.copytree(REPO / "examples", examples)
+        recipe = examples / "recipes/debian-vm.yaml"
+        debs = work / "debs"
+        debs.mkdir()
+        floor(work, debs)  # untimed: fills the shared .deb cache
+        figures: dict[str, float] = {"floor: mmdebstrap + mkfs.ext4 -d + mtools": floor(work, debs)}
+        cache = work / "kiln-cache"
+        (cache / "debs").mkdir(parents=True)
+        for deb in debs.glob("*.deb"):
+            os.link(deb, cache / "debs" / deb.name)
+        home = work / "kiln-home"
+        env = {"KILN_HOME": str(home), "KILN_CACHE_DIR": str(cache), "KILN_ACCEL": "auto"}
+        total, test, image = kiln_build(recipe, env, home)
+        figures["kiln build, cold (without VM test)"] = total - test
+        boots = {"cold": test}
+        edited = recipe.with_name("debian-vm-edited.yaml")
+        edited.write_text(recipe.read_text().replace("Hello from Kiln", "Hello, edited"))
+        total, test, _ = kiln_build(edited, env, home)
+        figures["kiln build, warm: page edited (no test)"] = total - test
+        boots["warm"] = test
+        mkosi_seconds, mkosi_note = (
+            (None, "skipped (--no-mkosi)") if "--no-mkosi" in sys.argv else mkosi(work)
+        )
+        if mkosi_seconds is not None:
+            figures["mkosi, Format=directory"] = mkosi_seconds
+
+        base = figures["floor: mmdebstrap + mkfs.ext4 -d + mtools"]
+        cold = figures["kiln build, cold (without VM test)"]
+        print(f"{'run':<44} {'seconds':>8} {'vs floor':>9} {'vs cold':>8}")
+        for name, seconds in figures.items():
+            print(f"{name:<44} {seconds:>8.1f} {seconds / base:>8.2f}x {seconds / cold:>7.0%}")
+        print(
+            f"{'VM test boot-to-test-complete (cold, warm)':<44} {boots['cold']:>8.1f} {boots['warm']:>9.1f}"
+        )
+        print(f"mkosi: {mkosi_note}")
+        print("\n".join(disk_sizes(image)))
+        warm = figures["kiln build, warm: page edited (no test)"]
+        versus = "n/a" if mkosi_seconds is None else f"{cold:.0f}s vs {mkosi_seconds:.0f}s"
+        print(f"\ntargets: cold <= 1.3x floor ({cold / base:.2f}x); warm <= 20% of cold ({warm / cold:.0%}); "
+              f"faster than mkosi ({versus}); boot test < 60 s ({boots['cold']:.0f}s)")  # fmt: skip
+    finally:
+        if "--keep" not in sys.argv:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
