@@ -70,24 +70,30 @@ def evaluate(report: ScanReport, gate: ScanGate, today: date) -> GateResult:
 def openvex(gate: ScanGate, report: ScanReport, product: str, timestamp: datetime, today: date) -> bytes:
     """The allow-list as an OpenVEX document: one ``not_affected`` statement per active entry."""
     statements = []
-    packages = {f.vuln_id: sorted({x.package for x in report.findings if x.vuln_id == f.vuln_id})
-                for f in report.findings}  # fmt: skip
+    packages = {
+        f.vuln_id: sorted({x.package for x in report.findings if x.vuln_id == f.vuln_id})
+        for f in report.findings
+    }
     for entry in sorted(gate.allow, key=lambda e: (e.cve, e.package or "")):
         if entry.expires < today:
             continue
-        subcomponents = [{"@id": f"pkg:deb/debian/{p}"} for p in ([entry.package] if entry.package else
-                                                                 packages.get(entry.cve, []))]  # fmt: skip
+        subcomponents = [
+            {"@id": f"pkg:deb/debian/{p}"}
+            for p in ([entry.package] if entry.package else packages.get(entry.cve, []))
+        ]
         product_entry: dict[str, object] = {"@id": product}
         if subcomponents:
             product_entry["subcomponents"] = subcomponents
-        statements.append({
-            "vulnerability": {"name": entry.cve},
-            "products": [product_entry],
-            "status": "not_affected",
-            "justification": "vulnerable_code_not_in_execute_path",
-            "impact_statement": f"{entry.reason} (accepted until {entry.expires.isoformat()})",
-            "timestamp": timestamp.isoformat(),
-        })  # fmt: skip
+        statements.append(
+            {
+                "vulnerability": {"name": entry.cve},
+                "products": [product_entry],
+                "status": "not_affected",
+                "justification": "vulnerable_code_not_in_execute_path",
+                "impact_statement": f"{entry.reason} (accepted until {entry.expires.isoformat()})",
+                "timestamp": timestamp.isoformat(),
+            }
+        )
     body = {
         "@context": OPENVEX_CONTEXT,
         "author": f"kiln {__version__}",

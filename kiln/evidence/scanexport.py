@@ -19,8 +19,13 @@ _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low"
 
 def source_purl(report: ScanReport, finding: Finding) -> str:
     qualifiers = {"arch": "source", "distro": f"{report.distro}-{report.release}"}
-    purl = PackageURL(type="deb", namespace=report.distro, name=finding.package, version=finding.installed,
-                      qualifiers=qualifiers)  # fmt: skip
+    purl = PackageURL(
+        type="deb",
+        namespace=report.distro,
+        name=finding.package,
+        version=finding.installed,
+        qualifiers=qualifiers,
+    )
     return purl.to_string()
 
 
@@ -44,8 +49,13 @@ def cyclonedx_vex(report: ScanReport, timestamp: datetime) -> bytes:
     for f in report.findings:
         ref = source_purl(report, f)
         if ref not in components:
-            components[ref] = Component(name=f.package, version=f.installed, type=ComponentType.LIBRARY,
-                                        bom_ref=ref, purl=PackageURL.from_string(ref))  # fmt: skip
+            components[ref] = Component(
+                name=f.package,
+                version=f.installed,
+                type=ComponentType.LIBRARY,
+                bom_ref=ref,
+                purl=PackageURL.from_string(ref),
+            )
         state = (
             ImpactAnalysisState.EXPLOITABLE if f.status != "undetermined" else ImpactAnalysisState.IN_TRIAGE
         )
@@ -62,10 +72,13 @@ def cyclonedx_vex(report: ScanReport, timestamp: datetime) -> bytes:
                 analysis=VulnerabilityAnalysis(state=state, detail=detail),
                 affects=[BomTarget(ref=ref)],
             )
-        )  # fmt: skip
+        )
     root = Component(name=report.image, type=ComponentType.CONTAINER, bom_ref=f"image:{report.image}")
-    bom = Bom(components=components.values(), vulnerabilities=vulns,
-              metadata=BomMetaData(component=root, timestamp=timestamp.replace(microsecond=0)))  # fmt: skip
+    bom = Bom(
+        components=components.values(),
+        vulnerabilities=vulns,
+        metadata=BomMetaData(component=root, timestamp=timestamp.replace(microsecond=0)),
+    )
     bom.serial_number = uuid.uuid5(KILN_NAMESPACE, "vex:" + report.to_json().decode())
     bom.register_dependency(root, components.values())
     text = JsonV1Dot6(bom).output_as_string()
@@ -76,30 +89,47 @@ def sarif(report: ScanReport) -> bytes:
     rules: dict[str, dict[str, object]] = {}
     results = []
     for f in report.findings:
-        rules.setdefault(f.vuln_id, {
-            "id": f.vuln_id,
-            "shortDescription": {"text": (f.description or f.vuln_id)[:200]},
-            "helpUri": TRACKER_URL + f.vuln_id,
-            "properties": {"security-severity-label": f.severity},
-        })  # fmt: skip
+        rules.setdefault(
+            f.vuln_id,
+            {
+                "id": f.vuln_id,
+                "shortDescription": {"text": (f.description or f.vuln_id)[:200]},
+                "helpUri": TRACKER_URL + f.vuln_id,
+                "properties": {"security-severity-label": f.severity},
+            },
+        )
         fix = f"; fixed in {f.fixed}" if f.fixed else ("; " + f.note if f.note else "; no fix available")
-        results.append({
-            "ruleId": f.vuln_id,
-            "level": _SARIF_LEVEL.get(f.severity, "none"),
-            "message": {"text": f"{f.package} {f.installed} is affected by {f.vuln_id} ({f.severity}{fix})"},
-            "locations": [{
-                "physicalLocation": {"artifactLocation": {"uri": "var/lib/dpkg/status"}},
-                "logicalLocations": [{"name": b, "kind": "package"} for b in f.binaries],
-            }],
-            "properties": {"status": f.status, "installed": f.installed, "fixed": f.fixed},
-        })  # fmt: skip
+        results.append(
+            {
+                "ruleId": f.vuln_id,
+                "level": _SARIF_LEVEL.get(f.severity, "none"),
+                "message": {
+                    "text": f"{f.package} {f.installed} is affected by {f.vuln_id} ({f.severity}{fix})"
+                },
+                "locations": [
+                    {
+                        "physicalLocation": {"artifactLocation": {"uri": "var/lib/dpkg/status"}},
+                        "logicalLocations": [{"name": b, "kind": "package"} for b in f.binaries],
+                    }
+                ],
+                "properties": {"status": f.status, "installed": f.installed, "fixed": f.fixed},
+            }
+        )
     doc = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "kiln", "version": __version__, "informationUri":
-                                "https://security-tracker.debian.org/", "rules": list(rules.values())}},
-            "results": results,
-        }],
-    }  # fmt: skip
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "kiln",
+                        "version": __version__,
+                        "informationUri": "https://security-tracker.debian.org/",
+                        "rules": list(rules.values()),
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()

@@ -143,9 +143,16 @@ class VulnDb:
                 )
                 conn.execute(
                     "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (final.name, final.kind, final.location, final.digest, final.imported_at, final.records,
-                     final.vulnerabilities),
-                )  # fmt: skip
+                    (
+                        final.name,
+                        final.kind,
+                        final.location,
+                        final.digest,
+                        final.imported_at,
+                        final.records,
+                        final.vulnerabilities,
+                    ),
+                )
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
                 conn.execute("COMMIT")
             except BaseException:

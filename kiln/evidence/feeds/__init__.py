@@ -15,9 +15,15 @@ from kiln.errors import KilnError
 
 # Debian release numbers (OSV ecosystems "Debian:12") → codenames (tracker keys, os-release).
 DEBIAN_CODENAMES = {
-    "7": "wheezy", "8": "jessie", "9": "stretch", "10": "buster", "11": "bullseye",
-    "12": "bookworm", "13": "trixie", "14": "forky",
-}  # fmt: skip
+    "7": "wheezy",
+    "8": "jessie",
+    "9": "stretch",
+    "10": "buster",
+    "11": "bullseye",
+    "12": "bookworm",
+    "13": "trixie",
+    "14": "forky",
+}
 
 
 class FeedError(KilnError):

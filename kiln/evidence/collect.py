@@ -1,0 +1,157 @@
+"""The evidence box: everything that proves what an image is, written into the store's blobs.
+
+Called by the build once the image's root filesystem and artifacts exist (before the catalog is
+written). A failed gate raises BuildFailed: the build records nothing, but the reports stay in
+the blob store and the error names them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from kiln.errors import BuildFailed, KilnError
+from kiln.evidence.facts import ArtifactFact, ComponentFact, EvidenceFile, EvidenceSettings, ImageFacts
+from kiln.evidence.gates import evaluate, openvex
+from kiln.evidence.inventory import read_inventory
+from kiln.evidence.provenance import statement_bytes
+from kiln.evidence.sbom import ImageIdentity, cyclonedx_json, spdx_json
+from kiln.evidence.scan import scan_root
+from kiln.evidence.signing import load_private_key, sign_envelope
+from kiln.evidence.vulndb import VulnDb
+from kiln.monitor import Monitor
+from kiln.store import Store
+
+__all__ = [
+    "ArtifactFact",
+    "ComponentFact",
+    "EvidenceFile",
+    "EvidenceSettings",
+    "ImageFacts",
+    "collect_evidence",
+]
+
+MEDIA = {
+    "sbom-spdx": "application/spdx+json",
+    "sbom-cyclonedx": "application/vnd.cyclonedx+json",
+    "vulnerability-report": "application/vnd.kiln.scan+json",
+    "vex": "application/openvex+json",
+    "compliance-arf": "application/xml",
+    "compliance-report": "text/html",
+    "compliance-results": "application/vnd.kiln.compliance+json",
+    "provenance": "application/vnd.in-toto+json",
+    "provenance-signed": "application/vnd.dsse.envelope.v1+json",
+}
+
+
+def store_file(
+    store: Store, work: Path, kind: str, data: bytes, summary: Mapping[str, object]
+) -> EvidenceFile:
+    """Write ``data`` into the store's content-addressed blobs."""
+    tmp = work / kind
+    tmp.write_bytes(data)
+    digest, _ = store.put_blob(tmp)
+    return EvidenceFile(kind, store.blob_path(digest), digest, MEDIA[kind], dict(summary))
+
+
+def collect_evidence(
+    rootfs: Path, facts: ImageFacts, settings: EvidenceSettings, store: Store, monitor: Monitor
+) -> list[EvidenceFile]:
+    """SBOMs, scan report (+ gate), compliance (+ gate), then the provenance over all of them."""
+    files: list[EvidenceFile] = []
+    image = ImageIdentity(facts.name, facts.version, facts.digest, facts.created)
+    with store.scratch("evidence-") as work, monitor.stage("evidence", "evidence") as summary:
+        if settings.sbom:
+            with monitor.stage("evidence", "SBOM (SPDX 2.3, CycloneDX 1.6)") as result:
+                inventory = read_inventory(rootfs)
+                counts = {"packages": len(inventory.debs), "python": len(inventory.python)}
+                files.append(store_file(store, work, "sbom-spdx", spdx_json(inventory, image), counts))
+                files.append(
+                    store_file(store, work, "sbom-cyclonedx", cyclonedx_json(inventory, image), counts)
+                )
+                result.update(counts)
+        files += _scan(rootfs, facts, settings, store, work, monitor)
+        if settings.compliance is not None:
+            from kiln.evidence.compliance import compliance_evidence
+
+            files += compliance_evidence(rootfs, facts, settings.compliance, store, work, monitor)
+        with monitor.stage("evidence", "provenance (in-toto, SLSA v1)") as result:
+            payload = statement_bytes(facts, files)
+            if settings.signing_key is not None:
+                envelope = sign_envelope(payload, load_private_key(settings.signing_key))
+                files.append(store_file(store, work, "provenance-signed", envelope, {"signature": "signed"}))
+            else:
+                files.append(store_file(store, work, "provenance", payload, {"signature": "unsigned"}))
+                monitor.warning("provenance is not signed: no signing key configured (recipe 'signing.key')")
+            result["signed"] = settings.signing_key is not None
+        summary.update(evidence_summary(files))
+    return files
+
+
+def _scan(
+    rootfs: Path, facts: ImageFacts, settings: EvidenceSettings, store: Store, work: Path, monitor: Monitor
+) -> list[EvidenceFile]:
+    db = VulnDb.open(store)
+    if not db.sources():
+        if settings.scan is not None and settings.scan.fail_on is not None:
+            raise BuildFailed(
+                "the recipe gates on vulnerabilities but the vulnerability database is empty",
+                hint="import a feed first: kiln vulndb import https://security-tracker.debian.org/tracker/data/json",
+            )
+        monitor.warning(
+            "vulnerability scan skipped: the vulnerability database is empty (kiln vulndb import)"
+        )
+        return []
+    gate = settings.scan
+    today = facts.finished.date()
+    with monitor.stage("evidence", "vulnerability scan") as result:
+        try:
+            report = scan_root(rootfs, db, image=f"{facts.name}@{facts.version}")
+        except KilnError as exc:
+            if gate is None:
+                monitor.warning(f"vulnerability scan skipped: {exc.message}")
+                return []
+            raise
+        summary = report.summary()
+        files: list[EvidenceFile] = []
+        if gate is not None and gate.allow:
+            product = f"pkg:oci/{facts.name}@{facts.digest}"
+            vex = openvex(gate, report, product, facts.finished, today)
+            files.append(
+                store_file(store, work, "vex", vex, {"statements": len(json.loads(vex)["statements"])})
+            )
+        outcome = evaluate(report, gate, today) if gate is not None else None
+        if outcome is not None:
+            summary |= {
+                "gate": "passed" if outcome.passed else "failed",
+                "suppressed": len(outcome.suppressed),
+            }
+        result.update(summary)
+        files.insert(0, store_file(store, work, "vulnerability-report", report.to_json(), summary))
+        if gate is None or outcome is None:
+            return files
+        for entry in outcome.expired:
+            monitor.warning(f"allow-list entry {entry.cve} expired on {entry.expires}: no longer suppressed")
+        if not outcome.passed:
+            raise BuildFailed(
+                outcome.message(gate) + f"\nfull report: {files[0].path}",
+                hint="update the packages (rebuild with an update component) or allow-list the CVEs "
+                "with a reason and an expiry date in the recipe's scan.allow",
+            )
+    return files
+
+
+def evidence_summary(files: list[EvidenceFile]) -> dict[str, object]:
+    """The short human summary: package count, vulnerabilities by severity, score, signature."""
+    out: dict[str, object] = {}
+    for f in files:
+        if f.kind == "sbom-spdx":
+            out["packages"] = f.summary.get("packages")
+        elif f.kind == "vulnerability-report":
+            out["vulnerabilities"] = f.summary.get("by_severity", {})
+        elif f.kind == "compliance-results":
+            out["compliance_score"] = f.summary.get("score")
+        elif f.kind.startswith("provenance"):
+            out["signature"] = f.summary.get("signature")
+    return out

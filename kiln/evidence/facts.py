@@ -1,0 +1,69 @@
+"""What the build knows about an image, handed to the evidence box (re-exported by collect.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from kiln.evidence.settings import ComplianceGate, ScanGate
+
+
+class ArtifactFact(NamedTuple):
+    kind: str  # oci, oci-archive, qcow2, raw, rootfs-tar, ...
+    path: Path  # on disk (a file, or the directory of an OCI layout)
+    digest: str  # sha256:… of the file; for an OCI layout, its manifest digest
+
+
+class ComponentFact(NamedTuple):
+    name: str
+    version: str
+    digest: str  # sha256:… of the component document
+    parameters: dict[str, Any]
+
+
+DISK_KINDS = frozenset({"raw", "qcow2", "vmdk", "vhdx", "vpc", "disk"})
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    name: str
+    version: str  # "1.2.0/3"
+    digest: str  # OCI manifest digest
+    created: datetime
+    artifacts: list[ArtifactFact]
+    recipe_path: Path
+    recipe_digest: str
+    components: list[ComponentFact]
+    parent: str  # "debian:bookworm", "myimage@1.0.0/2", an OCI reference
+    parent_key: str  # cache key of the parent root (bootstrapped parents)
+    parent_digest: str | None
+    debs: list[dict[str, str]]  # ParentRoot.debs: name, version, architecture, sha256, filename
+    sources: list[str]  # apt sources of the parent ("deb URL SUITE AREAS")
+    started: datetime
+    finished: datetime
+    build_id: str = ""
+    image_dir: Path | None = None  # artifacts are named relative to this in the provenance
+    parameters: dict[str, Any] = field(default_factory=dict)  # recipe-level parameters, if any
+
+    @property
+    def has_disk(self) -> bool:
+        return any(a.kind in DISK_KINDS for a in self.artifacts)
+
+
+@dataclass(frozen=True)
+class EvidenceSettings:
+    sbom: bool = True
+    scan: ScanGate | None = None
+    compliance: ComplianceGate | None = None
+    signing_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class EvidenceFile:
+    kind: str  # sbom-spdx, sbom-cyclonedx, vulnerability-report, vex, compliance-*, provenance
+    path: Path  # the content-addressed blob in the store
+    digest: str
+    media_type: str
+    summary: dict[str, Any] = field(default_factory=dict)
