@@ -41,6 +41,30 @@ class BuildOutcome:
     kept_rootfs: Path | None
 
 
+def keep_documents(ctx: BuildContext) -> list[dict[str, Any]]:
+    """Copy every component document next to the artifacts (``kiln test`` re-runs their test phases
+    later, whatever happened to the originals); returns their lock entries."""
+    assert ctx.output_dir is not None
+    entries = []
+    folder = ctx.output_dir / "components"
+    folder.mkdir(parents=True, exist_ok=True)
+    for role, items in (("component", ctx.loaded.components), ("test", ctx.loaded.tests)):
+        for item in items:
+            target = folder / f"{role}-{item.index:02d}-{item.document.digest[7:19]}.yaml"
+            shutil.copyfile(item.document.path, target)
+            entries.append(
+                {
+                    "role": role,
+                    "name": item.label,
+                    "digest": item.document.digest,
+                    "parameters": item.parameters,
+                    "phases": item.document.phase_names,
+                    "document": str(target.relative_to(ctx.output_dir)),
+                }
+            )
+    return entries
+
+
 def lock_data(ctx: BuildContext) -> dict[str, Any]:
     """The resolved inputs of this build: enough to reproduce its package set and components."""
     assert ctx.parent is not None
@@ -54,11 +78,11 @@ def lock_data(ctx: BuildContext) -> dict[str, Any]:
             "source_date_epoch": ctx.epoch,
             "debs": ctx.parent.debs,
         },
-        "components": [
-            {"name": c.label, "digest": c.document.digest, "parameters": c.parameters}
-            for c in ctx.loaded.components
-        ],
+        "components": keep_documents(ctx),
         "layers": [layer.key for layer in ctx.layers],
+        "test_instances": ctx.loaded.recipe.test_instance_kinds(),
+        "boot": ctx.disks[0][1].boot if ctx.disks else None,
+        "working_directory": ctx.loaded.recipe.settings.working_directory,
     }
 
 

@@ -109,3 +109,20 @@ def test_images_and_builds_are_listed(web_build: dict[str, Any], web_home: Path)
     assert any(b["id"] == web_build["build_id"] and b["status"] == "succeeded" for b in builds)
     log = kiln("builds", "show", web_build["build_id"], "--log", home=web_home)
     assert "InstallNginx" in log.stdout and "hello-page" in log.stdout
+
+
+def test_kiln_test_reruns_tests_on_a_recorded_image(
+    web_build: dict[str, Any], web_home: Path, tmp_path: Path
+) -> None:
+    ref = f"debian-web@1.0.0/{web_build['image']['build']}"
+    passed = kiln("test", ref, home=web_home)
+    assert "tests passed" in passed.stdout
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(
+        "name: no-curl\nschemaVersion: 1.0\nphases:\n  - name: test\n    steps:\n"
+        "      - name: CurlIsAbsent\n        action: ExecuteBash\n        inputs:\n"
+        "          commands: ['test -x /usr/bin/curl']\n"
+    )
+    failed = kiln("test", ref, "--documents", str(extra), home=web_home, check=False)
+    assert failed.returncode == 1
+    assert "CurlIsAbsent" in " ".join(failed.stderr.split())

@@ -1,0 +1,91 @@
+"""Test phases on fresh instances, shared by the build and ``kiln test``.
+
+A container instance is the OCI layout unpacked into a new directory and run in the sandbox with its
+own loopback-only network namespace (services a test starts cannot collide with the host's ports);
+a VM instance is a qemu boot of a copy-on-write overlay of a disk. Both are always torn down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from kiln.errors import StepFailed
+from kiln.monitor import Monitor
+from kiln.sandbox.bwrap import SandboxOptions
+from kiln.toe.document import Document
+from kiln.toe.runner import RootfsTarget, run_document
+from kiln.verify.instance import fresh_instance
+from kiln.verify.vm import run_vm_tests
+
+
+@dataclass(frozen=True)
+class TestDocument:
+    """A component whose test phase runs: its label, document and parameter values."""
+
+    __test__ = False  # not a pytest test class
+
+    label: str
+    document: Document
+    parameters: dict[str, str]
+
+
+class TestsFailed(StepFailed):
+    """A test phase failed on a fresh instance."""
+
+    __test__ = False
+
+
+def _failure(prefix: str, label: str, instance: str, message: str | None) -> TestsFailed:
+    return TestsFailed(
+        f"{prefix}component {label}: phase test ({instance}): {message or 'test phase failed'}",
+        hint="nothing was recorded; fix the image or the test and build again",
+    )
+
+
+def test_on_container(layout: Path, tests: Sequence[TestDocument], *, options: SandboxOptions, workdir: str,
+                      scratch: Path, monitor: Monitor, prefix: str = "") -> int:  # fmt: skip
+    """Run the test phases in a fresh container instance; returns the number of steps executed."""
+    executed = 0
+    isolated = replace(options, network=False, cwd=workdir)
+    with monitor.stage("test", "test on a fresh container instance") as stage:
+        with fresh_instance(layout, scratch) as instance:
+            (instance.root / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            for test in tests:
+                result = run_document(
+                    test.document,
+                    phases=["test"],
+                    parameters=test.parameters,
+                    target=RootfsTarget(instance.root, isolated),
+                    monitor=monitor,
+                    label=test.label,
+                )
+                executed += result.counts()["executedStepCount"]
+                if not result.ok:
+                    raise _failure(prefix, test.label, "fresh container instance", result.failure_message)
+        stage["status"] = "passed"
+    return executed
+
+
+def test_on_vm(disk: Path, tests: Sequence[TestDocument], *, boot: Literal["uefi", "bios"], timeout: float,
+               scratch: Path, monitor: Monitor, prefix: str = "") -> int:  # fmt: skip
+    """Boot a copy-on-write overlay of ``disk`` and run the test phases in it; returns steps executed."""
+    with monitor.stage("test", f"test on a fresh VM booted from {disk.name}") as stage:
+        result = run_vm_tests(
+            disk,
+            [(t.label, t.document.path) for t in tests],
+            parameters={t.label: t.parameters for t in tests},
+            boot=boot,
+            timeout=timeout,
+            monitor=monitor,
+            workdir=scratch,
+        )
+        executed = sum(d.counts()["executedStepCount"] for d in result.documents)
+        if result.status not in ("success", "success-with-ignored-failure"):
+            failed = next((d.name for d in result.documents if not d.ok), tests[0].label)
+            raise _failure(prefix, failed, f"VM instance, {result.accel}", result.failure_message)
+        stage["status"] = "passed"
+        stage["boot_seconds"] = result.boot_seconds
+    return executed
