@@ -19,6 +19,7 @@ from typing import Any
 
 from kiln.build.components import build_component, keep_root, validate_components
 from kiln.build.context import BuildContext, BuildOptions
+from kiln.build.evidence import collect
 from kiln.build.inventory import dpkg_packages
 from kiln.build.outputs import write_oci, write_root_outputs
 from kiln.build.parent import prepare_parent
@@ -89,12 +90,14 @@ def lock_data(ctx: BuildContext) -> dict[str, Any]:
 def inspect_root(ctx: BuildContext) -> None:
     """Everything made from the merged root, in one read-only view: root outputs and the inventory."""
     work = ctx.scratch / "final"
-    with overlay(ctx.lowers(), work / "upper", work, readonly=True) as root:
+    # Writable (tools such as oscap-chroot write scratch files into the root) but thrown away.
+    with overlay(ctx.lowers(), work / "upper", work) as root:
         write_root_outputs(ctx, root)
+        keep_root(ctx, root)
         with ctx.monitor.stage("inventory", "inventory") as result:
             ctx.packages = dpkg_packages(root)
             result["packages"] = len(ctx.packages)
-        keep_root(ctx, root)
+        collect(ctx, root)
 
 
 def finish(ctx: BuildContext, catalog: Catalog) -> ImageRecord:

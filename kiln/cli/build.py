@@ -11,6 +11,7 @@ from kiln.cli.common import DataDirOption, JsonOption, console, open_store, prin
 
 if TYPE_CHECKING:
     from kiln.build.orchestrate import BuildOutcome
+    from kiln.catalog import EvidenceRecord
 
 
 def human_size(size: int) -> str:
@@ -20,6 +21,25 @@ def human_size(size: int) -> str:
             return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
         value /= 1024
     return f"{size} B"
+
+
+def evidence_lines(evidence: list[EvidenceRecord]) -> list[str]:
+    """Package count, vulnerabilities by severity, compliance score, signature status."""
+    lines = []
+    for item in evidence:
+        summary = item.summary
+        if item.kind == "sbom-spdx":
+            lines.append(f"{'sbom':<10} {summary.get('packages', '?')} packages (SPDX 2.3, CycloneDX 1.6)")
+        elif item.kind == "vulnerability-report":
+            by_severity = summary.get("by_severity") or {}
+            counts = ", ".join(f"{v} {k}" for k, v in by_severity.items() if v) or "none found"
+            gate = f"; gate {summary['gate']}" if "gate" in summary else ""
+            lines.append(f"{'vulns':<10} {counts}{gate}")
+        elif item.kind == "compliance-results":
+            lines.append(f"{'compliance':<10} score {summary.get('score')}% ({summary.get('profile', '')})")
+        elif item.kind.startswith("provenance"):
+            lines.append(f"{'provenance':<10} {summary.get('signature', 'unsigned')}")
+    return lines
 
 
 def print_outcome(outcome: BuildOutcome) -> None:
@@ -32,6 +52,8 @@ def print_outcome(outcome: BuildOutcome) -> None:
         console.print(f"  {artifact.kind:<10} {artifact.path}")
     if oci is None:
         console.print("  (no OCI layout requested)")
+    for line in evidence_lines(image.evidence):
+        console.print(f"  {line}")
     console.print(f"  build      {outcome.build_id} (log: {outcome.log_path})")
     console.print(
         f"  took       {outcome.duration:.1f}s; {outcome.ran_steps} step(s) ran, "

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kiln.evidence.settings import ComplianceGate, ScanGate, SigningSettings
 from kiln.outputs.disk import DiskOptions
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
@@ -168,6 +169,9 @@ class Recipe(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     config: ImageConfigSpec = Field(default_factory=ImageConfigSpec)
     settings: Settings = Field(default_factory=Settings)
+    scan: ScanGate | None = Field(None, description="vulnerability gate (needs `kiln vulndb import` first)")
+    compliance: ComplianceGate | None = Field(None, description="run OpenSCAP in the build and gate on it")
+    signing: SigningSettings | None = Field(None, description="sign the provenance (else KILN_SIGNING_KEY)")
 
     @field_validator("name")
     @classmethod
