@@ -256,11 +256,12 @@ def _swap_into_place(new: Path, dest: Path) -> None:
         new.rename(dest)
         return
     old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-    dest.rename(old / "previous")
     try:
-        new.rename(dest)
-    except BaseException:
-        (old / "previous").rename(dest)
-        raise
+        dest.rename(old / "previous")
+        try:
+            new.rename(dest)
+        except BaseException:
+            (old / "previous").rename(dest)
+            raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
