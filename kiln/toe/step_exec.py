@@ -96,6 +96,7 @@ def execute_step(
         except _AttemptFailed as failure:
             outcome.ran = True
             outcome.status = FAILED
+            outcome.inputs = runner.last_inputs
             outcome.exit_code = failure.exit_code
             text = f"{where}, attempt {attempt}/{step.max_attempts}: {failure.message}"
             if failure.tail:
@@ -143,6 +144,7 @@ class _Attempts:
     options: RunOptions
     document: Document
     monitor: Monitor
+    last_inputs: Any = None  # the latest substituted inputs, reported even when the step fails
 
     def attempt(self) -> tuple[Any, dict[str, Any], int]:
         """All iterations once; returns (resolved inputs, joined outputs, reboots)."""
@@ -186,6 +188,7 @@ class _Attempts:
         action = step.action_class()
         try:
             raw = substitute(step.inputs, resolve)
+            self.last_inputs = raw
             inputs = action.parse(raw)
         except ValidationError as exc:
             problems = "; ".join(
