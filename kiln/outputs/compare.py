@@ -17,6 +17,7 @@ from typing import Any
 
 from kiln.outputs.layout import Descriptor, LayoutImage, open_layer, open_layout
 from kiln.sandbox.run import CommandTimedOut, run
+from kiln.store import file_sha256
 
 MAX_LISTED = 50
 _FIELDS = ("type", "mode", "uid", "gid", "mtime", "size", "linkname", "device", "xattrs", "content")
@@ -98,21 +99,40 @@ def _signature(member: tarfile.TarInfo, content: str) -> dict[str, Any]:
     }
 
 
-def _entries(image: LayoutImage, desc: Descriptor) -> dict[str, dict[str, Any]]:
-    """Every entry of a layer (in tar order) with its metadata and content hash."""
+def _tar_entries(tar: tarfile.TarFile) -> dict[str, dict[str, Any]]:
+    """Every entry of a tar (in tar order) with its metadata and content hash."""
     found: dict[str, dict[str, Any]] = {}
-    with open_layer(image, desc) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            content = ""
-            if member.isreg():
-                digest = hashlib.sha256()
-                source = tar.extractfile(member)
-                assert source is not None
-                while chunk := source.read(1 << 20):
-                    digest.update(chunk)
-                content = digest.hexdigest()
-            found[member.name] = _signature(member, content)
+    for member in tar:
+        content = ""
+        if member.isreg():
+            digest = hashlib.sha256()
+            source = tar.extractfile(member)
+            assert source is not None
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+            content = digest.hexdigest()
+        found[member.name] = _signature(member, content)
     return found
+
+
+def _entries(image: LayoutImage, desc: Descriptor) -> dict[str, dict[str, Any]]:
+    with open_layer(image, desc) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        return _tar_entries(tar)
+
+
+def _diff_entries(
+    ea: dict[str, dict[str, Any]], eb: dict[str, dict[str, Any]]
+) -> tuple[tuple[EntryDifference, ...], bool]:
+    """Entries that differ, and whether the only difference is their order."""
+    diffs = []
+    for path in sorted(ea.keys() | eb.keys()):
+        if path not in eb:
+            diffs.append(EntryDifference(path, ("only in first",)))
+        elif path not in ea:
+            diffs.append(EntryDifference(path, ("only in second",)))
+        elif changed := tuple(f for f in _FIELDS if ea[path][f] != eb[path][f]):
+            diffs.append(EntryDifference(path, changed))
+    return tuple(diffs), not diffs and list(ea) != list(eb)
 
 
 def _diffoscope(first: Path, second: Path, timeout: float) -> str | None:
@@ -135,18 +155,9 @@ def compare_layers(
     same_tar = index < min(len(ids_a), len(ids_b)) and ids_a[index] == ids_b[index]
     if same_tar:
         return LayerDifference(index, da.digest, db.digest, same_content=True)
-    ea, eb = _entries(a, da), _entries(b, db)
-    diffs = []
-    for path in sorted(ea.keys() | eb.keys()):
-        if path not in eb:
-            diffs.append(EntryDifference(path, ("only in first",)))
-        elif path not in ea:
-            diffs.append(EntryDifference(path, ("only in second",)))
-        elif changed := tuple(f for f in _FIELDS if ea[path][f] != eb[path][f]):
-            diffs.append(EntryDifference(path, changed))
-    order_differs = not diffs and list(ea) != list(eb)
+    diffs, order_differs = _diff_entries(_entries(a, da), _entries(b, db))
     report = _diffoscope(a.blob(da.digest), b.blob(db.digest), timeout) if use_diffoscope else None
-    return LayerDifference(index, da.digest, db.digest, False, tuple(diffs), order_differs, report)
+    return LayerDifference(index, da.digest, db.digest, False, diffs, order_differs, report)
 
 
 def _differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
@@ -191,3 +202,62 @@ def compare_layouts(
         layer_counts=(len(a.layers), len(b.layers)),
         layers=layers,
     )
+
+
+def _is_tar(path: Path) -> bool:
+    """A tar (possibly compressed) with at least one entry: an all-zero disk image looks like an empty tar."""
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            return tar.next() is not None
+    except (tarfile.TarError, OSError, EOFError):
+        return False
+
+
+def _block_diff(first: Path, second: Path, block: int = 4096) -> str:
+    """Sizes, first differing offset and number of differing blocks of two binary files."""
+    differing, first_offset, offset = 0, None, 0
+    with open(first, "rb") as fa, open(second, "rb") as fb:
+        while True:
+            ca, cb = fa.read(block), fb.read(block)
+            if not ca and not cb:
+                break
+            if ca != cb:
+                differing += 1
+                if first_offset is None:
+                    first_offset = offset + next(
+                        (i for i, (x, y) in enumerate(zip(ca, cb, strict=False)) if x != y),
+                        min(len(ca), len(cb)),
+                    )
+            offset += block
+    sizes = (first.stat().st_size, second.stat().st_size)
+    return (
+        f"sizes {sizes[0]} vs {sizes[1]} bytes; first difference at byte {first_offset}; "
+        f"{differing} of {max(sizes) // block + 1} {block}-byte blocks differ"
+    )
+
+
+def compare_files(first: Path, second: Path, *, use_diffoscope: bool = True, timeout: float = 300) -> str:
+    """A report on how two artifacts of the same kind differ, or ``"identical"``:
+    OCI layouts layer by layer, tar archives entry by entry, other files (disk images) block by block,
+    plus diffoscope's report when it is installed."""
+    if first.is_dir() and second.is_dir():
+        return compare_layouts(first, second, use_diffoscope=use_diffoscope, timeout=timeout).summary()
+    if file_sha256(first) == file_sha256(second):
+        return "identical"
+    lines: list[str] = []
+    if _is_tar(first) and _is_tar(second):
+        with tarfile.open(first, "r|*") as ta, tarfile.open(second, "r|*") as tb:
+            diffs, order_differs = _diff_entries(_tar_entries(ta), _tar_entries(tb))
+        lines.append(f"{len(diffs)} archive entries differ")
+        lines += [f"  {d.path}: {', '.join(d.fields)}" for d in diffs[:MAX_LISTED]]
+        if len(diffs) > MAX_LISTED:
+            lines.append(f"  ... and {len(diffs) - MAX_LISTED} more")
+        if order_differs:
+            lines.append("  entries are the same but in a different order")
+        if not diffs and not order_differs:
+            lines.append("  same entries in the same order: headers or compression differ")
+    else:
+        lines.append(_block_diff(first, second))
+    if use_diffoscope and (report := _diffoscope(first, second, timeout)):
+        lines.append("diffoscope:\n" + report)
+    return "\n".join(lines)

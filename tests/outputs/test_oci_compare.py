@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kiln.layers.tar import write_layer
-from kiln.outputs.compare import compare_layouts
+from kiln.outputs.compare import compare_files, compare_layouts
 from kiln.outputs.oci import History, ImageConfig, OciImage, write_oci_layout
 
 EPOCH = 1_700_000_000
@@ -64,3 +64,22 @@ def test_compression_only_difference(tmp_path: Path) -> None:
     result = compare_layouts(a.path, b.path)
     (layer,) = result.layers
     assert layer.same_content and "layer 0: same tar, different compression" in result.summary()
+
+
+def test_compare_files_for_every_artifact_kind(tmp_path: Path) -> None:
+    ta, tb = make(tmp_path / "ta"), make(tmp_path / "tb")
+    (tb / "etc/stamp").write_text("built at 10:05\n")
+    tars = [write_layer(t, tmp_path / f"{t.name}.tar.gz", epoch=EPOCH, kind="rootfs").path for t in (ta, tb)]
+    report = compare_files(*tars, use_diffoscope=False)
+    assert report.splitlines() == ["1 archive entries differ", "  etc/stamp: content"]
+    assert compare_files(tars[0], tars[0]) == "identical"
+
+    disk_a, disk_b = tmp_path / "a.raw", tmp_path / "b.raw"
+    disk_a.write_bytes(bytes(64 * 1024))
+    disk_b.write_bytes(bytes(5000) + b"\x01" + bytes(64 * 1024 - 5001))
+    assert compare_files(disk_a, disk_b, use_diffoscope=False) == (
+        "sizes 65536 vs 65536 bytes; first difference at byte 5000; 1 of 17 4096-byte blocks differ"
+    )
+
+    layouts = [build(tmp_path / f"l{i}", t).path for i, t in enumerate((ta, tb))]
+    assert compare_files(*layouts, use_diffoscope=False).startswith("images differ:")
