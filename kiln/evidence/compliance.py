@@ -103,6 +103,7 @@ def evaluate(
 ) -> tuple[ComplianceResult, Path, Path]:
     """Run the profile against ``rootfs``; returns (result, ARF path, HTML report path)."""
     oscap = require_tool("oscap")
+    work.mkdir(parents=True, exist_ok=True)
     content = choose_content(read_os_release(rootfs), target, work, ssg_dir)
     titles = rule_titles(content.path)
     profile_id = profile if profile.startswith("xccdf_") else PROFILE_PREFIX + profile

@@ -27,9 +27,13 @@ def tracker_for(installed: dict[str, str]) -> dict[str, Any]:
     return {
         "glibc": {
             # later fix → fixable, high
-            "CVE-1999-90001": {"description": "SYNTHETIC glibc issue", "releases": {
-                "bookworm": release("resolved", glibc + "+kiln1", "high"),
-                "trixie": release("resolved", "2.41-1", "high")}},
+            "CVE-1999-90001": {
+                "description": "SYNTHETIC glibc issue",
+                "releases": {
+                    "bookworm": release("resolved", glibc + "+kiln1", "high"),
+                    "trixie": release("resolved", "2.41-1", "high"),
+                },
+            },
             # fixed long ago → not vulnerable
             "CVE-1999-90002": {"releases": {"bookworm": release("resolved", "2.36-9+deb12u1", "high")}},
             # never affected
@@ -38,15 +42,23 @@ def tracker_for(installed: dict[str, str]) -> dict[str, Any]:
             "TEMP-0000000-KILN01": {"releases": {"bookworm": release("open", None, "high")}},
         },
         "apt": {
-            "CVE-2011-3374": {"description": "It was found that apt-key in apt, all versions, do not correctly "
-                              "validate gpg keys with the master keyring, leading to a potential man-in-the-middle "
-                              "attack.", "releases": {"bookworm": release("open", None, "unimportant")}},
+            "CVE-2011-3374": {
+                "description": "It was found that apt-key in apt, all versions, do not correctly "
+                "validate gpg keys with the master keyring, leading to a potential man-in-the-middle "
+                "attack.",
+                "releases": {"bookworm": release("open", None, "unimportant")},
+            },
         },
         "coreutils": {
-            "CVE-1999-90004": {"releases": {"bookworm": release("open", None, "low**", nodsa="Minor issue",
-                                                               nodsa_reason="postponed")}},
+            "CVE-1999-90004": {
+                "releases": {
+                    "bookworm": release("open", None, "low**", nodsa="Minor issue", nodsa_reason="postponed")
+                }
+            },
         },
-        "tar": {"CVE-1999-90005": {"releases": {"bookworm": release("undetermined", None, "not yet assigned")}}},
+        "tar": {
+            "CVE-1999-90005": {"releases": {"bookworm": release("undetermined", None, "not yet assigned")}}
+        },
         "zlib": {
             # epochs: the fix "1.2.14-1" (no epoch) is older than 1:1.2.13… → not vulnerable
             "CVE-1999-90006": {"releases": {"bookworm": release("resolved", "1.2.14-1", "high")}},
@@ -57,5 +69,7 @@ def tracker_for(installed: dict[str, str]) -> dict[str, Any]:
             # installed binary is a binNMU (…+bNN); matching uses the source version
             "CVE-1999-90008": {"releases": {"bookworm": release("resolved", bash, "high")}},
         },
-        "sope": {"CVE-1999-90009": {"releases": {"bookworm": release("open", None, "high")}}},  # not installed
-    }  # fmt: skip
+        "sope": {
+            "CVE-1999-90009": {"releases": {"bookworm": release("open", None, "high")}}
+        },  # not installed
+    }

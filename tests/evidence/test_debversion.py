@@ -43,10 +43,19 @@ def test_version_compare_matches_dpkg(a: str, b: str) -> None:
 
 
 def test_known_orderings() -> None:
-    for lower, higher in [("1.0~rc1-1", "1.0-1"), ("1:1.0-1", "2:0.1-1"), ("2.36-9+deb12u13", "2.36-9+deb12u14"),
-                          ("5.2.15-2", "5.2.15-2+b13"), ("1.2.14-1", "1:1.2.13.dfsg-1"), ("1.0", "1.0.0"),
-                          ("1.0~", "1.0"), ("1.0-0", "1.0-0.1"), ("1.0a", "1.0b"),
-                          ("0-0~", "0"), ("1.0-0.1", "1.0-.1")]:  # fmt: skip
+    for lower, higher in [
+        ("1.0~rc1-1", "1.0-1"),
+        ("1:1.0-1", "2:0.1-1"),
+        ("2.36-9+deb12u13", "2.36-9+deb12u14"),
+        ("5.2.15-2", "5.2.15-2+b13"),
+        ("1.2.14-1", "1:1.2.13.dfsg-1"),
+        ("1.0", "1.0.0"),
+        ("1.0~", "1.0"),
+        ("1.0-0", "1.0-0.1"),
+        ("1.0a", "1.0b"),
+        ("0-0~", "0"),
+        ("1.0-0.1", "1.0-.1"),
+    ]:
         assert compare(lower, higher) == -1 and compare(higher, lower) == 1
         assert version_compare(lower, higher) < 0
         assert dpkg_lt(lower, higher)

@@ -24,8 +24,15 @@ def inventory(image_root: Path) -> Inventory:
 
 
 def test_inventory_matches_dpkg_query(image_root: Path, inventory: Inventory) -> None:
-    out = run(["dpkg-query", f"--admindir={image_root}/var/lib/dpkg", "-W",
-               "-f", "${Package} ${Version} ${source:Package} ${source:Version}\n"]).stdout  # fmt: skip
+    out = run(
+        [
+            "dpkg-query",
+            f"--admindir={image_root}/var/lib/dpkg",
+            "-W",
+            "-f",
+            "${Package} ${Version} ${source:Package} ${source:Version}\n",
+        ]
+    ).stdout
     expected = sorted(tuple(line.split()) for line in out.splitlines())
     got = sorted((d.name, d.version, d.source, d.source_version) for d in inventory.debs)
     assert got == expected

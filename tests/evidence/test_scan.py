@@ -69,8 +69,11 @@ def test_real_tracker_fixture_rules(vuln_fixtures: Path) -> None:
         vuln_fixtures / "debian-security-tracker-json/osvdev-debian_security_tracker_mock.json"
     )
     bookworm = [r for r in records if r.release == "bookworm"]
-    installed = {"sope": ("5.8.0-1", ["sope4.9-libxml"]), "apparmor": ("3.0.8-3", ["apparmor"]),
-                 "chromium": ("98.0.4758.80-1", ["chromium"])}  # fmt: skip
+    installed = {
+        "sope": ("5.8.0-1", ["sope4.9-libxml"]),
+        "apparmor": ("3.0.8-3", ["apparmor"]),
+        "chromium": ("98.0.4758.80-1", ["chromium"]),
+    }
     found = {(f.package, f.vuln_id): f for f in match(bookworm, installed)}
     assert found[("sope", "CVE-2025-53603")].fixed == "5.8.0-1+deb12u1"
     assert found[("apparmor", "CVE-2016-1585")].status == "no-fix"
@@ -137,3 +140,49 @@ def test_non_debian_root_is_refused(tmp_path: Path, store: Store) -> None:
     (tmp_path / "etc/os-release").write_text('ID=alpine\nPRETTY_NAME="Alpine Linux v3.20"\n')
     with pytest.raises(KilnError, match="Alpine"):
         scan_root(tmp_path, VulnDb.open(store))
+
+
+def test_collect_gate_fails_build_with_offending_cves(
+    report: ScanReport, image_root: Path, store: Store, tmp_path: Path
+) -> None:
+    from kiln.errors import BuildFailed
+    from kiln.evidence.collect import EvidenceSettings, ImageFacts, collect_evidence
+
+    facts = ImageFacts(
+        "web",
+        "1.0.0/1",
+        "sha256:" + "a" * 64,
+        NOW,
+        [],
+        tmp_path / "r.yaml",
+        "sha256:" + "b" * 64,
+        [],
+        "debian:bookworm",
+        "k",
+        None,
+        [],
+        [],
+        NOW,
+        NOW,
+    )
+    gate = ScanGate(fail_on="medium", only_fixable=True)
+    with pytest.raises(BuildFailed, match="2 finding") as exc:
+        collect_evidence(image_root, facts, EvidenceSettings(scan=gate), store, ListMonitor())
+    assert "CVE-1999-90001" in str(exc.value) and "CVE-1999-90007" in str(exc.value)
+    allow = [
+        AllowEntry(cve=c, reason="accepted", expires=date(2027, 1, 1))
+        for c in ("CVE-1999-90001", "CVE-1999-90007")
+    ]
+    files = collect_evidence(
+        image_root,
+        facts,
+        EvidenceSettings(scan=ScanGate(fail_on="medium", allow=allow)),
+        store,
+        ListMonitor(),
+    )
+    kinds = {f.kind: f for f in files}
+    assert set(kinds) == {"sbom-spdx", "sbom-cyclonedx", "vulnerability-report", "vex", "provenance"}
+    assert kinds["vulnerability-report"].summary["gate"] == "passed"
+    assert kinds["vulnerability-report"].summary["suppressed"] == 2
+    assert kinds["sbom-spdx"].summary["packages"] >= 90
+    assert all(f.path == store.blob_path(f.digest) for f in files)

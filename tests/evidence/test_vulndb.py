@@ -54,15 +54,26 @@ def test_osv_dir_zip_and_single(store: Store, vuln_fixtures: Path, tmp_path: Pat
         info = import_feed(store, str(location), ListMonitor())
         assert (info.name, info.records, info.vulnerabilities) == ("osv-debian", 1, 1)
     (rec,) = VulnDb.open(store).lookup("wheezy", ["nginx"])
-    assert (rec.vuln_id, rec.status, rec.fixed, rec.note) == ("CVE-2014-3616", "fixed", "1.2.1-2.2+wheezy3",
-                                                              "via DSA-3029-1")  # fmt: skip
+    assert (rec.vuln_id, rec.status, rec.fixed, rec.note) == (
+        "CVE-2014-3616",
+        "fixed",
+        "1.2.1-2.2+wheezy3",
+        "via DSA-3029-1",
+    )
 
 
 def test_osv_ids_and_open_ranges() -> None:
-    record = {"id": "DEBIAN-CVE-2016-1585", "affected": [
-        {"package": {"ecosystem": "Debian:12", "name": "apparmor"}, "ecosystem_specific": {"urgency": "low"},
-         "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]},
-        {"package": {"ecosystem": "Ubuntu:22.04", "name": "apparmor"}}]}  # fmt: skip
+    record = {
+        "id": "DEBIAN-CVE-2016-1585",
+        "affected": [
+            {
+                "package": {"ecosystem": "Debian:12", "name": "apparmor"},
+                "ecosystem_specific": {"urgency": "low"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}],
+            },
+            {"package": {"ecosystem": "Ubuntu:22.04", "name": "apparmor"}},
+        ],
+    }
     (rec,) = osv_feed.parse(record, "x")
     assert (rec.release, rec.vuln_id, rec.status, rec.urgency) == ("bookworm", "CVE-2016-1585", "open", "low")
     assert list(osv_feed.parse({"id": "DSA-1-1", "affected": []}, "x")) == []
