@@ -83,3 +83,13 @@ def test_compare_files_for_every_artifact_kind(tmp_path: Path) -> None:
 
     layouts = [build(tmp_path / f"l{i}", t).path for i, t in enumerate((ta, tb))]
     assert compare_files(*layouts, use_diffoscope=False).startswith("images differ:")
+
+
+def test_diffoscope_report_is_included(tmp_path: Path) -> None:
+    """diffoscope-minimal is one of the Debian packages `make` installs."""
+    ta, tb = make(tmp_path / "ta"), make(tmp_path / "tb")
+    (tb / "etc/stamp").write_text("built at 10:05\n")
+    a, b = build(tmp_path / "a", ta), build(tmp_path / "b", tb)
+    (layer,) = compare_layouts(a.path, b.path).layers
+    assert layer.diffoscope is not None
+    assert "-built at 10:00" in layer.diffoscope and "+built at 10:05" in layer.diffoscope
