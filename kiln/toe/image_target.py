@@ -15,7 +15,8 @@ from kiln.store import Store
 
 @contextmanager
 def resolve_image_target(ref: str, store: Store, monitor: Monitor, *, keep: bool = False) -> Iterator[Path]:
-    """Unpack the image's OCI layers into a new directory; removed afterwards unless ``keep``."""
+    """Unpack the image's OCI layers into a new directory; removed afterwards unless ``keep`` (then it
+    moves to ``<data dir>/kept/``)."""
     try:
         from kiln.catalog.catalog import Catalog
         from kiln.verify.instance import materialise
@@ -37,6 +38,9 @@ def resolve_image_target(ref: str, store: Store, monitor: Monitor, *, keep: bool
         yield root
     finally:
         if keep and root.is_dir():
-            monitor.info(f"kept the root filesystem of {image.ref} at {root}")
+            kept = store.home / "kept" / holder.name
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            holder.rename(kept)
+            monitor.info(f"kept the root filesystem of {image.ref} at {kept / 'rootfs'}")
         else:
             shutil.rmtree(holder, ignore_errors=True)

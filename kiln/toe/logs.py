@@ -109,7 +109,7 @@ class Execution:
 
 
 def create_folder(log_directory: Path, execution_id: str, when: datetime) -> Path:
-    folder = log_directory / folder_name(execution_id, when)
+    folder = log_directory.absolute() / folder_name(execution_id, when)
     folder.mkdir(parents=True, exist_ok=False)
     return folder
 
