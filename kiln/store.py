@@ -41,12 +41,18 @@ class Store:
 
     home: Path
     cache: Path
+    database: str | None = None  # overrides KILN_DATABASE_URL (throwaway stores keep their own catalog)
 
     @classmethod
     def open(cls, home: Path | None = None) -> Store:
         root = (home or default_home()).expanduser().absolute()
         cache_env = os.environ.get("KILN_CACHE_DIR")
-        store = cls(root, Path(cache_env).absolute() if cache_env else root / "cache")
+        return cls.open_at(root, Path(cache_env) if cache_env else root / "cache")
+
+    @classmethod
+    def open_at(cls, home: Path, cache: Path, database: str | None = None) -> Store:
+        """A store with an explicit cache directory (and optionally its own catalog)."""
+        store = cls(home.absolute(), cache.absolute(), database)
         for sub in ("blobs/sha256", "images", "logs", "tmp"):
             (store.home / sub).mkdir(parents=True, exist_ok=True)
         for sub in ("debs/partial", "parents", "layers", "apt"):
@@ -55,7 +61,7 @@ class Store:
 
     @property
     def database_url(self) -> str:
-        return os.environ.get("KILN_DATABASE_URL") or f"sqlite:///{self.home / 'catalog.db'}"
+        return self.database or os.environ.get("KILN_DATABASE_URL") or f"sqlite:///{self.home / 'catalog.db'}"
 
     @property
     def deb_cache(self) -> Path:

@@ -58,6 +58,26 @@ def _check(ctx: BuildContext, component: ResolvedComponent, phase: str, result: 
         )
 
 
+# Files package tools write with the time of day in them (mmdebstrap drops the same set when
+# SOURCE_DATE_EPOCH is set). Dropped from a layer so the same inputs give the same layer.
+UNREPRODUCIBLE_FILES = (
+    "var/log/dpkg.log",
+    "var/log/alternatives.log",
+    "var/log/apt/history.log",
+    "var/log/apt/term.log",
+    "var/log/apt/eipp.log.xz",
+    "var/cache/ldconfig/aux-cache",
+)
+
+
+def drop_unreproducible(upper: Path) -> None:
+    """Remove time-stamped logs and caches from an overlay upper dir (a copy-up falls back to the lower)."""
+    for rel in UNREPRODUCIBLE_FILES:
+        path = upper / rel
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+
+
 def _ensure_workdir(ctx: BuildContext, merged: Path) -> None:
     workdir = merged / ctx.loaded.recipe.settings.working_directory.lstrip("/")
     if not workdir.is_dir():
@@ -103,6 +123,7 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
                 label=label,
             )
             _check(ctx, component, "build", result, merged)
+        drop_unreproducible(upper)
         tree = layercache.adopt_tree(ctx.store, key, upper)
         meta = {
             "key": key,

@@ -21,6 +21,7 @@ class BuildOptions:
     no_cache: bool = False
     keep_rootfs: bool = False
     refresh_parent: bool = False
+    check_reproducible: bool = False
 
 
 @dataclass

@@ -23,6 +23,7 @@ from kiln.build.evidence import collect
 from kiln.build.inventory import dpkg_packages
 from kiln.build.outputs import write_oci, write_root_outputs
 from kiln.build.parent import prepare_parent
+from kiln.build.reproducible import check_reproducible
 from kiln.build.tests import run_tests
 from kiln.catalog import ArtifactRecord, Catalog, ComponentRecord, ImageRecord, NewImage
 from kiln.monitor import FanOut, JsonLinesMonitor, Monitor
@@ -137,6 +138,8 @@ def run_stages(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
     write_oci(ctx)
     inspect_root(ctx)
     run_tests(ctx)
+    if ctx.options.check_reproducible:
+        check_reproducible(ctx, ctx.monitor)
     return finish(ctx, catalog)
 
 

@@ -75,6 +75,13 @@ def register(app: typer.Typer) -> None:
         refresh_parent: Annotated[
             bool, typer.Option("--refresh-parent", help="Bootstrap the parent again from the archive.")
         ] = False,
+        check_reproducible: Annotated[
+            bool,
+            typer.Option(
+                "--check-reproducible",
+                help="Build again from the same inputs; fail (recording nothing) if any artifact differs.",
+            ),
+        ] = False,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show step output.")] = False,
         json_output: JsonOption = False,
     ) -> None:
@@ -89,7 +96,12 @@ def register(app: typer.Typer) -> None:
         loaded = load_recipe(recipe)
         store = open_store(data_dir)
         monitor: Monitor = ConsoleMonitor(verbose=verbose)
-        options = BuildOptions(no_cache=no_cache, keep_rootfs=keep_rootfs, refresh_parent=refresh_parent)
+        options = BuildOptions(
+            no_cache=no_cache,
+            keep_rootfs=keep_rootfs,
+            refresh_parent=refresh_parent,
+            check_reproducible=check_reproducible,
+        )
         outcome = build(recipe, store, monitor, options, loaded=loaded)
         if json_output:
             print_json(
