@@ -19,8 +19,10 @@ from kiln.toe.conditions import IfSpec
 from kiln.toe.loops import LoopSpec
 from kiln.toe.variables import NAME
 
-STEP_NAME = r"^[A-Za-z0-9_-]{1,128}$"
-PHASE_NAME = r"^[A-Za-z0-9_-]{1,128}$"
+# AWSTOE documents no character set for names; anything printable on one line is accepted (a name
+# with "." or spaces cannot be used in chaining expressions, which split on ".").
+STEP_NAME = r"^[^\r\n]{1,128}$"
+PHASE_NAME = r"^[^\r\n]{1,128}$"
 STANDARD_PHASES = ("build", "validate", "test")
 DEFAULT_TIMEOUT = 7200
 Scalar = str | StrictBool | StrictInt | StrictFloat
@@ -78,11 +80,18 @@ class StepSpec(_Strict):
     name: str = Field(pattern=STEP_NAME)
     action: str
     inputs: Any = None
-    timeout_seconds: StrictInt = Field(default=DEFAULT_TIMEOUT, alias="timeoutSeconds")
+    timeout_seconds: int = Field(default=DEFAULT_TIMEOUT, alias="timeoutSeconds")
     on_failure: Literal["Abort", "Continue", "Ignore"] = Field(default="Abort", alias="onFailure")
-    max_attempts: StrictInt = Field(default=1, alias="maxAttempts", ge=1, le=1000)
+    max_attempts: int = Field(default=1, alias="maxAttempts", ge=1, le=1000)
     loop: LoopSpec | None = None
     if_: IfSpec | None = Field(default=None, alias="if")
+
+    @field_validator("timeout_seconds", "max_attempts", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number")
+        return value  # "300" (quoted) is accepted like 300
 
     @field_validator("timeout_seconds")
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiln.toe.loops import DELIMITERS, split_delimited
@@ -77,6 +77,7 @@ _names = st.from_regex(r"[A-Za-z0-9_-]{3,20}", fullmatch=True)
 _plain = st.text(alphabet=st.characters(blacklist_characters="{}"), max_size=30)
 
 
+@settings(deadline=None)
 @given(
     st.dictionaries(_names, _plain, min_size=1, max_size=5),
     st.lists(_plain, min_size=1, max_size=5),
@@ -93,11 +94,13 @@ def test_property_substitution_replaces_exactly_the_known_names(
     assert substitute_text(text, variables_resolver(variables)) == expected
 
 
+@settings(deadline=None)
 @given(_plain)
 def test_property_text_without_expressions_is_unchanged(text: str) -> None:
     assert substitute_text(text, variables_resolver({"abc": "x"})) == text
 
 
+@settings(deadline=None)
 @given(st.lists(st.text(min_size=0, max_size=10), min_size=1, max_size=8), st.sampled_from(DELIMITERS))
 def test_property_delimited_split_round_trips(items: list[str], delimiter: str) -> None:
     items = [i.replace(delimiter, "") for i in items]
