@@ -227,7 +227,7 @@ def verify(
     checks = verify_provenance(
         blob.read_bytes(),
         load_public_key(key.expanduser()),
-        base=store.image_dir(record.name, record.version),
+        base=None,
         store=store,
         layouts=layouts,
     )

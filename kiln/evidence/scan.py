@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from kiln.errors import KilnError
 from kiln.evidence.debversion import compare
@@ -33,17 +34,22 @@ _URGENCY: dict[str, Severity] = {
 }
 
 
+@lru_cache(maxsize=256)
 def severity_of(urgency: str | None) -> Severity:
     key = (urgency or "").strip().rstrip("*").lower()
     return _URGENCY.get(key, "unknown")
 
 
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
 def severity_rank(severity: Any) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+    return _RANK.get(severity, 0)
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
+    """One vulnerability of one installed source package (a NamedTuple: scans build thousands)."""
+
     vuln_id: str
     package: str  # source package
     installed: str  # installed source version
@@ -86,34 +92,42 @@ class ScanReport:
             "packages": self.packages,
             "sources": self.sources,
             "summary": self.summary(),
-            "findings": [asdict(f) for f in self.findings],
+            "findings": [f._asdict() for f in self.findings],
         }
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
 def match(records: list[Record], installed: dict[str, tuple[str, list[str]]]) -> list[Finding]:
     """Findings for ``installed`` = {source: (source version, [binary names])}."""
+    binaries = {source: tuple(sorted(names)) for source, (_, names) in installed.items()}
     findings = []
     for rec in records:
         if rec.package not in installed:
             continue
-        version, binaries = installed[rec.package]
-        common = dict(
-            vuln_id=rec.vuln_id,
-            package=rec.package,
-            installed=version,
-            severity=severity_of(rec.urgency),
-            binaries=tuple(sorted(binaries)),
-            note=rec.note,
-        )
+        version = installed[rec.package][0]
         if rec.status == "fixed":
             if rec.fixed in (None, "0") or compare(version, rec.fixed) >= 0:
                 continue
-            findings.append(Finding(fixed=rec.fixed, status="fixable", **common))  # type: ignore[arg-type]
+            status: FindingStatus = "fixable"
         elif rec.status == "open":
-            findings.append(Finding(fixed=None, status="no-fix", **common))  # type: ignore[arg-type]
+            status = "no-fix"
         elif rec.status == "undetermined":
-            findings.append(Finding(fixed=None, status="undetermined", **common))  # type: ignore[arg-type]
+            status = "undetermined"
+        else:
+            continue
+        fixed = rec.fixed if status == "fixable" else None
+        findings.append(
+            Finding(
+                rec.vuln_id,
+                rec.package,
+                version,
+                fixed,
+                severity_of(rec.urgency),
+                status,
+                binaries[rec.package],
+                rec.note,
+            )
+        )
     return sorted(findings, key=lambda f: (-severity_rank(f.severity), f.package, f.vuln_id))
 
 
@@ -149,5 +163,5 @@ def scan_root(root: Path, db: VulnDb, *, image: str = "") -> ScanReport:
     ]
     findings = match(records, sources)
     texts = db.descriptions(sorted({f.vuln_id for f in findings}))
-    findings = [replace(f, description=texts.get(f.vuln_id)) for f in findings]
+    findings = [f._replace(description=texts.get(f.vuln_id)) for f in findings]
     return ScanReport(image or str(root), os_release.id, os_release.codename, count, feeds, findings)

@@ -61,13 +61,23 @@ def check_oci_layout(layout: Path, manifest_digest: str) -> list[str]:
     return problems
 
 
-def _check_subject(subject: dict[str, Any], base: Path | None) -> Check:
+def locate(name: str, base: Path | None, known: list[Path]) -> Path:
+    """Where a subject lives: a known artifact path ending in the subject's name, else base/name."""
+    if Path(name).is_absolute():
+        return Path(name)
+    for path in known:
+        if path.absolute().as_posix().endswith("/" + name.lstrip("/")):
+            return path
+    return (base or Path.cwd()) / name
+
+
+def _check_subject(subject: dict[str, Any], base: Path | None, known: list[Path]) -> Check:
     name = str(subject.get("name", ""))
     digest = "sha256:" + str(subject.get("digest", {}).get("sha256", ""))
     kind = str(subject.get("annotations", {}).get("kind", ""))
     if kind == "oci-manifest":
         return Check(name, True, "image manifest (checked through its OCI layout)")
-    path = Path(name) if Path(name).is_absolute() or base is None else base / name
+    path = locate(name, base, known)
     if not path.exists():
         return Check(name, False, f"missing on disk: {path}")
     if path.is_dir():
@@ -98,15 +108,11 @@ def verify_provenance(
         raise VerificationFailed(f"unexpected predicate type {stmt.get('predicateType')!r}")
     subjects = stmt.get("subject") or []
     for subject in subjects:
-        checks.append(_check_subject(subject, base))
+        checks.append(_check_subject(subject, base, layouts or []))
     manifest = next((s for s in subjects if s.get("annotations", {}).get("kind") == "oci-manifest"), None)
     if manifest is not None:
         digest = "sha256:" + manifest["digest"]["sha256"]
-        dirs = [
-            base / s["name"] if base and not Path(s["name"]).is_absolute() else Path(s["name"])
-            for s in subjects
-            if s is not manifest
-        ]
+        dirs = [locate(s["name"], base, layouts or []) for s in subjects if s is not manifest]
         holders = [d for d in [*dirs, *(layouts or [])] if d.is_dir() and (d / "oci-layout").exists()]
         if holders and not any(not check_oci_layout(d, digest) for d in holders):
             checks.append(Check(manifest["name"], False, f"no intact OCI layout holds manifest {digest}"))
