@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from kiln.cli.common import DataDirOption, err_console, open_store, print_json
 from kiln.errors import Issue, KilnError, ValidationFailed
@@ -119,6 +120,8 @@ def run(
         execution = execute(chosen, where, monitor, RunOptions(services=services))
     typer.echo(json.dumps(execution.summary(), indent=4))
     if execution.status == FAILED:
+        first_line = execution.failure_message.splitlines()[0] if execution.failure_message else "failed"
+        err_console.print(f"[red]failed:[/] {escape(first_line)}\n[dim]logs:[/] {execution.folder}")
         raise typer.Exit(1)
 
 
