@@ -5,13 +5,15 @@ Boots are few and shared (each is ~25 s of CPU on an idle 2-core machine, minute
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
 from kiln.errors import ValidationFailed
-from kiln.monitor import ListMonitor
+from kiln.monitor import Event, ListMonitor
 from kiln.outputs.convert import DiskImage
 from kiln.store import file_sha256
 from kiln.toe.results import FAILED, IGNORED_FAILURE, SKIPPED, SUCCESS, SUCCESS_WITH_IGNORED_FAILURE
@@ -174,4 +176,24 @@ def test_steps_a_guest_cannot_run_fail_before_booting(uefi_disk: DiskImage, tmp_
         ValidationFailed, match=r"files.yaml:6: phases\[test\].steps\[Broken\].action: CreateFile"
     ):
         run_vm_tests(uefi_disk.path, [("files", doc)], timeout=60, monitor=ListMonitor(), workdir=workdir)
+    assert_torn_down(workdir)
+
+
+class InterruptOnFirstConsoleLine(ListMonitor):
+    """Presses Ctrl-C (SIGINT to this process) as soon as the guest's console says something."""
+
+    def emit(self, event: Event) -> None:
+        super().emit(event)
+        if event.kind == "output" and event.scope == "vm" and not getattr(self, "sent", False):
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_kills_qemu_and_removes_the_overlay(uefi_disk: DiskImage, tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    doc = write(tmp_path, "failing.yaml", FAILING)
+    with pytest.raises(KeyboardInterrupt):
+        run_vm_tests(uefi_disk.path, [("failing", doc)], timeout=300, monitor=InterruptOnFirstConsoleLine(),
+                     workdir=workdir)  # fmt: skip
     assert_torn_down(workdir)
