@@ -11,7 +11,13 @@ own with ``mkfs.vfat`` + ``mtools`` and copied in. Boot modes:
 The source root is never modified: the disk's own files (``/etc/fstab``, an empty ``/etc/machine-id``
 so each instance gets its own, ``/etc/hostname``) are written into the file system after mkfs.
 Every identifier (disk and partition GUIDs, file system UUID, hash seed, FAT serial) is derived from
-``seed``: the same root, options and seed give the same bytes.
+``seed``: the same root, options and seed give the same bytes (tested). What the bytes still depend
+on: the host's e2fsprogs, dosfstools, mtools and syslinux versions, and systemd-boot when the image
+does not ship ``systemd-boot-efi`` itself (then the host's copy is used); and files whose names hold
+control characters keep their source timestamps (debugfs cannot name them; Kiln warns).
+
+Instances upgrade the kernel in ``/boot`` but boot the one on the ESP: the golden-image way is to
+rebuild the image (install ``systemd-boot`` in the image to have kernel-install manage the ESP).
 """
 
 from __future__ import annotations
