@@ -16,8 +16,8 @@ on: the host's e2fsprogs, dosfstools, mtools and syslinux versions, and systemd-
 does not ship ``systemd-boot-efi`` itself (then the host's copy is used); and files whose names hold
 control characters keep their source timestamps (debugfs cannot name them; Kiln warns).
 
-Instances upgrade the kernel in ``/boot`` but boot the one on the ESP: the golden-image way is to
-rebuild the image (install ``systemd-boot`` in the image to have kernel-install manage the ESP).
+A kernel upgraded inside a running instance lands in ``/boot``, but the instance keeps booting the
+kernel on the ESP: kernels change by rebuilding the image (the golden-image way), not in place.
 """
 
 from __future__ import annotations
