@@ -106,6 +106,9 @@ def test_copy_and_move_files_with_wildcards(tiny_root: Path) -> None:
         call(tiny_root, "CopyFile", [{"source": "/s*/a.conf", "destination": "/dst/"}])
     with pytest.raises(ActionFailed, match="already exists and overwrite is false"):
         call(tiny_root, "CopyFile", [{"source": "/src/a.conf", "destination": "/dst/", "overwrite": False}])
+    (tiny_root / "src/c.link").symlink_to("c.txt")
+    call(tiny_root, "MoveFile", [{"source": "/src/c.link", "destination": "/moved/"}])
+    assert (tiny_root / "moved/c.link").is_symlink() and (src / "c.txt").is_file()
     call(tiny_root, "MoveFile", [{"source": "/src/*.conf", "destination": "/moved/"}])
     assert sorted(p.name for p in src.iterdir()) == ["c.txt"]
     assert (tiny_root / "moved/a.conf").read_text() == "a.conf"
@@ -132,6 +135,12 @@ def test_copy_and_move_folders(tiny_root: Path) -> None:
         call(tiny_root, "CopyFolder", [{"source": "/tree", "destination": "/copy", "overwrite": False}])
     call(tiny_root, "MoveFolder", [{"source": "/copy", "destination": "/moved/"}])
     assert not (tiny_root / "copy").exists() and (tiny_root / "moved/copy/sub/f").is_file()
+    (tiny_root / "linkdir").symlink_to("moved/copy")
+    call(tiny_root, "MoveFolder", [{"source": "/linkdir", "destination": "/links/"}])
+    assert (
+        tiny_root / "links/linkdir"
+    ).readlink().as_posix() == "moved/copy"  # the link moved, not its folder
+    assert (tiny_root / "moved/copy/sub/f").is_file()
 
 
 def test_symlinks(tiny_root: Path) -> None:

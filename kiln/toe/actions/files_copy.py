@@ -37,7 +37,7 @@ class _Transfer(Action):
 
     def run(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         for item in inputs.root:
-            sources = expand(ctx, item.source, kind=self.kind)
+            sources = expand(ctx, item.source, kind=self.kind, follow_last=not self.move)
             for source in sources:
                 self.transfer(ctx, source, item, many=has_wildcard(item.source))
         return {}
@@ -55,15 +55,18 @@ class _Transfer(Action):
                 raise ActionFailed(f"{dest_inside} already exists and overwrite is false")
             if self.kind == "file" and dest.is_dir():
                 raise ActionFailed(f"{dest_inside} is a folder")
+        single = self.kind == "file" or source.is_symlink()  # a moved link is moved as a link
+        if single and source.is_symlink() and dest.is_dir() and not dest.is_symlink():
+            raise ActionFailed(f"{dest_inside} is a folder")
         make_dirs(ctx, dest.parent)
         if self.move and self._rename(source, dest):
             return
-        if self.kind == "file":
+        if single:
             copy_file(source, dest)
         else:
             copy_tree(ctx, source, dest_inside)
         if self.move:
-            if self.kind == "file":
+            if single:
                 source.unlink()
             else:
                 shutil.rmtree(source)

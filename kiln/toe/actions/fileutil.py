@@ -101,8 +101,9 @@ def has_wildcard(path: str) -> bool:
     return "*" in path
 
 
-def expand(ctx: ActionContext, pattern: str, *, kind: str) -> list[Path]:
-    """Host paths matching ``pattern`` (``*`` only in the last component); ``kind`` "file" or "folder"."""
+def expand(ctx: ActionContext, pattern: str, *, kind: str, follow_last: bool = True) -> list[Path]:
+    """Host paths matching ``pattern`` (``*`` only in the last component); ``kind`` "file" or "folder".
+    With ``follow_last=False`` a matching link is returned itself (moving a link moves the link)."""
     folder, _, name = pattern.rstrip("/").rpartition("/")
     if "*" in folder:
         raise ActionFailed(f"{pattern}: wildcards are accepted only after the last path separator")
@@ -111,7 +112,7 @@ def expand(ctx: ActionContext, pattern: str, *, kind: str) -> list[Path]:
         ok = found.is_file() if kind == "file" else found.is_dir()
         if not ok:
             raise ActionFailed(f"{pattern}: no such {kind}")
-        return [found]
+        return [found if follow_last else host_path(ctx, pattern.rstrip("/"), follow_last=False)]
     base = host_path(ctx, folder or "/")
     if not base.is_dir():
         raise ActionFailed(f"{folder or '/'}: no such folder")
@@ -122,7 +123,7 @@ def expand(ctx: ActionContext, pattern: str, *, kind: str) -> list[Path]:
             continue
         target = host_path(ctx, f"{folder}/{entry.name}")
         if (kind == "file" and target.is_file()) or (kind == "folder" and target.is_dir()):
-            matches.append(target)
+            matches.append(target if follow_last else Path(entry.path))
     if not matches:
         raise ActionFailed(f"{pattern}: no {kind} matches")
     return matches
