@@ -15,6 +15,7 @@ from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
 from kiln.build.keys import component_layer_key, validate_key
 from kiln.errors import StepFailed
+from kiln.outputs.slim import SlimOptions, slim
 from kiln.recipes.loader import ResolvedComponent
 from kiln.sandbox.bwrap import SandboxOptions
 from kiln.sandbox.overlay import overlay
@@ -78,6 +79,16 @@ def drop_unreproducible(upper: Path) -> None:
             path.unlink()
 
 
+def slim_layer(ctx: BuildContext, upper: Path) -> None:
+    """With ``slim``, drop what the component added that the slim rules remove (from its layer only)."""
+    spec = ctx.loaded.recipe.slim
+    if spec is None:
+        return
+    report = slim(upper, SlimOptions(keep_locales=tuple(spec.keep_locales), dpkg_config=False))
+    if report.saved:
+        ctx.monitor.info(f"slim: layer {report.size_before / 1e6:.1f} MB -> {report.size_after / 1e6:.1f} MB")
+
+
 def _ensure_workdir(ctx: BuildContext, merged: Path) -> None:
     workdir = merged / ctx.loaded.recipe.settings.working_directory.lstrip("/")
     if not workdir.is_dir():
@@ -124,6 +135,7 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
             )
             _check(ctx, component, "build", result, merged)
         drop_unreproducible(upper)
+        slim_layer(ctx, upper)
         tree = layercache.adopt_tree(ctx.store, key, upper)
         meta = {
             "key": key,

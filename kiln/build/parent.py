@@ -8,12 +8,12 @@ import re
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
 from kiln.build.keys import digest_of, parent_layer_key
-from kiln.recipes.model import PARENT, ParentSpec
+from kiln.recipes.model import PARENT, ParentSpec, SlimSpec
 from kiln.rootfs.debian import DEFAULT_MIRRORS, DebianParent, ensure_parent
 from kiln.sandbox.bwrap import Bind
 
 
-def debian_parent(spec: ParentSpec) -> DebianParent:
+def debian_parent(spec: ParentSpec, slim: SlimSpec | None = None) -> DebianParent:
     match = PARENT.match(spec.image)
     assert match is not None  # validated by the recipe model
     distribution, suite = match["distribution"], match["suite"]
@@ -26,6 +26,7 @@ def debian_parent(spec: ParentSpec) -> DebianParent:
         architecture=spec.architecture,
         areas=tuple(spec.areas),
         security=spec.security,
+        slim=tuple(slim.keep_locales) if slim is not None else None,
     )
 
 
@@ -39,7 +40,7 @@ def source_date_epoch(ctx: BuildContext, parent_epoch: int) -> int:
 
 def prepare_parent(ctx: BuildContext) -> None:
     recipe = ctx.loaded.recipe
-    parent = debian_parent(recipe.parent)
+    parent = debian_parent(recipe.parent, recipe.slim)
     with ctx.monitor.stage("parent", f"parent {recipe.parent.image}") as result:
         root = ensure_parent(parent, ctx.store, ctx.monitor, refresh=ctx.options.refresh_parent)
         result["status"] = "cached" if root.cached else "success"

@@ -133,6 +133,12 @@ class ImageConfigSpec(Strict):
     stop_signal: str | None = None
 
 
+class SlimSpec(Strict):
+    """Slim images: no docs, man pages, other locales, apt caches, logs or ``__pycache__``."""
+
+    keep_locales: list[str] = Field(default_factory=list, description="locales to keep, e.g. [de, pt_BR]")
+
+
 class Settings(Strict):
     working_directory: str = Field("/tmp", description="where steps run inside the image")
     environment: dict[str, str] = Field(default_factory=dict, description="extra environment for steps")
@@ -166,6 +172,9 @@ class Recipe(Strict):
         default_factory=list, description="test-only components: their test phase runs on a fresh instance"
     )
     outputs: list[Output] = Field(default_factory=lambda: list[Output]([OciOutput()]))
+    slim: SlimSpec | None = Field(
+        None, description="`true` or {keep_locales: [...]}: slim the parent and keep later installs slim"
+    )
     labels: dict[str, str] = Field(default_factory=dict)
     config: ImageConfigSpec = Field(default_factory=ImageConfigSpec)
     settings: Settings = Field(default_factory=Settings)
@@ -186,6 +195,13 @@ class Recipe(Strict):
         if not SEMVER.match(str(value)):
             raise ValueError(f"'{value}' is not a semantic version x.y.z (e.g. 1.0.0)")
         return str(value)
+
+    @field_validator("slim", mode="before")
+    @classmethod
+    def _slim_shorthand(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
 
     @field_validator("parent", mode="before")
     @classmethod

@@ -41,6 +41,7 @@ class DebianParent:
     architecture: str = "amd64"
     areas: tuple[str, ...] = ("main",)
     security: bool = True
+    slim: tuple[str, ...] | None = None  # None: full root; else slimmed, keeping these locales
 
     @property
     def key(self) -> str:
@@ -142,6 +143,20 @@ def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, moni
     run(argv, env=env, on_output=forward)
 
 
+def slim_parent(parent: DebianParent, rootfs: Path, monitor: Monitor) -> dict[str, int] | None:
+    """Apply the slim rules (docs, man pages, locales, caches, logs) and keep later installs slim."""
+    if parent.slim is None:
+        return None
+    from kiln.outputs.slim import SlimOptions, slim
+
+    report = slim(rootfs, SlimOptions(keep_locales=parent.slim))
+    monitor.info(
+        f"slim: parent root {report.size_before / 1e6:.1f} MB -> {report.size_after / 1e6:.1f} MB",
+        data={"size_before": report.size_before, "size_after": report.size_after},
+    )
+    return {"size_before": report.size_before, "size_after": report.size_after}
+
+
 def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refresh: bool = False,
                   epoch: int | None = None) -> ParentRoot:  # fmt: skip
     """The cached root for ``parent``, bootstrapping it on first use (atomically, under a lock)."""
@@ -162,6 +177,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
             started = time.time()
             bootstrap(parent, rootfs, store, epoch, monitor)
             debs = _deb_inventory(rootfs, store.deb_cache)
+            slimmed = slim_parent(parent, rootfs, monitor)
             meta = {
                 "key": key,
                 "parent": asdict(parent),
@@ -169,6 +185,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
                 "sources": parent.sources(),
                 "bootstrapped": started,
                 "debs": debs,
+                "slim": slimmed,
             }
             (scratch / "parent.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
             if final.exists():

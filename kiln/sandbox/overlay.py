@@ -24,7 +24,8 @@ def _mount_overlay(lowers: Sequence[Path], upper: Path, work: Path, target: Path
     base = Path(os.path.commonpath([str(p) for p in (*lowers, upper, work)]))
     rel = [os.path.relpath(p, base) for p in lowers]
     options = f"lowerdir={':'.join(rel)},upperdir={os.path.relpath(upper, base)}"
-    options += f",workdir={os.path.relpath(work, base)}"
+    # No redirects or metacopy-only files: an OCI layer cannot express them.
+    options += f",workdir={os.path.relpath(work, base)},redirect_dir=off,metacopy=off"
     if readonly:
         options += ",ro"
     if len(options) > MAX_OPTIONS:
