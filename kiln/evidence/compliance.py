@@ -11,7 +11,6 @@ import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -173,7 +172,3 @@ def compliance_evidence(
             hint="add hardening components (e.g. hardening/cis-*) or lower compliance.min_score",
         )
     return files
-
-
-def timestamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -114,8 +114,10 @@ def verify_provenance(
         digest = "sha256:" + manifest["digest"]["sha256"]
         dirs = [locate(s["name"], base, layouts or []) for s in subjects if s is not manifest]
         holders = [d for d in [*dirs, *(layouts or [])] if d.is_dir() and (d / "oci-layout").exists()]
-        if holders and not any(not check_oci_layout(d, digest) for d in holders):
-            checks.append(Check(manifest["name"], False, f"no intact OCI layout holds manifest {digest}"))
+        if not any(not check_oci_layout(d, digest) for d in holders):
+            checks.append(
+                Check(manifest["name"], False, f"no intact OCI layout on disk holds manifest {digest}")
+            )
     if store is not None:
         for item in stmt["predicate"].get("runDetails", {}).get("byproducts", []):
             digest = "sha256:" + item.get("digest", {}).get("sha256", "")

@@ -228,3 +228,13 @@ def test_unsigned_provenance_is_recorded(
     assert files[0].summary == {"signature": "unsigned"}
     assert json.loads(files[0].path.read_bytes())["_type"] == STATEMENT_TYPE
     assert any("not signed" in e.message for e in monitor.events if e.kind == "warning")
+
+
+def test_verify_needs_the_oci_layout(image: tuple[ImageFacts, Path], store: Store, tmp_path: Path) -> None:
+    envelope, pub = _signed(image, store, tmp_path)
+    import shutil
+
+    shutil.rmtree(image[1] / "oci")
+    with pytest.raises(VerificationFailed, match="missing on disk") as exc:
+        verify_provenance(envelope, load_public_key(pub), base=image[1], store=store)
+    assert "no intact OCI layout holds manifest" in str(exc.value)
