@@ -237,4 +237,4 @@ def test_verify_needs_the_oci_layout(image: tuple[ImageFacts, Path], store: Stor
     shutil.rmtree(image[1] / "oci")
     with pytest.raises(VerificationFailed, match="missing on disk") as exc:
         verify_provenance(envelope, load_public_key(pub), base=image[1], store=store)
-    assert "no intact OCI layout holds manifest" in str(exc.value)
+    assert "no intact OCI layout" in str(exc.value)
