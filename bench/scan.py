@@ -72,8 +72,11 @@ def synthetic_tracker(
                 else:
                     info["status"] = "undetermined"
                 releases[rel] = info
-            vulns[f"CVE-{2000 + cve % 26}-{cve:06d}"] = {"description": LOREM, "scope": "remote",
-                                                          "releases": releases}  # fmt: skip
+            vulns[f"CVE-{2000 + cve % 26}-{cve:06d}"] = {
+                "description": LOREM,
+                "scope": "remote",
+                "releases": releases,
+            }
         tracker[name] = vulns
         counts[name] = n
     return tracker, counts
@@ -90,8 +93,10 @@ def synthetic_root(root: Path, counts: dict[str, int], packages: int, rng: rando
     for i in range(packages):
         src = chosen[i % len(chosen)]
         version = "2.0-1"
-        paras.append(f"Package: bin{i:03d}-{src}\nStatus: install ok installed\nArchitecture: amd64\n"
-                     f"Source: {src}\nVersion: {version}\nInstalled-Size: 100\n")  # fmt: skip
+        paras.append(
+            f"Package: bin{i:03d}-{src}\nStatus: install ok installed\nArchitecture: amd64\n"
+            f"Source: {src}\nVersion: {version}\nInstalled-Size: 100\n"
+        )
     (root / "var/lib/dpkg/status").write_text("\n".join(paras))
 
 
@@ -120,10 +125,14 @@ def main() -> None:
         entries = sum(counts.values())
         store = Store.open(tmpdir / "home")
         info, import_times = timed(lambda: import_feed(store, str(feed), ListMonitor()))
-        print(f"tracker JSON (synthetic): {len(counts)} source packages, {entries} CVE x package entries, "
-              f"{raw / 1e6:.1f} MB raw, {feed.stat().st_size / 1e6:.1f} MB gzip")  # fmt: skip
-        print(f"import: {import_times[0]:.2f} s ({info.records} release records, "
-              f"db {(store.home / 'vulndb.sqlite').stat().st_size / 1e6:.1f} MB)")  # fmt: skip
+        print(
+            f"tracker JSON (synthetic): {len(counts)} source packages, {entries} CVE x package entries, "
+            f"{raw / 1e6:.1f} MB raw, {feed.stat().st_size / 1e6:.1f} MB gzip"
+        )
+        print(
+            f"import: {import_times[0]:.2f} s ({info.records} release records, "
+            f"db {(store.home / 'vulndb.sqlite').stat().st_size / 1e6:.1f} MB)"
+        )
         db = VulnDb.open(store)
         for label, heavy in (("typical: 1 heavy source", 1), ("worst case: 20 heaviest sources", 20)):
             root = tmpdir / f"root-{heavy}"
@@ -133,8 +142,10 @@ def main() -> None:
             report, times = timed(lambda root=root: scan_root(root, db), repeat=7)  # type: ignore[misc]
             cpu = (time.process_time() - cpu_start) / 7
             median = statistics.median(times)
-            print(f"scan of a {report.packages}-package image ({label}): median {median:.3f} s wall, "
-                  f"{cpu:.3f} s CPU, {len(report.findings)} findings (target < 0.5 s)")  # fmt: skip
+            print(
+                f"scan of a {report.packages}-package image ({label}): median {median:.3f} s wall, "
+                f"{cpu:.3f} s CPU, {len(report.findings)} findings (target < 0.5 s)"
+            )
         if args.real_root:
             real, real_times = timed(lambda: scan_root(args.real_root, db), repeat=7)
             median = statistics.median(real_times)
