@@ -20,7 +20,7 @@ from kiln.errors import KilnError
 from kiln.store import Store
 
 Status = Literal["fixed", "open", "undetermined"]
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (release, package, vuln_id, source)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS descriptions (
-    source TEXT NOT NULL, vuln_id TEXT NOT NULL, description TEXT NOT NULL, PRIMARY KEY (source, vuln_id)
+    source TEXT NOT NULL, vuln_id TEXT NOT NULL, description TEXT NOT NULL, PRIMARY KEY (vuln_id, source)
 ) WITHOUT ROWID;
 """
 _INDEXES = """
@@ -73,6 +73,19 @@ class VulnDbError(KilnError):
     """The vulnerability database is missing, empty or cannot be read."""
 
 
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """A database from an older layout is dropped: feeds are re-imported, never converted."""
+    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+    if not has_meta:
+        return
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row is not None and row[0] != str(SCHEMA_VERSION):
+        conn.executescript(
+            "DROP TABLE IF EXISTS records; DROP TABLE IF EXISTS descriptions; DROP TABLE IF EXISTS sources; "
+            "DROP TABLE IF EXISTS meta;"
+        )
+
+
 def default_path(store: Store) -> Path:
     return store.home / "vulndb.sqlite"
 
@@ -92,6 +105,7 @@ class VulnDb:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
+            _upgrade(conn)
             conn.executescript(_SCHEMA)
             conn.executescript(_INDEXES)
             yield conn
@@ -168,33 +182,37 @@ class VulnDb:
         return [SourceInfo(*row) for row in rows]
 
     def lookup(self, release: str, packages: Sequence[str]) -> list[Record]:
-        """All records for ``packages`` (source names) in ``release``, one per (vuln, package).
+        """All records for ``packages`` (source names) in ``release``, one per (vuln, package), unordered.
 
         When several feeds know the same pair, the one earliest in SOURCE_PRIORITY wins.
         """
-        if not self.sources():
+        sources = self.sources()
+        if not sources:
             raise VulnDbError(
                 "the vulnerability database is empty",
                 hint="import a feed first: kiln vulndb import https://security-tracker.debian.org/tracker/data/json",
             )
-        best: dict[tuple[str, str], Record] = {}
-        order = " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(SOURCE_PRIORITY))
         with self._connect() as conn:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (name TEXT PRIMARY KEY)")
             conn.execute("DELETE FROM wanted")
             conn.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((p,) for p in packages))
             # Records with fixed version "0" (never affected) cannot produce a finding: skip them here.
             rows = conn.execute(
-                "SELECT r.source, r.release, r.package, r.vuln_id, r.status, r.fixed, r.urgency, r.note "
-                "FROM records r JOIN wanted ON r.package = wanted.name "
-                "WHERE r.release = ? AND NOT (r.status = 'fixed' AND r.fixed = '0') "
-                f"ORDER BY CASE r.source {order} ELSE {len(SOURCE_PRIORITY)} END, r.source",
+                "SELECT r.source, r.package, r.vuln_id, r.status, r.fixed, r.urgency, r.note "
+                "FROM wanted CROSS JOIN records r ON r.release = ? AND r.package = wanted.name "
+                "WHERE NOT (r.status = 'fixed' AND r.fixed = '0')",
                 (release,),
             ).fetchall()
-        for row in rows:  # best source first: the first record for a key wins
-            record = Record(*row[1:])
-            best.setdefault((record.vuln_id, record.package), record)
-        return sorted(best.values(), key=lambda x: (x.package, x.vuln_id))
+        if len(sources) == 1:  # the primary key makes (package, vuln) unique within one feed
+            return [Record(release, *row[1:]) for row in rows]
+        rank = {name: i for i, name in enumerate(SOURCE_PRIORITY)}
+        best: dict[tuple[str, str], tuple[int, Record]] = {}
+        for source, *fields in rows:
+            r = rank.get(source, len(rank))
+            key = (fields[1], fields[0])
+            if key not in best or r < best[key][0]:
+                best[key] = (r, Record(release, *fields))
+        return [record for _, record in best.values()]
 
     def descriptions(self, vuln_ids: Sequence[str]) -> dict[str, str]:
         """Descriptions of ``vuln_ids`` (from the highest-priority feed that has one)."""
@@ -205,8 +223,8 @@ class VulnDb:
             conn.execute("DELETE FROM wanted_ids")
             conn.executemany("INSERT OR IGNORE INTO wanted_ids VALUES (?)", ((v,) for v in vuln_ids))
             rows = conn.execute(
-                "SELECT d.source, d.vuln_id, d.description FROM descriptions d "
-                "JOIN wanted_ids w ON d.vuln_id = w.id"
+                "SELECT d.source, d.vuln_id, d.description FROM wanted_ids w "
+                "CROSS JOIN descriptions d ON d.vuln_id = w.id"
             ).fetchall()
         for source, vuln_id, text in rows:
             r = rank.get(source, len(rank))
