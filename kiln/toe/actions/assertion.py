@@ -27,6 +27,13 @@ class Assert(Action):
                 return data
             return {"condition": parse_condition(data)}
 
+    @classmethod
+    def inputs_schema(cls) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "description": "one comparison or logical expression (see kiln.toe.conditions)",
+        }
+
     def run(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         try:
             holds = Evaluator(ctx.root, lambda _expr: None)(inputs.condition)

@@ -95,6 +95,11 @@ class Action(ABC):
         """Validate raw (substituted) inputs; ``None`` means "no inputs given"."""
         return self.Inputs.model_validate({} if raw is None else raw)
 
+    @classmethod
+    def inputs_schema(cls) -> dict[str, Any]:
+        """JSON Schema of ``inputs`` (for editors), derived from the ``Inputs`` model."""
+        return cls.Inputs.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+
     @abstractmethod
     def run(self, ctx: ActionContext, inputs: Any) -> Outputs:
         """Do the work; return outputs (``stdout``, ``destination``...)."""
