@@ -22,6 +22,12 @@ def _model(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
 
 
+def _any_case(*words: str) -> str:
+    """A regex matching any of ``words`` in any letter case (JSON Schema regexes have no (?i))."""
+    spelled = ("".join(f"[{c.upper()}{c.lower()}]" for c in word) for word in words)
+    return "^(?:" + "|".join(spelled) + ")$"
+
+
 def _hoist(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Move a sub-schema's ``$defs`` into the document-level ``defs``."""
     defs.update(schema.pop("$defs", {}))
@@ -53,7 +59,7 @@ def component_schema() -> dict[str, Any]:
                 "type": "string",
                 "default": "Abort",
                 "description": "Abort, Continue or Ignore (any letter case)",
-                "pattern": "^(?:[Aa][Bb][Oo][Rr][Tt]|[Cc][Oo][Nn][Tt][Ii][Nn][Uu][Ee]|[Ii][Gg][Nn][Oo][Rr][Ee])$",
+                "pattern": _any_case("Abort", "Continue", "Ignore"),
             },
             "maxAttempts": {"type": "integer", "minimum": 1, "default": 1},
             "loop": _hoist(_model(LoopSpec), defs),
