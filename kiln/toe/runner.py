@@ -81,6 +81,16 @@ def run_document(
     return result
 
 
+def _details(outcome: StepOutcome) -> dict[str, Any]:
+    """What the step's end event carries for the logs: the failure and the exact commands run."""
+    data: dict[str, Any] = {}
+    if outcome.failure_message:
+        data["failure"] = outcome.failure_message
+    if outcome.processes:
+        data["processes"] = outcome.processes
+    return data
+
+
 @dataclass
 class _Run:
     doc: Document
@@ -156,7 +166,7 @@ class _Run:
             Event(
                 "end", scope="step", message=message, status=status, exit_code=outcome.exit_code,
                 duration=time.monotonic() - started,
-                data={"failure": outcome.failure_message} if outcome.failure_message else {}, **fields,
+                data=_details(outcome), **fields,
             )
         )  # fmt: skip
         return result

@@ -39,6 +39,7 @@ class StepOutcome:
     failure_message: str | None = None
     reboots: int = 0
     chaining: list[dict[str, str]] = field(default_factory=list)
+    processes: list[str] = field(default_factory=list)
 
 
 class _AttemptFailed(Exception):
@@ -88,7 +89,9 @@ def execute_step(
                 f"{where}: aborted because condition {described} is {str(holds).lower()}"
             )
             return outcome
-    runner = _Attempts(step, target, base, output, label, phase, options, document, monitor)
+    runner = _Attempts(
+        step, target, base, output, label, phase, options, document, monitor, outcome.processes
+    )
     for attempt in range(1, step.max_attempts + 1):
         outcome.attempts = attempt
         try:
@@ -144,6 +147,7 @@ class _Attempts:
     options: RunOptions
     document: Document
     monitor: Monitor
+    processes: list[str]
     last_inputs: Any = None  # the latest substituted inputs, reported even when the step fails
 
     def attempt(self) -> tuple[Any, dict[str, Any], int]:
@@ -206,7 +210,7 @@ class _Attempts:
                 target=self.target, document=self.document.name, phase=self.phase, step=step.name,
                 timeout=remaining, output=self.output, env=dict(self.options.env),
                 services={"document_dir": self.document.path.parent, **self.options.services},
-                nested=self.nested,
+                nested=self.nested, processes=self.processes,
             )  # fmt: skip
             try:
                 outputs = action.run(ctx, inputs)

@@ -68,6 +68,8 @@ class ActionContext:
     nested: Callable[[Path, list[str], dict[str, str]], Any] | None = None
     # Reboots requested by Reboot steps (recorded, not performed, in a root filesystem).
     reboots: list[str] = field(default_factory=list)
+    # Exact command lines run for this step (shell-quoted), for application.log and reruns by hand.
+    processes: list[str] = field(default_factory=list)
 
     @property
     def root(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import uuid
 
 from pydantic import Field
@@ -37,15 +38,17 @@ def _execute(ctx: ActionContext, argv: list[str], what: str) -> Outputs:
 
     try:
         done = ctx.target.execute(argv, env=dict(ctx.env), timeout=ctx.timeout, on_output=forward)
-    except CommandTimedOut:
+    except CommandTimedOut as exc:
+        ctx.processes.append(shlex.join(exc.argv))
         raise ActionFailed(
             f"timed out after {ctx.timeout or 0:.0f}s: {what} was killed with its process tree"
         ) from None
+    ctx.processes.append(shlex.join(done.argv))
     return _finish(ctx, done, what)
 
 
 def run_script(ctx: ActionContext, script: str, what: str = "script") -> Outputs:
-    """Run a bash script in the target (staged outside the image when the target allows it)."""
+    """Run a bash script in the target (staged in the image's /tmp, removed afterwards)."""
     with staged_file(ctx.target, f"script-{uuid.uuid4().hex}.sh", script.encode()) as path:
         return _execute(ctx, ["bash", path], what)
 
