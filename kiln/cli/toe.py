@@ -57,8 +57,8 @@ def validate(
 
 
 @contextmanager
-def open_target(spec: str, *, network: bool, keep: bool, data_dir: Path | None, monitor: Monitor,
-                ) -> Iterator[Target]:  # fmt: skip
+def open_target(spec: str, *, network: bool, keep: bool, scratch: bool, data_dir: Path | None,
+                monitor: Monitor) -> Iterator[Target]:  # fmt: skip
     kind, _, value = spec.partition(":")
     options = SandboxOptions(network=network)
     if kind == "host" and not value:
@@ -68,8 +68,17 @@ def open_target(spec: str, *, network: bool, keep: bool, data_dir: Path | None, 
         root = Path(value)
         if not root.is_dir():
             raise KilnError(f"--target rootfs:{value}: no such directory")
-        with RootfsTarget(root, options) as target:
-            yield target
+        if scratch:
+            from kiln.toe.image_target import scratch_overlay
+
+            with (
+                scratch_overlay(root, open_store(data_dir)) as merged,
+                RootfsTarget(merged, options) as target,
+            ):
+                yield target
+        else:
+            with RootfsTarget(root, options) as target:
+                yield target
     elif kind == "image" and value:
         from kiln.toe.image_target import resolve_image_target
 
@@ -95,6 +104,10 @@ def run(
     ] = None,
     no_network: Annotated[bool, typer.Option("--no-network", help="Steps run without network.")] = False,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the root of an image: target.")] = False,
+    scratch: Annotated[
+        bool,
+        typer.Option("--scratch", help="rootfs: target: run on a throwaway overlay, PATH stays unchanged."),
+    ] = False,
     trace: Annotated[bool, typer.Option("--trace", "-t", help="Debug logging.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the final summary.")] = False,
     data_dir: DataDirOption = None,
@@ -115,7 +128,9 @@ def run(
     services = {"s3": {"endpoint_url": s3_endpoint}} if s3_endpoint else {}
     with ExitStack() as stack:
         where = stack.enter_context(
-            open_target(target, network=not no_network, keep=keep, data_dir=data_dir, monitor=monitor)
+            open_target(
+                target, network=not no_network, keep=keep, scratch=scratch, data_dir=data_dir, monitor=monitor
+            )
         )
         execution = execute(chosen, where, monitor, RunOptions(services=services))
     typer.echo(json.dumps(execution.summary(), indent=4))

@@ -1,4 +1,5 @@
-"""``--target image:NAME[@VERSION[/BUILD]]``: a throwaway root unpacked from a catalogued image's layers."""
+"""Throwaway roots: ``--target image:NAME[@VERSION[/BUILD]]`` (a catalogued image's layers unpacked into
+a new directory) and ``--scratch`` (an overlay on a root directory, whose changes are discarded)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,15 @@ def resolve_image_target(ref: str, store: Store, monitor: Monitor, *, keep: bool
             monitor.info(f"kept the root filesystem of {image.ref} at {kept / 'rootfs'}")
         else:
             shutil.rmtree(holder, ignore_errors=True)
+
+
+@contextmanager
+def scratch_overlay(root: Path, store: Store) -> Iterator[Path]:
+    """``root`` seen through an overlay: steps change only the overlay, which is discarded afterwards."""
+    from kiln.sandbox.overlay import overlay
+
+    with (
+        store.scratch("toe-scratch-") as scratch,
+        overlay([root.absolute()], scratch / "upper", scratch) as merged,
+    ):
+        yield merged

@@ -153,3 +153,16 @@ def test_run_errors(docs: Path, tiny_root: Path, args: list[str], code: int, mes
     assert done.returncode == code, done.stderr
     assert message in done.stderr
     assert not (docs / "logs").exists() or not any((docs / "logs").iterdir())
+
+
+def test_scratch_leaves_the_root_untouched(docs: Path, tiny_root: Path) -> None:
+    before = sorted(p.relative_to(tiny_root) for p in tiny_root.rglob("*"))
+    done = kiln(
+        "toe", "run", "--target", f"rootfs:{tiny_root}", "--scratch", "-d", f"{docs}/good.yaml",
+        "--parameters", "Required=scratch", "-l", str(docs / "logs"), "-q", "--data-dir", str(docs / "home"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "success"
+    assert sorted(p.relative_to(tiny_root) for p in tiny_root.rglob("*")) == before
+    assert list((docs / "home/tmp").iterdir()) == []
+    assert str(docs) not in Path("/proc/self/mounts").read_text()
