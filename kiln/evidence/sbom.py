@@ -113,6 +113,8 @@ def spdx_json(inv: Inventory, image: ImageIdentity) -> bytes:
                 supplier=Actor(ActorType.PERSON, deb.maintainer) if deb.maintainer else SpdxNoAssertion(),
                 source_info=f"built from source package {deb.source} {deb.source_version}",
                 summary=deb.description or None,
+                comment=f"architecture {deb.architecture}"
+                + (f", installed size {deb.installed_size} KiB" if deb.installed_size is not None else ""),
                 license_concluded=SpdxNoAssertion(),
                 license_declared=lic(deb.licence),
                 copyright_text=SpdxNoAssertion(),
