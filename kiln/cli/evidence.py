@@ -172,6 +172,8 @@ def comply(
     console.print(f"content: {result.content.source} (SSG {result.content.ssg_version})")
     for note in result.content.adaptations:
         console.print(f"  adapted: {note}")
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
     console.print(
         f"profile {s['profile']} ({target}): score {s['score']}% — "
         + ", ".join(f"{k} {v}" for k, v in s["counts"].items())

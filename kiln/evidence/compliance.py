@@ -35,6 +35,7 @@ class ComplianceResult:
     content: Content
     counts: dict[str, int]
     rules: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def applicable(self) -> int:
@@ -64,6 +65,7 @@ class ComplianceResult:
                 "adaptations": self.content.adaptations,
             },
             "rules": self.rules,
+            "warnings": self.warnings,
         }
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
@@ -135,7 +137,13 @@ def evaluate(
             )
         raise CommandFailed(argv, done.returncode, done.tail)
     counts, rules = parse_arf(arf, titles)
-    return ComplianceResult(profile_id, target, content, dict(counts), rules), arf, html
+    warnings = []
+    if "dpkginfo_init has failed" in done.stdout + done.stderr:
+        warnings.append(
+            "OpenSCAP's dpkginfo probe failed to start in offline mode: rules about installed or removed "
+            "packages are unreliable in this evaluation (installed packages read as absent)"
+        )
+    return ComplianceResult(profile_id, target, content, dict(counts), rules, warnings), arf, html
 
 
 def compliance_evidence(
@@ -153,6 +161,8 @@ def compliance_evidence(
         stage.update(summary)
         for note in result.content.adaptations:
             monitor.info(f"compliance content: {note}")
+        for warning in result.warnings:
+            monitor.warning(warning)
         files = [
             store_file(store, work, "compliance-arf", arf.read_bytes(), {"profile": summary["profile"]}),
             store_file(store, work, "compliance-report", html.read_bytes(), {"profile": summary["profile"]}),
