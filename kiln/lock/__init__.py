@@ -11,6 +11,7 @@ from kiln.lock.model import (
     read_lockfile,
     write_lockfile,
 )
+from kiln.lock.record import lock_mismatches, lockfile_from_build
 from kiln.lock.repo import LockedRepo, prepare_locked_repo
 from kiln.lock.verify import verify_locked
 
@@ -23,6 +24,8 @@ __all__ = [
     "RecipeLock",
     "SandboxLock",
     "cache_filename",
+    "lock_mismatches",
+    "lockfile_from_build",
     "mmdebstrap_lock_args",
     "packages_with_hashes",
     "prepare_locked_repo",

@@ -33,3 +33,11 @@ def test_architectures_are_told_apart() -> None:
     assert verify_locked(lock, [pkg("libc6", "2.36")]) == [
         "missing: libc6:i386 2.36 is locked but not installed"
     ]
+
+
+def test_partial_sets_ignore_what_is_not_there_yet() -> None:
+    lock = make_lock([pkg("bash", "5.2"), pkg("nginx", "1.22")])
+    assert verify_locked(lock, [pkg("bash", "5.2")], partial=True) == []
+    assert verify_locked(lock, [pkg("bash", "5.3")], partial=True) == [
+        "version: bash:amd64 is 5.3, the lock has 5.2"
+    ]
