@@ -6,6 +6,7 @@ same bytes, and so a lock diff in review shows exactly what moved.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -15,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kiln.errors import Issue, KilnError, ValidationFailed, display_path
-from kiln.yamlsrc import parse_yaml
+from kiln.yamlsrc import dotted, parse_yaml
 
 SCHEMA_VERSION: Literal[1] = 1
 SHA256 = r"^[0-9a-f]{64}$"
@@ -92,8 +93,6 @@ class LockFile(_Frozen):
     @property
     def digest(self) -> str:
         """sha256 of the canonical JSON: names this lock (and its local repository) everywhere."""
-        import hashlib
-
         return "sha256:" + hashlib.sha256(dumps(self).encode()).hexdigest()
 
 
@@ -131,16 +130,31 @@ def read_lockfile(path: Path) -> LockFile:
         raise ValidationFailed(
             [Issue(shown, exc.lineno, exc.colno, "", f"not valid JSON: {exc.msg}")]
         ) from None
-    # JSON is YAML: the YAML loader keeps the positions pydantic's error locations are mapped to.
-    doc = parse_yaml(path, text)
     if not isinstance(data, dict):
-        raise ValidationFailed([doc.issue((), "a lock file is a JSON object", field="")])
+        raise ValidationFailed(_issues(path, text, [((), "a lock file is a JSON object")]))
     if data.get("schema_version") != SCHEMA_VERSION:
         message = (
             f"unsupported lock file version {data.get('schema_version')!r} (this Kiln reads {SCHEMA_VERSION})"
         )
-        raise ValidationFailed([doc.issue(("schema_version",), message)])
+        raise ValidationFailed(_issues(path, text, [(("schema_version",), message)]))
     try:
         return LockFile.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed(doc.issues_from(exc)) from None
+        raise ValidationFailed(_issues(path, text, exc)) from None
+
+
+def _issues(
+    path: Path, text: str, problems: ValidationError | list[tuple[tuple[str, ...], str]]
+) -> list[Issue]:
+    """Problems with their positions in the file. JSON is YAML, and the YAML loader keeps positions
+    (it is much slower than the json module, so it only runs when something is wrong)."""
+    try:
+        doc = parse_yaml(path, text)
+    except ValidationFailed:  # valid JSON that YAML rejects: the same messages, without positions
+        shown = display_path(path)
+        if isinstance(problems, ValidationError):
+            return [Issue(shown, None, None, dotted(e["loc"]), str(e["msg"])) for e in problems.errors()]
+        return [Issue(shown, None, None, dotted(loc), message) for loc, message in problems]
+    if isinstance(problems, ValidationError):
+        return doc.issues_from(problems)
+    return [doc.issue(loc, message) for loc, message in problems]
