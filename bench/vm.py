@@ -70,6 +70,11 @@ Packages={PACKAGES}
 """
 
 
+def note(name: str, seconds: float) -> None:
+    """Each figure as soon as it is measured (a later failure keeps the earlier ones)."""
+    print(f"  measured: {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
     start = time.monotonic()
     proc = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True, cwd=cwd)
@@ -172,12 +177,17 @@ def main() -> None:
             os.link(deb, cache / "debs" / deb.name)
         home = work / "kiln-home"
         env = {"KILN_HOME": str(home), "KILN_CACHE_DIR": str(cache), "KILN_ACCEL": "auto"}
+        note("floor", figures["floor: mmdebstrap + mkfs.ext4 -d + mtools"])
         total, test, image = kiln_build(recipe, env, home)
+        note("kiln cold (total, VM test)", total)
+        note("kiln cold VM test", test)
         figures["kiln build, cold (without VM test)"] = total - test
         boots = {"cold": test}
         edited = recipe.with_name("debian-vm-edited.yaml")
-        edited.write_text(recipe.read_text().replace("Hello from Kiln", "Hello, edited"))
+        edited.write_text(recipe.read_text().replace("Hello from Kiln", "Hello again from Kiln"))
         total, test, _ = kiln_build(edited, env, home)
+        note("kiln warm (total)", total)
+        note("kiln warm VM test", test)
         figures["kiln build, warm: page edited (no test)"] = total - test
         boots["warm"] = test
         mkosi_seconds, mkosi_note = (
