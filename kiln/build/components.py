@@ -72,11 +72,19 @@ UNREPRODUCIBLE_FILES = (
 
 
 def drop_unreproducible(upper: Path) -> None:
-    """Remove time-stamped logs and caches from an overlay upper dir (a copy-up falls back to the lower)."""
+    """Remove time-stamped logs and caches, and whatever steps left in ``/tmp``, from an overlay upper
+    dir (steps share the image's ``/tmp`` as on an instance; the image ships it empty)."""
     for rel in UNREPRODUCIBLE_FILES:
         path = upper / rel
         if path.is_file() and not path.is_symlink():
             path.unlink()
+    tmp = upper / "tmp"
+    if tmp.is_dir() and not tmp.is_symlink():
+        for entry in tmp.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def slim_layer(ctx: BuildContext, upper: Path) -> None:

@@ -22,15 +22,16 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Command modules, imported when the app is built. Each exposes `register(app)`.
-COMMAND_MODULES = (
-    "kiln.cli.build",
-    "kiln.cli.catalog",
-    "kiln.cli.schema",
-    "kiln.cli.toe",
-    "kiln.cli.evidence",
-    "kiln.cli.instances",
-)
+# Command modules, each exposing `register(app)`, and the top-level commands each provides. Only the
+# module of the command being run is imported (start-up stays fast); all of them for help.
+COMMAND_MODULES = {
+    "kiln.cli.build": ("build",),
+    "kiln.cli.catalog": ("images", "builds"),
+    "kiln.cli.schema": ("schema",),
+    "kiln.cli.toe": ("toe",),
+    "kiln.cli.evidence": ("sbom", "scan", "vulndb", "comply", "keys", "verify"),
+    "kiln.cli.instances": ("test",),
+}
 
 _debug = False
 
@@ -53,8 +54,15 @@ def _root(
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
 
 
-def build_app() -> typer.Typer:
-    for name in COMMAND_MODULES:
+def _modules_for(argv: list[str]) -> list[str]:
+    command = next((a for a in argv if not a.startswith("-")), None)
+    wanted = [m for m, commands in COMMAND_MODULES.items() if command in commands]
+    return wanted or list(COMMAND_MODULES)
+
+
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The app with the command modules ``argv`` needs (all of them when ``argv`` is None)."""
+    for name in _modules_for(argv) if argv is not None else COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -66,7 +74,7 @@ def build_app() -> typer.Typer:
 
 
 def main() -> None:
-    application = build_app()
+    application = build_app(sys.argv[1:])
     try:
         result = application(standalone_mode=False)
         if isinstance(result, int) and result:  # Typer reports Ctrl-C (130) and aborts as a return code

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from kiln.recipes.model import Recipe
 
-SCHEMAS = {"recipe": Recipe}
+
+def _component_schema() -> dict[str, Any]:
+    from kiln.toe.jsonschema import component_schema
+
+    return component_schema()
+
+
+SCHEMAS = {"recipe": lambda: Recipe.model_json_schema(), "component": _component_schema}
 
 
 def register(app: typer.Typer) -> None:
@@ -18,10 +25,10 @@ def register(app: typer.Typer) -> None:
         kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCHEMAS)}.")] = "recipe",
     ) -> None:
         """Print the JSON Schema of a Kiln file format."""
-        model = SCHEMAS.get(kind)
-        if model is None:
+        make = SCHEMAS.get(kind)
+        if make is None:
             raise typer.BadParameter(f"unknown schema '{kind}' (choose from {', '.join(SCHEMAS)})")
-        schema = model.model_json_schema()
+        schema = make()
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://kiln.dev/schemas/{kind}.json"
         typer.echo(json.dumps(schema, indent=2, sort_keys=True))
