@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from kiln.cli.common import DataDirOption, JsonOption, console, err_console, open_store, print_json
 from kiln.errors import KilnError
@@ -68,14 +70,17 @@ def scan(
     data_dir: DataDirOption = None,
 ) -> None:
     """Match the image's packages against the local vulnerability database."""
+    from kiln.evidence.extract import SCAN_FILES
     from kiln.evidence.scan import scan_root
     from kiln.evidence.scanexport import cyclonedx_vex, sarif
     from kiln.evidence.target import resolve_image
     from kiln.evidence.vulndb import VulnDb
 
     store = open_store(data_dir)
-    with resolve_image(store, image) as resolved:
-        result = scan_root(resolved.root, VulnDb.open(store), image=image)
+    db = VulnDb.open(store)
+    db.require_data()  # before unpacking the image
+    with resolve_image(store, image, only=SCAN_FILES) as resolved:
+        result = scan_root(resolved.root, db, image=image)
     if report is not None:
         report.write_bytes(result.to_json())
     if fmt == "json":
@@ -87,12 +92,11 @@ def scan(
     else:
         table = Table("CVE", "package", "installed", "fixed", "severity", "status", box=None)
         for f in result.findings:
-            style = SEVERITY_STYLE.get(f.severity, "")
-            status = f.status + (f" ({f.note})" if f.note else "")
-            table.add_row(
-                f.vuln_id, f.package, f.installed, f.fixed or "-", f"[{style}]{f.severity}[/]", status
-            )
-        console.print(table)
+            status = Text(f.status + (f" ({f.note})" if f.note else ""))
+            severity = Text(f.severity, style=SEVERITY_STYLE.get(f.severity, ""))
+            table.add_row(f.vuln_id, f.package, f.installed, f.fixed or "-", severity, status)
+        # Piped: wide enough that no column is cut (Rich would assume 80 columns).
+        (console if console.is_terminal else Console(width=250, highlight=False)).print(table)
         s = result.summary()
         by = ", ".join(f"{k} {v}" for k, v in sorted(s["by_severity"].items(), key=lambda kv: kv[0]))
         console.print(

@@ -44,8 +44,11 @@ def directory_identity(root: Path) -> ImageIdentity:
 
 
 @contextmanager
-def resolve_image(store: Store, ref: str) -> Iterator[ResolvedImage]:
-    """Yield the image's root filesystem (unpacked from its OCI layout when catalogued)."""
+def resolve_image(store: Store, ref: str, *, only: frozenset[str] | None = None) -> Iterator[ResolvedImage]:
+    """Yield the image's root filesystem (unpacked from its OCI layout when catalogued).
+
+    ``only``: for a catalogued image, extract just these paths (a partial root, much faster).
+    """
     path = Path(ref)
     if path.is_dir():
         if not (path / "etc").is_dir():
@@ -65,5 +68,12 @@ def resolve_image(store: Store, ref: str) -> Iterator[ResolvedImage]:
         raise KilnError(f"{ref}: no OCI artifact to unpack", hint="evidence commands need an 'oci' output")
     identity = ImageIdentity(record.name, f"{record.version}/{record.build}", record.digest, record.created)
     layout = artifact_path(store, layouts[0].path)
+    if only is not None:
+        from kiln.evidence.extract import read_files, write_files
+
+        with store.scratch("partial-root-") as partial:
+            write_files(read_files(layout, only.__contains__), partial)
+            yield ResolvedImage(identity, partial, record, None)
+        return
     with fresh_instance(layout, store.home / "tmp") as instance:
-        yield ResolvedImage(identity, instance.root, record, store.image_dir(record.name, record.version))
+        yield ResolvedImage(identity, instance.root, record, None)

@@ -174,6 +174,16 @@ class VulnDb:
                 raise
         return final
 
+    def require_data(self) -> list[SourceInfo]:
+        """The imported feeds; VulnDbError when there are none."""
+        sources = self.sources()
+        if not sources:
+            raise VulnDbError(
+                "the vulnerability database is empty",
+                hint="import a feed first: kiln vulndb import https://security-tracker.debian.org/tracker/data/json",
+            )
+        return sources
+
     def sources(self) -> list[SourceInfo]:
         if not self.path.exists():
             return []
@@ -186,12 +196,7 @@ class VulnDb:
 
         When several feeds know the same pair, the one earliest in SOURCE_PRIORITY wins.
         """
-        sources = self.sources()
-        if not sources:
-            raise VulnDbError(
-                "the vulnerability database is empty",
-                hint="import a feed first: kiln vulndb import https://security-tracker.debian.org/tracker/data/json",
-            )
+        sources = self.require_data()
         with self._connect() as conn:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (name TEXT PRIMARY KEY)")
             conn.execute("DELETE FROM wanted")
