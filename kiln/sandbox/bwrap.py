@@ -1,8 +1,8 @@
 """The build sandbox: bubblewrap with its own mount, PID, IPC and UTS namespaces.
 
-The image root is bind-mounted as ``/``; ``/proc``, ``/dev`` and a 1777 tmpfs ``/tmp`` are fresh (targets may bind the image's own ``/tmp`` over it);
-network is shared (package installs) unless switched off. Dangerous capabilities are dropped so a
-step cannot remount its way out of the root.
+The image root is bind-mounted as ``/``; ``/proc``, ``/dev`` and a 1777 tmpfs ``/tmp`` are fresh
+(targets may bind the image's own ``/tmp`` over it); network is shared (package installs) unless
+switched off. Dangerous capabilities are dropped so a step cannot remount its way out of the root.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import ValidationFailed
-from kiln.recipes.loader import load_recipe
+from kiln.recipes.loader import builtin_components, load_recipe
 from kiln.recipes.model import Recipe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ CASES = [
     pytest.param(GOOD + "colour: red\n", ["R:6:1: colour: unknown field"], id="unknown-field"),
     pytest.param(
         GOOD.replace("  - update-os", "  - no-such"),
-        ["R:5:5: components[0].name: no built-in component 'no-such' (built-ins: update-os)"],
+        ["R:5:5: components[0].name: no built-in component 'no-such' (built-ins: {builtins})"],
         id="unknown-builtin",
     ),
     pytest.param(
@@ -101,7 +101,8 @@ CASES = [
 
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_bad_recipes_are_rejected_with_positions(tmp_path: Path, text: str, expected: list[str]) -> None:
-    assert errors(tmp_path, text) == [e.format(dir=tmp_path) for e in expected]
+    builtins = ", ".join(builtin_components())
+    assert errors(tmp_path, text) == [e.format(dir=tmp_path, builtins=builtins) for e in expected]
 
 
 def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
