@@ -84,7 +84,9 @@ def test_spdx_validates_and_is_deterministic(inventory: Inventory, tmp_path: Pat
     assert ("SPDXRef-DOCUMENT", "DESCRIBES", image_id) in rels
     bash = next(p for p in doc["packages"] if p["name"] == "bash")
     assert (image_id, "CONTAINS", bash["SPDXID"]) in rels
-    assert bash["comment"].startswith("architecture amd64, installed size ") and bash["supplier"].startswith("Person:")
+    assert bash["comment"].startswith("architecture amd64, installed size ") and bash["supplier"].startswith(
+        "Person:"
+    )
     assert bash["sourceInfo"].startswith("built from source package bash ")
     purl = bash["externalRefs"][0]["referenceLocator"]
     assert (
