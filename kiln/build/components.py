@@ -13,8 +13,9 @@ from pathlib import Path
 
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
-from kiln.build.keys import component_layer_key, validate_key
+from kiln.build.keys import component_layer_key, digest_of, validate_key
 from kiln.errors import StepFailed
+from kiln.lock import sandbox_lock
 from kiln.outputs.slim import SlimOptions, slim
 from kiln.recipes.loader import ResolvedComponent
 from kiln.sandbox.bwrap import SandboxOptions
@@ -24,13 +25,17 @@ from kiln.toe.results import DocumentResult
 from kiln.toe.runner import RootfsTarget, run_document
 
 
-def sandbox_options(ctx: BuildContext) -> SandboxOptions:
+def sandbox_options(ctx: BuildContext, root: Path | None = None) -> SandboxOptions:
+    """How steps run; with ``--locked`` (and the root they run in), apt also sees the locked packages."""
     settings = ctx.loaded.recipe.settings
+    binds = list(ctx.apt_binds)
+    env = {"SOURCE_DATE_EPOCH": str(ctx.epoch), **settings.environment}
+    if ctx.lock_repo is not None and root is not None:
+        extra = sandbox_lock(ctx.lock_repo, root)
+        binds += extra.binds
+        env |= extra.env
     return SandboxOptions(
-        network=settings.network,
-        env={"SOURCE_DATE_EPOCH": str(ctx.epoch), **settings.environment},
-        binds=tuple(ctx.apt_binds),
-        cwd=settings.working_directory,
+        network=settings.network, env=env, binds=tuple(binds), cwd=settings.working_directory
     )
 
 
@@ -109,6 +114,8 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
     if "build" not in component.document.phase_names:
         return
     key = component_layer_key(ctx.layers[-1].key, component, settings, ctx.epoch)
+    if ctx.options.locked is not None:  # locked packages: never mix with layers built from the archive
+        key = digest_of([key, ctx.options.locked.digest])
     cached = None if ctx.options.no_cache else layercache.load(ctx.store, key)
     created_by = f"kiln component {label} ({component.document.digest})"
     if cached is not None:
@@ -137,7 +144,7 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
                 component.document,
                 phases=["build"],
                 parameters=component.parameters,
-                target=RootfsTarget(merged, sandbox_options(ctx)),
+                target=RootfsTarget(merged, sandbox_options(ctx, merged)),
                 monitor=ctx.monitor,
                 label=label,
             )
@@ -181,7 +188,7 @@ def validate_components(ctx: BuildContext) -> None:
                     component.document,
                     phases=["validate"],
                     parameters=component.parameters,
-                    target=RootfsTarget(merged, sandbox_options(ctx)),
+                    target=RootfsTarget(merged, sandbox_options(ctx, merged)),
                     monitor=ctx.monitor,
                     label=component.label,
                     chain=chains.get(component.index),

@@ -22,6 +22,7 @@ class BuildOptions:
     keep_rootfs: bool = False
     refresh_parent: bool = False
     check_reproducible: bool = False
+    locked: Any = None  # kiln.lock.LockFile: reproduce exactly this package set
 
 
 @dataclass
@@ -61,6 +62,8 @@ class BuildContext:
     disks: list[tuple[Path, Any]] = field(default_factory=list)  # (disk file, DiskOptions)
     packages: list[Any] = field(default_factory=list)  # PackageRecord
     evidence: list[Any] = field(default_factory=list)  # EvidenceRecord
+    lock_repo: Any = None  # kiln.lock.LockedRepo when building --locked
+    lock_data: dict[str, Any] | None = None
     ran_steps: int = 0
 
     @property

@@ -26,10 +26,12 @@ from kiln.build.parent import prepare_parent
 from kiln.build.reproducible import check_reproducible
 from kiln.build.tests import run_tests
 from kiln.catalog import ArtifactRecord, Catalog, ComponentRecord, ImageRecord, NewImage
+from kiln.errors import BuildFailed
+from kiln.lock import lockfile_from_build, packages_with_hashes, verify_locked, write_lockfile
 from kiln.monitor import FanOut, JsonLinesMonitor, Monitor
 from kiln.recipes.loader import LoadedRecipe, load_recipe
 from kiln.sandbox.overlay import overlay, sweep_stale_mounts
-from kiln.store import Store
+from kiln.store import Store, file_sha256
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,28 @@ def lock_data(ctx: BuildContext) -> dict[str, Any]:
     }
 
 
+def write_lock(ctx: BuildContext, root: Path) -> None:
+    """The lock file of this build (every .deb with its sha256); with --locked, prove it matches."""
+    assert ctx.output_dir is not None
+    ctx.lock_data = lock_data(ctx)
+    lock = lockfile_from_build(ctx.lock_data, packages_with_hashes(root, ctx.store.deb_cache))
+    path = ctx.output_dir / "kiln.lock.json"
+    write_lockfile(path, lock)
+    ctx.artifacts.append(
+        {
+            "kind": "lock",
+            "path": str(path),
+            "digest": "sha256:" + file_sha256(path),
+            "size": path.stat().st_size,
+        }
+    )
+    if ctx.options.locked is not None:
+        differences = verify_locked(ctx.options.locked, lock.packages)
+        if differences:
+            raise BuildFailed("the built package set differs from the lock file:\n" + "\n".join(differences))
+        ctx.monitor.info(f"locked: {len(lock.packages)} packages exactly as in the lock file")
+
+
 def inspect_root(ctx: BuildContext) -> None:
     """Everything made from the merged root, in one read-only view: root outputs and the inventory."""
     work = ctx.scratch / "final"
@@ -95,9 +119,10 @@ def inspect_root(ctx: BuildContext) -> None:
     with overlay(ctx.lowers(), work / "upper", work) as root:
         write_root_outputs(ctx, root)
         keep_root(ctx, root)
-        with ctx.monitor.stage("inventory", "inventory") as result:
+        with ctx.monitor.stage("inventory", "inventory and lock file") as result:
             ctx.packages = dpkg_packages(root)
             result["packages"] = len(ctx.packages)
+            write_lock(ctx, root)
         collect(ctx, root)
 
 
@@ -124,7 +149,7 @@ def finish(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
         artifacts=[ArtifactRecord(**a) for a in ctx.artifacts],
         evidence=ctx.evidence,
         packages=ctx.packages,
-        lock=lock_data(ctx),
+        lock=ctx.lock_data,
     )
     with ctx.monitor.stage("catalog", "record image version"):
         return catalog.finish_build(ctx.build_id, image)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
 from kiln.build.keys import digest_of, parent_layer_key
+from kiln.errors import BuildFailed
+from kiln.lock import LockedPackage, lock_mismatches, mmdebstrap_lock_args, prepare_locked_repo, verify_locked
 from kiln.recipes.model import PARENT, ParentSpec, SlimSpec
-from kiln.rootfs.debian import DEFAULT_MIRRORS, DebianParent, ensure_parent
+from kiln.rootfs.debian import DEFAULT_MIRRORS, DebianParent, ParentRoot, ensure_parent
 from kiln.sandbox.bwrap import Bind
 
 
@@ -31,18 +34,49 @@ def debian_parent(spec: ParentSpec, slim: SlimSpec | None = None) -> DebianParen
 
 
 def source_date_epoch(ctx: BuildContext, parent_epoch: int) -> int:
-    """SOURCE_DATE_EPOCH from the environment, else the recipe, else the archive's Release date."""
+    """SOURCE_DATE_EPOCH from a lock, the environment, the recipe, else the archive's Release date."""
+    if ctx.options.locked is not None:
+        return int(ctx.options.locked.parent.source_date_epoch)
     env = os.environ.get("SOURCE_DATE_EPOCH", "")
     if re.fullmatch(r"\d+", env):
         return int(env)
     return ctx.loaded.recipe.settings.source_date_epoch or parent_epoch
 
 
+def locked_parent(ctx: BuildContext, parent: DebianParent) -> ParentRoot:
+    """The parent with exactly the locked package set: the normal cached root when it matches the lock,
+    else a separate root bootstrapped from a local repository of the locked .debs (pinned versions)."""
+    lock = ctx.options.locked
+    components = [(c.label, c.document.digest) for c in ctx.loaded.components]
+    problems = lock_mismatches(lock, parent_key=parent.key, components=components)
+    if problems and lock.parent.key != parent.key:
+        raise BuildFailed("the lock file does not fit this recipe:\n" + "\n".join(problems))
+    for problem in problems:
+        ctx.monitor.warning(f"lock: {problem}")
+    ctx.lock_repo = prepare_locked_repo(lock, ctx.store.deb_cache, ctx.scratch / "lock")
+    meta_path = ctx.store.parent_dir(parent.key) / "parent.json"
+    if meta_path.is_file():
+        debs = [LockedPackage(**d) for d in json.loads(meta_path.read_text()).get("debs", [])]
+        if not verify_locked(lock, debs, partial=True):
+            return ensure_parent(parent, ctx.store, ctx.monitor)
+    return ensure_parent(
+        parent,
+        ctx.store,
+        ctx.monitor,
+        epoch=lock.parent.source_date_epoch,
+        variant_key=lock.digest,
+        extra_args=mmdebstrap_lock_args(ctx.lock_repo),
+    )
+
+
 def prepare_parent(ctx: BuildContext) -> None:
     recipe = ctx.loaded.recipe
     parent = debian_parent(recipe.parent, recipe.slim)
     with ctx.monitor.stage("parent", f"parent {recipe.parent.image}") as result:
-        root = ensure_parent(parent, ctx.store, ctx.monitor, refresh=ctx.options.refresh_parent)
+        if ctx.options.locked is not None:
+            root = locked_parent(ctx, parent)
+        else:
+            root = ensure_parent(parent, ctx.store, ctx.monitor, refresh=ctx.options.refresh_parent)
         result["status"] = "cached" if root.cached else "success"
         result["key"] = root.key
     ctx.parent = root

@@ -82,6 +82,12 @@ def register(app: typer.Typer) -> None:
                 help="Build again from the same inputs; fail (recording nothing) if any artifact differs.",
             ),
         ] = False,
+        locked: Annotated[
+            Path | None,
+            typer.Option(
+                "--locked", help="Lock file of an earlier build: reproduce exactly its package set."
+            ),
+        ] = None,
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show step output.")] = False,
         json_output: JsonOption = False,
     ) -> None:
@@ -93,7 +99,10 @@ def register(app: typer.Typer) -> None:
         from kiln.sandbox.namespace import enter_private_mount_namespace
 
         enter_private_mount_namespace()
+        from kiln.lock import read_lockfile
+
         loaded = load_recipe(recipe)
+        lock = read_lockfile(locked) if locked is not None else None
         store = open_store(data_dir)
         monitor: Monitor = ConsoleMonitor(verbose=verbose)
         options = BuildOptions(
@@ -101,6 +110,7 @@ def register(app: typer.Typer) -> None:
             keep_rootfs=keep_rootfs,
             refresh_parent=refresh_parent,
             check_reproducible=check_reproducible,
+            locked=lock,
         )
         outcome = build(recipe, store, monitor, options, loaded=loaded)
         if json_output:

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,8 @@ def _deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:
     return sorted(inventory, key=lambda e: e["name"])
 
 
-def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, monitor: Monitor) -> None:
+def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, monitor: Monitor,
+              extra_args: Sequence[str] = ()) -> None:  # fmt: skip
     """Run mmdebstrap into ``target`` (which must not exist yet)."""
     require_tool("mmdebstrap")
     cache = store.deb_cache
@@ -134,7 +136,7 @@ def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, moni
     ]
     if parent.packages:
         argv.append("--include=" + ",".join(parent.packages))
-    argv += [parent.suite, str(target), *parent.sources()]
+    argv += [*extra_args, parent.suite, str(target), *parent.sources()]
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
 
     def forward(stream: str, line: str) -> None:
@@ -158,12 +160,18 @@ def slim_parent(parent: DebianParent, rootfs: Path, monitor: Monitor) -> dict[st
 
 
 def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refresh: bool = False,
-                  epoch: int | None = None) -> ParentRoot:  # fmt: skip
-    """The cached root for ``parent``, bootstrapping it on first use (atomically, under a lock)."""
+                  epoch: int | None = None, variant_key: str = "",
+                  extra_args: Sequence[str] = ()) -> ParentRoot:  # fmt: skip
+    """The cached root for ``parent``, bootstrapping it on first use (atomically, under a lock).
+
+    ``variant_key`` and ``extra_args`` make a separate cache entry bootstrapped differently (a locked
+    package set); the returned key stays the parent's own.
+    """
     key = parent.key
-    final = store.parent_dir(key)
+    entry = hashlib.sha256((key + variant_key).encode()).hexdigest() if variant_key else key
+    final = store.parent_dir(entry)
     meta_path = final / "parent.json"
-    with store.lock(f"parent-{key}"):
+    with store.lock(f"parent-{entry}"):
         if refresh and final.exists():
             shutil.rmtree(final)
         if meta_path.exists():
@@ -175,7 +183,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
         with store.scratch("parent-") as scratch:
             rootfs = scratch / "rootfs"
             started = time.time()
-            bootstrap(parent, rootfs, store, epoch, monitor)
+            bootstrap(parent, rootfs, store, epoch, monitor, extra_args)
             debs = _deb_inventory(rootfs, store.deb_cache)
             slimmed = slim_parent(parent, rootfs, monitor)
             meta = {
