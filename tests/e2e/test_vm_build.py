@@ -17,7 +17,7 @@ def test_debian_vm_builds_boots_and_passes_its_tests(examples: Path, tmp_path: P
     home = tmp_path / "home"
     result = kiln("build", str(examples / "recipes/debian-vm.yaml"), "--json", home=home).json()
     artifacts = {a["kind"]: a for a in result["image"]["artifacts"]}
-    assert set(artifacts) == {"oci", "qcow2", "raw"}
+    assert set(artifacts) == {"oci", "qcow2", "raw", "lock"}
     for kind in ("qcow2", "raw"):
         info = subprocess.run(
             ["qemu-img", "info", "--output=json", artifacts[kind]["path"]],
@@ -32,4 +32,4 @@ def test_debian_vm_builds_boots_and_passes_its_tests(examples: Path, tmp_path: P
     vm_steps = {e.get("step") for e in events if e["kind"] == "end" and e.get("status") == "success"}
     assert {"NginxActive", "PageServed", "MachineIdEmptyInImage"} <= vm_steps
     shown = kiln("images", "show", "debian-vm", "--json", home=home).json()
-    assert {a["kind"] for a in shown["artifacts"]} == {"oci", "qcow2", "raw"}
+    assert {a["kind"] for a in shown["artifacts"]} == {"oci", "qcow2", "raw", "lock"}
