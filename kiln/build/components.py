@@ -138,7 +138,8 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
     with ctx.monitor.stage("component", f"component {label}", component=label):
         work = ctx.scratch / f"component-{component.index}"
         upper = work / "upper"
-        with overlay(ctx.lowers(), upper, work) as merged:
+        # apt's shared lists and .deb cache allow one apt at a time: builds sharing a cache take turns.
+        with ctx.store.lock("apt-state"), overlay(ctx.lowers(), upper, work) as merged:
             _ensure_workdir(ctx, merged)
             result = run_document(
                 component.document,
@@ -181,7 +182,7 @@ def validate_components(ctx: BuildContext) -> None:
     chains = {layer.component_index: layer.chain for layer in ctx.layers}
     with ctx.monitor.stage("validate", "validate"):
         work = ctx.scratch / "validate"
-        with overlay(ctx.lowers(), work / "upper", work) as merged:
+        with ctx.store.lock("apt-state"), overlay(ctx.lowers(), work / "upper", work) as merged:
             _ensure_workdir(ctx, merged)
             for component in components:
                 result = run_document(

@@ -7,6 +7,7 @@ the blob store and the error names them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,6 +56,28 @@ def store_file(
     return EvidenceFile(kind, store.blob_path(digest), digest, MEDIA[kind], dict(summary))
 
 
+def _memo_path(store: Store, key: str) -> Path:
+    return store.home / "evidence-cache" / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+
+
+def _reuse(store: Store, key: str) -> list[EvidenceFile] | None:
+    """Evidence made before for the same image digest (SBOMs are a function of the image alone)."""
+    path = _memo_path(store, key)
+    if not path.is_file():
+        return None
+    files = [EvidenceFile(d["kind"], Path(d["path"]), d["digest"], d["media_type"], d["summary"])
+             for d in json.loads(path.read_text())]  # fmt: skip
+    return files if all(f.path.is_file() for f in files) else None
+
+
+def _remember(store: Store, key: str, files: list[EvidenceFile]) -> None:
+    path = _memo_path(store, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = [{"kind": f.kind, "path": str(f.path), "digest": f.digest, "media_type": f.media_type,
+                "summary": f.summary} for f in files]  # fmt: skip
+    path.write_text(json.dumps(records, sort_keys=True))
+
+
 def collect_evidence(
     rootfs: Path, facts: ImageFacts, settings: EvidenceSettings, store: Store, monitor: Monitor
 ) -> list[EvidenceFile]:
@@ -64,13 +87,20 @@ def collect_evidence(
     with store.scratch("evidence-") as work, monitor.stage("evidence", "evidence") as summary:
         if settings.sbom:
             with monitor.stage("evidence", "SBOM (SPDX 2.3, CycloneDX 1.6)") as result:
-                inventory = read_inventory(rootfs)
-                counts = {"packages": len(inventory.debs), "python": len(inventory.python)}
-                files.append(store_file(store, work, "sbom-spdx", spdx_json(inventory, image), counts))
-                files.append(
-                    store_file(store, work, "sbom-cyclonedx", cyclonedx_json(inventory, image), counts)
-                )
-                result.update(counts)
+                key = f"sbom-{facts.digest}-{image}"
+                sboms = _reuse(store, key)
+                if sboms is None:
+                    inventory = read_inventory(rootfs)
+                    counts = {"packages": len(inventory.debs), "python": len(inventory.python)}
+                    sboms = [
+                        store_file(store, work, "sbom-spdx", spdx_json(inventory, image), counts),
+                        store_file(store, work, "sbom-cyclonedx", cyclonedx_json(inventory, image), counts),
+                    ]
+                    _remember(store, key, sboms)
+                else:
+                    result["status"] = "cached"
+                files += sboms
+                result.update(sboms[0].summary)
         files += _scan(rootfs, facts, settings, store, work, monitor)
         if settings.compliance is not None:
             from kiln.evidence.compliance import compliance_evidence
