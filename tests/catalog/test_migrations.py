@@ -67,3 +67,10 @@ def test_unreachable_databases_are_clear_errors(tmp_path: Path) -> None:
         Catalog.open(f"sqlite:///{blocker}/sub/catalog.db")
     with pytest.raises(KilnError, match="unsupported catalog database 'mysql'"):
         Catalog.open("mysql://localhost/kiln")
+
+
+def test_schema_head_constant_matches_alembic() -> None:
+    """Opening an up-to-date catalog trusts SCHEMA_HEAD instead of importing Alembic: keep them equal."""
+    from kiln.catalog.migrate import SCHEMA_HEAD
+
+    assert head_revision() == SCHEMA_HEAD
