@@ -30,6 +30,7 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     start = time.monotonic()
     proc = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     took = time.monotonic() - start
+    print(f"  {took:7.2f}s  {' '.join(argv[:3])}", file=sys.stderr, flush=True)
     if proc.returncode != 0:
         sys.exit(f"benchmark command failed: {' '.join(argv)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return took
@@ -72,7 +73,7 @@ def main() -> None:
         figures["kiln build, cold"] = timed([str(KILN), "build", str(recipe)], env)
         figures["kiln build, nothing changed"] = timed([str(KILN), "build", str(recipe)], env)
         edited = recipe.with_name("debian-web-edited.yaml")
-        edited.write_text(recipe.read_text().replace("Hello from Kiln", "Hello, edited"))
+        edited.write_text(recipe.read_text().replace("Hello from Kiln", "Hello again"))
         figures["kiln build, last component edited"] = timed([str(KILN), "build", str(edited)], env)
 
         base = figures["mmdebstrap (floor)"]
