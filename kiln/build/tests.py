@@ -14,6 +14,7 @@ from typing import Literal
 from kiln.build.components import sandbox_options
 from kiln.build.context import BuildContext
 from kiln.build.keys import digest_of, execution_settings
+from kiln.outputs.layout import open_layout
 from kiln.recipes.loader import ResolvedComponent
 from kiln.verify.phases import TestDocument, test_on_container, test_on_vm
 
@@ -65,8 +66,19 @@ def run_vm(ctx: BuildContext, tests: list[ResolvedComponent]) -> None:
     )
 
 
+def output_layer_trees(ctx: BuildContext, layout: Path) -> list[Path] | None:
+    """The cached trees the output's layers were written from, if the layout's layer digests are
+    exactly those of the trees' blobs (then an overlay of them *is* a fresh instance of the output)."""
+    manifest = open_layout(layout).layers
+    blobs = [layer.blob.result().digest for layer in ctx.layers]
+    if [d.digest for d in manifest] != blobs:
+        return None
+    return [layer.tree for layer in ctx.layers]
+
+
 def run_container(ctx: BuildContext, tests: list[ResolvedComponent]) -> None:
     oci = next(a for a in ctx.artifacts if a["kind"] == "oci")
+    trees = output_layer_trees(ctx, Path(oci["path"]))
     ctx.ran_steps += test_on_container(
         Path(oci["path"]),
         _documents(tests),
@@ -75,4 +87,5 @@ def run_container(ctx: BuildContext, tests: list[ResolvedComponent]) -> None:
         scratch=ctx.scratch / "instances",
         monitor=ctx.monitor,
         prefix=f"recipe {ctx.recipe_name}: ",
+        layer_trees=trees,
     )

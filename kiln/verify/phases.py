@@ -7,7 +7,9 @@ a VM instance is a qemu boot of a copy-on-write overlay of a disk. Both are alwa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -15,6 +17,7 @@ from typing import Literal
 from kiln.errors import StepFailed
 from kiln.monitor import Monitor
 from kiln.sandbox.bwrap import SandboxOptions
+from kiln.sandbox.overlay import overlay
 from kiln.toe.document import Document
 from kiln.toe.runner import RootfsTarget, run_document
 from kiln.verify.instance import fresh_instance
@@ -45,20 +48,36 @@ def _failure(prefix: str, label: str, instance: str, message: str | None) -> Tes
     )
 
 
+@contextmanager
+def container_instance(layout: Path, scratch: Path, layer_trees: Sequence[Path] | None) -> Iterator[Path]:
+    """A fresh root of the image: the layout's layers unpacked, or, when the caller vouches that
+    ``layer_trees`` (bottom first) are exactly the trees those layers were written from, an overlay of
+    them with a throwaway upper directory (the same filesystem, without unpacking it again)."""
+    if layer_trees:
+        scratch.mkdir(parents=True, exist_ok=True)
+        with overlay(list(reversed(layer_trees)), scratch / "instance-upper", scratch) as root:
+            yield root
+        shutil.rmtree(scratch / "instance-upper", ignore_errors=True)
+    else:
+        with fresh_instance(layout, scratch) as instance:
+            yield instance.root
+
+
 def test_on_container(layout: Path, tests: Sequence[TestDocument], *, options: SandboxOptions, workdir: str,
-                      scratch: Path, monitor: Monitor, prefix: str = "") -> int:  # fmt: skip
+                      scratch: Path, monitor: Monitor, prefix: str = "",
+                      layer_trees: Sequence[Path] | None = None) -> int:  # fmt: skip
     """Run the test phases in a fresh container instance; returns the number of steps executed."""
     executed = 0
     isolated = replace(options, network=False, cwd=workdir)
     with monitor.stage("test", "test on a fresh container instance") as stage:
-        with fresh_instance(layout, scratch) as instance:
-            (instance.root / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        with container_instance(layout, scratch, layer_trees) as root:
+            (root / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
             for test in tests:
                 result = run_document(
                     test.document,
                     phases=["test"],
                     parameters=test.parameters,
-                    target=RootfsTarget(instance.root, isolated),
+                    target=RootfsTarget(root, isolated),
                     monitor=monitor,
                     label=test.label,
                 )
