@@ -105,16 +105,27 @@ def floor(work: Path, debs: Path) -> float:
     return time.monotonic() - start
 
 
+STAGES: dict[str, float] = {}
+
+
 def kiln_build(recipe: Path, env: dict[str, str], home: Path) -> tuple[float, float, dict[str, object]]:
-    """(total seconds, seconds of the VM test stage, the image's JSON) for one `kiln build`."""
+    """(total seconds, seconds of the VM test stage, the image's JSON) for one `kiln build`.
+
+    Also notes, from the build log, how long Kiln took to reach the validated tree (what mkosi's
+    Format=directory produces) and to write the disk image.
+    """
     logs = set((home / "logs").glob("*.jsonl")) if (home / "logs").is_dir() else set()
     total = timed([str(KILN), "build", str(recipe)], env)
     [log] = set((home / "logs").glob("*.jsonl")) - logs
     test = 0.0
-    for line in log.read_text().splitlines():
-        event = json.loads(line)
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    for event in events:
         if event.get("kind") == "end" and event.get("scope") == "verify":
             test += float(event.get("duration", 0))
+        if event.get("kind") == "end" and event.get("scope") == "validate":
+            STAGES[f"{recipe.stem}: to the validated tree"] = event["time"] - events[0]["time"]
+        if event.get("kind") == "end" and str(event.get("message", "")).startswith("disk image"):
+            STAGES[f"{recipe.stem}: disk image (raw)"] = float(event.get("duration", 0))
     shown = subprocess.run([str(KILN), "images", "show", "debian-vm", "--json"], env={**os.environ, **env},
                            capture_output=True, text=True, check=True).stdout  # fmt: skip
     return total, test, json.loads(shown)
@@ -205,6 +216,8 @@ def main() -> None:
             f"{'VM test boot-to-test-complete (cold, warm)':<44} {boots['cold']:>8.1f} {boots['warm']:>9.1f}"
         )
         print(f"mkosi: {mkosi_note}")
+        for name, seconds in STAGES.items():
+            print(f"  {name:<42} {seconds:>8.1f}")
         print("\n".join(disk_sizes(image)))
         warm = figures["kiln build, warm: page edited (no test)"]
         versus = "n/a" if mkosi_seconds is None else f"{cold:.0f}s vs {mkosi_seconds:.0f}s"

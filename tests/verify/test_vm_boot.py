@@ -48,11 +48,12 @@ phases:
         action: ExecuteBash
         inputs:
           commands: ["test -d /sys/firmware/efi && echo uefi"]
-      - name: KnownProblem
+      - name: HangsAndIsKilled
         action: ExecuteBash
         onFailure: Ignore
+        timeoutSeconds: 5
         inputs:
-          commands: ["exit 1"]
+          commands: ["sleep 600"]
 """
 
 FAILING = """\
@@ -107,9 +108,10 @@ def test_uefi_boot_runs_test_phases_and_reports_failures(uefi_disk: DiskImage, t
         ("BootFinished", SUCCESS),
         ("FreshMachineId", SUCCESS),
         ("FirmwareIs", SUCCESS),
-        ("KnownProblem", IGNORED_FAILURE),
+        ("HangsAndIsKilled", IGNORED_FAILURE),
     ]
     assert checks.steps()[2].outputs["stdout"] == "uefi"
+    assert "timed out after 5s and was killed" in (checks.steps()[3].failure_message or "")
     assert checks.status == SUCCESS_WITH_IGNORED_FAILURE
     assert [(s.name, s.status, s.exit_code) for s in failing.steps()] == [
         ("Broken", FAILED, 3),
