@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -66,6 +67,11 @@ class Store:
     @property
     def deb_cache(self) -> Path:
         return self.cache / "debs"
+
+    def apt_state_for(self, sources: list[str]) -> Path:
+        """apt's state for a parent's sources (shared by its bootstrap and every step on it)."""
+        canonical = json.dumps(sources, sort_keys=True, separators=(",", ":"))
+        return self.apt_state(hashlib.sha256(canonical.encode()).hexdigest())
 
     def apt_state(self, key: str) -> Path:
         """apt's state for one set of sources: ``lists/`` and ``cache/`` (pkgcache.bin, ...)."""

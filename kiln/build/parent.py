@@ -8,7 +8,7 @@ import re
 
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
-from kiln.build.keys import digest_of, parent_layer_key
+from kiln.build.keys import parent_layer_key
 from kiln.errors import BuildFailed
 from kiln.lock import LockedPackage, lock_mismatches, mmdebstrap_lock_args, prepare_locked_repo, verify_locked
 from kiln.recipes.model import PARENT, ParentSpec, SlimSpec
@@ -83,7 +83,7 @@ def prepare_parent(ctx: BuildContext) -> None:
     ctx.epoch = source_date_epoch(ctx, root.source_date_epoch)
     # apt's lists, its binary caches (pkgcache.bin, ~40 MB) and downloaded .debs live outside the
     # image: shared between builds with the same sources, and never captured in a layer.
-    apt_state = ctx.store.apt_state(digest_of(root.sources))
+    apt_state = ctx.store.apt_state_for(root.sources)
     ctx.apt_binds = [
         Bind(apt_state / "lists", "/var/lib/apt/lists", readonly=False),
         Bind(apt_state / "cache", "/var/cache/apt", readonly=False),

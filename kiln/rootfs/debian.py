@@ -129,6 +129,8 @@ def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, moni
         '--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
         f"--setup-hook=sync-in {cache} /var/cache/apt/archives",
         f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
+        # The lists apt just fetched seed the lists steps use: their first `apt-get update` only revalidates.
+        f"--customize-hook=sync-out /var/lib/apt/lists {store.apt_state_for(parent.sources()) / 'lists'}",
         '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb "$1"/var/cache/apt/*.bin',
         # Host files mmdebstrap copies in for debootstrap compatibility: keep the image host-neutral.
         '--customize-hook=: > "$1"/etc/resolv.conf',
