@@ -104,7 +104,7 @@ class OciOutput(Strict):
 
 
 class DiskOutput(DiskOptions):
-    """A bootable VM disk (GPT, EFI system partition + root; systemd-boot or extlinux)."""
+    """A bootable VM disk (GPT, EFI system partition + root; systemd-boot for UEFI, SYSLINUX for BIOS)."""
 
     type: Literal["raw", "qcow2", "vmdk", "vhdx", "vhd"]
 
