@@ -182,8 +182,14 @@ def comply(
         f"profile {s['profile']} ({target}): score {s['score']}% — "
         + ", ".join(f"{k} {v}" for k, v in s["counts"].items())
     )
+    if s["oscap_score"] != s["score"]:
+        console.print(
+            f"  oscap's own score {s['oscap_score']}%, counting rules only a running system can decide"
+        )
     for rule in result.rules:
-        if rule["result"] not in ("pass", "notapplicable"):
+        if rule["result"] == "notchecked":
+            console.print(f"  [yellow]notchecked[/] {rule['title'] or rule['id']} ({rule['reason']})")
+        elif rule["result"] not in ("pass", "notapplicable"):
             console.print(f"  [red]{rule['result']}[/] {rule['title'] or rule['id']}")
 
 

@@ -18,13 +18,27 @@ from kiln.errors import BuildFailed, CommandFailed, KilnError
 from kiln.evidence.datastream import SSG_DIR, Content, choose_content
 from kiln.evidence.facts import EvidenceFile, ImageFacts
 from kiln.evidence.inventory import read_os_release
+from kiln.evidence.offline import undecidable_rules
 from kiln.evidence.settings import PROFILE_PREFIX, ComplianceGate
 from kiln.monitor import Monitor
 from kiln.sandbox.run import require_tool, run
 from kiln.store import Store
 
 XCCDF = "{http://checklists.nist.gov/xccdf/1.2}"
+# OpenSCAP's dpkginfo probe reads packages through libapt with RootDir set to the image root, after
+# loading the *host's* apt configuration. A host setting ``Dir::Cache::pkgcache ""`` (Docker's
+# docker-clean does) makes apt try to write its cache as the root directory itself: the probe fails
+# ("dpkginfo_init has failed", every package reads as absent) and leaves temp files in the root.
+# This configuration ignores the host's apt.conf(.d) and names cache files in a directory that does
+# not exist in the root, so apt builds its cache in memory and writes nothing into the image.
+_PROBE_APT_CONFIG = """\
+Dir::Etc::main "/dev/null";
+Dir::Etc::parts "/dev/null";
+Dir::Cache::pkgcache "/.kiln-no-apt-cache/pkgcache.bin";
+Dir::Cache::srcpkgcache "/.kiln-no-apt-cache/srcpkgcache.bin";
+"""
 APPLICABLE = ("pass", "fail", "error", "unknown")
+OVAL_SYSTEM = "http://oval.mitre.org/XMLSchema/oval-definitions-5"
 Target = Literal["container", "machine"]
 
 
@@ -36,6 +50,7 @@ class ComplianceResult:
     counts: dict[str, int]
     rules: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    oscap_counts: dict[str, int] = field(default_factory=dict)  # before runtime-only rules were set aside
 
     @property
     def applicable(self) -> int:
@@ -43,8 +58,13 @@ class ComplianceResult:
 
     @property
     def score(self) -> float:
-        """Percent of applicable rules that pass (0 when none apply)."""
-        return round(100 * self.counts.get("pass", 0) / self.applicable, 1) if self.applicable else 0.0
+        """Percent of applicable rules that pass, rules only a running system can decide left out."""
+        return _percent(self.counts)
+
+    @property
+    def oscap_score(self) -> float:
+        """The same ratio over oscap's own results (runtime-only rules counted as they came out)."""
+        return _percent(self.oscap_counts or self.counts)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -53,6 +73,7 @@ class ComplianceResult:
             "score": self.score,
             "applicable": self.applicable,
             "counts": dict(sorted(self.counts.items())),
+            "oscap_score": self.oscap_score,
         }
 
     def to_json(self) -> bytes:
@@ -70,6 +91,11 @@ class ComplianceResult:
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
+def _percent(counts: dict[str, int]) -> float:
+    applicable = sum(counts.get(k, 0) for k in APPLICABLE)
+    return round(100 * counts.get("pass", 0) / applicable, 1) if applicable else 0.0
+
+
 def rule_titles(datastream: Path) -> dict[str, tuple[str, str]]:
     """rule id → (title, severity) from the datastream's XCCDF benchmark."""
     titles: dict[str, tuple[str, str]] = {}
@@ -84,8 +110,8 @@ def rule_titles(datastream: Path) -> dict[str, tuple[str, str]]:
     return titles
 
 
-def parse_arf(arf: Path, titles: dict[str, tuple[str, str]]) -> tuple[Counter[str], list[dict[str, str]]]:
-    counts: Counter[str] = Counter()
+def parse_arf(arf: Path, titles: dict[str, tuple[str, str]]) -> list[dict[str, str]]:
+    """The selected rules' results; ``check`` is the OVAL definition a rule was evaluated with."""
     rules = []
     for _, elem in ET.iterparse(arf):
         if elem.tag == f"{XCCDF}rule-result":
@@ -93,10 +119,24 @@ def parse_arf(arf: Path, titles: dict[str, tuple[str, str]]) -> tuple[Counter[st
             if result != "notselected":
                 rid = elem.get("idref", "")
                 title, severity = titles.get(rid, ("", elem.get("severity", "")))
-                counts[result] += 1
-                rules.append({"id": rid, "title": title, "severity": severity, "result": result})
+                rule = {"id": rid, "title": title, "severity": severity, "result": result}
+                ref = elem.find(f"{XCCDF}check[@system='{OVAL_SYSTEM}']/{XCCDF}check-content-ref")
+                if ref is not None and ref.get("name"):
+                    rule["check"] = ref.get("name", "")
+                rules.append(rule)
             elem.clear()
-    return counts, sorted(rules, key=lambda r: r["id"])
+    return sorted(rules, key=lambda r: r["id"])
+
+
+def mark_undecidable(rules: list[dict[str, str]], arf: Path, datastream: Path) -> int:
+    """Turn failed/unknown results the image alone cannot decide into ``notchecked`` (with the reason)."""
+    open_rules = [(r["id"], r["check"]) for r in rules if r["result"] in APPLICABLE[1:] and "check" in r]
+    reasons = undecidable_rules(arf, datastream, open_rules)
+    for rule in rules:
+        if rule["id"] in reasons:
+            rule["oscap_result"], rule["result"] = rule["result"], "notchecked"
+            rule["reason"] = reasons[rule["id"]]
+    return len(reasons)
 
 
 def evaluate(
@@ -110,7 +150,10 @@ def evaluate(
     profile_id = profile if profile.startswith("xccdf_") else PROFILE_PREFIX + profile
     arf, html = work / "arf.xml", work / "report.html"
     root = str(rootfs.absolute())
+    apt_config = work / "probe-apt.conf"
+    apt_config.write_text(_PROBE_APT_CONFIG)
     env = {
+        "APT_CONFIG": str(apt_config),
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LANG": "C.UTF-8",
         "OSCAP_PROBE_ROOT": root,
@@ -136,14 +179,18 @@ def evaluate(
                 hint="profiles: standard, anssi_np_nt28_minimal/average/high/restrictive",
             )
         raise CommandFailed(argv, done.returncode, done.tail)
-    counts, rules = parse_arf(arf, titles)
+    rules = parse_arf(arf, titles)
+    oscap_counts = Counter(r["result"] for r in rules)
+    mark_undecidable(rules, arf, content.path)
+    counts = Counter(r["result"] for r in rules)
     warnings = []
     if "dpkginfo_init has failed" in done.stdout + done.stderr:
         warnings.append(
             "OpenSCAP's dpkginfo probe failed to start in offline mode: rules about installed or removed "
             "packages are unreliable in this evaluation (installed packages read as absent)"
         )
-    return ComplianceResult(profile_id, target, content, dict(counts), rules, warnings), arf, html
+    result = ComplianceResult(profile_id, target, content, dict(counts), rules, warnings, dict(oscap_counts))
+    return result, arf, html
 
 
 def compliance_evidence(

@@ -2,7 +2,8 @@
 
 Debian's ssg-debian (0.1.65 in bookworm) ships datastreams for Debian 10 and 11 only. For Debian 12
 the Debian 11 datastream is derived at run time by widening its platform check (the OVAL pattern
-on /etc/debian_version, ``^11.[0-9]+$``) to accept 12; every rule stays as written for Debian 11.
+on /etc/debian_version, ``^11.[0-9]+$``) to accept 12, and the apt sources rules expect ``bookworm``
+where they name ``bullseye``; every other rule stays as written for Debian 11.
 For container targets the content's own container detection (``/.dockerenv``) is pointed at
 ``/etc/debian_version`` so rules with the ``machine`` platform (partitions, kernel parameters,
 bootloader) are "not applicable", as they would be when scanning a running container.
@@ -19,6 +20,9 @@ from kiln.evidence.inventory import OsRelease
 
 SSG_DIR = Path("/usr/share/xml/scap/ssg/content")
 _PLATFORM = re.compile(r"(<ind:pattern operation=\"pattern match\">)\^11\.\[0-9\]\+\$(</ind:pattern>)")
+_SUITE = re.compile(
+    r"(<ind:pattern operation=\"pattern match\">\^deb\[\\s\]\+[^<]*?\[\\s\]\+)bullseye(?=[\[-])"
+)
 _DOCKERENV = re.compile(
     r"(<unix:file_object [^>]*id=\"oval:ssg-object_installed_env_is_a_docker_container:obj:1\"[^>]*>\s*"
     r"<unix:filepath[^>]*>)/\.dockerenv(</unix:filepath>)"
@@ -63,8 +67,13 @@ def choose_content(os: OsRelease, target: str, work: Path, ssg_dir: Path = SSG_D
             )
         adaptations.append(
             "Debian 12 derived from the Debian 11 datastream: OVAL platform check on /etc/debian_version "
-            "widened from ^11.[0-9]+$ to ^1[12].[0-9]+$ (rules unchanged)"
+            "widened from ^11.[0-9]+$ to ^1[12].[0-9]+$"
         )
+        text, count = _SUITE.subn(r"\1bookworm", text)
+        if count:
+            adaptations.append(
+                f"apt sources rules expect the image's suite: bullseye -> bookworm in {count} OVAL patterns"
+            )
     if target == "container":
         text, count = _DOCKERENV.subn(r"\1/etc/debian_version\2", text)
         if count != 2:

@@ -136,6 +136,11 @@ phases:
 """
 
 
+def _as_from_a_terminal() -> None:
+    """A shell running the suite in the background makes children ignore SIGINT; a terminal does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_cleans_up(tmp_path: Path) -> None:
     (tmp_path / "slow.yaml").write_text(SLOW)
     (tmp_path / "recipe.yaml").write_text(RECIPE.replace("breaks.yaml", "slow.yaml"))
@@ -146,14 +151,20 @@ def test_ctrl_c_cleans_up(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_from_a_terminal,
     )
-    deadline = time.monotonic() + 300
-    while not any(p.name == "slow-started" for p in (home / "tmp").rglob("slow-started")):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the slow step never started"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(p.name == "slow-started" for p in (home / "tmp").rglob("slow-started")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the slow step never started"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # never leave a build holding the shared cache's locks
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, stderr
     builds = kiln("builds", "list", "--json", home=home).json()
     assert [(b["status"], b["error"]) for b in builds] == [("failed", "interrupted")]

@@ -195,7 +195,12 @@ def test_ctrl_c_kills_qemu_and_removes_the_overlay(uefi_disk: DiskImage, tmp_pat
     workdir = tmp_path / "work"
     workdir.mkdir()
     doc = write(tmp_path, "failing.yaml", FAILING)
-    with pytest.raises(KeyboardInterrupt):
-        run_vm_tests(uefi_disk.path, [("failing", doc)], timeout=300, monitor=InterruptOnFirstConsoleLine(),
-                     workdir=workdir)  # fmt: skip
+    # As at a terminal, even when the suite runs from a background shell (which ignores SIGINT).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_vm_tests(uefi_disk.path, [("failing", doc)], timeout=300,
+                         monitor=InterruptOnFirstConsoleLine(), workdir=workdir)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert_torn_down(workdir)
