@@ -133,7 +133,7 @@ class _Loader:
             sub = [
                 p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
             ]
-            self.add([*loc, *sub], _join(field_prefix, sub), _message(err["msg"]))
+            self.add([*loc, *sub], _join(field_prefix, sub), _message(err))
 
     def load(self, digest: str) -> Document | None:
         data = self.src.data
@@ -275,7 +275,7 @@ class _Loader:
                 if _deferred(err.get("input")):
                     continue
                 sub = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
-                self.add([*loc, "inputs", *sub], _join(f"{label}.inputs", sub), _message(err["msg"]))
+                self.add([*loc, "inputs", *sub], _join(f"{label}.inputs", sub), _message(err))
         return cls
 
 
@@ -291,6 +291,9 @@ def _join(prefix: str, loc: Loc) -> str:
     return out
 
 
-def _message(msg: str) -> str:
-    msg = re.sub(r" after validation, not \d+$", "", msg)
+def _message(err: Any) -> str:
+    if err["type"] == "model_type":
+        # pydantic's text names the model class ("... or instance of CreateFileItem"): internal.
+        return "Input should be a mapping"
+    msg = re.sub(r" after validation, not \d+$", "", str(err["msg"]))
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -8,8 +8,9 @@ folder. ``s3://`` URLs and ARNs need AWS and are rejected with a clear message.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from kiln.toe.actions.base import Action, ActionContext, ActionFailed, InputModel, Outputs
 from kiln.toe.actions.fileutil import host_path
@@ -17,9 +18,19 @@ from kiln.toe.actions.fileutil import host_path
 PHASES_DEFAULT = "build,validate,test"
 
 
+def _text_or_list(value: object) -> object:
+    # Checked up front: the str | list[str] union would report each member's failure separately.
+    def scalar(v: object) -> bool:
+        return isinstance(v, str | int | float) and not isinstance(v, bool)
+
+    if scalar(value) or (isinstance(value, list) and all(scalar(v) for v in value)):
+        return value
+    raise ValueError("value must be a string or a list of strings")
+
+
 class ParameterValue(InputModel):
     name: str = Field(min_length=1)
-    value: str | list[str]
+    value: Annotated[str | list[str], BeforeValidator(_text_or_list)]
 
 
 class ExecuteDocument(Action):

@@ -32,6 +32,8 @@ ENCODINGS = {
 
 
 def _encoding(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # checked like text: otherwise the str coercion would let 8 through unchecked
     if not isinstance(value, str):
         return value
     key = value.strip().lower().replace("-", "").replace("_", "")
