@@ -31,10 +31,10 @@ def test_debian12_content_is_derived(tmp_path: Path) -> None:
     text = content.path.read_text()
     assert content.source.name == "ssg-debian11-ds.xml" and content.ssg_version == "0.1.65"
     assert text.count("^1[12].[0-9]+$") == 2 and "^11.[0-9]+$" not in text
-    assert "/.dockerenv" in text and len(content.adaptations) == 2
+    assert "/.dockerenv" in text and len(content.adaptations) == 3
     assert "[\\s]+bookworm[\\s]+main" in text and "bullseye" not in text
     container = choose_content(BOOKWORM, "container", tmp_path)
-    assert len(container.adaptations) == 3 and '<unix:filepath datatype="string">/.dockerenv' not in (
+    assert len(container.adaptations) == 4 and '<unix:filepath datatype="string">/.dockerenv' not in (
         container.path.read_text()
     )
     with pytest.raises(ContentMissing, match="Alpine"):
@@ -61,6 +61,7 @@ def test_real_root_machine_and_container(image_root: Path, tmp_path: Path) -> No
     assert {r["reason"] for r in machine.rules if r["result"] == "notchecked"} == {
         "needs the mounted partitions of a running system"
     }
+    assert "file_permissions_systemmap" in _results(machine, "pass")  # no kernel, no System.map to restrict
     # Packages are read from the image: cron is absent, so "cron enabled" fails whatever would run.
     assert {"package_rsyslog_installed", "package_cron_installed", "service_cron_enabled"} <= _results(
         machine, "fail"
