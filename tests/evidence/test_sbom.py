@@ -12,7 +12,7 @@ from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
 from kiln.evidence.inventory import Inventory, read_inventory
-from kiln.evidence.licences import debian_to_spdx
+from kiln.evidence.licences import copyright_licences, debian_to_spdx
 from kiln.evidence.sbom import cyclonedx_json, spdx_json
 from kiln.sandbox.run import run
 from tests.evidence.conftest import IMAGE
@@ -121,3 +121,31 @@ def test_sbom_changes_with_the_image(inventory: Inventory) -> None:
 def read_inventory_again(inv: Inventory) -> Inventory:
     """A second, independently built inventory object with equal content."""
     return Inventory(inv.os, tuple(inv.debs), tuple(inv.python))
+
+
+COPYRIGHT_FILES = {
+    "current": (
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: 2020 A\nLicense: GPL-2+\n This program is free software.\n\n"
+        "Files: lib/*\nCopyright: 2021 B\nLicense: Expat\n\nLicense: GPL-2+\n Full text.\n",
+        ["GPL-2.0-or-later", "MIT"],
+    ),
+    "dep5-draft": (
+        "Format: http://dep.debian.net/deps/dep5\n\nFiles: *\nLicense: BSD-3-clause\n",
+        ["BSD-3-Clause"],
+    ),
+    "free-text": ("This package was debianized by someone.\nIt is GPL.\n", []),
+    "no-files-licence": (
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\n",
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COPYRIGHT_FILES))
+def test_copyright_file_kinds(name: str, tmp_path: Path) -> None:
+    text, expected = COPYRIGHT_FILES[name]
+    (tmp_path / "usr/share/doc/pkg").mkdir(parents=True)
+    (tmp_path / "usr/share/doc/pkg/copyright").write_text(text)
+    assert copyright_licences(tmp_path, "pkg") == expected
+    assert copyright_licences(tmp_path, "absent") == []
