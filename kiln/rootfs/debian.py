@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
-
-from kiln.errors import KilnError
+from kiln.errors import CommandFailed, KilnError
 from kiln.monitor import Event, Monitor
 from kiln.sandbox.run import require_tool, run
+from kiln.sandbox.tmpfs import nearly_full, ram_scratch
 from kiln.store import Store, file_sha256
 
 PARENT_FORMAT = "kiln-parent-v2"
@@ -77,6 +76,8 @@ class ParentRoot:
 
 def archive_date(mirror: str, suite: str) -> int:
     """The archive's Release date: a reproducible default for SOURCE_DATE_EPOCH."""
+    import httpx  # imported lazily: ~0.3 s of start-up, and cached parents never need it
+
     url = f"{mirror.rstrip('/')}/dists/{suite}/InRelease"
     try:
         response = httpx.get(url, timeout=30, follow_redirects=True)
@@ -195,10 +196,22 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
         with store.scratch("parent-") as scratch:
             rootfs = scratch / "rootfs"
             started = time.time()
-            bootstrap(parent, rootfs, store, epoch, monitor, extra_args)
-            drop_host_state(rootfs)
-            debs = _deb_inventory(rootfs, store.deb_cache)
-            slimmed = slim_parent(parent, rootfs, monitor)
+            with ram_scratch(scratch / "ram") as in_ram:
+                target = scratch / "ram/rootfs" if in_ram else rootfs
+                try:
+                    bootstrap(parent, target, store, epoch, monitor, extra_args)
+                except CommandFailed:
+                    if not (in_ram and nearly_full(target.parent)):
+                        raise
+                    monitor.warning("the parent outgrew the memory scratch space: bootstrapping on disk")
+                    shutil.rmtree(target)
+                    in_ram, target = False, rootfs
+                    bootstrap(parent, target, store, epoch, monitor, extra_args)
+                drop_host_state(target)
+                debs = _deb_inventory(target, store.deb_cache)
+                slimmed = slim_parent(parent, target, monitor)
+                if in_ram:
+                    run(["cp", "-a", str(target), str(rootfs)])
             meta = {
                 "key": key,
                 "parent": asdict(parent),

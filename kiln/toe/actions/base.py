@@ -47,7 +47,11 @@ class InputModel(BaseModel):
     """Base for ``Inputs`` mappings: unknown keys are errors (typos surface at validation)."""
 
     model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, coerce_numbers_to_str=True, alias_generator=to_camel
+        extra="forbid",
+        populate_by_name=True,
+        coerce_numbers_to_str=True,
+        alias_generator=to_camel,
+        defer_build=True,  # ~30 actions, a document uses a few: build validators on first use
     )
 
 
