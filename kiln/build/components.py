@@ -21,6 +21,7 @@ from kiln.recipes.loader import ResolvedComponent
 from kiln.sandbox.bwrap import SandboxOptions
 from kiln.sandbox.overlay import overlay
 from kiln.sandbox.run import run
+from kiln.sandbox.tmpfs import nearly_full
 from kiln.toe.results import DocumentResult
 from kiln.toe.runner import RootfsTarget, run_document
 
@@ -108,6 +109,31 @@ def _ensure_workdir(ctx: BuildContext, merged: Path) -> None:
         workdir.mkdir(parents=True)
 
 
+def _build_phase(
+    ctx: BuildContext, component: ResolvedComponent, work: Path
+) -> tuple[DocumentResult, Path] | None:
+    """Run the build phase in an overlay whose upper dir is under ``work``; (result, upper dir).
+
+    None when it failed because the memory scratch space filled up (the caller retries on disk).
+    """
+    upper = work / "upper"
+    # apt's shared lists and .deb cache allow one apt at a time: builds sharing a cache take turns.
+    with ctx.store.lock("apt-state"), overlay(ctx.lowers(), upper, work) as merged:
+        _ensure_workdir(ctx, merged)
+        result = run_document(
+            component.document,
+            phases=["build"],
+            parameters=component.parameters,
+            target=RootfsTarget(merged, sandbox_options(ctx, merged)),
+            monitor=ctx.monitor,
+            label=component.label,
+        )
+        if not result.ok and ctx.ram is not None and work.is_relative_to(ctx.ram) and nearly_full(ctx.ram):
+            return None
+        _check(ctx, component, "build", result, merged)
+    return result, upper
+
+
 def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
     settings = ctx.loaded.recipe.settings
     label = component.label
@@ -136,20 +162,15 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
         )
         return
     with ctx.monitor.stage("component", f"component {label}", component=label):
-        work = ctx.scratch / f"component-{component.index}"
-        upper = work / "upper"
-        # apt's shared lists and .deb cache allow one apt at a time: builds sharing a cache take turns.
-        with ctx.store.lock("apt-state"), overlay(ctx.lowers(), upper, work) as merged:
-            _ensure_workdir(ctx, merged)
-            result = run_document(
-                component.document,
-                phases=["build"],
-                parameters=component.parameters,
-                target=RootfsTarget(merged, sandbox_options(ctx, merged)),
-                monitor=ctx.monitor,
-                label=label,
+        outcome = _build_phase(ctx, component, ctx.work_dir(f"component-{component.index}"))
+        if outcome is None:
+            ctx.monitor.warning(
+                f"component {label} outgrew the memory scratch space: running it again on disk"
             )
-            _check(ctx, component, "build", result, merged)
+            shutil.rmtree(ctx.work_dir(f"component-{component.index}"))
+            outcome = _build_phase(ctx, component, ctx.scratch / f"component-{component.index}")
+            assert outcome is not None
+        result, upper = outcome
         drop_unreproducible(upper)
         slim_layer(ctx, upper)
         tree = layercache.adopt_tree(ctx.store, key, upper)
@@ -181,7 +202,7 @@ def validate_components(ctx: BuildContext) -> None:
         return
     chains = {layer.component_index: layer.chain for layer in ctx.layers}
     with ctx.monitor.stage("validate", "validate"):
-        work = ctx.scratch / "validate"
+        work = ctx.work_dir("validate")
         with ctx.store.lock("apt-state"), overlay(ctx.lowers(), work / "upper", work) as merged:
             _ensure_workdir(ctx, merged)
             for component in components:

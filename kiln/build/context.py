@@ -65,6 +65,11 @@ class BuildContext:
     lock_repo: Any = None  # kiln.lock.LockedRepo when building --locked
     lock_data: dict[str, Any] | None = None
     ran_steps: int = 0
+    ram: Path | None = None  # a tmpfs for overlay upper directories, when memory allows
+
+    def work_dir(self, name: str) -> Path:
+        """Where an overlay's upper and work directories go: in memory when possible (dpkg's syncs)."""
+        return (self.ram or self.scratch) / name
 
     @property
     def recipe_name(self) -> str:

@@ -6,6 +6,7 @@ key is debris of an interrupted build and is replaced.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kiln.layers.tar import LayerBlob, write_layer
+from kiln.sandbox.run import run
 from kiln.store import Store
 
 BLOB_NAME = "layer.tar.gz"
@@ -47,7 +49,13 @@ def adopt_tree(store: Store, key: str, tree: Path) -> Path:
         shutil.rmtree(entry)
     entry.mkdir(parents=True)
     target = entry / "upper"
-    os.replace(tree, target)
+    try:
+        os.replace(tree, target)
+    except OSError as exc:  # the upper dir was in the memory scratch space: copy it to the disk
+        if exc.errno != errno.EXDEV:
+            raise
+        run(["cp", "-a", str(tree), str(target)])  # keeps whiteouts, opaque xattrs, hard links
+        shutil.rmtree(tree)
     return target
 
 

@@ -31,6 +31,7 @@ from kiln.lock import lockfile_from_build, packages_with_hashes, verify_locked, 
 from kiln.monitor import FanOut, JsonLinesMonitor, Monitor
 from kiln.recipes.loader import LoadedRecipe, load_recipe
 from kiln.sandbox.overlay import overlay, sweep_stale_mounts
+from kiln.sandbox.tmpfs import ram_scratch
 from kiln.store import Store, file_sha256
 
 
@@ -114,7 +115,7 @@ def write_lock(ctx: BuildContext, root: Path) -> None:
 
 def inspect_root(ctx: BuildContext) -> None:
     """Everything made from the merged root, in one read-only view: root outputs and the inventory."""
-    work = ctx.scratch / "final"
+    work = ctx.work_dir("final")
     # Writable (tools such as oscap-chroot write scratch files into the root) but thrown away.
     with overlay(ctx.lowers(), work / "upper", work) as root:
         write_root_outputs(ctx, root)
@@ -186,8 +187,9 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiln-layer")
     ctx: BuildContext | None = None
     try:
-        with store.scratch(f"build-{build_id[:12]}-") as scratch:
+        with store.scratch(f"build-{build_id[:12]}-") as scratch, ram_scratch(scratch / "ram") as in_ram:
             ctx = BuildContext(loaded, store, options, events, build_id, scratch, executor)
+            ctx.ram = scratch / "ram" if in_ram else None
             with events.stage("build", f"build {loaded.recipe.name} {loaded.recipe.version}", build=build_id):
                 image = run_stages(ctx, catalog)
     except BaseException as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -172,6 +173,19 @@ def test_ctrl_c_cleans_up(tmp_path: Path) -> None:
     assert processes_using(home) == []
 
 
+def _step_started(home: Path, step: str) -> bool:
+    for log in (home / "logs").glob("*.jsonl"):
+        for line in log.read_text().splitlines():
+            event = json.loads(line)
+            if (
+                event.get("kind") == "start"
+                and event.get("scope") == "step"
+                and step in event.get("message", "")
+            ):
+                return True
+    return False
+
+
 def test_sigkill_leaves_no_mounts(tmp_path: Path) -> None:
     """Even a build killed with SIGKILL leaves no mount behind: it runs in its own mount namespace."""
     (tmp_path / "slow.yaml").write_text(SLOW)
@@ -184,7 +198,9 @@ def test_sigkill_leaves_no_mounts(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
-    while not processes_using(home / "tmp") or not any((home / "tmp").rglob("upper")):
+    # The overlay (and the memory scratch space its upper dir is in) lives in the build's private
+    # mount namespace, invisible from here: the build log says when the slow step runs.
+    while not processes_using(home / "tmp") or not _step_started(home, "slow: build/Wait"):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
     time.sleep(1)
