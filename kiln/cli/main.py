@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -73,6 +74,18 @@ def build_app(argv: list[str] | None = None) -> typer.Typer:
     return app
 
 
+def _finished() -> None:
+    """Exit at once after a successful command: every command closes what it opened (catalog,
+    logs, thread pools, mounts) before returning, and tearing down the interpreter's ~700 modules
+    costs ~0.3 s, a sixth of a no-op build. Atexit handlers still run."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def main() -> None:
     application = build_app(sys.argv[1:])
     try:
@@ -81,6 +94,7 @@ def main() -> None:
             if result == 130:
                 err_console.print("[red]interrupted[/]")
             sys.exit(result)
+        _finished()
     except KilnError as exc:
         if _debug:
             raise
