@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
@@ -109,6 +110,19 @@ def _ensure_workdir(ctx: BuildContext, merged: Path) -> None:
         workdir.mkdir(parents=True)
 
 
+def _run_phase(ctx: BuildContext, component: ResolvedComponent, phase: str, merged: Path,
+               chain: dict[str, Any] | None = None) -> DocumentResult:  # fmt: skip
+    return run_document(
+        component.document,
+        phases=[phase],
+        parameters=component.parameters,
+        target=RootfsTarget(merged, sandbox_options(ctx, merged)),
+        monitor=ctx.monitor,
+        label=component.label,
+        chain=chain,
+    )
+
+
 def _build_phase(
     ctx: BuildContext, component: ResolvedComponent, work: Path
 ) -> tuple[DocumentResult, Path] | None:
@@ -120,14 +134,7 @@ def _build_phase(
     # apt's shared lists and .deb cache allow one apt at a time: builds sharing a cache take turns.
     with ctx.store.lock("apt-state"), overlay(ctx.lowers(), upper, work) as merged:
         _ensure_workdir(ctx, merged)
-        result = run_document(
-            component.document,
-            phases=["build"],
-            parameters=component.parameters,
-            target=RootfsTarget(merged, sandbox_options(ctx, merged)),
-            monitor=ctx.monitor,
-            label=component.label,
-        )
+        result = _run_phase(ctx, component, "build", merged)
         if not result.ok and ctx.ram is not None and work.is_relative_to(ctx.ram) and nearly_full(ctx.ram):
             return None
         _check(ctx, component, "build", result, merged)
@@ -206,15 +213,7 @@ def validate_components(ctx: BuildContext) -> None:
         with ctx.store.lock("apt-state"), overlay(ctx.lowers(), work / "upper", work) as merged:
             _ensure_workdir(ctx, merged)
             for component in components:
-                result = run_document(
-                    component.document,
-                    phases=["validate"],
-                    parameters=component.parameters,
-                    target=RootfsTarget(merged, sandbox_options(ctx, merged)),
-                    monitor=ctx.monitor,
-                    label=component.label,
-                    chain=chains.get(component.index),
-                )
+                result = _run_phase(ctx, component, "validate", merged, chains.get(component.index))
                 _check(ctx, component, "validate", result, merged)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"key": key, "build": ctx.build_id}))
