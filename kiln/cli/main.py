@@ -80,6 +80,8 @@ def _finished() -> None:
     costs ~0.3 s, a sixth of a no-op build. Atexit handlers still run."""
     import atexit
 
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return  # a profiler or coverage writes its data at normal interpreter exit
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
