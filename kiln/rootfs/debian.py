@@ -212,6 +212,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
                 slimmed = slim_parent(parent, target, monitor)
                 if in_ram:
                     run(["cp", "-a", str(target), str(rootfs)])
+            (scratch / "ram").rmdir()  # the empty mount point: not part of the cached parent
             meta = {
                 "key": key,
                 "parent": asdict(parent),
