@@ -128,7 +128,7 @@ def parse_arf(arf: Path, titles: dict[str, tuple[str, str]]) -> list[dict[str, s
     return sorted(rules, key=lambda r: r["id"])
 
 
-def mark_undecidable(rules: list[dict[str, str]], arf: Path, datastream: Path) -> int:
+def mark_undecidable(rules: list[dict[str, str]], arf: Path, datastream: Path) -> None:
     """Turn failed/unknown results the image alone cannot decide into ``notchecked`` (with the reason)."""
     open_rules = [(r["id"], r["check"]) for r in rules if r["result"] in APPLICABLE[1:] and "check" in r]
     reasons = undecidable_rules(arf, datastream, open_rules)
@@ -136,7 +136,6 @@ def mark_undecidable(rules: list[dict[str, str]], arf: Path, datastream: Path) -
         if rule["id"] in reasons:
             rule["oscap_result"], rule["result"] = rule["result"], "notchecked"
             rule["reason"] = reasons[rule["id"]]
-    return len(reasons)
 
 
 def evaluate(

@@ -18,9 +18,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
-OVAL_DEF = "{http://oval.mitre.org/XMLSchema/oval-definitions-5}"
 OVAL_RES = "{http://oval.mitre.org/XMLSchema/oval-results-5}"
-XCCDF = "{http://checklists.nist.gov/xccdf/1.2}"
 RUNTIME_TESTS = {
     "partition_test": "needs the mounted partitions of a running system",
     "systemdunitdependency_test": "needs systemd's unit state on a running system",
