@@ -18,11 +18,12 @@ from pathlib import Path
 
 from kiln.errors import CommandFailed, KilnError
 from kiln.monitor import Event, Monitor
+from kiln.rootfs.kernels import DEFER_INITRAMFS, make_initramfs
 from kiln.sandbox.run import require_tool, run
 from kiln.sandbox.tmpfs import nearly_full, ram_scratch
 from kiln.store import Store, file_sha256
 
-PARENT_FORMAT = "kiln-parent-v2"
+PARENT_FORMAT = "kiln-parent-v3"  # v3: the initramfs is made once, after every package
 
 DEBIAN_SUITES = {"bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14", "sid": "unstable"}
 UBUNTU_SUITES = {"focal": "20.04", "jammy": "22.04", "noble": "24.04"}
@@ -140,7 +141,7 @@ def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, moni
     if parent.packages:
         argv.append("--include=" + ",".join(parent.packages))
     argv += [*extra_args, parent.suite, str(target), *parent.sources()]
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), **DEFER_INITRAMFS}
 
     def forward(stream: str, line: str) -> None:
         monitor.emit(Event("output", scope="parent", message=line, data={"stream": stream}))
@@ -207,6 +208,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
                     shutil.rmtree(target)
                     in_ram, target = False, rootfs
                     bootstrap(parent, target, store, epoch, monitor, extra_args)
+                make_initramfs(target, epoch, monitor)
                 drop_host_state(target)
                 debs = _deb_inventory(target, store.deb_cache)
                 slimmed = slim_parent(parent, target, monitor)
