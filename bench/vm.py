@@ -13,7 +13,7 @@
 - the disk's virtual and real sizes.
 
 Every run shares one warm .deb cache, so the figures compare work done, not download speed.
-Usage: .venv/bin/python bench/vm.py [--keep] [--no-mkosi]
+Usage: .venv/bin/python bench/vm.py [--rounds N] [--keep] [--no-mkosi]
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 KILN = REPO / ".venv/bin/kiln"
@@ -37,6 +39,12 @@ SOURCES = [
 ]
 PACKAGES = "initramfs-tools,linux-image-amd64,systemd-sysv,udev,zstd,nginx,curl,ca-certificates"
 MIB = 1 << 20
+FLOOR = "floor: mmdebstrap + mkfs.ext4 -d + mtools"
+COLD = "kiln build, cold (without VM test)"
+TREE = "kiln build, cold: to the validated tree"
+WARM = "kiln build, warm: page edited (no test)"
+MKOSI = "mkosi, Format=directory (no initramfs)"
+MKOSI_SAME = "mkosi, same tree (+ initramfs)"
 
 FLOOR_DISK = r"""
 set -euo pipefail
@@ -108,30 +116,33 @@ def floor(work: Path, debs: Path) -> float:
     return time.monotonic() - start
 
 
-STAGES: dict[str, float] = {}
-
-
-def kiln_build(recipe: Path, env: dict[str, str], home: Path) -> tuple[float, float, dict[str, object]]:
-    """(total seconds, seconds of the VM test stage, the image's JSON) for one `kiln build`.
-
-    Also notes, from the build log, how long Kiln took to reach the validated tree (what mkosi's
-    Format=directory produces) and to write the disk image.
-    """
+def kiln_build(recipe: Path, env: dict[str, str], home: Path) -> dict[str, float]:
+    """One `kiln build`, split by its build log: total, VM test (boot to test complete), the time to
+    the validated tree (what mkosi's Format=directory produces) and the raw disk image."""
     logs = set((home / "logs").glob("*.jsonl")) if (home / "logs").is_dir() else set()
-    total = timed([str(KILN), "build", str(recipe)], env)
+    figures = {"total": timed([str(KILN), "build", str(recipe)], env), "test": 0.0}
     [log] = set((home / "logs").glob("*.jsonl")) - logs
-    test = 0.0
     events = [json.loads(line) for line in log.read_text().splitlines()]
     for event in events:
-        if event.get("kind") == "end" and event.get("scope") == "verify":
-            test += float(event.get("duration", 0))
-        if event.get("kind") == "end" and event.get("scope") == "validate":
-            STAGES[f"{recipe.stem}: to the validated tree"] = event["time"] - events[0]["time"]
-        if event.get("kind") == "end" and str(event.get("message", "")).startswith("disk image"):
-            STAGES[f"{recipe.stem}: disk image (raw)"] = float(event.get("duration", 0))
-    shown = subprocess.run([str(KILN), "images", "show", "debian-vm", "--json"], env={**os.environ, **env},
-                           capture_output=True, text=True, check=True).stdout  # fmt: skip
-    return total, test, json.loads(shown)
+        if event.get("kind") != "end":
+            continue
+        if event.get("scope") == "verify":
+            figures["test"] += float(event.get("duration", 0))
+        if event.get("scope") == "validate":
+            figures["tree"] = event["time"] - events[0]["time"]
+        if str(event.get("message", "")).startswith("disk image"):
+            figures["disk"] = float(event.get("duration", 0))
+    return figures
+
+
+def kiln_cold(work: Path, debs: Path, recipe: Path, n: int) -> tuple[dict[str, float], dict[str, str], Path]:
+    """A cold build in its own data dir and cache; only the .deb files are shared, as with the floor."""
+    cache, home = work / f"kiln-cache-{n}", work / f"kiln-home-{n}"
+    (cache / "debs").mkdir(parents=True)
+    for deb in debs.glob("*.deb"):
+        os.link(deb, cache / "debs" / deb.name)
+    env = {"KILN_HOME": str(home), "KILN_CACHE_DIR": str(cache), "KILN_ACCEL": "auto"}
+    return kiln_build(recipe, env, home), env, home
 
 
 MKOSI_POSTINST = """#!/bin/sh
@@ -150,7 +161,7 @@ def mkosi(work: Path, initramfs: bool) -> tuple[float | None, str]:
     if not shutil.which("mkosi"):
         return None, "mkosi is not installed (apt-get install mkosi)"
     folder = work / ("mkosi-initramfs" if initramfs else "mkosi")
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     (folder / "mkosi.conf").write_text(MKOSI_CONF)
     if initramfs:
         script = folder / "mkosi.postinst"
@@ -175,10 +186,10 @@ def mkosi(work: Path, initramfs: bool) -> tuple[float | None, str]:
     return took, "mkosi 14, Format=directory, warm package cache (debootstrap + apt inside systemd-nspawn)"
 
 
-def disk_sizes(image: dict[str, object]) -> list[str]:
+def disk_sizes(image: dict[str, Any]) -> list[str]:
     lines = []
-    for artifact in image.get("artifacts", []):  # type: ignore[union-attr]
-        path = Path(str(artifact["path"]))  # type: ignore[index]
+    for artifact in image.get("artifacts", []):
+        path = Path(str(artifact["path"]))
         if path.suffix in (".raw", ".qcow2", ".vmdk", ".vhdx", ".vhd") and path.exists():
             info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(path)], check=True,
                                              capture_output=True, text=True).stdout)  # fmt: skip
@@ -187,7 +198,12 @@ def disk_sizes(image: dict[str, object]) -> list[str]:
     return lines
 
 
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
 def main() -> None:
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 2
     work = Path(tempfile.mkdtemp(prefix="kiln-bench-vm-", dir="/var/tmp"))
     try:
         examples = work / "examples"
@@ -196,58 +212,53 @@ def main() -> None:
         debs = work / "debs"
         debs.mkdir()
         floor(work, debs)  # untimed: fills the shared .deb cache
-        figures: dict[str, float] = {"floor: mmdebstrap + mkfs.ext4 -d + mtools": floor(work, debs)}
-        cache = work / "kiln-cache"
-        (cache / "debs").mkdir(parents=True)
-        for deb in debs.glob("*.deb"):
-            os.link(deb, cache / "debs" / deb.name)
-        home = work / "kiln-home"
-        env = {"KILN_HOME": str(home), "KILN_CACHE_DIR": str(cache), "KILN_ACCEL": "auto"}
-        note("floor", figures["floor: mmdebstrap + mkfs.ext4 -d + mtools"])
-        total, test, image = kiln_build(recipe, env, home)
-        note("kiln cold (total, VM test)", total)
-        note("kiln cold VM test", test)
-        figures["kiln build, cold (without VM test)"] = total - test
-        boots = {"cold": test}
+        # Every contestant runs once per round, in turn, so all see the same mirror and machine load.
+        runs: dict[str, list[float]] = {}
+        mkosi_notes: dict[str, str] = {}
+        cold: dict[str, float] = {}
+        env: dict[str, str] = {}
+        home = work
+        for n in range(rounds):
+            runs.setdefault(FLOOR, []).append(floor(work, debs))
+            note(FLOOR, runs[FLOOR][-1])
+            cold, env, home = kiln_cold(work, debs, recipe, n)
+            for key, name in (("build", COLD), ("tree", TREE), ("test", "VM test (cold)")):
+                value = cold["total"] - cold["test"] if key == "build" else cold.get(key, float("nan"))
+                runs.setdefault(name, []).append(value)
+                note(name, value)
+            if "--no-mkosi" in sys.argv:
+                continue
+            for initramfs, name in ((False, MKOSI), (True, MKOSI_SAME)):
+                seconds, why = mkosi(work, initramfs)
+                mkosi_notes[name] = why
+                if seconds is not None:
+                    runs.setdefault(name, []).append(seconds)
+                    note(name, seconds)
         edited = recipe.with_name("debian-vm-edited.yaml")
         edited.write_text(recipe.read_text().replace("Hello from Kiln", "Hello again from Kiln"))
-        total, test, _ = kiln_build(edited, env, home)
-        note("kiln warm (total)", total)
-        note("kiln warm VM test", test)
-        figures["kiln build, warm: page edited (no test)"] = total - test
-        boots["warm"] = test
-        mkosi_notes: list[str] = []
-        for initramfs, name in ((False, "mkosi, Format=directory (no initramfs)"),
-                                (True, "mkosi, same tree (+ initramfs)")):  # fmt: skip
-            seconds, why = (
-                (None, "skipped (--no-mkosi)") if "--no-mkosi" in sys.argv else mkosi(work, initramfs)
-            )
-            mkosi_notes.append(f"{name}: {why}")
-            if seconds is not None:
-                figures[name] = seconds
-                note(name, seconds)
-        tree = STAGES.get("debian-vm: to the validated tree")
-        if tree is not None:
-            figures["kiln: to the validated tree (cold)"] = tree
+        warm = kiln_build(edited, env, home)
+        runs[WARM] = [warm["total"] - warm["test"]]
+        runs["VM test (warm)"] = [warm["test"]]
 
-        base = figures["floor: mmdebstrap + mkfs.ext4 -d + mtools"]
-        cold = figures["kiln build, cold (without VM test)"]
-        print(f"{'run':<44} {'seconds':>8} {'vs floor':>9} {'vs cold':>8}")
+        figures = {name: median(values) for name, values in runs.items()}
+        base, cold_build = figures[FLOOR], figures[COLD]
+        print(f"rounds: {rounds} (every contestant once per round, in turn; medians below)")
+        print(f"{'run':<46} {'seconds':>8} {'vs floor':>9} {'vs cold':>8}  rounds")
         for name, seconds in figures.items():
-            print(f"{name:<44} {seconds:>8.1f} {seconds / base:>8.2f}x {seconds / cold:>7.0%}")
-        print(
-            f"{'VM test boot-to-test-complete (cold, warm)':<44} {boots['cold']:>8.1f} {boots['warm']:>9.1f}"
-        )
-        print("\n".join(mkosi_notes))
-        for name, seconds in STAGES.items():
-            print(f"  {name:<42} {seconds:>8.1f}")
-        print("\n".join(disk_sizes(image)))
-        warm = figures["kiln build, warm: page edited (no test)"]
-        same_tree = figures.get("mkosi, same tree (+ initramfs)")
-        versus = "n/a" if same_tree is None or tree is None else f"{tree:.0f}s vs {same_tree:.0f}s"
-        print(f"\ntargets: cold <= 1.3x floor ({cold / base:.2f}x); warm <= 20% of cold ({warm / cold:.0%}); "
+            each = " ".join(f"{v:.1f}" for v in runs[name])
+            print(f"{name:<46} {seconds:>8.1f} {seconds / base:>8.2f}x {seconds / cold_build:>7.0%}  {each}")
+        for name, why in mkosi_notes.items():
+            print(f"{name}: {why}")
+        print(f"raw disk image written in {cold.get('disk', float('nan')):.1f} s (last cold build)")
+        show = [str(KILN), "images", "show", "debian-vm", "--json"]
+        listing = subprocess.run(show, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+        print("\n".join(disk_sizes(json.loads(listing.stdout))))
+        tree, same_tree = figures[TREE], figures.get(MKOSI_SAME)
+        versus = "n/a" if same_tree is None else f"{tree:.0f}s vs {same_tree:.0f}s"
+        print(f"\ntargets: cold <= 1.3x floor ({cold_build / base:.2f}x); "
+              f"warm <= 20% of cold ({figures[WARM] / cold_build:.0%}); "
               f"faster than mkosi on the same tree ({versus}); "
-              f"boot test < 60 s ({boots['cold']:.0f}s)")  # fmt: skip
+              f"boot test < 60 s ({figures['VM test (cold)']:.0f}s)")  # fmt: skip
     finally:
         if "--keep" not in sys.argv:
             shutil.rmtree(work, ignore_errors=True)
