@@ -13,7 +13,7 @@ from kiln.recipes.loader import ResolvedComponent
 from kiln.recipes.model import Settings
 
 # Bump when the way layers are captured or written changes: every cached layer is then rebuilt.
-LAYER_FORMAT = "kiln-layer-v4"
+LAYER_FORMAT = "kiln-layer-v5"  # v5: zlib-ng deflate
 
 
 def digest_of(value: Any) -> str:
