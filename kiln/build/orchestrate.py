@@ -156,6 +156,17 @@ def finish(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
         return catalog.finish_build(ctx.build_id, image)
 
 
+def settle_parent(ctx: BuildContext) -> None:
+    """Wait for a new parent's copy into the cache (it reads the memory scratch the build is about to
+    drop). The image does not depend on it: a failed copy only means the next build bootstraps again."""
+    if ctx.parent is None or ctx.parent.persisted is None:
+        return
+    try:
+        ctx.parent.persisted.result()
+    except Exception as exc:
+        ctx.monitor.warning(f"the parent root could not be cached: {exc}")
+
+
 def run_stages(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
     prepare_parent(ctx)
     for component in ctx.loaded.components:
@@ -190,8 +201,14 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
         with store.scratch(f"build-{build_id[:12]}-") as scratch, ram_scratch(scratch / "ram") as in_ram:
             ctx = BuildContext(loaded, store, options, events, build_id, scratch, executor)
             ctx.ram = scratch / "ram" if in_ram else None
-            with events.stage("build", f"build {loaded.recipe.name} {loaded.recipe.version}", build=build_id):
-                image = run_stages(ctx, catalog)
+            try:
+                with events.stage(
+                    "build", f"build {loaded.recipe.name} {loaded.recipe.version}", build=build_id
+                ):
+                    image = run_stages(ctx, catalog)
+            finally:  # before the memory scratch goes: layer writers and the parent's copy read it
+                executor.shutdown(wait=True, cancel_futures=True)
+                settle_parent(ctx)
     except BaseException as exc:
         executor.shutdown(wait=True, cancel_futures=True)
         if ctx is not None and ctx.output_dir is not None:

@@ -76,7 +76,11 @@ def prepare_parent(ctx: BuildContext) -> None:
         if ctx.options.locked is not None:
             root = locked_parent(ctx, parent)
         else:
-            root = ensure_parent(parent, ctx.store, ctx.monitor, refresh=ctx.options.refresh_parent)
+            # A new parent stays in the build's memory scratch; its copy into the cache overlaps the
+            # components (see ensure_parent; orchestrate waits for it before the scratch goes).
+            root = ensure_parent(
+                parent, ctx.store, ctx.monitor, refresh=ctx.options.refresh_parent, ram=ctx.ram
+            )
         result["status"] = "cached" if root.cached else "success"
         result["key"] = root.key
     ctx.parent = root

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kiln.sandbox.overlay import mounts_under
+from tests.conftest import TEST_CACHE
 from tests.e2e.conftest import KILN, kiln
 
 pytestmark = pytest.mark.e2e
@@ -214,3 +215,32 @@ def test_sigkill_leaves_no_mounts(tmp_path: Path) -> None:
     # The next build finds the interrupted one and records it as failed.
     builds = kiln("builds", "list", "--json", home=home).json()
     assert [b["status"] for b in builds] == ["failed"]
+
+
+def test_a_new_parent_is_cached_even_when_a_later_component_fails(tmp_path: Path) -> None:
+    """A new parent stays in the build's memory while its copy into the cache overlaps the components:
+    a failing component still leaves a complete cache entry, and no scratch, mount or process."""
+    cache = tmp_path / "cache"
+    (cache / "debs").mkdir(parents=True)
+    for deb in (TEST_CACHE / "debs").glob("*.deb"):  # no downloads: the shared cache's .debs
+        os.link(deb, cache / "debs" / deb.name)
+    (tmp_path / "breaks.yaml").write_text(FAILING)
+    (tmp_path / "broken.yaml").write_text(RECIPE)
+    home = tmp_path / "home"
+    env = {"KILN_CACHE_DIR": str(cache), "KILN_MOUNT_NAMESPACE": "host"}
+    failed = kiln("build", str(tmp_path / "broken.yaml"), home=home, check=False, env=env)
+    assert failed.returncode == 1, failed.stderr
+    [entry] = (cache / "parents").iterdir()
+    assert json.loads((entry / "parent.json").read_text())["debs"]
+    assert (entry / "rootfs/usr/bin/apt-get").is_file() and not (entry / "ram").exists()
+    assert mounts_under(home) == [] and list((home / "tmp").iterdir()) == []
+    assert processes_using(home) == []
+    (tmp_path / "ok.yaml").write_text(RECIPE.replace("breaks.yaml", "motd.yaml"))
+    (tmp_path / "motd.yaml").write_text(FAILING_TEST.split("  - name: test")[0])
+    kiln("build", str(tmp_path / "ok.yaml"), home=home, env=env)
+    [log] = [
+        b["log_path"] for b in kiln("builds", "list", "--json", home=home).json() if b["status"] == "succeeded"
+    ]
+    events = [json.loads(line) for line in Path(log).read_text().splitlines()]
+    parent = [e for e in events if e.get("scope") == "parent" and e["kind"] == "end"]
+    assert parent[0]["status"] == "cached"
