@@ -32,6 +32,7 @@ STAGE_SCOPES = ("parent", "component", "validate", "outputs", "inventory", "evid
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    os.sync()  # the previous run's writeback must not land in this run's time
     start = time.monotonic()
     proc = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     took = time.monotonic() - start

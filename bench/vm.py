@@ -86,9 +86,13 @@ def note(name: str, seconds: float) -> None:
     print(f"  measured: {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+def timed(
+    argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, sync: bool = True
+) -> float:
+    if sync:
+        os.sync()  # the previous run's writeback must not land in this run's time
     start = time.monotonic()
-    proc = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True, cwd=cwd)
+    proc = subprocess.run(argv, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     took = time.monotonic() - start
     if proc.returncode != 0:
         sys.exit(f"benchmark command failed: {' '.join(argv)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -100,8 +104,7 @@ def floor(work: Path, debs: Path) -> float:
     root, disk = work / "floor-root", work / "floor.raw"
     shutil.rmtree(root, ignore_errors=True)
     page = "<h1>Hello from Kiln</h1>"
-    start = time.monotonic()
-    timed([
+    took = timed([
         "mmdebstrap", "--variant=minbase", "--mode=root", "--skip=essential/unlink",
         "--skip=cleanup/apt/cache", f"--include={PACKAGES}",
         '--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
@@ -112,8 +115,7 @@ def floor(work: Path, debs: Path) -> float:
         '--customize-hook=: > "$1"/etc/machine-id',
         "bookworm", str(root), *SOURCES,
     ])  # fmt: skip
-    timed(["bash", "-c", FLOOR_DISK, "floor", str(root), str(disk)])
-    return time.monotonic() - start
+    return took + timed(["bash", "-c", FLOOR_DISK, "floor", str(root), str(disk)], sync=False)
 
 
 def kiln_build(recipe: Path, env: dict[str, str], home: Path) -> dict[str, float]:
@@ -175,6 +177,7 @@ def mkosi(work: Path, initramfs: bool) -> tuple[float | None, str]:
     if not cache.exists():
         cache.mkdir()
         subprocess.run(argv, cwd=folder, capture_output=True, text=True)
+    os.sync()
     start = time.monotonic()
     proc = subprocess.run(argv, cwd=folder, capture_output=True, text=True)
     took = time.monotonic() - start
