@@ -239,7 +239,9 @@ def test_a_new_parent_is_cached_even_when_a_later_component_fails(tmp_path: Path
     (tmp_path / "motd.yaml").write_text(FAILING_TEST.split("  - name: test")[0])
     kiln("build", str(tmp_path / "ok.yaml"), home=home, env=env)
     [log] = [
-        b["log_path"] for b in kiln("builds", "list", "--json", home=home).json() if b["status"] == "succeeded"
+        b["log_path"]
+        for b in kiln("builds", "list", "--json", home=home).json()
+        if b["status"] == "succeeded"
     ]
     events = [json.loads(line) for line in Path(log).read_text().splitlines()]
     parent = [e for e in events if e.get("scope") == "parent" and e["kind"] == "end"]
