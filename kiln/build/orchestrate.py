@@ -161,6 +161,8 @@ def settle_parent(ctx: BuildContext) -> None:
     drop). The image does not depend on it: a failed copy only means the next build bootstraps again."""
     if ctx.parent is None or ctx.parent.persisted is None:
         return
+    if not ctx.parent.persisted.done():
+        ctx.monitor.info("finishing the new parent's copy into the cache")
     try:
         ctx.parent.persisted.result()
     except Exception as exc:
