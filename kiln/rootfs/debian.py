@@ -12,10 +12,9 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -210,23 +209,6 @@ def _publish(scratch: Path, meta: dict[str, object], final: Path) -> None:
     scratch.mkdir()  # let the scratch context remove an empty directory
 
 
-def _in_background(work: Callable[[], None], name: str) -> Future[None]:
-    """Run ``work`` on a thread of its own; the future says how it ended."""
-    future: Future[None] = Future()
-
-    def target() -> None:
-        future.set_running_or_notify_cancel()
-        try:
-            work()
-        except BaseException as exc:  # handed to whoever waits on the future
-            future.set_exception(exc)
-        else:
-            future.set_result(None)
-
-    threading.Thread(target=target, name=name).start()
-    return future
-
-
 def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refresh: bool = False,
                   epoch: int | None = None, variant_key: str = "", extra_args: Sequence[str] = (),
                   ram: Path | None = None) -> ParentRoot:  # fmt: skip
@@ -290,5 +272,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
                 run(["cp", "-a", str(built), str(rootfs)])
                 _publish(scratch, meta, final)
 
-        persisted = _in_background(persist, f"kiln-parent-{key[:12]}")
+        copier = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kiln-parent-{key[:12]}")
+        persisted = copier.submit(persist)
+        copier.shutdown(wait=False)  # the copy goes on; the caller waits on ``persisted``
         return ParentRoot(key, built, epoch, False, debs, parent.sources(), persisted)

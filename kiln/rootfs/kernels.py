@@ -32,7 +32,7 @@ def kernel_versions(root: Path) -> list[str]:
     return sorted(p.name.removeprefix("vmlinuz-") for p in boot.glob("vmlinuz-*") if p.is_file())
 
 
-def make_initramfs(root: Path, epoch: int, monitor: Monitor, scope: str = "parent") -> list[str]:
+def make_initramfs(root: Path, epoch: int, monitor: Monitor) -> list[str]:
     """Run the postinst hooks of each kernel that has no initramfs yet; returns those versions.
 
     Nothing happens without a kernel or without ``/etc/kernel/postinst.d`` (no initramfs generator).
@@ -45,7 +45,7 @@ def make_initramfs(root: Path, epoch: int, monitor: Monitor, scope: str = "paren
     )
 
     def forward(stream: str, line: str) -> None:
-        monitor.emit(Event("output", scope=scope, message=line, data={"stream": stream}))
+        monitor.emit(Event("output", scope="parent", message=line, data={"stream": stream}))
 
     for version in versions:
         started = time.monotonic()
