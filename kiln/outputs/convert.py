@@ -94,7 +94,8 @@ def convert_disk(
 
 
 VHD_EPOCH = 946684800  # VHD timestamps count seconds from 2000-01-01 UTC
-VMDK_CID = re.compile(rb"(?<![A-Za-z])CID=[0-9a-f]{8}\n")
+# qemu-img writes the random content ID with %x: one CID in 16 has fewer than 8 digits.
+VMDK_CID = re.compile(rb"(?<![A-Za-z])CID=[0-9a-f]{1,8}\n")
 
 
 def _seed(raw: Path) -> bytes:
@@ -110,8 +111,16 @@ def pin_identifiers(path: Path, fmt: DiskFormat, seed: bytes, epoch: int) -> Non
             head = fh.read(1 << 16)
             match = VMDK_CID.search(head)
             if match:
+                # The descriptor text ends at the NUL padding of its area; a longer CID shifts the rest
+                # of the text into that padding.
+                end = head.index(b"\0", match.end())
+                rest = head[match.end() : end]
+                pinned = b"CID=" + seed[:4].hex().encode() + b"\n" + rest
+                grow = len(pinned) - (end - match.start())
+                if head[end : end + grow].strip(b"\0"):
+                    raise KilnError(f"{path}: no room in the VMDK descriptor to pin its CID")
                 fh.seek(match.start())
-                fh.write(b"CID=" + seed[:4].hex().encode() + b"\n")
+                fh.write(pinned)
     elif fmt == "vhd":
         size = path.stat().st_size
         with open(path, "r+b") as fh:

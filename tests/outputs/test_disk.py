@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from kiln.errors import KilnError
 from kiln.monitor import ListMonitor
 from kiln.outputs.bootloader import find_kernels, syslinux_cfg
+from kiln.outputs.convert import pin_identifiers
 from kiln.outputs.disk import DiskOptions, Identity, build_disk, parse_size, plan_layout
 from kiln.outputs.ext4 import Tree, quote
 from kiln.outputs.gpt import MIB
@@ -95,3 +96,27 @@ def test_identity_is_derived_from_the_seed() -> None:
 def test_debugfs_quoting() -> None:
     assert quote('/etc/a "b"') == '"/etc/a ""b"""'
     assert quote("/tmp/new\nline") is None
+
+
+def _vmdk_head(cid: str) -> bytes:
+    """The start of a monolithicSparse VMDK as qemu-img writes it: header, then the descriptor text
+    NUL-padded to the end of its area (the CID is printed with %x, so it may have fewer digits)."""
+    text = (
+        f"# Disk DescriptorFile\nversion=1\nCID={cid}\nparentCID=ffffffff\n"
+        'createType="monolithicSparse"\n# Extent description\nRW 2048 SPARSE "disk.vmdk"\n'
+    ).encode()
+    return b"KDMV".ljust(512, b"\0") + text.ljust(10240, b"\0")
+
+
+@pytest.mark.parametrize("cid", ["d2303df1", "2303df1", "a"])
+def test_vmdk_content_id_is_pinned_whatever_its_length(tmp_path: Path, cid: str) -> None:
+    seed = bytes(range(32))
+    reference = tmp_path / "reference.vmdk"
+    reference.write_bytes(_vmdk_head("ffffffff"))
+    disk = tmp_path / "disk.vmdk"
+    disk.write_bytes(_vmdk_head(cid))
+    for path in (reference, disk):
+        pin_identifiers(path, "vmdk", seed, 0)
+    pinned = disk.read_bytes()
+    assert pinned == reference.read_bytes() and len(pinned) == 512 + 10240
+    assert b"\nCID=00010203\nparentCID=ffffffff\n" in pinned and b'SPARSE "disk.vmdk"\n\0' in pinned
