@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.errors import KilnError
+from kiln.sandbox.namespace import host_pid
 
 REF = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9._-]*)"
@@ -47,13 +47,15 @@ def hostname() -> str:
 
 
 def process_start(pid: int) -> int | None:
-    """Start time of a process in clock ticks since boot (from /proc), or None if it is gone."""
+    """Start time of a running process in clock ticks since boot (from /proc), or None if it ended."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # Field 2 (comm) may contain spaces and parentheses: split after its closing ')'.
     fields = stat[stat.rfind(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):  # a zombie has ended; its parent just has not reaped it yet
+        return None
     return int(fields[19])  # field 22 overall
 
 
@@ -66,5 +68,6 @@ def process_alive(pid: int, start: int | None) -> bool:
 
 
 def this_process() -> tuple[int, int | None]:
-    pid = os.getpid()
+    """(pid, start time) as the host sees them, also from inside a build's own PID namespace."""
+    pid = host_pid()
     return pid, process_start(pid)

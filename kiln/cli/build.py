@@ -96,9 +96,9 @@ def register(app: typer.Typer) -> None:
         from kiln.build.orchestrate import build
         from kiln.monitor import ConsoleMonitor, Monitor
         from kiln.recipes.loader import load_recipe
-        from kiln.sandbox.namespace import enter_private_mount_namespace
+        from kiln.sandbox.namespace import contain_process_tree
 
-        enter_private_mount_namespace()
+        contain_process_tree()
         from kiln.lock import read_lockfile
 
         loaded = load_recipe(recipe)

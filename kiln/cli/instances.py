@@ -29,9 +29,11 @@ def register(app: typer.Typer) -> None:
         from kiln.errors import KilnError, ValidationFailed
         from kiln.monitor import ConsoleMonitor
         from kiln.sandbox.bwrap import SandboxOptions
+        from kiln.sandbox.namespace import contain_process_tree
         from kiln.toe.document import load_document
         from kiln.verify.phases import TestDocument, test_on_container, test_on_vm
 
+        contain_process_tree()  # qemu and the sandbox die with this command, even on SIGKILL
         store = open_store(data_dir)
         with Catalog.open(store.database_url) as catalog:
             record = catalog.get_image(image)

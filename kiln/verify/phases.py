@@ -102,9 +102,14 @@ def test_on_vm(disk: Path, tests: Sequence[TestDocument], *, boot: Literal["uefi
             workdir=scratch,
         )
         executed = sum(d.counts()["executedStepCount"] for d in result.documents)
+        if result.fallback:
+            stage["kvm_fallback"] = result.fallback
         if result.status not in ("success", "success-with-ignored-failure"):
             failed = next((d.name for d in result.documents if not d.ok), tests[0].label)
             raise _failure(prefix, failed, f"VM instance, {result.accel}", result.failure_message)
         stage["status"] = "passed"
         stage["boot_seconds"] = result.boot_seconds
+        stage["accel"] = result.accel
+        if result.fallback:
+            stage["kvm_fallback"] = result.fallback
     return executed

@@ -5,17 +5,22 @@
 2. A qcow2 overlay backed by the disk gets Kiln's one-shot test unit (:mod:`kiln.verify.inject`);
    the disk itself is only read.
 3. qemu boots the overlay from its own boot loader (OVMF for UEFI, SeaBIOS for BIOS), KVM if it
-   really works, TCG otherwise, with a second small disk carrying the resolved steps and the agent.
-   The serial console streams into the monitor; agent markers become step start/end events.
+   really boots that firmware, TCG otherwise, with a second small disk carrying the resolved steps and
+   the agent. The serial console streams into the monitor; agent markers become step start/end events,
+   and the agent prints a heartbeat while a step runs.
 4. After poweroff the results are read from the second disk. A panic, emergency shell or missing boot
-   device stops qemu at once; the timeout kills it. The scratch directory (overlay, test disk, firmware
-   variables) is always removed.
+   device stops qemu at once; the timeout kills it. Under KVM, "KVM internal error" on qemu's stderr or
+   a console silent for ``KVM_SILENCE`` seconds (a guest KVM paused or wedged) kills qemu within
+   seconds, and the test boots once more, from a fresh overlay, under TCG; the result records it.
+   Under TCG a console silent for ``TCG_SILENCE`` seconds fails the test. The scratch directory
+   (overlay, test disk, firmware variables) is always removed.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -30,19 +35,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from kiln.errors import KilnError, ToolMissing
+from kiln.errors import KilnError
 from kiln.monitor import Event, Monitor
 from kiln.sandbox.run import CommandTimedOut, require_tool, run
 from kiln.toe.results import FAILED, SUCCESS, SUCCESS_WITH_IGNORED_FAILURE, DocumentResult, combine
-from kiln.verify.accel import Accel, choose_accel
+from kiln.verify.accel import Accel, Firmware, choose_accel, firmware_args, is_kvm_failure, mark_kvm_broken
 from kiln.verify.guest_plan import GuestPlan, agent_files, collect_results, plan_tests, stage_plan
 from kiln.verify.inject import inject_unit
 
 TIMED_OUT = "timed-out"
-OVMF_PAIRS = [
-    (Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd")),
-    (Path("/usr/share/OVMF/OVMF_CODE.fd"), Path("/usr/share/OVMF/OVMF_VARS.fd")),
-]
+# Seconds without a console line before a guest counts as stuck. The agent's heartbeat (every
+# HEARTBEAT_SECONDS while a step runs) and the boot's own messages keep a live guest well inside these;
+# TCG on a busy 2-core machine boots several times slower, hence its wider margin.
+KVM_SILENCE = 30.0
+TCG_SILENCE = 180.0
 TEST_DISK_SIZE = "256M"
 ANSI = re.compile(r"\x1b(\[[0-9;?=<>]*[ -/]*[@-~]|[()][A-Za-z0-9]|[=>78DEHM])")
 # Console lines after which the guest will never finish: stop qemu at once instead of waiting.
@@ -70,6 +76,8 @@ class VmTestResult:
     duration: float
     accel: str
     serial_tail: list[str] = field(default_factory=list)
+    fallback: str | None = None  # why a KVM boot was abandoned and the test ran again under TCG
+    kvm_failure: str | None = None  # this boot was stopped because KVM could not run the guest
 
     @property
     def ok(self) -> bool:
@@ -81,35 +89,54 @@ def run_vm_tests(
     documents: Sequence[tuple[str, Path]],
     *,
     parameters: Mapping[str, Mapping[str, str]] | None = None,
-    boot: Literal["uefi", "bios"] = "uefi",
+    boot: Firmware = "uefi",
     timeout: float = 600.0,
     monitor: Monitor,
     workdir: Path | None = None,
     memory_mb: int = 1024,
     cpus: int = 2,
     network: bool = False,
-    accel: Literal["auto", "kvm", "tcg"] = "auto",
+    accel: Literal["auto", "kvm", "tcg"] | Accel = "auto",
+    silence: float | None = None,
 ) -> VmTestResult:
     """Boot an overlay of ``disk`` and run the ``test`` phase of each (label, path) document in it.
 
     ``parameters`` maps a document's label to its parameter values. Raises ValidationFailed before
     booting when a test step cannot run in a guest; returns a result for everything that happens after.
+    A boot that KVM cannot run is retried once under TCG (``fallback`` in the result says why).
+    ``silence`` overrides the seconds of console silence after which a guest counts as stuck.
     """
     plan = plan_tests(documents, parameters)
     disk = disk.absolute()
     fmt = _disk_format(disk)
-    chosen = choose_accel(accel)
+    chosen = accel if isinstance(accel, Accel) else choose_accel(accel, boot)
     monitor.info(chosen.reason)
+    machine = _Machine(boot, timeout, chosen, memory_mb, cpus, network, silence)
+    result = _attempt(disk, fmt, plan, machine, monitor, workdir)
+    if chosen.name == "kvm" and result.kvm_failure:
+        reason = result.kvm_failure
+        if not isinstance(accel, Accel):  # the probe's verdict was wrong: later guests skip KVM
+            mark_kvm_broken(boot, reason)
+        monitor.warning(f"KVM could not run the guest ({reason}); booting it again under TCG")
+        tcg = Accel("tcg", f"TCG after KVM failed: {reason}")
+        result = _attempt(disk, fmt, plan, dataclasses.replace(machine, accel=tcg), monitor, workdir)
+        result.fallback = reason
+    return result
+
+
+def _attempt(disk: Path, fmt: str, plan: GuestPlan, machine: _Machine, monitor: Monitor,
+             workdir: Path | None) -> VmTestResult:  # fmt: skip
+    """One boot from a fresh overlay in a fresh scratch directory, always removed."""
     scratch = Path(tempfile.mkdtemp(prefix="kiln-vm-", dir=workdir))
     try:
-        with monitor.stage(
-            "verify", f"test phase on a VM instance ({boot}, {chosen.name})", phase="test"
-        ) as info:
-            machine = _Machine(boot, timeout, chosen, memory_mb, cpus, network)
+        title = f"test phase on a VM instance ({machine.boot}, {machine.accel.name})"
+        with monitor.stage("verify", title, phase="test") as info:
             result = _boot_and_test(disk, fmt, plan, scratch, machine, monitor)
-            info.update(status=result.status, boot_seconds=result.boot_seconds, accel=chosen.name)
+            info.update(status=result.status, boot_seconds=result.boot_seconds, accel=result.accel)
             if result.failure_message:
                 info["failure"] = result.failure_message
+            if result.kvm_failure:
+                info["kvm_failure"] = result.kvm_failure
             return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -124,26 +151,15 @@ def _disk_format(disk: Path) -> str:
     return str(info["format"])
 
 
-def _firmware(boot: str, scratch: Path) -> list[str]:
-    if boot == "bios":
-        return []  # qemu's default firmware is SeaBIOS
-    for code, variables in OVMF_PAIRS:
-        if code.is_file() and variables.is_file():
-            vars_copy = scratch / "OVMF_VARS.fd"
-            shutil.copyfile(variables, vars_copy)
-            return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
-                    "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"]  # fmt: skip
-    raise ToolMissing("OVMF UEFI firmware (/usr/share/OVMF)", "ovmf")
-
-
 @dataclass(frozen=True)
 class _Machine:
-    boot: str
+    boot: Firmware
     timeout: float
     accel: Accel
     memory_mb: int
     cpus: int
     network: bool
+    silence: float | None
 
 
 def _boot_and_test(
@@ -164,14 +180,15 @@ def _boot_and_test(
         qemu, "-name", "kiln-test", "-machine", "q35", *accel.qemu_args(), "-m", str(machine.memory_mb),
         "-smp", str(machine.cpus), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-pidfile", str(pidfile), "-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0",
-        "-rtc", "base=utc", "-device", "virtio-rng-pci", *_firmware(machine.boot, scratch),
+        "-rtc", "base=utc", "-device", "virtio-rng-pci", *firmware_args(machine.boot, scratch),
         "-drive", f"id=root,if=none,file={overlay},format=qcow2,cache=unsafe,discard=unmap",
         "-device", "virtio-blk-pci,drive=root,bootindex=0",
         "-drive", f"id=tests,if=none,file={tests},format=raw,cache=writeback",
         "-device", "virtio-blk-pci,drive=tests",
         "-nic", "user,model=virtio-net-pci" if machine.network else "none",
     ]  # fmt: skip
-    watch = _Console(plan, nonce, pidfile, monitor)
+    silence = machine.silence or (KVM_SILENCE if accel.name == "kvm" else TCG_SILENCE)
+    watch = _Console(plan, nonce, pidfile, monitor, kvm=accel.name == "kvm", silence=silence)
     exit_code: int | None = None
     try:
         exit_code = run(argv, timeout=timeout, check=False, on_output=watch.line).returncode
@@ -187,10 +204,19 @@ def _boot_and_test(
 
 
 class _Console:
-    """Reads the serial console line by line: monitor events, agent markers, fatal conditions."""
+    """Reads the serial console and qemu's stderr line by line: monitor events, agent markers, fatal
+    conditions; a watchdog thread kills qemu when the console stays silent for ``silence`` seconds."""
 
-    def __init__(self, plan: GuestPlan, nonce: str, pidfile: Path, monitor: Monitor) -> None:
+    def __init__(self, plan: GuestPlan, nonce: str, pidfile: Path, monitor: Monitor, *, kvm: bool,
+                 silence: float) -> None:  # fmt: skip
         self.plan, self.pidfile, self.monitor = plan, pidfile, monitor
+        self.kvm, self.silence = kvm, silence
+        self.kvm_failure: str | None = None
+        self.silent_for: float | None = None
+        self.last_output = time.monotonic()
+        self._stopped = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch_silence, name="kiln-vm-watchdog", daemon=True)
+        self._watchdog.start()
         self.marker = f"KILN-{nonce} "
         self.steps = {s.id: s for s in plan.steps}
         self.started = time.monotonic()
@@ -203,9 +229,13 @@ class _Console:
         self._timer: threading.Timer | None = None
 
     def line(self, stream: str, raw: str) -> None:
+        self.last_output = time.monotonic()
         text = ANSI.sub("", raw).replace("\r", "").rstrip()
         if not text.strip():
             return
+        if stream == "stderr" and self.kvm and self.kvm_failure is None and is_kvm_failure(text):
+            self.kvm_failure = text.strip()
+            self._kill()
         at = text.find(self.marker)
         if at >= 0:
             self._marker(text[at + len(self.marker) :].split())
@@ -250,11 +280,22 @@ class _Console:
             self._timer.daemon = True
             self._timer.start()
 
+    def _watch_silence(self) -> None:
+        while not self._stopped.wait(0.5):
+            quiet = time.monotonic() - self.last_output
+            if quiet >= self.silence and not self.agent_done:
+                self.silent_for = quiet
+                if self.kvm and self.kvm_failure is None:
+                    self.kvm_failure = f"the guest's console was silent for {quiet:.0f}s under KVM"
+                self._kill()
+                return
+
     def _kill(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             os.kill(int(self.pidfile.read_text()), signal.SIGKILL)
 
     def stop(self) -> None:
+        self._stopped.set()
         if self._timer is not None:
             self._timer.cancel()
 
@@ -263,7 +304,12 @@ class _Console:
     ) -> VmTestResult:
         tail = "\n".join(list(self.tail)[-25:])
         running = self.steps[self.running].name if self.running else None
-        if self.fatal:
+        if self.kvm_failure:
+            message = f"KVM could not run the guest ({self.kvm_failure}); last console lines:\n{tail}"
+        elif self.silent_for is not None:
+            message = (f"the guest's console was silent for {self.silent_for:.0f}s (a stuck guest) and "
+                       f"qemu was killed; last console lines:\n{tail}")  # fmt: skip
+        elif self.fatal:
             message = f"{self.fatal}; last console lines:\n{tail}"
         elif self.timed_out:
             where = (
@@ -290,4 +336,4 @@ class _Console:
         else:
             status = TIMED_OUT if self.timed_out else FAILED
         return VmTestResult(status, documents, message, self.boot_seconds, time.monotonic() - self.started,
-                            accel.name, list(self.tail))  # fmt: skip
+                            accel.name, list(self.tail), kvm_failure=self.kvm_failure)  # fmt: skip

@@ -9,6 +9,9 @@ nonce=$(cat "$disk/nonce")
 mark() { echo "KILN-$nonce $*"; }
 
 mark agent-start "$(cut -d' ' -f1 /proc/uptime)"
+# A heartbeat while steps run: Kiln takes a console silent for long as a stuck guest (a paused KVM).
+(while sleep 10; do mark alive; done) &
+heartbeat=$!
 mkdir -p "$disk/results"
 aborted_doc=""
 overall=success
@@ -65,6 +68,7 @@ for dir in "$disk"/plan/*/; do
     printf '%s\n' "$message" >"$res/message"
     mark step-end "$id" "$status" "$rc"
 done
+kill "$heartbeat" 2>/dev/null
 echo "$overall" >"$disk/results/overall"
 sync
 cd /
