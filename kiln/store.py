@@ -11,7 +11,8 @@ Layout::
     cache/layers/<key>/        cached component layers (upper/ + layer.json)
     images/<name>/<version>/   published artifacts of an image version
     logs/<build-id>.jsonl      build logs
-    tmp/                       per-build scratch space, always removed
+    tmp/                       per-build scratch space, always removed (each beside NAME.owner,
+                               locked while its process lives: a killed process's is reclaimed)
 """
 
 from __future__ import annotations
@@ -22,10 +23,17 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+OWNER_SUFFIX = ".owner"
+
+
+def owner_file(scratch: Path) -> Path:
+    """The lock file that says whose a scratch directory is (see :meth:`Store.scratch`)."""
+    return scratch.with_name(scratch.name + OWNER_SUFFIX)
 
 
 def default_home() -> Path:
@@ -89,6 +97,10 @@ class Store:
     def image_dir(self, name: str, version: str) -> Path:
         return self.home / "images" / name / version
 
+    def output_dir(self, name: str, version: str, build_id: str) -> Path:
+        """Where one build writes its artifacts (recorded in the catalog only if the build succeeds)."""
+        return self.home / "images" / name / f"{version}-{build_id[:12]}"
+
     def log_path(self, build_id: str) -> Path:
         return self.home / "logs" / f"{build_id}.jsonl"
 
@@ -108,13 +120,25 @@ class Store:
         return digest, size
 
     @contextmanager
-    def scratch(self, prefix: str) -> Iterator[Path]:
-        """A temporary directory under ``tmp/``, removed however the block ends."""
+    def scratch(self, prefix: str, owner: Mapping[str, str] | None = None) -> Iterator[Path]:
+        """A temporary directory under ``tmp/``, removed however the block ends.
+
+        Beside it, ``<name>.owner`` (``owner`` as JSON) stays exclusively flock'ed while the block
+        runs: the kernel drops the lock when the process dies, so a lockable owner file marks a dead
+        process's leftovers (:mod:`kiln.lifecycle.reclaim`). The directory itself holds only what its
+        user puts there (a parent bootstrap renames it into the cache whole).
+        """
         path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.home / "tmp"))
+        lock_path = owner_file(path)
         try:
-            yield path
+            with open(lock_path, "w", encoding="utf-8") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                lock.write(json.dumps(dict(owner or {})))
+                lock.flush()
+                yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+            lock_path.unlink(missing_ok=True)
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:

@@ -26,11 +26,13 @@ from kiln.build.parent import prepare_parent
 from kiln.build.reproducible import check_reproducible
 from kiln.build.tests import run_tests
 from kiln.catalog import ArtifactRecord, Catalog, ComponentRecord, ImageRecord, NewImage
+from kiln.diskspace import DiskFull, as_disk_full, is_disk_full
 from kiln.errors import BuildFailed
+from kiln.lifecycle.reclaim import reclaim_dead_scratch, tree_size
 from kiln.lock import lockfile_from_build, packages_with_hashes, verify_locked, write_lockfile
 from kiln.monitor import FanOut, JsonLinesMonitor, Monitor
 from kiln.recipes.loader import LoadedRecipe, load_recipe
-from kiln.sandbox.overlay import overlay, sweep_stale_mounts
+from kiln.sandbox.overlay import overlay
 from kiln.sandbox.tmpfs import ram_scratch
 from kiln.store import Store, file_sha256
 
@@ -169,6 +171,14 @@ def settle_parent(ctx: BuildContext) -> None:
         ctx.monitor.warning(f"the parent root could not be cached: {exc}")
 
 
+def _disk_full(exc: BaseException, ctx: BuildContext | None, store: Store) -> DiskFull | None:
+    """A full disk named with its path and the size of the image's root (what the outputs are made of)."""
+    if not is_disk_full(exc):
+        return None
+    needed = sum(tree_size(p) for p in ctx.lowers()) if ctx is not None and ctx.layers else None
+    return as_disk_full(exc, ctx.output_dir if ctx and ctx.output_dir else store.home, needed=needed)
+
+
 def run_stages(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
     prepare_parent(ctx)
     for component in ctx.loaded.components:
@@ -186,7 +196,7 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
           loaded: LoadedRecipe | None = None) -> BuildOutcome:  # fmt: skip
     """Build ``recipe_path``; raise a KilnError (and record a failed build) if anything fails."""
     loaded = loaded or load_recipe(recipe_path)  # validation first: nothing is written on bad input
-    sweep_stale_mounts(store.home / "tmp")
+    reclaim_dead_scratch(store)  # what killed builds left; live builds hold their scratch's lock
     catalog = Catalog.open(store.database_url)
     log_path = store.home / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
     build_id = catalog.start_build(
@@ -200,7 +210,12 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiln-layer")
     ctx: BuildContext | None = None
     try:
-        with store.scratch(f"build-{build_id[:12]}-") as scratch, ram_scratch(scratch / "ram") as in_ram:
+        output = store.output_dir(loaded.recipe.name, loaded.recipe.version, build_id)
+        owner = {"build": build_id, "output": str(output)}
+        with (
+            store.scratch(f"build-{build_id[:12]}-", owner) as scratch,
+            ram_scratch(scratch / "ram") as in_ram,
+        ):
             ctx = BuildContext(loaded, store, options, events, build_id, scratch, executor)
             ctx.ram = scratch / "ram" if in_ram else None
             try:
@@ -214,8 +229,15 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
     except BaseException as exc:  # the layer writers were stopped before the scratch went (above)
         if ctx is not None and ctx.output_dir is not None:
             shutil.rmtree(ctx.output_dir, ignore_errors=True)
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else (str(exc) or type(exc).__name__)
-        catalog.fail_build(build_id, message)
+        full = _disk_full(exc, ctx, store)
+        error = full or exc
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else (str(error) or type(exc).__name__)
+        try:
+            catalog.fail_build(build_id, message)
+        except Exception as unrecorded:  # the catalog's own disk may be the full one
+            monitor.warning(f"could not record the build as failed ({unrecorded}); the next command will")
+        if full is not None:
+            raise full from exc
         raise
     finally:
         executor.shutdown(wait=True)

@@ -62,7 +62,7 @@ def write_oci(ctx: BuildContext) -> None:
         blobs: list[LayerBlob] = [layer.blob.result() for layer in ctx.layers]
         result["layers"] = len(blobs)
     history = [History(created_by=layer.created_by, comment=layer.label) for layer in ctx.layers]
-    ctx.output_dir = ctx.store.home / "images" / recipe.name / f"{recipe.version}-{ctx.build_id[:12]}"
+    ctx.output_dir = ctx.store.output_dir(recipe.name, recipe.version, ctx.build_id)
     oci = next((o for o in recipe.outputs if isinstance(o, OciOutput)), OciOutput())
     ctx.tag = oci.tag or recipe.version
     with ctx.monitor.stage("outputs", "OCI image layout") as result:

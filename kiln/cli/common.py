@@ -22,7 +22,12 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON 
 
 
 def open_store(data_dir: Path | None) -> Store:
-    return Store.open(data_dir)
+    """The data directory, after reclaiming what dead Kiln processes left in it."""
+    from kiln.lifecycle.reclaim import reclaim_dead_scratch
+
+    store = Store.open(data_dir)
+    reclaim_dead_scratch(store)
+    return store
 
 
 def print_json(value: Any) -> None:

@@ -32,6 +32,7 @@ COMMAND_MODULES = {
     "kiln.cli.toe": ("toe",),
     "kiln.cli.evidence": ("sbom", "scan", "vulndb", "comply", "keys", "verify"),
     "kiln.cli.instances": ("test",),
+    "kiln.cli.gc": ("gc",),
 }
 
 _debug = False
@@ -111,6 +112,16 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(1)
+    except OSError as exc:
+        from kiln.diskspace import as_disk_full
+        from kiln.store import default_home
+
+        full = as_disk_full(exc, default_home())
+        if full is None or _debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(full.message)}")
+        err_console.print(f"[dim]hint:[/] {escape(full.hint or '')}")
+        sys.exit(full.exit_code)
     except Exception as exc:  # click usage errors
         import click
 

@@ -71,7 +71,9 @@ def resolve_image(store: Store, ref: str, *, only: frozenset[str] | None = None)
     if only is not None:
         from kiln.evidence.extract import read_files, write_files
 
-        with store.scratch("partial-root-") as partial:
+        with store.scratch("partial-root-") as scratch:
+            partial = scratch / "root"
+            partial.mkdir()
             write_files(read_files(layout, only.__contains__), partial)
             yield ResolvedImage(identity, partial, record, None)
         return

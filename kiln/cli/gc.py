@@ -1,0 +1,47 @@
+"""``kiln gc``: reclaim what dead builds left (scratch space, image directories never recorded)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kiln.cli.build import human_size
+from kiln.cli.common import DataDirOption, JsonOption, console, print_json
+from kiln.store import Store
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("gc")
+    def gc_command(
+        data_dir: DataDirOption = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what it would remove.")] = False,
+        json_output: JsonOption = False,
+    ) -> None:
+        """Remove scratch directories of dead Kiln processes and image directories no build recorded.
+
+        Live builds are never touched: each holds a lock on its scratch directory while it runs.
+        """
+        from kiln.lifecycle.reclaim import collect_garbage
+
+        report = collect_garbage(Store.open(data_dir), dry_run=dry_run)
+        if json_output:
+            print_json(
+                {
+                    "dry_run": dry_run,
+                    "freed": report.freed,
+                    "reclaimed": [
+                        {"path": str(i.path), "kind": i.kind, "size": i.size, "reason": i.reason}
+                        for i in report.reclaimed
+                    ],
+                    "kept": [{"path": str(i.path), "kind": i.kind, "reason": i.reason} for i in report.kept],
+                }
+            )
+            return
+        verb = "would remove" if dry_run else "removed"
+        for item in report.reclaimed:
+            console.print(f"{verb} {item.kind:<17} {human_size(item.size):>10}  {item.path} ({item.reason})")
+        for item in report.kept:
+            console.print(f"kept    {item.kind:<17} {human_size(item.size):>10}  {item.path} ({item.reason})")
+        total = human_size(report.freed)
+        console.print(f"{'would free' if dry_run else 'freed'} {total} in {len(report.reclaimed)} item(s)")

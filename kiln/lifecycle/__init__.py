@@ -1,0 +1,1 @@
+"""Lifecycle of what Kiln keeps: reclaiming leftovers (and, later, retention policies)."""
