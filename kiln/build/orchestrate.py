@@ -28,10 +28,11 @@ from kiln.build.tests import run_tests
 from kiln.catalog import ArtifactRecord, Catalog, ComponentRecord, ImageRecord, NewImage
 from kiln.errors import BuildFailed
 from kiln.lock import lockfile_from_build, packages_with_hashes, verify_locked, write_lockfile
-from kiln.monitor import FanOut, JsonLinesMonitor, Monitor
+from kiln.monitor import FanOut, JsonLinesMonitor, MaskingMonitor, Monitor
 from kiln.recipes.loader import LoadedRecipe, load_recipe
 from kiln.sandbox.overlay import overlay, sweep_stale_mounts
 from kiln.sandbox.tmpfs import ram_scratch
+from kiln.secrets import load_secrets, secrets_tmpfs
 from kiln.store import Store, file_sha256
 
 
@@ -186,6 +187,7 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
           loaded: LoadedRecipe | None = None) -> BuildOutcome:  # fmt: skip
     """Build ``recipe_path``; raise a KilnError (and record a failed build) if anything fails."""
     loaded = loaded or load_recipe(recipe_path)  # validation first: nothing is written on bad input
+    secrets = load_secrets(loaded.recipe.secrets, base_dir=loaded.path.parent)
     sweep_stale_mounts(store.home / "tmp")
     catalog = Catalog.open(store.database_url)
     log_path = store.home / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
@@ -196,13 +198,19 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
         log_path=str(log_path),
     )
     log = JsonLinesMonitor(log_path)
-    events = FanOut([monitor, log])
+    events = MaskingMonitor(FanOut([monitor, log]), secrets.masker)
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiln-layer")
     ctx: BuildContext | None = None
     try:
-        with store.scratch(f"build-{build_id[:12]}-") as scratch, ram_scratch(scratch / "ram") as in_ram:
+        with (
+            store.scratch(f"build-{build_id[:12]}-") as scratch,
+            ram_scratch(scratch / "ram") as in_ram,
+            secrets_tmpfs(secrets, scratch / "secrets") as secrets_dir,
+        ):
             ctx = BuildContext(loaded, store, options, events, build_id, scratch, executor)
             ctx.ram = scratch / "ram" if in_ram else None
+            ctx.secrets, ctx.secrets_dir = secrets, secrets_dir
+            ctx.secret_identity = secrets.identity(store.cache) if secrets else {}
             try:
                 with events.stage(
                     "build", f"build {loaded.recipe.name} {loaded.recipe.version}", build=build_id
@@ -214,7 +222,9 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
     except BaseException as exc:  # the layer writers were stopped before the scratch went (above)
         if ctx is not None and ctx.output_dir is not None:
             shutil.rmtree(ctx.output_dir, ignore_errors=True)
+        secrets.masker.scrub(exc)  # the message is recorded and shown: no secret value in it
         message = "interrupted" if isinstance(exc, KeyboardInterrupt) else (str(exc) or type(exc).__name__)
+        message = secrets.masker.mask(message)
         catalog.fail_build(build_id, message)
         raise
     finally:

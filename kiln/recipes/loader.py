@@ -29,7 +29,8 @@ class ResolvedComponent:
     index: int
     ref: ComponentRef
     document: Document
-    parameters: dict[str, str]
+    parameters: dict[str, str]  # as recorded: a secret parameter holds its secret's name only
+    secret_parameters: dict[str, str] = field(default_factory=dict)  # parameter -> secret name
 
     @property
     def label(self) -> str:
@@ -107,9 +108,10 @@ def _resolve(
         except ValidationFailed as exc:
             issues.extend(exc.issues)
             continue
-        for message in check_parameters(document, ref.parameters):
+        recorded = ref.recorded_parameters()
+        for message in check_parameters(document, recorded):
             issues.append(source.issue((*loc, "parameters"), message))
-        resolved.append(ResolvedComponent(index, ref, document, dict(ref.parameters)))
+        resolved.append(ResolvedComponent(index, ref, document, recorded, dict(ref.secret_parameters)))
     return resolved
 
 
