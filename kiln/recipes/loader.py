@@ -87,6 +87,7 @@ def _resolve(
     refs: Sequence[ComponentRef | None],
     issues: list[Issue],
     section: str = "components",
+    secret_names: frozenset[str] = frozenset(),
 ) -> list[ResolvedComponent]:
     resolved = []
     for index, ref in enumerate(refs):
@@ -108,6 +109,13 @@ def _resolve(
         except ValidationFailed as exc:
             issues.extend(exc.issues)
             continue
+        for param, secret in ref.secret_parameters.items():
+            if section == "tests":
+                message = f"parameter '{param}': secrets reach build and validate phases only, not tests"
+                issues.append(source.issue((*loc, "parameters"), message))
+            elif secret not in secret_names:
+                message = f"parameter '{param}': no secret '{secret}' is declared in `secrets`"
+                issues.append(source.issue((*loc, "parameters"), message))
         recorded = ref.recorded_parameters()
         for message in check_parameters(document, recorded):
             issues.append(source.issue((*loc, "parameters"), message))
@@ -128,7 +136,8 @@ def load_recipe(path: Path) -> LoadedRecipe:
         for section in ("components", "tests"):  # report those too
             _resolve(source, _valid_refs(source.data.get(section)), issues, section)
         raise ValidationFailed(issues) from None
-    components = _resolve(source, recipe.components, issues)
+    secret_names = frozenset(s.name for s in recipe.secrets)
+    components = _resolve(source, recipe.components, issues, secret_names=secret_names)
     tests = _resolve(source, recipe.tests, issues, "tests")
     for index, test in enumerate(tests):
         if "test" not in test.document.phase_names:

@@ -298,15 +298,6 @@ class Recipe(Strict):
         for spec in self.secrets:
             if spec.env and spec.name in self.settings.environment:
                 raise ValueError(f"secrets: '{spec.name}' is also set in settings.environment")
-        for index, ref in enumerate(self.tests):
-            if ref.secret_parameters:
-                raise ValueError(f"tests[{index}]: secret parameters reach build and validate phases only")
-        for index, ref in enumerate(self.components):
-            for param, secret in ref.secret_parameters.items():
-                if secret not in names:
-                    raise ValueError(
-                        f"components[{index}] parameter '{param}': no secret '{secret}' in `secrets`"
-                    )
         return self
 
     def test_instance_kinds(self) -> list[str]:

@@ -142,7 +142,8 @@ def test_secret_parameters_are_recorded_by_name(tmp_path: Path) -> None:
     (tmp_path / "recipe.yaml").write_text(RECIPE_WITH_SECRET_PARAMETER.replace("secret: API", "secret: NO"))
     with pytest.raises(ValidationFailed) as bad:
         load_recipe(tmp_path / "recipe.yaml")
-    assert bad.value.exit_code == 2 and "no secret 'NO_TOKEN'" in bad.value.message
+    assert bad.value.exit_code == 2 and "no secret 'NO_TOKEN' is declared" in bad.value.message
+    assert "recipe.yaml:8:" in bad.value.message  # at the component's parameters
 
 
 def test_cache_key_ignores_the_value_unless_it_affects_output(tmp_path: Path) -> None:
