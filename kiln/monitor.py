@@ -11,9 +11,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -106,6 +106,33 @@ class FanOut(Monitor):
     def close(self) -> None:
         for m in self.monitors:
             m.close()
+
+
+class Redactor(Protocol):
+    """Hides values in text (``kiln.secrets.Masker``)."""
+
+    def mask(self, text: str) -> str: ...
+
+    def mask_data(self, data: Any) -> Any: ...
+
+
+class MaskingMonitor(Monitor):
+    """Masks secret values in every event before any sink sees it: put it in front of the sinks
+    (terminal, build log, AWSTOE log folder) so none can be reached unmasked."""
+
+    def __init__(self, inner: Monitor, redactor: Redactor) -> None:
+        self.inner = inner
+        self.redactor = redactor
+
+    def emit(self, event: Event) -> None:
+        self.inner.emit(
+            replace(
+                event, message=self.redactor.mask(event.message), data=self.redactor.mask_data(event.data)
+            )
+        )
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class JsonLinesMonitor(Monitor):

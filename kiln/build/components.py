@@ -37,8 +37,9 @@ def sandbox_options(ctx: BuildContext, root: Path | None = None) -> SandboxOptio
         binds += extra.binds
         env |= extra.env
     return SandboxOptions(
-        network=settings.network, env=env, binds=tuple(binds), cwd=settings.working_directory
-    )
+        network=settings.network, env=env, binds=tuple(binds), cwd=settings.working_directory,
+        secrets_dir=ctx.secrets_dir,
+    )  # fmt: skip
 
 
 def keep_root(ctx: BuildContext, merged: Path) -> None:
@@ -112,15 +113,21 @@ def _ensure_workdir(ctx: BuildContext, merged: Path) -> None:
 
 def _run_phase(ctx: BuildContext, component: ResolvedComponent, phase: str, merged: Path,
                chain: dict[str, Any] | None = None) -> DocumentResult:  # fmt: skip
-    return run_document(
+    # Secret parameters get their values here only; everything else sees the secret's name.
+    parameters = {**component.parameters, **ctx.secrets.parameter_values(component.secret_parameters)}
+    result = run_document(
         component.document,
         phases=[phase],
-        parameters=component.parameters,
-        target=RootfsTarget(merged, sandbox_options(ctx, merged)),
+        parameters=parameters,
+        target=RootfsTarget(merged, sandbox_options(ctx, merged), ctx.secrets.env_names),
         monitor=ctx.monitor,
         label=component.label,
         chain=chain,
     )
+    if ctx.secrets:  # step inputs/outputs go to the layer's metadata and the error message
+        result.chain = ctx.secrets.masker.mask_data(result.chain)
+        result.failure_message = ctx.secrets.masker.mask(result.failure_message or "") or None
+    return result
 
 
 def _build_phase(
@@ -146,7 +153,7 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
     label = component.label
     if "build" not in component.document.phase_names:
         return
-    key = component_layer_key(ctx.layers[-1].key, component, settings, ctx.epoch)
+    key = component_layer_key(ctx.layers[-1].key, component, settings, ctx.epoch, ctx.secret_identity)
     if ctx.options.locked is not None:  # locked packages: never mix with layers built from the archive
         key = digest_of([key, ctx.options.locked.digest])
     cached = None if ctx.options.no_cache else layercache.load(ctx.store, key)
@@ -200,7 +207,9 @@ def validate_components(ctx: BuildContext) -> None:
     components = [c for c in ctx.loaded.components if "validate" in c.document.phase_names]
     if not components:
         return
-    key = validate_key(ctx.layers[-1].key, ctx.loaded.components, ctx.loaded.recipe.settings)
+    key = validate_key(
+        ctx.layers[-1].key, ctx.loaded.components, ctx.loaded.recipe.settings, ctx.secret_identity
+    )
     marker = ctx.store.cache / "validated" / f"{key}.json"
     if marker.is_file() and not ctx.options.no_cache:
         ctx.monitor.info(

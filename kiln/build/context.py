@@ -13,6 +13,7 @@ from kiln.monitor import Monitor
 from kiln.recipes.loader import LoadedRecipe
 from kiln.rootfs.debian import ParentRoot
 from kiln.sandbox.bwrap import Bind
+from kiln.secrets import Secrets
 from kiln.store import Store
 
 
@@ -66,6 +67,9 @@ class BuildContext:
     lock_data: dict[str, Any] | None = None
     ran_steps: int = 0
     ram: Path | None = None  # a tmpfs for overlay upper directories, when memory allows
+    secrets: Secrets = field(default_factory=Secrets)
+    secrets_dir: Path | None = None  # their tmpfs, bound at /run/secrets in build and validate steps
+    secret_identity: dict[str, str] = field(default_factory=dict)  # what cache keys hold of them
 
     def work_dir(self, name: str) -> Path:
         """Where an overlay's upper and work directories go: in memory when possible (dpkg's syncs)."""

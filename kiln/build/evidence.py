@@ -44,6 +44,7 @@ def image_facts(ctx: BuildContext) -> ImageFacts:
         finished=datetime.now(UTC),
         build_id=ctx.build_id,
         image_dir=ctx.output_dir,
+        secrets=ctx.secrets.names,
     )
 
 

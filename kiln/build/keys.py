@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from kiln.recipes.loader import ResolvedComponent
@@ -37,29 +38,43 @@ def parent_layer_key(parent_key: str, epoch: int, compression_level: int) -> str
     )
 
 
+def _with_secrets(fields: dict[str, Any], secrets: Mapping[str, str] | None) -> dict[str, Any]:
+    """Secrets enter a key by name (and, for ``affects_output`` ones, by keyed digest: see
+    ``kiln.secrets.Secrets.identity``), never by value; a recipe without secrets keeps its keys."""
+    return {**fields, "secrets": dict(secrets)} if secrets else fields
+
+
 def component_layer_key(
-    previous_key: str, component: ResolvedComponent, settings: Settings, epoch: int
+    previous_key: str,
+    component: ResolvedComponent,
+    settings: Settings,
+    epoch: int,
+    secrets: Mapping[str, str] | None = None,
 ) -> str:
-    return digest_of(
-        {
-            "format": LAYER_FORMAT,
-            "previous": previous_key,
-            "document": component.document.digest,
-            "parameters": component.parameters,
-            "settings": execution_settings(settings),
-            "epoch": epoch,
-            "gzip": settings.compression_level,
-        }
-    )
+    """``component.parameters`` hold a secret parameter's secret name, not its value."""
+    fields = {
+        "format": LAYER_FORMAT,
+        "previous": previous_key,
+        "document": component.document.digest,
+        "parameters": component.parameters,
+        "settings": execution_settings(settings),
+        "epoch": epoch,
+        "gzip": settings.compression_level,
+    }
+    return digest_of(_with_secrets(fields, secrets))
 
 
-def validate_key(last_layer_key: str, components: list[ResolvedComponent], settings: Settings) -> str:
-    return digest_of(
-        {
-            "format": LAYER_FORMAT,
-            "stage": "validate",
-            "layers": last_layer_key,
-            "components": [(c.document.digest, c.parameters) for c in components],
-            "settings": execution_settings(settings),
-        }
-    )
+def validate_key(
+    last_layer_key: str,
+    components: list[ResolvedComponent],
+    settings: Settings,
+    secrets: Mapping[str, str] | None = None,
+) -> str:
+    fields = {
+        "format": LAYER_FORMAT,
+        "stage": "validate",
+        "layers": last_layer_key,
+        "components": [(c.document.digest, c.parameters) for c in components],
+        "settings": execution_settings(settings),
+    }
+    return digest_of(_with_secrets(fields, secrets))

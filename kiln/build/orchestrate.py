@@ -30,10 +30,11 @@ from kiln.diskspace import DiskFull, as_disk_full, is_disk_full
 from kiln.errors import BuildFailed
 from kiln.lifecycle.reclaim import reclaim_dead_scratch, tree_size
 from kiln.lock import lockfile_from_build, packages_with_hashes, verify_locked, write_lockfile
-from kiln.monitor import FanOut, JsonLinesMonitor, Monitor
+from kiln.monitor import FanOut, JsonLinesMonitor, MaskingMonitor, Monitor
 from kiln.recipes.loader import LoadedRecipe, load_recipe
 from kiln.sandbox.overlay import overlay
 from kiln.sandbox.tmpfs import ram_scratch
+from kiln.secrets import load_secrets, secrets_tmpfs
 from kiln.store import Store, file_sha256
 
 
@@ -196,6 +197,7 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
           loaded: LoadedRecipe | None = None) -> BuildOutcome:  # fmt: skip
     """Build ``recipe_path``; raise a KilnError (and record a failed build) if anything fails."""
     loaded = loaded or load_recipe(recipe_path)  # validation first: nothing is written on bad input
+    secrets = load_secrets(loaded.recipe.secrets, base_dir=loaded.path.parent)
     reclaim_dead_scratch(store)  # what killed builds left; live builds hold their scratch's lock
     catalog = Catalog.open(store.database_url)
     log_path = store.home / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
@@ -206,7 +208,7 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
         log_path=str(log_path),
     )
     log = JsonLinesMonitor(log_path)
-    events = FanOut([monitor, log])
+    events = MaskingMonitor(FanOut([monitor, log]), secrets.masker)
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiln-layer")
     ctx: BuildContext | None = None
     try:
@@ -215,9 +217,12 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
         with (
             store.scratch(f"build-{build_id[:12]}-", owner) as scratch,
             ram_scratch(scratch / "ram") as in_ram,
+            secrets_tmpfs(secrets, scratch / "secrets") as secrets_dir,
         ):
             ctx = BuildContext(loaded, store, options, events, build_id, scratch, executor)
             ctx.ram = scratch / "ram" if in_ram else None
+            ctx.secrets, ctx.secrets_dir = secrets, secrets_dir
+            ctx.secret_identity = secrets.identity(store.cache) if secrets else {}
             try:
                 with events.stage(
                     "build", f"build {loaded.recipe.name} {loaded.recipe.version}", build=build_id
@@ -229,13 +234,15 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
     except BaseException as exc:  # the layer writers were stopped before the scratch went (above)
         if ctx is not None and ctx.output_dir is not None:
             shutil.rmtree(ctx.output_dir, ignore_errors=True)
+        secrets.masker.scrub(exc)  # the message is recorded and shown: no secret value in it
         full = _disk_full(exc, ctx, store)
         error = full or exc
         message = "interrupted" if isinstance(exc, KeyboardInterrupt) else (str(error) or type(exc).__name__)
+        message = secrets.masker.mask(message)
         try:
             catalog.fail_build(build_id, message)
         except Exception as unrecorded:  # the catalog's own disk may be the full one
-            monitor.warning(f"could not record the build as failed ({unrecorded}); the next command will")
+            events.warning(f"could not record the build as failed ({unrecorded}); the next command will")
         if full is not None:
             raise full from exc
         raise

@@ -16,6 +16,7 @@ from kiln.cli.common import DataDirOption, err_console, open_store, print_json
 from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.monitor import ConsoleMonitor, Monitor
 from kiln.sandbox.bwrap import SandboxOptions
+from kiln.secrets import SecretError, Secrets, load_secrets, parse_cli_secret, secrets_tmpfs
 from kiln.toe.config import settings as run_settings
 from kiln.toe.config import split_list
 from kiln.toe.document import load_document
@@ -58,10 +59,17 @@ def validate(
 
 @contextmanager
 def open_target(spec: str, *, network: bool, keep: bool, scratch: bool, data_dir: Path | None,
-                monitor: Monitor) -> Iterator[Target]:  # fmt: skip
+                monitor: Monitor, secrets_dir: Path | None = None,
+                secret_env: list[str] | None = None) -> Iterator[Target]:  # fmt: skip
     kind, _, value = spec.partition(":")
-    options = SandboxOptions(network=network)
+    options = SandboxOptions(network=network, secrets_dir=secrets_dir)
+    env = secret_env or []
     if kind == "host" and not value:
+        if secrets_dir is not None:
+            raise KilnError(
+                "--secret needs a sandboxed target",
+                hint="use --target rootfs:PATH or image:NAME (on the host, steps can read the source)",
+            )
         with HostTarget() as host:
             yield host
     elif kind == "rootfs" and value:
@@ -73,18 +81,18 @@ def open_target(spec: str, *, network: bool, keep: bool, scratch: bool, data_dir
 
             with (
                 scratch_overlay(root, open_store(data_dir)) as merged,
-                RootfsTarget(merged, options) as target,
+                RootfsTarget(merged, options, env) as target,
             ):
                 yield target
         else:
-            with RootfsTarget(root, options) as target:
+            with RootfsTarget(root, options, env) as target:
                 yield target
     elif kind == "image" and value:
         from kiln.toe.image_target import resolve_image_target
 
         with (
             resolve_image_target(value, open_store(data_dir), monitor, keep=keep) as root,
-            RootfsTarget(root, options) as target,
+            RootfsTarget(root, options, env) as target,
         ):
             yield target
     else:
@@ -108,6 +116,17 @@ def run(
         bool,
         typer.Option("--scratch", help="rootfs: target: run on a throwaway overlay, PATH stays unchanged."),
     ] = False,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            help="NAME=env:VARIABLE or NAME=file:PATH (repeatable): the file /run/secrets/NAME in the "
+            "sandbox, masked as *** in all output, never written to the logs.",
+        ),
+    ] = None,
+    secret_env: Annotated[
+        bool, typer.Option("--secret-env", help="Also set each --secret as the variable NAME in steps.")
+    ] = False,
     trace: Annotated[bool, typer.Option("--trace", "-t", help="Debug logging.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the final summary.")] = False,
     data_dir: DataDirOption = None,
@@ -126,18 +145,55 @@ def run(
         logging.getLogger("kiln").setLevel(logging.DEBUG)
     monitor: Monitor = Monitor() if quiet else ConsoleMonitor(verbose=True)
     services = {"s3": {"endpoint_url": s3_endpoint}} if s3_endpoint else {}
+    secrets = cli_secrets(secret or [], secret_env)
     with ExitStack() as stack:
+        secrets_dir = stack.enter_context(secrets_tmpfs(secrets, secrets_mount_point(secrets, stack)))
         where = stack.enter_context(
             open_target(
-                target, network=not no_network, keep=keep, scratch=scratch, data_dir=data_dir, monitor=monitor
+                target, network=not no_network, keep=keep, scratch=scratch, data_dir=data_dir,
+                monitor=monitor, secrets_dir=secrets_dir, secret_env=secrets.env_names,
             )
-        )
-        execution = execute(chosen, where, monitor, RunOptions(services=services))
+        )  # fmt: skip
+        try:
+            execution = execute(chosen, where, monitor, RunOptions(services=services), secrets.masker)
+        except KilnError as exc:
+            secrets.masker.scrub(exc)
+            raise
     typer.echo(json.dumps(execution.summary(), indent=4))
     if execution.status == FAILED:
         first_line = execution.failure_message.splitlines()[0] if execution.failure_message else "failed"
         err_console.print(f"[red]failed:[/] {escape(first_line)}\n[dim]logs:[/] {execution.folder}")
         raise typer.Exit(1)
+
+
+def cli_secrets(specs: list[str], as_env: bool) -> Secrets:
+    """Read every ``--secret NAME=SOURCE`` (paths relative to the working directory)."""
+    if not specs:
+        return Secrets()
+    from kiln.recipes.model import SecretSpec
+
+    items = []
+    for text in specs:
+        name, source = parse_cli_secret(text)
+        items.append(SecretSpec(name=name, source=source, env=as_env))
+    names = [i.name for i in items]
+    if len(set(names)) != len(names):
+        raise SecretError("--secret: a name is given twice")
+    return load_secrets(items, base_dir=Path.cwd())
+
+
+def secrets_mount_point(secrets: Secrets, stack: ExitStack) -> Path:
+    """A private directory for the secrets' tmpfs; the mount stays in this process's own mount
+    namespace when it can have one (so it dies with it)."""
+    import tempfile
+
+    from kiln.sandbox.namespace import enter_private_mount_namespace
+
+    if not secrets:
+        return Path("/nonexistent")  # never used: no tmpfs without secrets
+    enter_private_mount_namespace()
+    parent = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiln-toe-secrets-")))
+    return parent / "secrets"
 
 
 def register(app: typer.Typer) -> None:

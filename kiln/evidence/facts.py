@@ -46,6 +46,7 @@ class ImageFacts:
     build_id: str = ""
     image_dir: Path | None = None  # artifacts are named relative to this in the provenance
     parameters: dict[str, Any] = field(default_factory=dict)  # recipe-level parameters, if any
+    secrets: list[str] = field(default_factory=list)  # names of the build's secrets (never values)
 
     @property
     def has_disk(self) -> bool:

@@ -104,6 +104,13 @@ def statement(facts: ImageFacts, byproducts: list[EvidenceFile]) -> dict[str, An
         if deb.get("sha256"):
             entry["digest"] = {"sha256": deb["sha256"]}
         deps.append(entry)
+    external: dict[str, Any] = {
+        "recipe": {"path": str(facts.recipe_path), "digest": facts.recipe_digest},
+        "image": {"name": facts.name, "version": facts.version},
+        "parameters": facts.parameters,
+    }
+    if facts.secrets:  # names only: the values never leave the build
+        external["secrets"] = sorted(facts.secrets)
     return {
         "_type": STATEMENT_TYPE,
         "subject": subjects,
@@ -111,11 +118,7 @@ def statement(facts: ImageFacts, byproducts: list[EvidenceFile]) -> dict[str, An
         "predicate": {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
-                "externalParameters": {
-                    "recipe": {"path": str(facts.recipe_path), "digest": facts.recipe_digest},
-                    "image": {"name": facts.name, "version": facts.version},
-                    "parameters": facts.parameters,
-                },
+                "externalParameters": external,
                 "internalParameters": {"parentKey": facts.parent_key},
                 "resolvedDependencies": deps,
             },

@@ -29,7 +29,8 @@ class ResolvedComponent:
     index: int
     ref: ComponentRef
     document: Document
-    parameters: dict[str, str]
+    parameters: dict[str, str]  # as recorded: a secret parameter holds its secret's name only
+    secret_parameters: dict[str, str] = field(default_factory=dict)  # parameter -> secret name
 
     @property
     def label(self) -> str:
@@ -86,6 +87,7 @@ def _resolve(
     refs: Sequence[ComponentRef | None],
     issues: list[Issue],
     section: str = "components",
+    secret_names: frozenset[str] = frozenset(),
 ) -> list[ResolvedComponent]:
     resolved = []
     for index, ref in enumerate(refs):
@@ -107,9 +109,17 @@ def _resolve(
         except ValidationFailed as exc:
             issues.extend(exc.issues)
             continue
-        for message in check_parameters(document, ref.parameters):
+        for param, secret in ref.secret_parameters.items():
+            if section == "tests":
+                message = f"parameter '{param}': secrets reach build and validate phases only, not tests"
+                issues.append(source.issue((*loc, "parameters"), message))
+            elif secret not in secret_names:
+                message = f"parameter '{param}': no secret '{secret}' is declared in `secrets`"
+                issues.append(source.issue((*loc, "parameters"), message))
+        recorded = ref.recorded_parameters()
+        for message in check_parameters(document, recorded):
             issues.append(source.issue((*loc, "parameters"), message))
-        resolved.append(ResolvedComponent(index, ref, document, dict(ref.parameters)))
+        resolved.append(ResolvedComponent(index, ref, document, recorded, dict(ref.secret_parameters)))
     return resolved
 
 
@@ -126,7 +136,8 @@ def load_recipe(path: Path) -> LoadedRecipe:
         for section in ("components", "tests"):  # report those too
             _resolve(source, _valid_refs(source.data.get(section)), issues, section)
         raise ValidationFailed(issues) from None
-    components = _resolve(source, recipe.components, issues)
+    secret_names = frozenset(s.name for s in recipe.secrets)
+    components = _resolve(source, recipe.components, issues, secret_names=secret_names)
     tests = _resolve(source, recipe.tests, issues, "tests")
     for index, test in enumerate(tests):
         if "test" not in test.document.phase_names:

@@ -58,6 +58,11 @@ class ComponentRef(Strict):
     name: str | None = Field(None, description="name of a built-in component")
     version: str | None = Field(None, description="component version recorded with the image")
     parameters: dict[str, str] = Field(default_factory=dict)
+    secret_parameters: dict[str, str] = Field(
+        default_factory=dict,
+        description="parameter name -> name of a recipe secret whose value it gets at run time "
+        "(written in `parameters` as `NAME: {secret: SECRET}` or `{name: NAME, secret: SECRET}`)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -70,6 +75,8 @@ class ComponentRef(Strict):
         if isinstance(data, dict) and isinstance(data.get("parameters"), list):
             data = dict(data)
             data["parameters"] = _image_builder_parameters(data["parameters"])
+        if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
+            data = _split_secret_parameters(data)
         return data
 
     @model_validator(mode="after")
@@ -82,13 +89,41 @@ class ComponentRef(Strict):
     def label(self) -> str:
         return self.name or str(self.path)
 
+    def recorded_parameters(self) -> dict[str, str]:
+        """The parameters as every record shows them: a secret parameter as its secret's name only."""
+        return {**self.parameters, **{k: secret_placeholder(v) for k, v in self.secret_parameters.items()}}
+
+
+def secret_placeholder(secret: str) -> str:
+    """What records (catalog, lock file, provenance, cache metadata) hold for a secret parameter."""
+    return f"<secret:{secret}>"
+
+
+def _split_secret_parameters(data: dict[str, Any]) -> dict[str, Any]:
+    """``parameters: {Token: {secret: API_TOKEN}}`` → ``secret_parameters: {Token: API_TOKEN}``."""
+    plain: dict[str, Any] = {}
+    secret: dict[str, Any] = dict(data.get("secret_parameters") or {})
+    for name, value in data["parameters"].items():
+        if isinstance(value, dict):
+            if set(value) != {"secret"}:
+                raise ValueError(f"parameter '{name}': a mapping value must be {{secret: SECRET_NAME}}")
+            secret[str(name)] = value["secret"]
+        else:
+            plain[name] = value
+    return {**data, "parameters": plain, "secret_parameters": secret}
+
 
 def _image_builder_parameters(items: list[Any]) -> dict[str, Any]:
-    """Image Builder's ``[{name: X, value: [v]}]`` → ``{X: v}``."""
+    """Image Builder's ``[{name: X, value: [v]}]`` → ``{X: v}``; ``{name: X, secret: S}`` too."""
     out: dict[str, Any] = {}
     for item in items:
+        if isinstance(item, dict) and set(item) == {"name", "secret"}:
+            out[str(item["name"])] = {"secret": item["secret"]}
+            continue
         if not isinstance(item, dict) or set(item) != {"name", "value"}:
-            raise ValueError("each parameter must be {name: NAME, value: [VALUE]}")
+            raise ValueError(
+                "each parameter must be {name: NAME, value: [VALUE]} or {name: NAME, secret: SECRET}"
+            )
         value = item["value"]
         if isinstance(value, list):
             if len(value) != 1:
@@ -160,6 +195,40 @@ class Settings(Strict):
         return value
 
 
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class SecretSpec(Strict):
+    """A value a build needs but must never record: read at build time, shown to build and validate
+    steps as the file ``/run/secrets/NAME`` (a tmpfs, never in a layer), masked as ``***`` in output."""
+
+    name: str = Field(description="file name under /run/secrets (and the variable name with `env`)")
+    source: str = Field(description="env:VARIABLE (Kiln's environment) or file:PATH (relative to the recipe)")
+    env: bool = Field(False, description="also set the environment variable NAME in every step")
+    affects_output: bool = Field(
+        False,
+        description="the value changes what the build produces: key cached layers on a keyed digest "
+        "(HMAC) of it, so another value rebuilds instead of reusing a layer",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not SECRET_NAME.match(value):
+            raise ValueError("must be letters, digits and '_', not starting with a digit (at most 128)")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        kind, _, ref = value.partition(":")
+        if kind == "env" and SECRET_NAME.match(ref):
+            return value
+        if kind == "file" and ref:
+            return value
+        raise ValueError(f"'{value}' is not env:VARIABLE or file:PATH")
+
+
 class Recipe(Strict):
     """A versioned blueprint: parent + ordered components + outputs + settings."""
 
@@ -181,6 +250,9 @@ class Recipe(Strict):
     scan: ScanGate | None = Field(None, description="vulnerability gate (needs `kiln vulndb import` first)")
     compliance: ComplianceGate | None = Field(None, description="run OpenSCAP in the build and gate on it")
     signing: SigningSettings | None = Field(None, description="sign the provenance (else KILN_SIGNING_KEY)")
+    secrets: list[SecretSpec] = Field(
+        default_factory=list, description="values steps need that are never recorded (see README: Secrets)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -216,6 +288,16 @@ class Recipe(Strict):
                 raise ValueError("settings.test_instances: 'container' needs an 'oci' output")
             if instance == "vm" and not kinds & {"raw", "qcow2", "vmdk", "vhdx", "vhd"}:
                 raise ValueError("settings.test_instances: 'vm' needs a disk output (raw, qcow2, ...)")
+        return self
+
+    @model_validator(mode="after")
+    def _secrets_consistent(self) -> Recipe:
+        names = [s.name for s in self.secrets]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"secrets: '{name}' is declared twice")
+        for spec in self.secrets:
+            if spec.env and spec.name in self.settings.environment:
+                raise ValueError(f"secrets: '{spec.name}' is also set in settings.environment")
         return self
 
     def test_instance_kinds(self) -> list[str]:

@@ -33,6 +33,7 @@ class SandboxOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     binds: Sequence[Bind] = ()
     cwd: str = "/"
+    secrets_dir: Path | None = None  # host tmpfs bound read-only at /run/secrets (kiln.secrets)
 
 
 def base_env() -> dict[str, str]:
@@ -60,6 +61,9 @@ def sandbox_argv(root: Path, argv: Sequence[str], options: SandboxOptions = Sand
         "--die-with-parent", "--new-session",
         "--clearenv",
     ]  # fmt: skip
+    if options.secrets_dir is not None:  # on a fresh /run: the mount point leaves no trace in a layer
+        cmd += ["--perms", "0755", "--tmpfs", "/run", "--perms", "1777", "--dir", "/run/lock"]
+        cmd += ["--ro-bind", str(options.secrets_dir), "/run/secrets"]
     for cap in DROPPED_CAPS:
         cmd += ["--cap-drop", cap]
     if options.network:

@@ -80,6 +80,16 @@ def require_tool(tool: str) -> str:
     return found
 
 
+def loggable(args: Sequence[str]) -> list[str]:
+    """``args`` for a log line: environment values given on a command line (``--setenv NAME VALUE``)
+    shown as ``***``; only names are logged, values may be credentials."""
+    out = list(args)
+    for i, arg in enumerate(out[:-2]):
+        if arg == "--setenv":
+            out[i + 2] = "***"
+    return out
+
+
 def _pump(stream: IO[bytes], name: str, sink: list[str], tail: deque[str], cb: OutputCallback | None) -> None:
     for raw in iter(stream.readline, b""):
         line = raw.decode("utf-8", "replace")
@@ -112,7 +122,9 @@ def run(
     Ctrl-C kills the child's whole process group before propagating.
     """
     args = [os.fspath(a) for a in argv]
-    log.debug("run: %s", shlex.join(args))
+    if log.isEnabledFor(logging.DEBUG):
+        names = f" (environment: {' '.join(sorted(env))})" if env is not None else ""
+        log.debug("run: %s%s", shlex.join(loggable(args)), names)
     start = time.monotonic()
     proc = subprocess.Popen(
         args,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kiln.monitor import Event, Monitor
+from kiln.secrets import Masker
 from kiln.toe.document import Document
 from kiln.toe.results import FAILED, DocumentResult, combine, timestamp
 
@@ -70,6 +71,7 @@ class Execution:
     start: float
     documents: list[DocumentResult] = field(default_factory=list)
     end: float | None = None
+    masker: Masker = field(default_factory=Masker)  # secret values in step inputs/outputs/failures
 
     @property
     def status(self) -> str:
@@ -77,7 +79,8 @@ class Execution:
 
     @property
     def failure_message(self) -> str:
-        return next((d.failure_message or "" for d in self.documents if d.status == FAILED), "")
+        message = next((d.failure_message or "" for d in self.documents if d.status == FAILED), "")
+        return self.masker.mask(message)
 
     def counts(self) -> dict[str, int]:
         total: dict[str, int] = {}
@@ -104,7 +107,7 @@ class Execution:
             **self.summary(),
             "startTime": timestamp(self.start),
             "endTime": timestamp(self.end),
-            "documents": [d.detailed() for d in self.documents],
+            "documents": self.masker.mask_data([d.detailed() for d in self.documents]),
         }
 
 
@@ -125,10 +128,12 @@ def write_results(execution: Execution) -> None:
     _write_json(execution.folder / "detailedoutput.json", execution.detailed())
     chaining = {
         "executionId": execution.execution_id,
-        "documents": [
-            {"name": d.name, "filePath": d.path, "resolutions": d.chaining, "state": d.chain}
-            for d in execution.documents
-        ],
+        "documents": execution.masker.mask_data(
+            [
+                {"name": d.name, "filePath": d.path, "resolutions": d.chaining, "state": d.chain}
+                for d in execution.documents
+            ]
+        ),
     }
     _write_json(execution.folder / "chaining.json", chaining)
 

@@ -7,7 +7,8 @@ import time
 from datetime import UTC, datetime
 
 from kiln.errors import Issue, KilnError, ValidationFailed
-from kiln.monitor import FanOut, Monitor
+from kiln.monitor import FanOut, MaskingMonitor, Monitor
+from kiln.secrets import Masker
 from kiln.toe.config import RunSettings
 from kiln.toe.document import Document, check_parameters, load_document
 from kiln.toe.logs import Execution, LogFolderMonitor, create_folder, write_documents, write_results
@@ -47,9 +48,15 @@ def unknown_parameters(documents: list[Document], settings: RunSettings) -> list
 
 
 def execute(
-    settings: RunSettings, target: Target, monitor: Monitor, options: RunOptions | None = None
+    settings: RunSettings,
+    target: Target,
+    monitor: Monitor,
+    options: RunOptions | None = None,
+    masker: Masker | None = None,
 ) -> Execution:
-    """Run each document's selected phases in turn (a failed document stops the run)."""
+    """Run each document's selected phases in turn (a failed document stops the run); ``masker``
+    hides secret values in everything written or shown."""
+    masker = masker or Masker()
     if not EXECUTION_ID.match(settings.execution_id):
         raise KilnError(
             f"invalid execution id {settings.execution_id!r}",
@@ -63,9 +70,9 @@ def execute(
         settings.log_directory, settings.execution_id, datetime.fromtimestamp(started, UTC)
     )
     write_documents(folder, documents)
-    execution = Execution(settings.execution_id, folder, started)
+    execution = Execution(settings.execution_id, folder, started, masker=masker)
     log_monitor = LogFolderMonitor(folder)
-    both = FanOut([monitor, log_monitor])
+    both = MaskingMonitor(FanOut([monitor, log_monitor]), masker)
     try:
         for doc, run in zip(documents, settings.documents, strict=True):
             result = run_document(

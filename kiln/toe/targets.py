@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Protocol
 from kiln.sandbox.bwrap import Bind, SandboxOptions, base_env, sandbox_argv
 from kiln.sandbox.paths import inside_path, resolve_in_root
 from kiln.sandbox.run import Completed, OutputCallback, run
+from kiln.secrets import with_secret_env
 
 
 class Target(Protocol):
@@ -46,9 +47,12 @@ def image_tmp(root: Path) -> Path:
 class RootfsTarget:
     """A root filesystem directory; processes run in the bubblewrap sandbox with it as ``/``."""
 
-    def __init__(self, root: Path, options: SandboxOptions = SandboxOptions()) -> None:
+    def __init__(
+        self, root: Path, options: SandboxOptions = SandboxOptions(), secret_env: Sequence[str] = ()
+    ) -> None:
         self.root = Path(os.path.abspath(root))  # noqa: PTH100
         self.options = options
+        self.secret_env = tuple(secret_env)  # secrets (in options.secrets_dir) also set as variables
 
     def execute(
         self, argv: list[str], *, env: Mapping[str, str], timeout: float | None, on_output: OutputCallback
@@ -57,7 +61,8 @@ class RootfsTarget:
         options = replace(
             self.options, env={**self.options.env, **env}, binds=[shared_tmp, *self.options.binds]
         )
-        return run(sandbox_argv(self.root, argv, options), timeout=timeout, on_output=on_output, check=False)
+        inner = with_secret_env(self.secret_env, argv)
+        return run(sandbox_argv(self.root, inner, options), timeout=timeout, on_output=on_output, check=False)
 
     def close(self) -> None:
         """Nothing to release (kept so targets can be used as context managers)."""
