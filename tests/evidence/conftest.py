@@ -1,4 +1,5 @@
-"""Fixtures for evidence tests: a private copy of the real Debian 12 root, the shared vuln fixtures."""
+"""Fixtures for evidence tests: a private copy of the real Debian 12 root, and the vulnerability
+fixtures in tests/fixtures/vuln (real excerpts; sources and licences in its MANIFEST.txt)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from kiln.evidence.sbom import ImageIdentity
 from kiln.rootfs.debian import ParentRoot
 from kiln.sandbox.run import run
 
-VULN_FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "vuln"
+VULN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vuln"
 DATA = Path(__file__).resolve().parent / "data"
 
 IMAGE = ImageIdentity(
@@ -52,7 +53,7 @@ def writable_root(bookworm_root: ParentRoot, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def vuln_fixtures() -> Path:
-    assert VULN_FIXTURES.is_dir(), f"shared vulnerability fixtures missing: {VULN_FIXTURES}"
+    assert VULN_FIXTURES.is_dir(), f"vulnerability fixtures missing: {VULN_FIXTURES}"
     return VULN_FIXTURES
 
 

@@ -1,7 +1,7 @@
 """SYNTHETIC vulnerability data, written for Kiln's tests (not real advisories).
 
-The shared fixtures (../shared/fixtures/vuln) are real tracker/OSV excerpts, but none of their
-bookworm entries names a package in a minbase image, and they lack no-dsa, undetermined and epoch
+The vulnerability fixtures (tests/fixtures/vuln; sources and licences in its MANIFEST.txt) are real
+tracker/OSV excerpts, but none of their bookworm entries names a package in a minbase image, and they lack no-dsa, undetermined and epoch
 cases. These entries use the Debian Security Tracker JSON shape and name packages *really installed*
 in the test root at their *real* versions, with ids in the reserved CVE-1999-9xxxx range so no one
 mistakes them for real CVEs — except CVE-2011-3374 (apt), which really is open/unimportant in every
