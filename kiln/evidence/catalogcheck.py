@@ -296,7 +296,7 @@ def check_lock(stmt: dict[str, Any], lock: dict[str, Any] | None) -> list[Check]
 
 def image_dir(stmt: dict[str, Any], record: ImageRecord) -> Path | None:
     """The directory the provenance names artifacts relative to, found through the catalog paths."""
-    names = {str(s.get("name", "")) for s in stmt["subject"]}
+    names = {str(s.get("name", "")) for s in stmt["subject"] if _annotations(s).get("kind") != "oci-manifest"}
     for art in record.artifacts:
         for name in names:
             if name and not name.startswith("/") and art.path.endswith("/" + name):
