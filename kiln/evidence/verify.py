@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiln.errors import KilnError
-from kiln.evidence.catalogcheck import CatalogEntry, Check, check_catalog
+from kiln.evidence.catalogcheck import CatalogEntry, Check, check_catalog, image_dir
 from kiln.evidence.provenance import BUILD_TYPES, CATALOG_LOCK, PACKAGE_LIST, SLSA_PROVENANCE, STATEMENT_TYPE
 from kiln.evidence.signing import IN_TOTO_PAYLOAD_TYPE, key_id, open_envelope
 from kiln.store import Store, file_sha256
@@ -153,6 +153,8 @@ def run_checks(
     """Every check, passed or failed (signature first); raises only when nothing can be checked."""
     stmt = _statement(envelope, key)
     checks = [Check("signature", True, f"valid ed25519 signature by {key_id(key)}")]
+    if base is None and catalog is not None:  # subjects are named relative to the image directory
+        base = image_dir(stmt, catalog.record)
     subjects = [s for s in stmt["subject"] if isinstance(s, dict)]
     checks += [_check_subject(subject, base, layouts or []) for subject in subjects]
     checks += _check_manifest(subjects, base, layouts or [])
