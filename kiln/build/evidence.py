@@ -17,8 +17,24 @@ from kiln.evidence.collect import (
     ComponentFact,
     EvidenceSettings,
     ImageFacts,
+    PackageFact,
     collect_evidence,
 )
+
+
+def kept_documents(ctx: BuildContext, role: str) -> list[str]:
+    """Where keep_documents put each component's (or test's) document, relative to the image dir."""
+    entries = (ctx.lock_data or {}).get("components", [])
+    return [str(e["document"]) for e in entries if e.get("role") == role]
+
+
+def component_facts(ctx: BuildContext, role: str) -> list[ComponentFact]:
+    items = ctx.loaded.components if role == "component" else ctx.loaded.tests
+    kept = kept_documents(ctx, role)
+    return [
+        ComponentFact(c.label, c.version, c.document.digest, c.parameters, kept[i] if i < len(kept) else "")
+        for i, c in enumerate(items)
+    ]
 
 
 def image_facts(ctx: BuildContext) -> ImageFacts:
@@ -29,12 +45,10 @@ def image_facts(ctx: BuildContext) -> ImageFacts:
         version=recipe.version,
         digest=ctx.manifest_digest,
         created=datetime.fromtimestamp(ctx.epoch, UTC),
-        artifacts=[ArtifactFact(a["kind"], Path(a["path"]), a["digest"]) for a in ctx.artifacts],
+        artifacts=[ArtifactFact(a["kind"], Path(a["path"]), a["digest"], a["size"]) for a in ctx.artifacts],
         recipe_path=ctx.loaded.path,
         recipe_digest=ctx.loaded.digest,
-        components=[
-            ComponentFact(c.label, c.version, c.document.digest, c.parameters) for c in ctx.loaded.components
-        ],
+        components=component_facts(ctx, "component"),
         parent=recipe.parent.image,
         parent_key=ctx.parent.key,
         parent_digest=ctx.layers[0].blob.result().digest,
@@ -45,6 +59,12 @@ def image_facts(ctx: BuildContext) -> ImageFacts:
         build_id=ctx.build_id,
         image_dir=ctx.output_dir,
         secrets=ctx.secrets.names,
+        tests=component_facts(ctx, "test"),
+        packages=[
+            PackageFact(p.name, p.version, p.architecture, p.source, p.source_version) for p in ctx.packages
+        ],
+        lock=ctx.lock_data,
+        size=ctx.size,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -214,18 +215,25 @@ def verify(
     json_out: JsonOption = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Check the provenance signature and that every artifact and evidence file is unchanged."""
+    """Check the signature, artifacts, evidence and kept documents, and the catalog against the provenance.
+
+    Every catalogued field the signed provenance covers is compared; every difference is reported.
+    """
     from kiln.catalog import Catalog
+    from kiln.evidence.facts import PackageFact
     from kiln.evidence.signing import load_public_key
     from kiln.evidence.target import artifact_path
-    from kiln.evidence.verify import verify_provenance
+    from kiln.evidence.verify import CatalogEntry, VerificationFailed, run_checks
 
+    public = load_public_key(key.expanduser())  # a bad key path is a usage error, before the catalog
     store = open_store(data_dir)
-    catalog = Catalog.open(store.database_url)
-    try:
+    with Catalog.open(store.database_url) as catalog:
         record = catalog.get_image(image)
-    finally:
-        catalog.close()
+        packages = [
+            PackageFact(p.name, p.version, p.architecture, p.source, p.source_version)
+            for p in catalog.packages(record.ref)
+        ]
+        lock = catalog.lock(record.ref)
     envelopes = [e for e in record.evidence if e.kind == "provenance-signed"]
     if not envelopes:
         raise KilnError(
@@ -234,21 +242,28 @@ def verify(
         )
     blob = store.blob_path(envelopes[0].digest)
     if not blob.is_file():
-        raise KilnError(f"{image}: provenance blob {envelopes[0].digest} is missing from the store")
-    layouts = [artifact_path(store, a.path) for a in record.artifacts]
-    checks = verify_provenance(
+        raise VerificationFailed(f"{image}: provenance blob {envelopes[0].digest} is missing from the store")
+    checks = run_checks(
         blob.read_bytes(),
-        load_public_key(key.expanduser()),
+        public,
         base=None,
         store=store,
-        layouts=layouts,
+        layouts=[artifact_path(store, a.path) for a in record.artifacts],
+        catalog=CatalogEntry(record, packages, lock),
     )
+    failed = any(not c.ok for c in checks)
     if json_out:
-        print_json([{"check": c.what, "ok": c.ok, "detail": c.detail} for c in checks])
-        return
-    for c in checks:
-        console.print(f"[green]✓[/] {c.what}: {c.detail}")
-    console.print(f"[green]verified[/] {image}: {len(checks)} checks passed")
+        print_json([{"check": c.what, "ok": c.ok, "skipped": c.skipped, "detail": c.detail} for c in checks])
+    else:
+        for c in checks:
+            if c.skipped:
+                err_console.print(f"[yellow]warning:[/] {escape(c.what)}: {escape(c.detail)}")
+            elif c.ok and not failed:
+                console.print(f"[green]✓[/] {escape(c.what)}: {escape(c.detail)}", highlight=False)
+    if failed:
+        raise VerificationFailed.of(checks)
+    if not json_out:
+        console.print(f"[green]verified[/] {record.ref}: {len(checks)} checks passed")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kiln.errors import BuildFailed, KilnError
-from kiln.evidence.facts import ArtifactFact, ComponentFact, EvidenceFile, EvidenceSettings, ImageFacts
+from kiln.evidence.facts import (
+    ArtifactFact,
+    ComponentFact,
+    EvidenceFile,
+    EvidenceSettings,
+    ImageFacts,
+    PackageFact,
+)
 from kiln.evidence.gates import evaluate, openvex
 from kiln.evidence.inventory import read_inventory
 from kiln.evidence.provenance import statement_bytes
@@ -30,6 +37,7 @@ __all__ = [
     "EvidenceFile",
     "EvidenceSettings",
     "ImageFacts",
+    "PackageFact",
     "collect_evidence",
 ]
 

@@ -14,6 +14,7 @@ class ArtifactFact(NamedTuple):
     kind: str  # oci, oci-archive, qcow2, raw, rootfs-tar, ...
     path: Path  # on disk (a file, or the directory of an OCI layout)
     digest: str  # sha256:… of the file; for an OCI layout, its manifest digest
+    size: int | None = None  # bytes, as catalogued (for an OCI layout: its compressed layers)
 
 
 class ComponentFact(NamedTuple):
@@ -21,6 +22,17 @@ class ComponentFact(NamedTuple):
     version: str
     digest: str  # sha256:… of the component document
     parameters: dict[str, Any]
+    document: str = ""  # the kept copy of the document, relative to the image directory
+
+
+class PackageFact(NamedTuple):
+    """An installed package as the catalog indexes it (source fields default to the binary's)."""
+
+    name: str
+    version: str
+    architecture: str = ""
+    source: str = ""
+    source_version: str = ""
 
 
 DISK_KINDS = frozenset({"raw", "qcow2", "vmdk", "vhdx", "vpc", "disk"})
@@ -47,6 +59,10 @@ class ImageFacts:
     image_dir: Path | None = None  # artifacts are named relative to this in the provenance
     parameters: dict[str, Any] = field(default_factory=dict)  # recipe-level parameters, if any
     secrets: list[str] = field(default_factory=list)  # names of the build's secrets (never values)
+    tests: list[ComponentFact] = field(default_factory=list)  # test-only components (kept documents)
+    packages: list[PackageFact] = field(default_factory=list)  # the package list the catalog indexes
+    lock: dict[str, Any] | None = None  # the lock data recorded with the image in the catalog
+    size: int | None = None  # the image size recorded in the catalog
 
     @property
     def has_disk(self) -> bool:

@@ -1,14 +1,22 @@
 """in-toto Statement v1 with a SLSA Provenance v1 predicate for one image version.
 
-Subjects: the OCI manifest digest and every artifact. The build definition names the recipe (its
-content and digest), the component documents, the parent and every .deb that went into the parent
-(sha256 as fetched by apt) plus the apt sources; byproducts list the other evidence files.
+Subjects: the OCI manifest digest and every artifact (with its size). The build definition names the
+recipe (its content and digest), the component and test documents (digest, parameters and the kept
+copy beside the artifacts), the parent and every .deb that went into the parent (sha256 as fetched by
+apt) plus the apt sources; byproducts list the other evidence files (with their catalogued summaries),
+the package list the catalog indexes (inline, canonical JSON) and the digest of the catalogued lock
+data. ``kiln verify`` checks the catalog record against all of it.
+
+Format v2 (``BUILD_TYPE``) added the sizes, summaries, test documents, kept copies, package list and
+lock digest; v1 statements still verify, and verify reports what they do not cover.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,18 +24,46 @@ from typing import Any
 from packageurl import PackageURL
 
 from kiln import __version__
-from kiln.evidence.facts import EvidenceFile, ImageFacts
+from kiln.evidence.facts import ComponentFact, EvidenceFile, ImageFacts, PackageFact
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
 # Kiln has no public home yet: ".invalid" (RFC 2606) marks these ids as never resolvable.
-BUILD_TYPE = "https://kiln.invalid/build-types/image/v1"
+BUILD_TYPE_V1 = "https://kiln.invalid/build-types/image/v1"
+BUILD_TYPE = "https://kiln.invalid/build-types/image/v2"
+BUILD_TYPES = (BUILD_TYPE_V1, BUILD_TYPE)
+PACKAGE_LIST = "package-list"  # byproduct: the catalogued package rows
+PACKAGE_LIST_MEDIA = "application/vnd.kiln.package-list+json"
+PACKAGE_COLUMNS = ("name", "architecture", "version", "source", "source_version")
+CATALOG_LOCK = "catalog-lock"  # byproduct: digest of the catalogued lock data
 BUILDER_ID = "https://kiln.invalid/builders/local"
 
 
 def _digest_map(digest: str) -> dict[str, str]:
     algo, _, value = digest.partition(":")
     return {algo or "sha256": value}
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string per JSON value: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def package_rows(packages: Iterable[PackageFact]) -> list[list[str]]:
+    """The package list as the catalog stores it (source fields default to the binary's), sorted."""
+    return sorted(
+        [p.name, p.architecture, p.version, p.source or p.name, p.source_version or p.version]
+        for p in packages
+    )
+
+
+def package_list_bytes(packages: Iterable[PackageFact]) -> bytes:
+    """Canonical JSON of the package list; its sha256 is the package list digest."""
+    return canonical_json({"columns": list(PACKAGE_COLUMNS), "rows": package_rows(packages)})
 
 
 def _time(value: datetime) -> str:
@@ -52,7 +88,7 @@ def statement(facts: ImageFacts, byproducts: list[EvidenceFile]) -> dict[str, An
         {
             "name": f"{facts.name}@{facts.version}",
             "digest": _digest_map(facts.digest),
-            "annotations": {"kind": "oci-manifest"},
+            "annotations": _sized({"kind": "oci-manifest"}, facts.size),
         }
     ]
     for art in facts.artifacts:
@@ -60,7 +96,7 @@ def statement(facts: ImageFacts, byproducts: list[EvidenceFile]) -> dict[str, An
             {
                 "name": artifact_name(art.path, facts.image_dir),
                 "digest": _digest_map(art.digest),
-                "annotations": {"kind": art.kind},
+                "annotations": _sized({"kind": art.kind}, art.size),
             }
         )
     recipe_content = facts.recipe_path.read_bytes() if facts.recipe_path.is_file() else b""
@@ -73,15 +109,8 @@ def statement(facts: ImageFacts, byproducts: list[EvidenceFile]) -> dict[str, An
             "mediaType": "application/yaml",
         }
     ]
-    for comp in facts.components:
-        deps.append(
-            {
-                "uri": f"kiln:component/{comp.name}@{comp.version}",
-                "name": comp.name,
-                "digest": _digest_map(comp.digest),
-                "annotations": {"parameters": comp.parameters},
-            }
-        )
+    deps += [_component(c, "component") for c in facts.components]
+    deps += [_component(c, "test") for c in facts.tests]
     parent: dict[str, Any] = {
         "uri": f"kiln:parent/{facts.parent}",
         "name": "parent",
@@ -130,12 +159,54 @@ def statement(facts: ImageFacts, byproducts: list[EvidenceFile]) -> dict[str, An
                     "finishedOn": _time(facts.finished),
                 },
                 "byproducts": [
-                    {"name": f.kind, "digest": _digest_map(f.digest), "mediaType": f.media_type}
+                    {
+                        "name": f.kind,
+                        "digest": _digest_map(f.digest),
+                        "mediaType": f.media_type,
+                        "annotations": {"summary": f.summary},
+                    }
                     for f in byproducts
-                ],
+                ]
+                + _catalog_byproducts(facts),
             },
         },
     }
+
+
+def _sized(annotations: dict[str, Any], size: int | None) -> dict[str, Any]:
+    return annotations if size is None else {**annotations, "size": size}
+
+
+def _component(comp: ComponentFact, role: str) -> dict[str, Any]:
+    annotations: dict[str, Any] = {"parameters": comp.parameters, "role": role}
+    if comp.document:
+        annotations["document"] = comp.document
+    return {
+        "uri": f"kiln:{role}/{comp.name}@{comp.version}",
+        "name": comp.name,
+        "digest": _digest_map(comp.digest),
+        "annotations": annotations,
+    }
+
+
+def _catalog_byproducts(facts: ImageFacts) -> list[dict[str, Any]]:
+    """What the catalog indexes beside the files: the package list (inline, so verify can name the
+    row that differs) and the digest of the lock data."""
+    packages = package_list_bytes(facts.packages)
+    return [
+        {
+            "name": PACKAGE_LIST,
+            "digest": _digest_map(sha256_digest(packages)),
+            "mediaType": PACKAGE_LIST_MEDIA,
+            "content": base64.b64encode(packages).decode(),
+            "annotations": {"count": len(facts.packages)},
+        },
+        {
+            "name": CATALOG_LOCK,
+            "digest": _digest_map(sha256_digest(canonical_json(facts.lock))),
+            "mediaType": "application/json",
+        },
+    ]
 
 
 def statement_bytes(facts: ImageFacts, byproducts: list[EvidenceFile]) -> bytes:

@@ -2,33 +2,36 @@
 
 Checks: the DSSE signature with the given public key (fails if the statement was edited or signed
 with another key); each subject (an OCI layout: manifest, config and every layer blob re-hashed;
-a file: re-hashed); each byproduct (evidence blob in the store) re-hashed.
+a file: re-hashed); each byproduct (evidence blob in the store) re-hashed; and, given the catalog
+record, every catalogued field the provenance covers plus the kept component documents
+(:mod:`kiln.evidence.catalogcheck`). All differences are reported at once.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiln.errors import KilnError
-from kiln.evidence.provenance import SLSA_PROVENANCE, STATEMENT_TYPE
+from kiln.evidence.catalogcheck import CatalogEntry, Check, check_catalog, image_dir
+from kiln.evidence.provenance import BUILD_TYPES, CATALOG_LOCK, PACKAGE_LIST, SLSA_PROVENANCE, STATEMENT_TYPE
 from kiln.evidence.signing import IN_TOTO_PAYLOAD_TYPE, key_id, open_envelope
 from kiln.store import Store, file_sha256
+
+__all__ = ["CatalogEntry", "Check", "VerificationFailed", "run_checks", "verify_provenance"]
 
 
 class VerificationFailed(KilnError):
     """The image's evidence does not verify."""
 
-
-@dataclass(frozen=True)
-class Check:
-    what: str
-    ok: bool
-    detail: str
+    @classmethod
+    def of(cls, checks: list[Check]) -> VerificationFailed:
+        failed = [c for c in checks if not c.ok]
+        lines = "\n".join(f"  {c.what}: {c.detail}" for c in failed)
+        return cls(f"verification failed ({len(failed)} of {len(checks)} checks):\n{lines}")
 
 
 def _blob_ok(layout: Path, digest: str, size: int | None = None) -> str | None:
@@ -87,6 +90,81 @@ def _check_subject(subject: dict[str, Any], base: Path | None, known: list[Path]
     return Check(name, actual == digest, f"{actual}" if actual == digest else f"{actual} != signed {digest}")
 
 
+def _statement(envelope: bytes, key: Ed25519PublicKey) -> dict[str, Any]:
+    """The signed in-toto statement (SignatureInvalid, a KilnError, if the signature fails)."""
+    payload_type, payload = open_envelope(envelope, key)
+    try:
+        stmt = json.loads(payload)
+    except ValueError:
+        raise VerificationFailed("signed payload is not JSON") from None
+    if (
+        payload_type != IN_TOTO_PAYLOAD_TYPE
+        or not isinstance(stmt, dict)
+        or stmt.get("_type") != STATEMENT_TYPE
+    ):
+        raise VerificationFailed("signed payload is not an in-toto Statement v1")
+    if stmt.get("predicateType") != SLSA_PROVENANCE or not isinstance(stmt.get("predicate"), dict):
+        raise VerificationFailed(f"unexpected predicate type {stmt.get('predicateType')!r}")
+    build_type = stmt["predicate"].get("buildDefinition", {}).get("buildType")
+    if build_type not in BUILD_TYPES:
+        raise VerificationFailed(
+            f"unsupported provenance format {build_type!r}", hint="verify it with the Kiln that built it"
+        )
+    if not isinstance(stmt.get("subject"), list):
+        raise VerificationFailed("the signed statement has no subjects")
+    return stmt
+
+
+def _check_manifest(subjects: list[dict[str, Any]], base: Path | None, layouts: list[Path]) -> list[Check]:
+    manifest = next((s for s in subjects if s.get("annotations", {}).get("kind") == "oci-manifest"), None)
+    if manifest is None:
+        return []
+    digest = "sha256:" + manifest["digest"]["sha256"]
+    dirs = [locate(s["name"], base, layouts) for s in subjects if s is not manifest]
+    holders = [d for d in [*dirs, *layouts] if d.is_dir() and (d / "oci-layout").exists()]
+    if any(not check_oci_layout(d, digest) for d in holders):
+        return []
+    return [Check(manifest["name"], False, f"no intact OCI layout on disk holds manifest {digest}")]
+
+
+def _check_byproducts(stmt: dict[str, Any], store: Store) -> list[Check]:
+    checks = []
+    for item in stmt["predicate"].get("runDetails", {}).get("byproducts", []):
+        if item.get("name") in (PACKAGE_LIST, CATALOG_LOCK):
+            continue  # catalog data, not files: compared with the catalog record
+        digest = "sha256:" + item.get("digest", {}).get("sha256", "")
+        blob = store.blob_path(digest)
+        ok = blob.is_file() and "sha256:" + file_sha256(blob) == digest
+        checks.append(
+            Check(f"evidence {item.get('name')}", ok, digest if ok else f"{digest} missing or altered")
+        )
+    return checks
+
+
+def run_checks(
+    envelope: bytes,
+    key: Ed25519PublicKey,
+    *,
+    base: Path | None,
+    store: Store | None,
+    layouts: list[Path] | None = None,
+    catalog: CatalogEntry | None = None,
+) -> list[Check]:
+    """Every check, passed or failed (signature first); raises only when nothing can be checked."""
+    stmt = _statement(envelope, key)
+    checks = [Check("signature", True, f"valid ed25519 signature by {key_id(key)}")]
+    if base is None and catalog is not None:  # subjects are named relative to the image directory
+        base = image_dir(stmt, catalog.record)
+    subjects = [s for s in stmt["subject"] if isinstance(s, dict)]
+    checks += [_check_subject(subject, base, layouts or []) for subject in subjects]
+    checks += _check_manifest(subjects, base, layouts or [])
+    if store is not None:
+        checks += _check_byproducts(stmt, store)
+    if catalog is not None:
+        checks += check_catalog(stmt, catalog)
+    return checks
+
+
 def verify_provenance(
     envelope: bytes,
     key: Ed25519PublicKey,
@@ -94,40 +172,10 @@ def verify_provenance(
     base: Path | None,
     store: Store | None,
     layouts: list[Path] | None = None,
+    catalog: CatalogEntry | None = None,
 ) -> list[Check]:
-    """All checks; raises VerificationFailed listing the failed ones (signature first)."""
-    payload_type, payload = open_envelope(envelope, key)  # SignatureInvalid is a KilnError
-    checks = [Check("signature", True, f"valid ed25519 signature by {key_id(key)}")]
-    try:
-        stmt = json.loads(payload)
-    except ValueError:
-        raise VerificationFailed("signed payload is not JSON") from None
-    if payload_type != IN_TOTO_PAYLOAD_TYPE or stmt.get("_type") != STATEMENT_TYPE:
-        raise VerificationFailed("signed payload is not an in-toto Statement v1")
-    if stmt.get("predicateType") != SLSA_PROVENANCE:
-        raise VerificationFailed(f"unexpected predicate type {stmt.get('predicateType')!r}")
-    subjects = stmt.get("subject") or []
-    for subject in subjects:
-        checks.append(_check_subject(subject, base, layouts or []))
-    manifest = next((s for s in subjects if s.get("annotations", {}).get("kind") == "oci-manifest"), None)
-    if manifest is not None:
-        digest = "sha256:" + manifest["digest"]["sha256"]
-        dirs = [locate(s["name"], base, layouts or []) for s in subjects if s is not manifest]
-        holders = [d for d in [*dirs, *(layouts or [])] if d.is_dir() and (d / "oci-layout").exists()]
-        if not any(not check_oci_layout(d, digest) for d in holders):
-            checks.append(
-                Check(manifest["name"], False, f"no intact OCI layout on disk holds manifest {digest}")
-            )
-    if store is not None:
-        for item in stmt["predicate"].get("runDetails", {}).get("byproducts", []):
-            digest = "sha256:" + item.get("digest", {}).get("sha256", "")
-            blob = store.blob_path(digest)
-            ok = blob.is_file() and "sha256:" + file_sha256(blob) == digest
-            checks.append(
-                Check(f"evidence {item.get('name')}", ok, digest if ok else f"{digest} missing or altered")
-            )
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        lines = "\n".join(f"  {c.what}: {c.detail}" for c in failed)
-        raise VerificationFailed(f"verification failed ({len(failed)} of {len(checks)} checks):\n{lines}")
+    """All checks; raises VerificationFailed listing every failed one."""
+    checks = run_checks(envelope, key, base=base, store=store, layouts=layouts, catalog=catalog)
+    if any(not c.ok for c in checks):
+        raise VerificationFailed.of(checks)
     return checks

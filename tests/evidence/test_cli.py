@@ -123,6 +123,7 @@ def test_verify_a_catalogued_image(app: typer.Typer, home: Path, tmp_path: Path)
                 digest=digest,
                 created=t,
                 parent="debian:bookworm",
+                recipe_digest=facts.recipe_digest,
                 artifacts=[ArtifactRecord(kind="oci", path=str(layout), digest=digest, size=1)],
                 evidence=[
                     EvidenceRecord(kind=f.kind, path=str(f.path), digest=f.digest, summary=f.summary)

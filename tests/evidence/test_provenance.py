@@ -6,13 +6,28 @@ import base64
 import hashlib
 import json
 import stat
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from kiln.evidence.collect import ArtifactFact, ComponentFact, EvidenceSettings, ImageFacts, collect_evidence
-from kiln.evidence.provenance import SLSA_PROVENANCE, STATEMENT_TYPE
+from kiln.evidence.collect import (
+    ArtifactFact,
+    ComponentFact,
+    EvidenceSettings,
+    ImageFacts,
+    PackageFact,
+    collect_evidence,
+)
+from kiln.evidence.provenance import (
+    BUILD_TYPE,
+    CATALOG_LOCK,
+    PACKAGE_LIST,
+    SLSA_PROVENANCE,
+    STATEMENT_TYPE,
+    statement,
+)
 from kiln.evidence.signing import (
     SignatureInvalid,
     SigningKeyError,
@@ -238,3 +253,45 @@ def test_verify_needs_the_oci_layout(image: tuple[ImageFacts, Path], store: Stor
     with pytest.raises(VerificationFailed, match="missing on disk") as exc:
         verify_provenance(envelope, load_public_key(pub), base=image[1], store=store)
     assert "no intact OCI layout" in str(exc.value)
+
+
+def test_statement_records_what_the_catalog_indexes(image: tuple[ImageFacts, Path]) -> None:
+    """Format v2: sizes, kept documents, the package list (inline) and the lock digest."""
+    facts = replace(
+        image[0],
+        artifacts=[a._replace(size=123) for a in image[0].artifacts],
+        components=[image[0].components[0]._replace(document="components/component-00-aa.yaml")],
+        tests=[ComponentFact("smoke", "local", "sha256:" + "3" * 64, {"Expect": "hi"}, "components/t.yaml")],
+        packages=[
+            PackageFact("libssl3", "3.0.11-1", "amd64", "openssl", "3.0.11-1"),
+            PackageFact("bash", "5.2"),
+        ],
+        lock={"layers": ["k1"]},
+        size=456,
+    )
+    stmt = statement(facts, [])
+    assert stmt["predicate"]["buildDefinition"]["buildType"] == BUILD_TYPE
+    assert {s["name"]: s["annotations"].get("size") for s in stmt["subject"]} == {
+        "web@1.0.0/1": 456,
+        "oci": 123,
+        "disk.qcow2": 123,
+    }
+    deps = {d["uri"]: d for d in stmt["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert deps["kiln:component/update-os@builtin"]["annotations"]["document"] == (
+        "components/component-00-aa.yaml"
+    )
+    assert deps["kiln:test/smoke@local"]["annotations"] == {
+        "parameters": {"Expect": "hi"},
+        "role": "test",
+        "document": "components/t.yaml",
+    }
+    byproducts = {b["name"]: b for b in stmt["predicate"]["runDetails"]["byproducts"]}
+    listed = base64.b64decode(byproducts[PACKAGE_LIST]["content"])
+    assert json.loads(listed)["rows"] == [
+        ["bash", "", "5.2", "bash", "5.2"],  # source fields default to the binary's, as catalogued
+        ["libssl3", "amd64", "3.0.11-1", "openssl", "3.0.11-1"],
+    ]
+    assert byproducts[PACKAGE_LIST]["digest"]["sha256"] == hashlib.sha256(listed).hexdigest()
+    assert byproducts[PACKAGE_LIST]["annotations"] == {"count": 2}
+    lock = hashlib.sha256(b'{"layers":["k1"]}').hexdigest()
+    assert byproducts[CATALOG_LOCK]["digest"]["sha256"] == lock
