@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from kiln.errors import Issue, ValidationFailed
 from kiln.recipes.model import ComponentRef, Recipe
-from kiln.toe.document import Document, check_parameters, load_document
+from kiln.toe.document import Document, check_parameters
+from kiln.toe.nesting import load_checked
 from kiln.yamlsrc import SourceDocument, parse_yaml
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "components"
@@ -99,11 +100,11 @@ def _resolve(
                 source.issue((*loc, "name"), f"no built-in component '{ref.name}' (built-ins: {known})")
             )
             continue
-        if not path.is_file():
+        if not path.exists():
             issues.append(source.issue((*loc, "path"), f"component document not found: {path}"))
             continue
         try:
-            document = load_document(path)
+            document = load_checked(path)  # non-regular files are refused there, with the reason
         except ValidationFailed as exc:
             issues.extend(exc.issues)
             continue
