@@ -169,7 +169,7 @@ class Settings(Strict):
     environment: dict[str, str] = Field(default_factory=dict, description="extra environment for steps")
     network: bool = Field(True, description="network access for build and validate steps")
     source_date_epoch: int | None = Field(
-        None, ge=EPOCH_MIN, le=EPOCH_MAX, description="timestamp for reproducible outputs (1980..2107)"
+        None, description=f"timestamp for reproducible outputs, {EPOCH_MIN} (1980) to {EPOCH_MAX} (2107)"
     )
     compression_level: int = Field(6, ge=1, le=9, description="gzip level of OCI layers")
     test_instances: list[Literal["container", "vm"]] | None = Field(
@@ -178,6 +178,16 @@ class Settings(Strict):
         "qemu boot of the disk (needs a disk output); default: vm when there is a disk, else container",
     )
     test_timeout: int = Field(900, ge=30, le=86400, description="seconds a VM test boot may take in all")
+
+    @field_validator("source_date_epoch")
+    @classmethod
+    def _epoch(cls, value: int | None) -> int | None:
+        if value is not None and not EPOCH_MIN <= value <= EPOCH_MAX:
+            raise ValueError(
+                f"must be from {EPOCH_MIN} (1980-01-01) to {EPOCH_MAX} (2107-12-31): "
+                "a disk's FAT boot partition cannot store other times"
+            )
+        return value
 
     @field_validator("working_directory")
     @classmethod
