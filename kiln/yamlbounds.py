@@ -29,7 +29,7 @@ from ruamel.yaml.reader import ReaderError
 from kiln.errors import Issue, ValidationFailed
 
 MAX_DEPTH = 64
-MAX_NODES = 20_000
+MAX_NODES = 10_000
 MAX_EXPANDED_NODES = 100_000
 MAX_EXPANDED_CHARS = 4 << 20
 

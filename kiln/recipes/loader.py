@@ -64,7 +64,10 @@ def builtin_components() -> list[str]:
 
 def _component_path(ref: ComponentRef, recipe_dir: Path) -> Path | None:
     if ref.path is not None:
-        return (recipe_dir / ref.path).resolve()
+        try:
+            return (recipe_dir / ref.path).resolve()
+        except (OSError, RuntimeError):  # a symlink loop: reading it reports the problem
+            return recipe_dir / ref.path
     candidate = (BUILTIN_DIR / f"{ref.name}.yaml").resolve()
     if BUILTIN_DIR in candidate.parents and candidate.is_file():
         return candidate
