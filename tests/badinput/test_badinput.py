@@ -202,3 +202,22 @@ def test_json_output_reports_the_same_issues(corpus: list[Case]) -> None:
     report = json.loads(output)
     assert code == 2 and report["valid"] is False
     assert location(case).search(report["documents"][0]["issues"][0])
+
+
+def test_run_config_is_read_like_a_document(tmp_path: Path) -> None:
+    """``kiln toe run --config``: a FIFO, deep JSON or a NUL byte is an error, never a hang or a crash."""
+    from kiln.errors import ValidationFailed
+    from kiln.toe.config import load_config
+
+    os.mkfifo(tmp_path / "fifo.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000)
+    (tmp_path / "nul.json").write_bytes(b'{"documents":\n "a\x00"}')
+    expected = {
+        "fifo.json": "FIFO",
+        "deep.json": "nested too deeply",
+        "nul.json": "nul.json:2:4: contains a NUL",
+    }
+    for name, message in expected.items():
+        with pytest.raises(ValidationFailed) as info:
+            load_config(tmp_path / name)
+        assert message in info.value.message
