@@ -97,5 +97,5 @@ def display_path(path: Path | str) -> str:
     p = Path(path)
     try:
         return str(p.resolve().relative_to(Path.cwd()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # not below the cwd; a symlink loop (RuntimeError < 3.13)
         return str(p)

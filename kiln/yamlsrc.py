@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from kiln.errors import Issue, ValidationFailed, display_path
+from kiln.inputfile import MAX_INPUT_BYTES, read_input
+from kiln.yamlbounds import check_expansion, load_bounded
 
 Loc = Sequence[int | str]
 
@@ -130,6 +130,7 @@ def dotted(loc: Loc) -> str:
 
 
 def to_plain(node: Any) -> Any:
+    """``node`` (as loaded) as plain dicts and lists; aliases are expanded, so check_expansion first."""
     if isinstance(node, dict):
         return {str(k) if not isinstance(k, str) else k: to_plain(v) for k, v in node.items()}
     if isinstance(node, list):
@@ -138,25 +139,16 @@ def to_plain(node: Any) -> Any:
 
 
 def parse_yaml(path: Path, text: str | None = None) -> SourceDocument:
-    """Parse ``path`` (or ``text``); syntax errors become a ValidationFailed with the position."""
+    """Parse ``path`` (or ``text``) within the limits of :mod:`kiln.yamlbounds`; syntax errors,
+    unreadable files and oversized or too deeply nested documents become a ValidationFailed with the
+    position."""
     name = display_path(path)
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ValidationFailed([Issue(name, None, None, "", "file not found")]) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValidationFailed([Issue(name, None, None, "", f"cannot read file: {exc}")]) from None
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        raw = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
-        raise ValidationFailed([Issue(name, line, col, "", f"invalid YAML: {problem}")]) from None
-    except Exception as exc:  # ruamel raises several unmarked error types (e.g. duplicate keys)
-        raise ValidationFailed([Issue(name, None, None, "", f"invalid YAML: {exc}")]) from None
+        text = read_input(path)
+    elif len(text) > MAX_INPUT_BYTES:
+        raise ValidationFailed(
+            [Issue(name, None, None, "", f"document is larger than {MAX_INPUT_BYTES} bytes")]
+        )
+    raw = load_bounded(name, text)
+    check_expansion(name, raw)
     return SourceDocument(path, text, to_plain(raw), Locator(raw))

@@ -9,9 +9,9 @@ import re
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
 from kiln.build.keys import parent_layer_key
-from kiln.errors import BuildFailed
+from kiln.errors import BuildFailed, KilnError
 from kiln.lock import LockedPackage, lock_mismatches, mmdebstrap_lock_args, prepare_locked_repo, verify_locked
-from kiln.recipes.model import PARENT, ParentSpec, SlimSpec
+from kiln.recipes.model import EPOCH_MAX, EPOCH_MIN, PARENT, ParentSpec, SlimSpec
 from kiln.rootfs.debian import DEFAULT_MIRRORS, DebianParent, ParentRoot, ensure_parent
 from kiln.sandbox.bwrap import Bind
 
@@ -38,7 +38,12 @@ def source_date_epoch(ctx: BuildContext, parent_epoch: int) -> int:
     if ctx.options.locked is not None:
         return int(ctx.options.locked.parent.source_date_epoch)
     env = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if re.fullmatch(r"\d+", env):
+    if re.fullmatch(r"\d{1,20}", env):
+        if not EPOCH_MIN <= int(env) <= EPOCH_MAX:
+            raise KilnError(
+                f"SOURCE_DATE_EPOCH={env} is outside {EPOCH_MIN}..{EPOCH_MAX} (1980..2107)",
+                hint="a disk's FAT boot partition cannot store other times; unset it or pick one in range",
+            )
         return int(env)
     return ctx.loaded.recipe.settings.source_date_epoch or parent_epoch
 

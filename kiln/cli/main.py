@@ -27,6 +27,7 @@ app = typer.Typer(
 # module of the command being run is imported (start-up stays fast); all of them for help.
 COMMAND_MODULES = {
     "kiln.cli.build": ("build",),
+    "kiln.cli.validate": ("validate",),
     "kiln.cli.catalog": ("images", "builds"),
     "kiln.cli.schema": ("schema",),
     "kiln.cli.toe": ("toe",),

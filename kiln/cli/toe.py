@@ -19,7 +19,7 @@ from kiln.sandbox.bwrap import SandboxOptions
 from kiln.secrets import SecretError, Secrets, load_secrets, parse_cli_secret, secrets_tmpfs
 from kiln.toe.config import settings as run_settings
 from kiln.toe.config import split_list
-from kiln.toe.document import load_document
+from kiln.toe.nesting import load_checked
 from kiln.toe.results import FAILED
 from kiln.toe.runner import HostTarget, RootfsTarget, RunOptions, Target
 from kiln.toe.session import execute
@@ -39,7 +39,7 @@ def validate(
     report = []
     for path in split_list(documents):
         try:
-            doc = load_document(Path(path))
+            doc = load_checked(Path(path))
         except ValidationFailed as exc:
             issues.extend(exc.issues)
             report.append({"path": path, "valid": False, "issues": [str(i) for i in exc.issues]})

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from kiln.errors import Issue, ValidationFailed
 from kiln.recipes.model import ComponentRef, Recipe
-from kiln.toe.document import Document, check_parameters, load_document
+from kiln.toe.document import Document, check_parameters
+from kiln.toe.nesting import load_checked
 from kiln.yamlsrc import SourceDocument, parse_yaml
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "components"
@@ -64,7 +65,10 @@ def builtin_components() -> list[str]:
 
 def _component_path(ref: ComponentRef, recipe_dir: Path) -> Path | None:
     if ref.path is not None:
-        return (recipe_dir / ref.path).resolve()
+        try:
+            return (recipe_dir / ref.path).resolve()
+        except (OSError, RuntimeError):  # a symlink loop: reading it reports the problem
+            return recipe_dir / ref.path
     candidate = (BUILTIN_DIR / f"{ref.name}.yaml").resolve()
     if BUILTIN_DIR in candidate.parents and candidate.is_file():
         return candidate
@@ -101,11 +105,11 @@ def _resolve(
                 source.issue((*loc, "name"), f"no built-in component '{ref.name}' (built-ins: {known})")
             )
             continue
-        if not path.is_file():
+        if not path.exists():
             issues.append(source.issue((*loc, "path"), f"component document not found: {path}"))
             continue
         try:
-            document = load_document(path)
+            document = load_checked(path)  # non-regular files are refused there, with the reason
         except ValidationFailed as exc:
             issues.extend(exc.issues)
             continue

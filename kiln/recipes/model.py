@@ -8,11 +8,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kiln.evidence.settings import ComplianceGate, ScanGate, SigningSettings
-from kiln.outputs.disk import DiskOptions
+from kiln.outputs.disk import DiskOptions, parse_size
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 PARENT = re.compile(r"^(?P<distribution>debian|ubuntu):(?P<suite>[a-z]+)$")
+PORT = re.compile(r"^(\d{1,5})(/(tcp|udp|sctp))?$")
+# SOURCE_DATE_EPOCH stamps every output, and the tightest format is FAT (the disk's boot partition):
+# mtools wraps any time outside 1980-01-01 .. 2107-12-31 (tar, OCI, ext4 and VHD reach further).
+EPOCH_MIN = 315532800  # 1980-01-01T00:00:00Z
+EPOCH_MAX = 4354819199  # 2107-12-31T23:59:59Z
+# A raw disk is first written as a sparse file: ext4 (the usual host file system) caps files below
+# 16 TiB; qemu-img's vpc (VHD) format caps images at 2040 GiB.
+DISK_MAX = {"vhd": 2040 << 30}
+DISK_MAX_DEFAULT = 15 << 40
 
 
 class Strict(BaseModel):
@@ -143,6 +152,13 @@ class DiskOutput(DiskOptions):
 
     type: Literal["raw", "qcow2", "vmdk", "vhdx", "vhd"]
 
+    @model_validator(mode="after")
+    def _size_limit(self) -> DiskOutput:
+        limit = DISK_MAX.get(self.type, DISK_MAX_DEFAULT)
+        if self.size is not None and parse_size(self.size) > limit:
+            raise ValueError(f"size: a {self.type} disk can be at most {limit >> 30}G")
+        return self
+
     def options(self) -> DiskOptions:
         return DiskOptions(**self.model_dump(exclude={"type"}))
 
@@ -167,6 +183,15 @@ class ImageConfigSpec(Strict):
     exposed_ports: list[str] = Field(default_factory=list)
     stop_signal: str | None = None
 
+    @field_validator("exposed_ports")
+    @classmethod
+    def _ports(cls, value: list[str]) -> list[str]:
+        for port in value:
+            match = PORT.match(port)
+            if match is None or not 0 < int(match.group(1)) < 65536:
+                raise ValueError(f"exposed port {port!r} must be 1-65535, e.g. 80, 80/tcp or 53/udp")
+        return value
+
 
 class SlimSpec(Strict):
     """Slim images: no docs, man pages, other locales, apt caches, logs or ``__pycache__``."""
@@ -178,14 +203,26 @@ class Settings(Strict):
     working_directory: str = Field("/tmp", description="where steps run inside the image")
     environment: dict[str, str] = Field(default_factory=dict, description="extra environment for steps")
     network: bool = Field(True, description="network access for build and validate steps")
-    source_date_epoch: int | None = Field(None, description="timestamp for reproducible outputs")
+    source_date_epoch: int | None = Field(
+        None, description=f"timestamp for reproducible outputs, {EPOCH_MIN} (1980) to {EPOCH_MAX} (2107)"
+    )
     compression_level: int = Field(6, ge=1, le=9, description="gzip level of OCI layers")
     test_instances: list[Literal["container", "vm"]] | None = Field(
         None,
         description="where test phases run: a fresh container instance (needs an oci output) and/or a "
         "qemu boot of the disk (needs a disk output); default: vm when there is a disk, else container",
     )
-    test_timeout: int = Field(900, ge=30, description="seconds a VM test boot may take in all")
+    test_timeout: int = Field(900, ge=30, le=86400, description="seconds a VM test boot may take in all")
+
+    @field_validator("source_date_epoch")
+    @classmethod
+    def _epoch(cls, value: int | None) -> int | None:
+        if value is not None and not EPOCH_MIN <= value <= EPOCH_MAX:
+            raise ValueError(
+                f"must be from {EPOCH_MIN} (1980-01-01) to {EPOCH_MAX} (2107-12-31): "
+                "a disk's FAT boot partition cannot store other times"
+            )
+        return value
 
     @field_validator("working_directory")
     @classmethod

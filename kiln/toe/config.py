@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kiln.errors import Issue, KilnError, ValidationFailed, display_path
+from kiln.inputfile import read_input
 
 DEFAULT_PHASES = ("build", "validate", "test")
 _PAIR_START = re.compile(r",(?=[A-Za-z0-9_-]{3,128}=)")  # names are 3-128 characters
@@ -87,10 +88,11 @@ def parse_parameters(text: str) -> dict[str, str]:
 
 def load_config(path: Path) -> RunConfig:
     name = display_path(path)
+    text = read_input(path)  # regular files only, size-capped, UTF-8 (positions for bad bytes)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValidationFailed([Issue(name, None, None, "", "file not found")]) from None
+        data = json.loads(text)
+    except RecursionError:
+        raise ValidationFailed([Issue(name, None, None, "", "invalid JSON: nested too deeply")]) from None
     except json.JSONDecodeError as exc:
         raise ValidationFailed([Issue(name, exc.lineno, exc.colno, "", f"invalid JSON: {exc.msg}")]) from None
     try:

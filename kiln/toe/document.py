@@ -16,9 +16,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kiln.errors import Issue, ValidationFailed
+from kiln.errors import Issue, ValidationFailed, display_path
+from kiln.inputfile import decode_text, read_input_bytes
 from kiln.toe.actions import Action, lookup
 from kiln.toe.conditions import IfSpec
+from kiln.toe.docpaths import is_local_relative
 from kiln.toe.loops import LoopSpec
 from kiln.toe.quirks import restore_unquoted_expressions
 from kiln.toe.schema import STANDARD_PHASES, ConstantBody, DocumentHeader, ParameterBody, PhaseSpec, StepSpec
@@ -49,6 +51,17 @@ class Step:
 
 
 @dataclass(frozen=True)
+class DocumentCall:
+    """An ExecuteDocument step with a literal local path: checked (with the whole tree) before a run."""
+
+    target: str
+    parameters: tuple[str, ...]
+    line: int | None
+    column: int | None
+    field: str
+
+
+@dataclass(frozen=True)
 class Phase:
     name: str
     steps: list[Step]
@@ -66,6 +79,7 @@ class Document:
     parameters: list[ParameterDecl]
     constants: dict[str, str]
     phases: list[Phase] = field(default_factory=list)
+    calls: list[DocumentCall] = field(default_factory=list)
 
     @property
     def phase_names(self) -> list[str]:
@@ -103,16 +117,14 @@ def check_parameters(doc: Document, values: Mapping[str, str]) -> list[str]:
 
 def load_document(path: Path, text: str | None = None) -> Document:
     """Parse and validate ``path``; raises ValidationFailed listing every issue."""
-    raw: bytes | None = text.encode("utf-8") if text is not None else None
-    if raw is None:
-        try:
-            raw = path.read_bytes()
-            text = raw.decode("utf-8")
-        except (OSError, UnicodeDecodeError):
-            raw = None  # parse_yaml reports the problem with the file name
+    if text is None:
+        raw = read_input_bytes(path)  # regular files only, size-capped
+        text = decode_text(display_path(path), raw)
+    else:
+        raw = text.encode("utf-8")
     src = parse_yaml(path, text)
     src.data = restore_unquoted_expressions(src.locator.root, src.data)
-    digest = "sha256:" + hashlib.sha256(raw if raw is not None else src.text.encode()).hexdigest()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     loader = _Loader(src)
     doc = loader.load(digest)
     if loader.issues or doc is None:
@@ -124,6 +136,7 @@ class _Loader:
     def __init__(self, src: SourceDocument) -> None:
         self.src = src
         self.issues: list[Issue] = []
+        self.calls: list[DocumentCall] = []
 
     def add(self, loc: Loc, field_path: str, message: str) -> None:
         self.issues.append(self.src.issue(loc, message, field=field_path))
@@ -163,6 +176,7 @@ class _Loader:
             parameters=params,
             constants=constants,
             phases=phases,
+            calls=self.calls,
         )
         return doc
 
@@ -247,12 +261,24 @@ class _Loader:
         cls = self.action(label, loc, spec.action, spec.inputs)
         if cls is None:
             return None
+        if spec.action == "ExecuteDocument":
+            self.call(label, loc, spec.inputs)
         line, _ = self.src.locator.position(loc)
         return Step(
             name=spec.name, action=spec.action, action_class=cls, inputs=spec.inputs,
             timeout_seconds=spec.timeout_seconds, on_failure=spec.on_failure,
             max_attempts=spec.max_attempts, loop=spec.loop, condition=spec.if_, line=line,
         )  # fmt: skip
+
+    def call(self, label: str, loc: Loc, inputs: Any) -> None:
+        target = inputs.get("document") if isinstance(inputs, dict) else None
+        if not isinstance(target, str) or _deferred(target) or not is_local_relative(target):
+            return  # absolute paths are in the image, expressions are known at run time
+        raw_parameters = inputs.get("parameters")
+        names = [p.get("name") for p in raw_parameters or [] if isinstance(p, dict)]
+        line, column = self.src.locator.position([*loc, "inputs", "document"])
+        names_text = tuple(str(n) for n in names if n is not None)
+        self.calls.append(DocumentCall(target, names_text, line, column, f"{label}.inputs.document"))
 
     def action(self, label: str, loc: Loc, action: str, inputs: Any) -> type[Action] | None:
         cls = lookup(action)

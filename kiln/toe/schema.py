@@ -25,6 +25,7 @@ STEP_NAME = r"^[^\r\n]{1,128}$"
 PHASE_NAME = r"^[^\r\n]{1,128}$"
 STANDARD_PHASES = ("build", "validate", "test")
 DEFAULT_TIMEOUT = 7200
+MAX_TIMEOUT = 2**31 - 1
 Scalar = str | StrictBool | StrictInt | StrictFloat
 
 
@@ -98,6 +99,8 @@ class StepSpec(_Strict):
     def _timeout(cls, value: int) -> int:
         if value == 0 or value < -1:
             raise ValueError("timeoutSeconds must be positive, or -1 for no timeout")
+        if value > MAX_TIMEOUT:
+            raise ValueError(f"timeoutSeconds can be at most {MAX_TIMEOUT} (Image Builder's 32-bit limit)")
         return value
 
     @field_validator("on_failure", mode="before")

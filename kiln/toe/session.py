@@ -10,8 +10,9 @@ from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.monitor import FanOut, MaskingMonitor, Monitor
 from kiln.secrets import Masker
 from kiln.toe.config import RunSettings
-from kiln.toe.document import Document, check_parameters, load_document
+from kiln.toe.document import Document, check_parameters
 from kiln.toe.logs import Execution, LogFolderMonitor, create_folder, write_documents, write_results
+from kiln.toe.nesting import load_checked
 from kiln.toe.results import FAILED
 from kiln.toe.runner import RunOptions, Target, run_document
 
@@ -24,7 +25,7 @@ def load_all(settings: RunSettings) -> list[Document]:
     documents: list[Document] = []
     for run in settings.documents:
         try:
-            doc = load_document(run.path)
+            doc = load_checked(run.path)
         except ValidationFailed as exc:
             issues.extend(exc.issues)
             continue

@@ -14,6 +14,7 @@ from kiln.errors import KilnError, ValidationFailed
 from kiln.monitor import Monitor
 from kiln.toe.actions import ActionContext, ActionFailed, RebootRequested
 from kiln.toe.conditions import ConditionError, Evaluator
+from kiln.toe.docpaths import MAX_NESTING
 from kiln.toe.loops import Iteration, LoopError, iterations, loop_resolver
 from kiln.toe.results import FAILED, SKIPPED, SUCCESS, DocumentResult
 from kiln.toe.targets import Target
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from kiln.toe.runner import RunOptions
 
 MAX_REBOOT_RERUNS = 1
-MAX_NESTING = 3
 
 
 @dataclass
@@ -209,7 +209,8 @@ class _Attempts:
             ctx = ActionContext(
                 target=self.target, document=self.document.name, phase=self.phase, step=step.name,
                 timeout=remaining, output=self.output, env=dict(self.options.env),
-                services={"document_dir": self.document.path.parent, **self.options.services},
+                services={"document_dir": self.document.path.parent, "document_root": self.root,
+                          **self.options.services},
                 nested=self.nested, processes=self.processes,
             )  # fmt: skip
             try:
@@ -233,6 +234,12 @@ class _Attempts:
             if deadline is not None and time.monotonic() > deadline:
                 raise _AttemptFailed(f"timed out after {step.timeout_seconds}s")
             return raw, outputs, reboots + len(ctx.reboots)
+
+    @property
+    def root(self) -> Path:
+        """The top-level document's folder: ExecuteDocument reads nothing outside it."""
+        stack = self.options.stack
+        return Path(stack[0]).parent if stack else self.document.path.parent.resolve()
 
     def nested(self, path: Path, phases: list[str], parameters: dict[str, str]) -> DocumentResult:
         """ExecuteDocument: run another document on the same target, guarding depth and cycles."""

@@ -1,8 +1,11 @@
 """ExecuteDocument: runs another component document on the same target (nesting <= 3, no cycles).
 
-``document`` is a local path: absolute paths are looked up inside the image first (a document a
-previous step downloaded), then on the host; relative paths are relative to the calling document's
-folder. ``s3://`` URLs and ARNs need AWS and are rejected with a clear message.
+``document`` is a local path: an absolute path names a file inside the image (a document a previous
+step downloaded) and is never looked up on the host; a relative path is relative to the calling
+document's folder and must stay inside the folder of the top-level document (see
+:mod:`kiln.toe.docpaths`). ``s3://`` URLs and ARNs need AWS and are rejected with a clear message.
+Literal relative paths are checked with the whole call tree before anything runs
+(:mod:`kiln.toe.nesting`); the checks here catch paths only known at run time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from kiln.toe.actions.base import Action, ActionContext, ActionFailed, InputModel, Outputs
 from kiln.toe.actions.fileutil import host_path
+from kiln.toe.docpaths import DocumentPathError, resolve_document
 
 PHASES_DEFAULT = "build,validate,test"
 
@@ -51,24 +55,26 @@ class ExecuteDocument(Action):
                 )
             return value
 
-    def locate(self, ctx: ActionContext, document: str, base: Path) -> Path:
+    def locate(self, ctx: ActionContext, document: str) -> Path:
         if document.startswith("/"):
             inside = host_path(ctx, document)
             if inside.is_file():
                 return inside
-            if Path(document).is_file():
-                return Path(document)
-            raise ActionFailed(f"ExecuteDocument: {document} not found in the image or on the host")
-        candidate = base / document
-        if not candidate.is_file():
-            raise ActionFailed(f"ExecuteDocument: {candidate} not found")
-        return candidate
+            raise ActionFailed(
+                f"ExecuteDocument: {document} not found in the image (absolute paths are looked up in the "
+                "image only; give a path relative to the calling document for a file next to it)"
+            )
+        base = Path(str(ctx.services.get("document_dir", ".")))
+        root = Path(str(ctx.services.get("document_root", base)))
+        try:
+            return resolve_document(document, base, root)
+        except DocumentPathError as exc:
+            raise ActionFailed(f"ExecuteDocument: {exc}") from None
 
     def run(self, ctx: ActionContext, inputs: Inputs) -> Outputs:
         if ctx.nested is None:
             raise ActionFailed("ExecuteDocument is not available in this context")
-        base = Path(str(ctx.services.get("document_dir", ".")))
-        path = self.locate(ctx, inputs.document, base)
+        path = self.locate(ctx, inputs.document)
         phases = [p.strip() for p in inputs.phases.split(",") if p.strip()]
         parameters = {
             p.name: ",".join(p.value) if isinstance(p.value, list) else p.value for p in inputs.parameters

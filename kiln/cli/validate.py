@@ -1,0 +1,45 @@
+"""``kiln validate``: check recipes and every component they name, without building anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kiln.cli.common import JsonOption, err_console, print_json
+from kiln.errors import Issue, ValidationFailed
+
+
+def validate(
+    recipes: Annotated[list[Path], typer.Argument(help="Recipe YAML files.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Validate RECIPES as ``kiln build`` does before it starts; every problem is reported
+    (file:line:column: field: message), exit code 2."""
+    from kiln.recipes.loader import load_recipe
+
+    issues: list[Issue] = []
+    report = []
+    for path in recipes:
+        try:
+            loaded = load_recipe(path)
+        except ValidationFailed as exc:
+            issues.extend(exc.issues)
+            report.append({"path": str(path), "valid": False, "issues": [str(i) for i in exc.issues]})
+            continue
+        labels = [c.label for c in [*loaded.components, *loaded.tests]]
+        report.append({"path": str(path), "valid": True, "name": loaded.recipe.name, "components": labels})
+        if not json_output:
+            err_console.print(f"[green]valid[/] {path} ({loaded.recipe.name}: {len(labels)} component(s))")
+    if json_output:
+        print_json({"recipes": report, "valid": not issues})
+        if issues:
+            raise typer.Exit(2)
+        return
+    if issues:
+        raise ValidationFailed(issues)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)
