@@ -128,8 +128,9 @@ def _supervise(worker: int) -> NoReturn:
             os.kill(worker, info.si_signo)
     code = os.waitstatus_to_exitcode(status)
     if code < 0:  # killed by a signal: die of the same one, as a shell expects
-        signal.signal(-code, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {-code})
+        if -code != signal.SIGKILL:
+            signal.signal(-code, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {-code})
         os.kill(os.getpid(), -code)
     os._exit(code & 0xFF if code >= 0 else 128 - code)
 

@@ -97,21 +97,21 @@ def run_vm_tests(
     cpus: int = 2,
     network: bool = False,
     accel: Literal["auto", "kvm", "tcg"] | Accel = "auto",
-    silence: float | None = None,
+    kvm_silence: float = KVM_SILENCE,
 ) -> VmTestResult:
     """Boot an overlay of ``disk`` and run the ``test`` phase of each (label, path) document in it.
 
     ``parameters`` maps a document's label to its parameter values. Raises ValidationFailed before
     booting when a test step cannot run in a guest; returns a result for everything that happens after.
     A boot that KVM cannot run is retried once under TCG (``fallback`` in the result says why).
-    ``silence`` overrides the seconds of console silence after which a guest counts as stuck.
+    ``kvm_silence`` is how many seconds of console silence make a KVM guest count as stuck.
     """
     plan = plan_tests(documents, parameters)
     disk = disk.absolute()
     fmt = _disk_format(disk)
     chosen = accel if isinstance(accel, Accel) else choose_accel(accel, boot)
     monitor.info(chosen.reason)
-    machine = _Machine(boot, timeout, chosen, memory_mb, cpus, network, silence)
+    machine = _Machine(boot, timeout, chosen, memory_mb, cpus, network, kvm_silence)
     result = _attempt(disk, fmt, plan, machine, monitor, workdir)
     if chosen.name == "kvm" and result.kvm_failure:
         reason = result.kvm_failure
@@ -159,7 +159,7 @@ class _Machine:
     memory_mb: int
     cpus: int
     network: bool
-    silence: float | None
+    kvm_silence: float
 
 
 def _boot_and_test(
@@ -187,7 +187,7 @@ def _boot_and_test(
         "-device", "virtio-blk-pci,drive=tests",
         "-nic", "user,model=virtio-net-pci" if machine.network else "none",
     ]  # fmt: skip
-    silence = machine.silence or (KVM_SILENCE if accel.name == "kvm" else TCG_SILENCE)
+    silence = machine.kvm_silence if accel.name == "kvm" else TCG_SILENCE
     watch = _Console(plan, nonce, pidfile, monitor, kvm=accel.name == "kvm", silence=silence)
     exit_code: int | None = None
     try:

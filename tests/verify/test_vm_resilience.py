@@ -92,14 +92,14 @@ def test_the_probe_boots_the_tests_firmware_and_answers_quickly(boot: str) -> No
 @pytest.mark.e2e
 def test_a_stuck_kvm_guest_is_retried_under_tcg(uefi_disk: DiskImage, tmp_path: Path) -> None:
     """A guest that stops producing output under KVM (qemu paused after an internal error looks like
-    this: alive, silent) is killed after ``silence`` seconds and booted again under TCG."""
+    this: alive, silent) is killed after ``kvm_silence`` seconds and booted again under TCG."""
     workdir = tmp_path / "work"
     workdir.mkdir()
     stuck = Accel("kvm", "a KVM that pauses the guest", args=("-accel", "tcg", "-S"))  # -S: never runs
     monitor = ListMonitor()
     started = time.monotonic()
     result = run_vm_tests(uefi_disk.path, [("passing", write(tmp_path, "p.yaml", PASSING))], timeout=600,
-                          monitor=monitor, workdir=workdir, accel=stuck, silence=4)  # fmt: skip
+                          monitor=monitor, workdir=workdir, accel=stuck, kvm_silence=4)  # fmt: skip
     assert result.ok, result.failure_message
     assert result.accel == "tcg"
     assert result.fallback and "silent for" in result.fallback and "KVM" in result.fallback
