@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +67,7 @@ class BuildContext:
     lock_data: dict[str, Any] | None = None
     ran_steps: int = 0
     ram: Path | None = None  # a tmpfs for overlay upper directories, when memory allows
+    holds: ExitStack = field(default_factory=ExitStack)  # leases on the cache entries this build uses
 
     def work_dir(self, name: str) -> Path:
         """Where an overlay's upper and work directories go: in memory when possible (dpkg's syncs)."""
