@@ -120,9 +120,11 @@ def _deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:
             name, version, arch = para["Package"], para["Version"], para["Architecture"]
             deb = deb_cache / f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
             entry = {"name": name, "version": version, "architecture": arch}
-            if deb.exists():
+            try:
                 entry["sha256"] = file_sha256(deb)
                 entry["filename"] = deb.name
+            except FileNotFoundError:  # not cached, or removed meanwhile (`apt-get clean` in a step)
+                pass
             inventory.append(entry)
     return sorted(inventory, key=lambda e: e["name"])
 
