@@ -7,12 +7,15 @@ Layout::
     cache/ (or KILN_CACHE_DIR, to share caches between data directories)
     cache/debs/                .deb files shared by every bootstrap and every apt-get in a step
     cache/apt/<key>/           apt lists and binary caches per set of sources, bind-mounted into steps
-    cache/parents/<key>/       cached parent root filesystems (rootfs/ + parent.json)
-    cache/layers/<key>/        cached component layers (upper/ + layer.json)
+    cache/apt/lock             held by whoever runs apt on, or writes into, the shared apt state
+    cache/parents/<key>/       cached parent root filesystems: current -> v-<id>/ (rootfs/ + parent.json)
+    cache/layers/<key>/        cached layers (upper/ + layer.tar.gz + layer.json), <key>.lock, <key>.lease
     images/<name>/<version>/   published artifacts of an image version
     logs/<build-id>.jsonl      build logs
     tmp/                       per-build scratch space, always removed (each beside NAME.owner,
                                locked while its process lives: a killed process's is reclaimed)
+
+Builds running at once share the caches: kiln.cachelock has the rules every cache entry follows.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from kiln.cachelock import FileLock
 
 OWNER_SUFFIX = ".owner"
 
@@ -141,16 +146,14 @@ class Store:
             lock_path.unlink(missing_ok=True)
 
     @contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """An exclusive advisory lock (parallel builds filling the same cache entry)."""
-        lock_dir = self.cache / "locks"
-        lock_dir.mkdir(exist_ok=True)
-        with open(lock_dir / f"{name}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def apt_lock(self) -> Iterator[None]:
+        """Exclusive use of apt's shared state (lists, binary caches, .debs): one apt at a time.
+
+        The lock file is in ``apt/`` itself, so every data dir that shares that directory (a shared
+        ``KILN_CACHE_DIR``, the reproducibility check's twin) shares the lock.
+        """
+        with FileLock(self.cache / "apt" / "lock"):
+            yield
 
 
 def file_sha256(path: Path) -> str:

@@ -139,7 +139,7 @@ def _build_phase(
     """
     upper = work / "upper"
     # apt's shared lists and .deb cache allow one apt at a time: builds sharing a cache take turns.
-    with ctx.store.lock("apt-state"), overlay(ctx.lowers(), upper, work) as merged:
+    with ctx.store.apt_lock(), overlay(ctx.lowers(), upper, work) as merged:
         _ensure_workdir(ctx, merged)
         result = _run_phase(ctx, component, "build", merged)
         if not result.ok and ctx.ram is not None and work.is_relative_to(ctx.ram) and nearly_full(ctx.ram):
@@ -156,10 +156,17 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
     key = component_layer_key(ctx.layers[-1].key, component, settings, ctx.epoch, ctx.secret_identity)
     if ctx.options.locked is not None:  # locked packages: never mix with layers built from the archive
         key = digest_of([key, ctx.options.locked.digest])
-    cached = None if ctx.options.no_cache else layercache.load(ctx.store, key)
+    # Leased for the whole build; a build making this layer now is waited for, and its layer reused.
+    claim = layercache.claim(
+        ctx.store,
+        key,
+        reuse=not ctx.options.no_cache,
+        on_wait=lambda: ctx.monitor.info(f"component {label}: waiting for another build making this layer"),
+    )
+    ctx.holds.callback(claim.release)
     created_by = f"kiln component {label} ({component.document.digest})"
-    if cached is not None:
-        blob, meta = cached
+    if claim.hit is not None:
+        blob, meta = claim.hit
         ctx.monitor.info(f"component {label}: cached", component=label, status="cached")
         tree = ctx.store.layer_dir(key) / "upper"
         ctx.layers.append(
@@ -187,7 +194,11 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
         result, upper = outcome
         drop_unreproducible(upper)
         slim_layer(ctx, upper)
-        tree = layercache.adopt_tree(ctx.store, key, upper)
+        if claim.create is not None:
+            entry = ctx.store.layer_dir(key)
+            tree = layercache.adopt_tree(entry, upper)
+        else:  # --no-cache while other builds may use the cached entry: this layer stays private
+            entry, tree = ctx.scratch / "layers" / key, upper
         meta = {
             "key": key,
             "kind": "component",
@@ -197,7 +208,9 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
             "chain": result.chain,
         }
         level = settings.compression_level
-        blob_future = layercache.schedule(ctx.executor, ctx.store, key, tree, "upper", ctx.epoch, level, meta)
+        blob_future = layercache.schedule(
+            ctx.executor, entry, tree, "upper", ctx.epoch, level, meta, claim.create
+        )
         ctx.layers.append(
             Layer(key, tree, label, created_by, False, blob_future, result.chain, component.index)
         )
@@ -219,7 +232,7 @@ def validate_components(ctx: BuildContext) -> None:
     chains = {layer.component_index: layer.chain for layer in ctx.layers}
     with ctx.monitor.stage("validate", "validate"):
         work = ctx.work_dir("validate")
-        with ctx.store.lock("apt-state"), overlay(ctx.lowers(), work / "upper", work) as merged:
+        with ctx.store.apt_lock(), overlay(ctx.lowers(), work / "upper", work) as merged:
             _ensure_workdir(ctx, merged)
             for component in components:
                 result = _run_phase(ctx, component, "validate", merged, chains.get(component.index))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +71,7 @@ class BuildContext:
     secrets: Secrets = field(default_factory=Secrets)
     secrets_dir: Path | None = None  # their tmpfs, bound at /run/secrets in build and validate steps
     secret_identity: dict[str, str] = field(default_factory=dict)  # what cache keys hold of them
+    holds: ExitStack = field(default_factory=ExitStack)  # leases on the cache entries this build uses
 
     def work_dir(self, name: str) -> Path:
         """Where an overlay's upper and work directories go: in memory when possible (dpkg's syncs)."""

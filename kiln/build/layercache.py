@@ -1,7 +1,11 @@
-"""The layer cache: ``cache/layers/<key>/`` holds a layer's tree, its ``layer.tar.gz`` and ``layer.json``.
+"""The layer cache: ``cache/layers/<key>/`` holds a layer's tree (``upper/``, for components), its
+``layer.tar.gz`` and ``layer.json``.
 
-``layer.json`` is written last, so its presence marks a complete entry; anything else found under a
-key is debris of an interrupted build and is replaced.
+Concurrent builds share it (the rules are in kiln.cachelock): ``<key>.lock`` is held by the one build
+making the entry, from before its build phase until ``layer.json`` (written last, after a sync, by one
+rename) commits it; a second build of the same key waits and reuses the entry. ``<key>.lease`` is held
+shared by every build using the entry, so nothing removes it under them. An entry without
+``layer.json`` is debris of an interrupted build and is replaced by the next build of its key.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ import errno
 import json
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from kiln.cachelock import FileLock, discard, syncfs, try_exclusive, write_atomic
 from kiln.layers.tar import LayerBlob, write_layer
 from kiln.sandbox.run import run
 from kiln.store import Store
@@ -22,18 +28,86 @@ from kiln.store import Store
 BLOB_NAME = "layer.tar.gz"
 META_NAME = "layer.json"
 
+Cached = tuple[LayerBlob, dict[str, Any]]
 
-def load(store: Store, key: str) -> tuple[LayerBlob, dict[str, Any]] | None:
+
+def load(store: Store, key: str) -> Cached | None:
     """A complete cached layer, or None."""
-    entry = store.layer_dir(key)
-    meta_path = entry / META_NAME
-    if not meta_path.is_file():
+    return _load(store.layer_dir(key))
+
+
+def _load(entry: Path) -> Cached | None:
+    try:
+        meta = json.loads((entry / META_NAME).read_text())
+    except FileNotFoundError:
         return None
-    meta = json.loads(meta_path.read_text())
     blob = LayerBlob(entry / BLOB_NAME, meta["digest"], meta["diff_id"], meta["size"])
     if not blob.path.is_file():
         return None
     return blob, meta
+
+
+def _locks(store: Store, key: str) -> tuple[Path, Path]:
+    """(create lock, lease) of an entry: beside it, so they outlive the entry's removal."""
+    layers = store.layer_dir(key).parent
+    return layers / f"{key}.lock", layers / f"{key}.lease"
+
+
+@dataclass
+class Claim:
+    """A build's hold on the layer ``key``: a lease for as long as the build runs, and the entry's
+    create lock while this build makes it.
+
+    ``hit``: the complete entry to reuse. Else ``create`` is held and this build makes the entry — or,
+    with ``reuse`` off while a complete entry exists (``--no-cache``), ``create`` is None and the
+    build keeps its new layer to itself: an entry other builds may be using is never replaced.
+    """
+
+    key: str
+    lease: FileLock
+    create: FileLock | None
+    hit: Cached | None
+
+    def release(self) -> None:
+        if self.create is not None:
+            self.create.release()
+        self.lease.release()
+
+
+def claim(store: Store, key: str, *, reuse: bool = True, on_wait: Callable[[], None] | None = None) -> Claim:
+    """Lease the entry ``key``; when it is not complete (or not to be reused), take its create lock,
+    waiting for a build making it now (``on_wait`` says so), and clear any debris."""
+    create_path, lease_path = _locks(store, key)
+    lease = FileLock(lease_path)
+    lease.acquire(shared=True)
+    try:
+        hit = load(store, key)
+        if reuse and hit is not None:
+            return Claim(key, lease, None, hit)
+        create = FileLock(create_path)
+        create.acquire(on_wait=on_wait)
+        hit = load(store, key)
+        if hit is not None:
+            create.release()
+            return Claim(key, lease, None, hit if reuse else None)
+        discard(store.layer_dir(key))
+        return Claim(key, lease, create, None)
+    except BaseException:
+        lease.release()
+        raise
+
+
+def remove(store: Store, key: str) -> bool:
+    """Remove the entry ``key`` unless a build makes or uses it (for gc); True when removed."""
+    held = try_exclusive(*_locks(store, key))
+    if held is None:
+        return False
+    try:
+        discard(store.layer_dir(key))
+        return True
+    finally:
+        for lock in held:
+            lock.release()
 
 
 def done(value: LayerBlob) -> Future[LayerBlob]:
@@ -42,12 +116,9 @@ def done(value: LayerBlob) -> Future[LayerBlob]:
     return future
 
 
-def adopt_tree(store: Store, key: str, tree: Path) -> Path:
-    """Move a finished upper directory into the cache entry for ``key``; returns its new path."""
-    entry = store.layer_dir(key)
-    if entry.exists():
-        shutil.rmtree(entry)
-    entry.mkdir(parents=True)
+def adopt_tree(entry: Path, tree: Path) -> Path:
+    """Move a finished upper directory into ``entry`` (made by its creator only); returns its new path."""
+    entry.mkdir(parents=True, exist_ok=True)
     target = entry / "upper"
     try:
         os.replace(tree, target)
@@ -59,26 +130,29 @@ def adopt_tree(store: Store, key: str, tree: Path) -> Path:
     return target
 
 
-def _write(entry: Path, tree: Path, kind: Literal["rootfs", "upper"], epoch: int, level: int,
-           meta: dict[str, Any]) -> LayerBlob:  # fmt: skip
+def write(entry: Path, tree: Path, kind: Literal["rootfs", "upper"], epoch: int, level: int,
+          meta: dict[str, Any]) -> LayerBlob:  # fmt: skip
+    """Write the blob, sync the entry (tree and blob), then commit it with ``layer.json``."""
+    entry.mkdir(parents=True, exist_ok=True)
     tmp = entry / f"{BLOB_NAME}.partial"
     blob = write_layer(tree, tmp, epoch=epoch, kind=kind, compresslevel=level)
     final = entry / BLOB_NAME
     os.replace(tmp, final)
+    syncfs(entry)
     record = {**meta, "digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}
-    meta_tmp = entry / f"{META_NAME}.partial"
-    meta_tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
-    os.replace(meta_tmp, entry / META_NAME)
+    write_atomic(entry / META_NAME, json.dumps(record, indent=2, sort_keys=True, default=str))
     return LayerBlob(final, blob.digest, blob.diff_id, blob.size)
 
 
-def schedule(executor: ThreadPoolExecutor, store: Store, key: str, tree: Path,
-             kind: Literal["rootfs", "upper"], epoch: int, level: int,
-             meta: dict[str, Any]) -> Future[LayerBlob]:  # fmt: skip
-    """Write the layer blob in the background (zlib releases the GIL: it overlaps the next steps)."""
-    entry = store.layer_dir(key)
-    entry.mkdir(parents=True, exist_ok=True)
-    return executor.submit(_write, entry, tree, kind, epoch, level, meta)
+def schedule(executor: ThreadPoolExecutor, entry: Path, tree: Path, kind: Literal["rootfs", "upper"],
+             epoch: int, level: int, meta: dict[str, Any],
+             create: FileLock | None) -> Future[LayerBlob]:  # fmt: skip
+    """Write the layer blob in the background (zlib releases the GIL: it overlaps the next steps);
+    the create lock goes when the entry is committed, or when the write fails or is cancelled."""
+    future = executor.submit(write, entry, tree, kind, epoch, level, meta)
+    if create is not None:
+        future.add_done_callback(lambda _: create.release())
+    return future
 
 
 def blob_json(blob: LayerBlob) -> dict[str, Any]:

@@ -231,6 +231,7 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
             finally:  # before the memory scratch goes: layer writers and the parent's copy read it
                 executor.shutdown(wait=True, cancel_futures=True)
                 settle_parent(ctx)
+                ctx.holds.close()  # the leases on cache entries this build used
     except BaseException as exc:  # the layer writers were stopped before the scratch went (above)
         if ctx is not None and ctx.output_dir is not None:
             shutil.rmtree(ctx.output_dir, ignore_errors=True)

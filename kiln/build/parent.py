@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
@@ -13,6 +12,7 @@ from kiln.errors import BuildFailed, KilnError
 from kiln.lock import LockedPackage, lock_mismatches, mmdebstrap_lock_args, prepare_locked_repo, verify_locked
 from kiln.recipes.model import EPOCH_MAX, EPOCH_MIN, PARENT, ParentSpec, SlimSpec
 from kiln.rootfs.debian import DEFAULT_MIRRORS, DebianParent, ParentRoot, ensure_parent
+from kiln.rootfs.parentcache import current_meta
 from kiln.sandbox.bwrap import Bind
 
 
@@ -59,9 +59,9 @@ def locked_parent(ctx: BuildContext, parent: DebianParent) -> ParentRoot:
     for problem in problems:
         ctx.monitor.warning(f"lock: {problem}")
     ctx.lock_repo = prepare_locked_repo(lock, ctx.store.deb_cache, ctx.scratch / "lock")
-    meta_path = ctx.store.parent_dir(parent.key) / "parent.json"
-    if meta_path.is_file():
-        debs = [LockedPackage(**d) for d in json.loads(meta_path.read_text()).get("debs", [])]
+    meta = current_meta(ctx.store.parent_dir(parent.key))
+    if meta is not None:
+        debs = [LockedPackage(**d) for d in meta.get("debs", [])]
         if not verify_locked(lock, debs, partial=True):
             return ensure_parent(parent, ctx.store, ctx.monitor)
     return ensure_parent(
@@ -88,6 +88,7 @@ def prepare_parent(ctx: BuildContext) -> None:
             )
         result["status"] = "cached" if root.cached else "success"
         result["key"] = root.key
+    ctx.holds.callback(root.release)  # the root stays leased (nobody removes it) until the build ends
     ctx.parent = root
     ctx.epoch = source_date_epoch(ctx, root.source_date_epoch)
     # apt's lists, its binary caches (pkgcache.bin, ~40 MB) and downloaded .debs live outside the
@@ -99,14 +100,23 @@ def prepare_parent(ctx: BuildContext) -> None:
         Bind(ctx.store.deb_cache, "/var/cache/apt/archives", readonly=False),
     ]
     level = recipe.settings.compression_level
-    key = parent_layer_key(root.key, ctx.epoch, level)
-    cached = None if ctx.options.no_cache else layercache.load(ctx.store, key)
-    if cached is not None:
-        blob = layercache.done(cached[0])
+    # A refreshed parent is a new version of the same entry: its layers get keys of their own.
+    parent_id = f"{root.key}/{root.version}" if root.version else root.key
+    key = parent_layer_key(parent_id, ctx.epoch, level)
+    claim = layercache.claim(
+        ctx.store,
+        key,
+        reuse=not ctx.options.no_cache,
+        on_wait=lambda: ctx.monitor.info("waiting for another build writing the parent's layer"),
+    )
+    ctx.holds.callback(claim.release)
+    if claim.hit is not None:
+        blob = layercache.done(claim.hit[0])
     else:
         meta = {"key": key, "kind": "parent", "parent": recipe.parent.image, "parent_key": root.key}
+        entry = ctx.store.layer_dir(key) if claim.create is not None else ctx.scratch / "layers" / key
         blob = layercache.schedule(
-            ctx.executor, ctx.store, key, root.rootfs, "rootfs", ctx.epoch, level, meta
+            ctx.executor, entry, root.rootfs, "rootfs", ctx.epoch, level, meta, claim.create
         )
     ctx.layers.append(
         Layer(
@@ -114,7 +124,7 @@ def prepare_parent(ctx: BuildContext) -> None:
             root.rootfs,
             recipe.parent.image,
             f"kiln parent {recipe.parent.image}",
-            cached is not None,
+            claim.hit is not None,
             blob,
         )
     )

@@ -19,9 +19,12 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kiln.cachelock import FileLock, add_files, replace_files
 from kiln.errors import CommandFailed, KilnError
 from kiln.monitor import Event, Monitor
+from kiln.rootfs import parentcache
 from kiln.rootfs.kernels import DEFER_INITRAMFS, make_initramfs
+from kiln.rootfs.parentcache import Version
 from kiln.sandbox.run import require_tool, run
 from kiln.sandbox.tmpfs import nearly_full, ram_scratch
 from kiln.store import Store, file_sha256
@@ -77,6 +80,12 @@ class ParentRoot:
     debs: list[dict[str, str]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     persisted: Future[None] | None = None  # the copy into the cache when ``rootfs`` is a copy in memory
+    version: str = ""  # which version of the cache entry ("" in the layout from before versions)
+    lease: Version | None = None  # held while ``rootfs`` is in use: ``release`` it when done
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
 
 
 def archive_date(mirror: str, suite: str) -> int:
@@ -111,46 +120,62 @@ def _deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:
             name, version, arch = para["Package"], para["Version"], para["Architecture"]
             deb = deb_cache / f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
             entry = {"name": name, "version": version, "architecture": arch}
-            if deb.exists():
+            try:
                 entry["sha256"] = file_sha256(deb)
                 entry["filename"] = deb.name
+            except FileNotFoundError:  # not cached, or removed meanwhile (`apt-get clean` in a step)
+                pass
             inventory.append(entry)
     return sorted(inventory, key=lambda e: e["name"])
 
 
 def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, monitor: Monitor,
               extra_args: Sequence[str] = ()) -> None:  # fmt: skip
-    """Run mmdebstrap into ``target`` (which must not exist yet)."""
+    """Run mmdebstrap into ``target`` (which must not exist yet).
+
+    The shared .deb cache and apt lists are never read or written in place while other builds use
+    them: mmdebstrap reads a snapshot of the .debs (hard links) and writes into private directories,
+    whose files then enter the caches one whole file at a time (kiln.cachelock).
+    """
     require_tool("mmdebstrap")
-    cache = store.deb_cache
-    argv = [
-        "mmdebstrap",
-        f"--variant={parent.variant}",
-        f"--architectures={parent.architecture}",
-        "--mode=root",
-        "--format=directory",
-        "--skip=essential/unlink",
-        "--skip=cleanup/apt/cache",
-        '--aptopt=Acquire::Retries "3"',
-        '--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
-        f"--setup-hook=sync-in {cache} /var/cache/apt/archives",
-        f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
-        # The lists apt just fetched seed the lists steps use: their first `apt-get update` only revalidates.
-        f"--customize-hook=sync-out /var/lib/apt/lists {store.apt_state_for(parent.sources()) / 'lists'}",
-        '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb "$1"/var/cache/apt/*.bin',
-        # Host files mmdebstrap copies in for debootstrap compatibility: keep the image host-neutral.
-        '--customize-hook=: > "$1"/etc/resolv.conf',
-        '--customize-hook=echo localhost > "$1"/etc/hostname',
-    ]
-    if parent.packages:
-        argv.append("--include=" + ",".join(parent.packages))
-    argv += [*extra_args, parent.suite, str(target), *parent.sources()]
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), **DEFER_INITRAMFS}
+    with store.scratch("apt-io-") as io:
+        debs_in, debs_out, lists_out = io / "debs-in", io / "debs-out", io / "lists-out"
+        for directory in (debs_in, debs_out, lists_out):
+            directory.mkdir()
+        add_files(store.deb_cache, debs_in, "*.deb")
+        argv = [
+            "mmdebstrap",
+            f"--variant={parent.variant}",
+            f"--architectures={parent.architecture}",
+            "--mode=root",
+            "--format=directory",
+            "--skip=essential/unlink",
+            "--skip=cleanup/apt/cache",
+            '--aptopt=Acquire::Retries "3"',
+            '--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
+            f"--setup-hook=sync-in {debs_in} /var/cache/apt/archives",
+            f"--customize-hook=sync-out /var/cache/apt/archives {debs_out}",
+            # The lists apt just fetched seed the lists steps use: their first `apt-get update`
+            # only revalidates.
+            f"--customize-hook=sync-out /var/lib/apt/lists {lists_out}",
+            '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb "$1"/var/cache/apt/*.bin',
+            # Host files mmdebstrap copies in for debootstrap compatibility: keep the image host-neutral.
+            '--customize-hook=: > "$1"/etc/resolv.conf',
+            '--customize-hook=echo localhost > "$1"/etc/hostname',
+        ]
+        if parent.packages:
+            argv.append("--include=" + ",".join(parent.packages))
+        argv += [*extra_args, parent.suite, str(target), *parent.sources()]
+        env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), **DEFER_INITRAMFS}
 
-    def forward(stream: str, line: str) -> None:
-        monitor.emit(Event("output", scope="parent", message=line, data={"stream": stream}))
+        def forward(stream: str, line: str) -> None:
+            monitor.emit(Event("output", scope="parent", message=line, data={"stream": stream}))
 
-    run(argv, env=env, on_output=forward)
+        run(argv, env=env, on_output=forward)
+        add_files(debs_out, store.deb_cache, "*.deb")
+        lists = store.apt_state_for(parent.sources()) / "lists"
+        with store.apt_lock():  # steps of other builds may be reading these lists
+            replace_files(lists_out, lists, skip=("lock",))
 
 
 def drop_host_state(rootfs: Path) -> None:
@@ -200,19 +225,18 @@ def _make_root(parent: DebianParent, store: Store, epoch: int, monitor: Monitor,
     return target, debs, slim_parent(parent, target, monitor)
 
 
-def _publish(scratch: Path, meta: dict[str, object], final: Path) -> None:
-    """Move a finished entry (``scratch/rootfs``) into the cache; ``parent.json`` marks it complete."""
-    (scratch / "parent.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(scratch, final)
-    scratch.mkdir()  # let the scratch context remove an empty directory
+def _cached(key: str, version: Version) -> ParentRoot:
+    meta = version.meta
+    return ParentRoot(key, version.rootfs, meta["source_date_epoch"], True, meta.get("debs", []),
+                      meta.get("sources", []), version=version.id, lease=version)  # fmt: skip
 
 
 def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refresh: bool = False,
                   epoch: int | None = None, variant_key: str = "", extra_args: Sequence[str] = (),
                   ram: Path | None = None) -> ParentRoot:  # fmt: skip
-    """The cached root for ``parent``, bootstrapping it on first use (atomically, under a lock).
+    """The cached root for ``parent``, leased until ``ParentRoot.release``; bootstrapped on first use
+    (or with ``refresh``) as a new version of the cache entry, made current once complete
+    (kiln.rootfs.parentcache). A build bootstrapping the same entry is waited for and reused.
 
     ``variant_key`` and ``extra_args`` make a separate cache entry bootstrapped differently (a locked
     package set); the returned key stays the parent's own.
@@ -224,23 +248,25 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
     goes away.
     """
     key = parent.key
-    entry = hashlib.sha256((key + variant_key).encode()).hexdigest() if variant_key else key
-    final = store.parent_dir(entry)
-    meta_path = final / "parent.json"
+    entry = store.parent_dir(hashlib.sha256((key + variant_key).encode()).hexdigest() if variant_key else key)
+    entry.mkdir(parents=True, exist_ok=True)
+    if not refresh and (version := parentcache.lease_current(entry)) is not None:
+        return _cached(key, version)
     with ExitStack() as hold:
-        hold.enter_context(store.lock(f"parent-{entry}"))
-        if refresh and final.exists():
-            shutil.rmtree(final)
-        if meta_path.exists():
-            cached = json.loads(meta_path.read_text())
-            return ParentRoot(key, final / "rootfs", cached["source_date_epoch"], True,
-                              cached.get("debs", []), cached.get("sources", []))  # fmt: skip
+        lock = FileLock(entry / "lock")
+        lock.acquire(on_wait=lambda: monitor.info("waiting for another build making this parent"))
+        hold.callback(lock.release)
+        if not refresh and (version := parentcache.lease_current(entry)) is not None:
+            return _cached(key, version)  # made while we waited
+        parentcache.sweep(entry)
         if epoch is None:
             epoch = archive_date(parent.mirror, parent.suite)
-        scratch = hold.enter_context(store.scratch("parent-"))
-        rootfs = scratch / "rootfs"
+        directory = parentcache.new_version(entry)
+        hold.callback(_drop_unpublished, entry, directory)
+        rootfs = directory / "rootfs"
         started = time.time()
         if ram is None:
+            scratch = hold.enter_context(store.scratch("parent-"))
             with ram_scratch(scratch / "ram") as in_ram:
                 in_memory = scratch / "ram/rootfs" if in_ram else None
                 built, debs, slimmed = _make_root(
@@ -249,7 +275,6 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
                 if built != rootfs:
                     run(["cp", "-a", str(built), str(rootfs)])
                     built = rootfs
-            (scratch / "ram").rmdir()  # the empty mount point: not part of the cached parent
         else:
             in_memory = Path(tempfile.mkdtemp(prefix="parent-", dir=ram)) / "rootfs"
             built, debs, slimmed = _make_root(parent, store, epoch, monitor, extra_args, in_memory, rootfs)
@@ -263,16 +288,26 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
             "slim": slimmed,
         }
         if built == rootfs:
-            _publish(scratch, meta, final)
-            return ParentRoot(key, final / "rootfs", epoch, False, debs, parent.sources())
-        background = hold.pop_all()  # the lock and the scratch now belong to the copy
+            lease = FileLock(directory / "lease")
+            lease.acquire(shared=True)  # ours from the start: nobody removes it under us
+            parentcache.publish(entry, directory, meta)
+            version = parentcache.Version(entry, directory, meta, lease)
+            return ParentRoot(key, rootfs, epoch, False, debs, parent.sources(), version=version.id,
+                              lease=version)  # fmt: skip
+        background = hold.pop_all()  # the lock (and the unpublished version) now belong to the copy
 
         def persist() -> None:
             with background:
                 run(["cp", "-a", str(built), str(rootfs)])
-                _publish(scratch, meta, final)
+                parentcache.publish(entry, directory, meta)
 
         copier = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kiln-parent-{key[:12]}")
         persisted = copier.submit(persist)
         copier.shutdown(wait=False)  # the copy goes on; the caller waits on ``persisted``
-        return ParentRoot(key, built, epoch, False, debs, parent.sources(), persisted)
+        return ParentRoot(key, built, epoch, False, debs, parent.sources(), persisted, directory.name)
+
+
+def _drop_unpublished(entry: Path, directory: Path) -> None:
+    """A version that never became current (the bootstrap or the copy failed) is debris."""
+    if parentcache.current_dir(entry) != directory:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -75,7 +75,7 @@ def test_parent_too_big_for_memory_is_bootstrapped_on_disk(
     monitor = ListMonitor()
     root = debian.ensure_parent(parent, store, monitor, epoch=1)
     assert calls == ["tmpfs", "disk"]
-    assert sorted(p.name for p in root.rootfs.parent.iterdir()) == ["parent.json", "rootfs"]
+    assert sorted(p.name for p in root.rootfs.parent.iterdir()) == ["lease", "parent.json", "rootfs"]
     assert (root.rootfs / "var/lib/dpkg/status").is_file() and not (root.rootfs / "big").exists()
     assert any("outgrew the memory scratch" in e.message for e in monitor.events)
     assert mounts_under(tmp_path) == []

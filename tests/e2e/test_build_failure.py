@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kiln.rootfs.parentcache import current_dir
 from kiln.sandbox.overlay import mounts_under
 from tests.conftest import TEST_CACHE
 from tests.e2e.conftest import KILN, kiln
@@ -231,8 +232,9 @@ def test_a_new_parent_is_cached_even_when_a_later_component_fails(tmp_path: Path
     failed = kiln("build", str(tmp_path / "broken.yaml"), home=home, check=False, env=env)
     assert failed.returncode == 1, failed.stderr
     [entry] = (cache / "parents").iterdir()
-    assert json.loads((entry / "parent.json").read_text())["debs"]
-    assert (entry / "rootfs/usr/bin/apt-get").is_file() and not (entry / "ram").exists()
+    version = current_dir(entry)
+    assert version is not None and json.loads((version / "parent.json").read_text())["debs"]
+    assert (version / "rootfs/usr/bin/apt-get").is_file() and not (version / "ram").exists()
     assert mounts_under(home) == [] and list((home / "tmp").iterdir()) == []
     assert processes_using(home) == []
     (tmp_path / "ok.yaml").write_text(RECIPE.replace("breaks.yaml", "motd.yaml"))
