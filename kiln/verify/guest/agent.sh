@@ -12,6 +12,7 @@ mark agent-start "$(cut -d' ' -f1 /proc/uptime)"
 # A heartbeat while steps run: Kiln takes a console silent for long as a stuck guest (a paused KVM).
 (while sleep 10; do mark alive; done) &
 heartbeat=$!
+disown "$heartbeat"  # the bare `wait` after each step waits for its output pipes only
 mkdir -p "$disk/results"
 aborted_doc=""
 overall=success
