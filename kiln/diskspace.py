@@ -12,18 +12,10 @@ import os
 from pathlib import Path
 
 from kiln.errors import CommandFailed, KilnError
+from kiln.units import human_size
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 FULL_MESSAGES = ("No space left on device", "database or disk is full", "Disk quota exceeded")
-
-
-def human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def mount_point(path: Path) -> Path:
@@ -43,10 +35,10 @@ class DiskFull(KilnError):
         where = mount_point(path)
         st = os.statvfs(where)
         self.free, self.total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
-        need = f"; this needs about {human(needed)}" if needed else ""
+        need = f"; this needs about {human_size(needed)}" if needed else ""
+        free, total = human_size(self.free), human_size(self.total)
         super().__init__(
-            f"no space left on device writing {path}: {human(self.free)} free of {human(self.total)} "
-            f"on {where}{need}",
+            f"no space left on device writing {path}: {free} free of {total} on {where}{need}",
             hint=f"free space on {where} (`kiln gc` reclaims what dead builds left) or point KILN_HOME / "
             "KILN_CACHE_DIR at a larger file system",
         )

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.cachelock import FileLock
+from kiln.settings import Settings
 
 OWNER_SUFFIX = ".owner"
 
@@ -41,27 +42,20 @@ def owner_file(scratch: Path) -> Path:
     return scratch.with_name(scratch.name + OWNER_SUFFIX)
 
 
-def default_home() -> Path:
-    env = os.environ.get("KILN_HOME")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
-    return Path(base) / "kiln"
-
-
 @dataclass(frozen=True)
 class Store:
     """Paths inside one data directory."""
 
     home: Path
     cache: Path
-    database: str | None = None  # overrides KILN_DATABASE_URL (throwaway stores keep their own catalog)
+    database: str | None = None  # the catalog's URL; None: SQLite in ``home``
 
     @classmethod
-    def open(cls, home: Path | None = None) -> Store:
-        root = (home or default_home()).expanduser().absolute()
-        cache_env = os.environ.get("KILN_CACHE_DIR")
-        return cls.open_at(root, Path(cache_env) if cache_env else root / "cache")
+    def open(cls, home: Path | None = None, settings: Settings | None = None) -> Store:
+        """The data directory ``home`` (default: the settings', loaded from the environment if not given)."""
+        settings = settings if settings is not None else Settings.from_env()
+        root = (home or settings.data_dir).expanduser().absolute()
+        return cls.open_at(root, settings.cache_dir or root / "cache", settings.database_url)
 
     @classmethod
     def open_at(cls, home: Path, cache: Path, database: str | None = None) -> Store:
@@ -75,7 +69,7 @@ class Store:
 
     @property
     def database_url(self) -> str:
-        return self.database or os.environ.get("KILN_DATABASE_URL") or f"sqlite:///{self.home / 'catalog.db'}"
+        return self.database or f"sqlite:///{self.home / 'catalog.db'}"
 
     @property
     def deb_cache(self) -> Path:

@@ -24,7 +24,7 @@ from kiln.sandbox.overlay import overlay
 from kiln.sandbox.run import run
 from kiln.sandbox.tmpfs import nearly_full
 from kiln.toe.results import DocumentResult
-from kiln.toe.runner import RootfsTarget, run_document
+from kiln.toe.runner import RootfsTarget, RunOptions, run_document, services
 
 
 def sandbox_options(ctx: BuildContext, root: Path | None = None) -> SandboxOptions:
@@ -123,6 +123,7 @@ def _run_phase(ctx: BuildContext, component: ResolvedComponent, phase: str, merg
         monitor=ctx.monitor,
         label=component.label,
         chain=chain,
+        options=RunOptions(services=services(ctx.settings)),
     )
     if ctx.secrets:  # step inputs/outputs go to the layer's metadata and the error message
         result.chain = ctx.secrets.masker.mask_data(result.chain)

@@ -9,22 +9,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kiln.evidence.facts import EvidenceFile
 from kiln.layers.tar import LayerBlob
+from kiln.lock import LockedRepo
+from kiln.models import Artifact, BuildOptions, Evidence, Package
 from kiln.monitor import Monitor
+from kiln.outputs.disk import DiskOptions
 from kiln.recipes.loader import LoadedRecipe
 from kiln.rootfs.debian import ParentRoot
 from kiln.sandbox.bwrap import Bind
 from kiln.secrets import Secrets
+from kiln.settings import Settings
 from kiln.store import Store
 
-
-@dataclass(frozen=True)
-class BuildOptions:
-    no_cache: bool = False
-    keep_rootfs: bool = False
-    refresh_parent: bool = False
-    check_reproducible: bool = False
-    locked: Any = None  # kiln.lock.LockFile: reproduce exactly this package set
+__all__ = ["BuildContext", "BuildOptions", "Layer"]
 
 
 @dataclass
@@ -50,21 +48,25 @@ class BuildContext:
     build_id: str
     scratch: Path
     executor: ThreadPoolExecutor
+    settings: Settings = field(default_factory=Settings)
+    epoch_override: int | None = None  # the request's SOURCE_DATE_EPOCH, over the recipe's
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     parent: ParentRoot | None = None
     epoch: int = 0
     layers: list[Layer] = field(default_factory=list)
     apt_binds: list[Bind] = field(default_factory=list)
     output_dir: Path | None = None
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[Artifact] = field(default_factory=list)
     manifest_digest: str | None = None
     size: int = 0
     kept_rootfs: Path | None = None
     tag: str = ""
-    disks: list[tuple[Path, Any]] = field(default_factory=list)  # (disk file, DiskOptions)
-    packages: list[Any] = field(default_factory=list)  # PackageRecord
-    evidence: list[Any] = field(default_factory=list)  # EvidenceRecord
-    lock_repo: Any = None  # kiln.lock.LockedRepo when building --locked
+    disks: list[tuple[Path, DiskOptions]] = field(default_factory=list)
+    packages: list[Package] = field(default_factory=list)
+    evidence_files: list[EvidenceFile] = field(default_factory=list)  # made from the root, unsigned
+    evidence: list[Evidence] = field(default_factory=list)  # all of it, provenance last
+    tested_on: list[str] = field(default_factory=list)
+    lock_repo: LockedRepo | None = None  # when building --locked
     lock_data: dict[str, Any] | None = None
     ran_steps: int = 0
     ram: Path | None = None  # a tmpfs for overlay upper directories, when memory allows

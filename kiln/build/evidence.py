@@ -1,25 +1,23 @@
-"""Stage: evidence on the finished image (SBOMs, vulnerability scan + gate, compliance + gate, provenance).
-
-Runs on the merged root after every output exists, so the provenance names every artifact digest. A
-failed gate fails the build: nothing is recorded (the reports stay in the blob store, named in the error).
+"""Stages: evidence on the finished image. SBOMs, vulnerability scan + gate and compliance + gate run on
+the merged root after every output exists; the provenance (naming every artifact and evidence digest)
+is made and signed last, after the tests passed. A failed gate fails the build: nothing is recorded
+(the reports stay in the blob store, named in the error).
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 from kiln.build.context import BuildContext
-from kiln.catalog import EvidenceRecord
 from kiln.evidence.collect import (
-    ArtifactFact,
     ComponentFact,
     EvidenceSettings,
     ImageFacts,
-    PackageFact,
-    collect_evidence,
+    provenance_evidence,
+    root_evidence,
 )
+from kiln.models import Evidence
 
 
 def kept_documents(ctx: BuildContext, role: str) -> list[str]:
@@ -45,7 +43,7 @@ def image_facts(ctx: BuildContext) -> ImageFacts:
         version=recipe.version,
         digest=ctx.manifest_digest,
         created=datetime.fromtimestamp(ctx.epoch, UTC),
-        artifacts=[ArtifactFact(a["kind"], Path(a["path"]), a["digest"], a["size"]) for a in ctx.artifacts],
+        artifacts=list(ctx.artifacts),
         recipe_path=ctx.loaded.path,
         recipe_digest=ctx.loaded.digest,
         components=component_facts(ctx, "component"),
@@ -60,29 +58,36 @@ def image_facts(ctx: BuildContext) -> ImageFacts:
         image_dir=ctx.output_dir,
         secrets=ctx.secrets.names,
         tests=component_facts(ctx, "test"),
-        packages=[
-            PackageFact(p.name, p.version, p.architecture, p.source, p.source_version) for p in ctx.packages
-        ],
+        packages=list(ctx.packages),
         lock=ctx.lock_data,
         size=ctx.size,
     )
 
 
 def signing_key(ctx: BuildContext) -> Path | None:
-    """The recipe's ``signing.key`` (relative to the recipe file), else ``KILN_SIGNING_KEY``."""
+    """The recipe's ``signing.key`` (relative to the recipe file), else the settings' (KILN_SIGNING_KEY)."""
     recipe = ctx.loaded.recipe
     if recipe.signing is not None:
         return ctx.loaded.path.parent / recipe.signing.key
-    env = os.environ.get("KILN_SIGNING_KEY")
-    return Path(env).expanduser() if env else None
+    return ctx.settings.signing_key
+
+
+def evidence_settings(ctx: BuildContext) -> EvidenceSettings:
+    recipe = ctx.loaded.recipe
+    return EvidenceSettings(
+        sbom=True, scan=recipe.scan, compliance=recipe.compliance, signing_key=signing_key(ctx)
+    )
 
 
 def collect(ctx: BuildContext, root: Path) -> None:
-    recipe = ctx.loaded.recipe
-    settings = EvidenceSettings(
-        sbom=True, scan=recipe.scan, compliance=recipe.compliance, signing_key=signing_key(ctx)
-    )
-    files = collect_evidence(root, image_facts(ctx), settings, ctx.store, ctx.monitor)
+    """SBOMs, scan and compliance from the merged root (gates fail the build here)."""
+    ctx.evidence_files = root_evidence(root, image_facts(ctx), evidence_settings(ctx), ctx.store, ctx.monitor)
+
+
+def sign(ctx: BuildContext) -> None:
+    """The provenance over everything the build made, signed when a key is configured."""
+    made = ctx.evidence_files
+    signed = provenance_evidence(image_facts(ctx), made, evidence_settings(ctx), ctx.store, ctx.monitor)
     ctx.evidence = [
-        EvidenceRecord(kind=f.kind, path=str(f.path), digest=f.digest, summary=f.summary) for f in files
+        Evidence(kind=f.kind, path=str(f.path), digest=f.digest, summary=f.summary) for f in [*made, signed]
     ]

@@ -1,16 +1,24 @@
 """The build: a readable list of stages over one context; everything or nothing is published.
 
-    parent → component build phases (layers) → validate phases → outputs → test phases on a
-    fresh instance → catalog
+    parent → component build phases (layers) → validate phases → outputs → inventory, SBOMs, scan,
+    compliance → test phases on a fresh instance → signed provenance          (produce → Product)
+    → [a second, independent produce and a comparison: --check-reproducible]
+    → catalog, in one transaction                                               (record)
 
-The catalog is written once, in one transaction, after every stage succeeded. A failure marks the
+:func:`run_build` is the one entry point (the CLI, the tests, later the API's workers and the
+scheduler): a :class:`~kiln.models.BuildRequest` in, a :class:`BuildResult` out. A failure marks the
 build ``failed`` with its error and log, removes its outputs, and leaves no mounts or scratch.
+
+The process running a build should first contain itself (kiln.sandbox.namespace.contain_process_tree,
+as ``kiln build`` does) so that nothing the build starts outlives it, even on SIGKILL; that must
+happen before threads start, so it is the process owner's job, not this module's.
 """
 
 from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,35 +26,59 @@ from pathlib import Path
 from typing import Any
 
 from kiln.build.components import build_component, keep_root, validate_components
-from kiln.build.context import BuildContext, BuildOptions
-from kiln.build.evidence import collect
+from kiln.build.context import BuildContext
+from kiln.build.evidence import collect, sign
 from kiln.build.inventory import dpkg_packages
 from kiln.build.outputs import write_oci, write_root_outputs
 from kiln.build.parent import prepare_parent
-from kiln.build.reproducible import check_reproducible
+from kiln.build.reproducible import compare_products, twin_store
 from kiln.build.tests import run_tests
-from kiln.catalog import ArtifactRecord, Catalog, ComponentRecord, ImageRecord, NewImage
+from kiln.catalog import Catalog, ImageRecord, NewImage
 from kiln.diskspace import DiskFull, as_disk_full, is_disk_full
-from kiln.errors import BuildFailed
+from kiln.errors import BuildFailed, KilnError
 from kiln.lifecycle.reclaim import reclaim_dead_scratch, tree_size
 from kiln.lock import lockfile_from_build, packages_with_hashes, verify_locked, write_lockfile
+from kiln.models import Artifact, BuildOptions, BuildRequest, Component, LayerInfo, Product
 from kiln.monitor import FanOut, JsonLinesMonitor, MaskingMonitor, Monitor
 from kiln.recipes.loader import LoadedRecipe, load_recipe
 from kiln.sandbox.overlay import overlay
 from kiln.sandbox.tmpfs import ram_scratch
-from kiln.secrets import load_secrets, secrets_tmpfs
+from kiln.secrets import Secrets, load_secrets, secrets_tmpfs
+from kiln.settings import Settings
 from kiln.store import Store, file_sha256
 
 
 @dataclass(frozen=True)
-class BuildOutcome:
+class BuildResult:
+    """A recorded build: what it produced and the catalog's record of it."""
+
     build_id: str
+    product: Product
     image: ImageRecord
     log_path: Path
     duration: float
-    ran_steps: int
-    cached_layers: int
-    kept_rootfs: Path | None
+
+    @property
+    def ran_steps(self) -> int:
+        return self.product.ran_steps
+
+    @property
+    def cached_layers(self) -> int:
+        return self.product.cached_layers
+
+    @property
+    def kept_rootfs(self) -> Path | None:
+        return self.product.kept_rootfs
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What every produce() of one request shares (the reproducibility check produces twice)."""
+
+    loaded: LoadedRecipe
+    settings: Settings
+    secrets: Secrets
+    epoch: int | None
 
 
 def keep_documents(ctx: BuildContext) -> list[dict[str, Any]]:
@@ -102,12 +134,7 @@ def write_lock(ctx: BuildContext, root: Path) -> None:
     path = ctx.output_dir / "kiln.lock.json"
     write_lockfile(path, lock)
     ctx.artifacts.append(
-        {
-            "kind": "lock",
-            "path": str(path),
-            "digest": "sha256:" + file_sha256(path),
-            "size": path.stat().st_size,
-        }
+        Artifact(kind="lock", path=str(path), digest="sha256:" + file_sha256(path), size=path.stat().st_size)
     )
     if ctx.options.locked is not None:
         differences = verify_locked(ctx.options.locked, lock.packages)
@@ -116,8 +143,9 @@ def write_lock(ctx: BuildContext, root: Path) -> None:
         ctx.monitor.info(f"locked: {len(lock.packages)} packages exactly as in the lock file")
 
 
-def inspect_root(ctx: BuildContext) -> None:
-    """Everything made from the merged root, in one read-only view: root outputs and the inventory."""
+def inspect_root(ctx: BuildContext, *, verify: bool = True) -> None:
+    """Everything made from the merged root, in one read-only view: root outputs, the inventory, and
+    (``verify``) the SBOMs, scan and compliance evidence."""
     work = ctx.work_dir("final")
     # Writable (tools such as oscap-chroot write scratch files into the root) but thrown away.
     with overlay(ctx.lowers(), work / "upper", work) as root:
@@ -127,36 +155,64 @@ def inspect_root(ctx: BuildContext) -> None:
             ctx.packages = dpkg_packages(root)
             result["packages"] = len(ctx.packages)
             write_lock(ctx, root)
-        collect(ctx, root)
+        if verify:
+            collect(ctx, root)
 
 
-def finish(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
-    """Record the image version in one transaction."""
+def product_of(ctx: BuildContext) -> Product:
+    """The typed result of the stages (everything :func:`record` needs, nothing it has to look up)."""
     recipe = ctx.loaded.recipe
     assert ctx.manifest_digest is not None and ctx.parent is not None
-    image = NewImage(
+    return Product(
+        build_id=ctx.build_id,
         name=recipe.name,
         version=recipe.version,
+        description=recipe.description,
         digest=ctx.manifest_digest,
         created=datetime.now(UTC),
         parent=recipe.parent.image,
         parent_digest=ctx.layers[0].blob.result().digest,
         recipe_digest=ctx.loaded.digest,
-        description=recipe.description,
+        source_date_epoch=ctx.epoch,
         size=ctx.size,
+        layers=[
+            LayerInfo(key=lay.key, digest=lay.blob.result().digest, label=lay.label, cached=lay.cached)
+            for lay in ctx.layers
+        ],
         components=[
-            ComponentRecord(
-                name=c.label, version=c.version, digest=c.document.digest, parameters=c.parameters
-            )
+            Component(name=c.label, version=c.version, digest=c.document.digest, parameters=c.parameters)
             for c in ctx.loaded.components
         ],
-        artifacts=[ArtifactRecord(**a) for a in ctx.artifacts],
-        evidence=ctx.evidence,
-        packages=ctx.packages,
+        artifacts=list(ctx.artifacts),
+        evidence=list(ctx.evidence),
+        packages=list(ctx.packages),
         lock=ctx.lock_data,
+        tested_on=list(ctx.tested_on),
+        ran_steps=ctx.ran_steps,
+        kept_rootfs=ctx.kept_rootfs,
     )
-    with ctx.monitor.stage("catalog", "record image version"):
-        return catalog.finish_build(ctx.build_id, image)
+
+
+def record(catalog: Catalog, product: Product, monitor: Monitor) -> ImageRecord:
+    """Record the image version in one transaction."""
+    image = NewImage(
+        name=product.name,
+        version=product.version,
+        digest=product.digest,
+        created=product.created,
+        parent=product.parent,
+        parent_digest=product.parent_digest,
+        recipe_digest=product.recipe_digest,
+        description=product.description,
+        size=product.size,
+        components=product.components,
+        artifacts=product.artifacts,
+        evidence=product.evidence,
+        packages=product.packages,
+        lock=product.lock,
+    )
+    with monitor.stage("catalog", "record image version"):
+        return catalog.finish_build(product.build_id, image)
 
 
 def settle_parent(ctx: BuildContext) -> None:
@@ -172,33 +228,100 @@ def settle_parent(ctx: BuildContext) -> None:
         ctx.monitor.warning(f"the parent root could not be cached: {exc}")
 
 
-def _disk_full(exc: BaseException, ctx: BuildContext | None, store: Store) -> DiskFull | None:
-    """A full disk named with its path and the size of the image's root (what the outputs are made of)."""
-    if not is_disk_full(exc):
-        return None
-    needed = sum(tree_size(p) for p in ctx.lowers()) if ctx is not None and ctx.layers else None
-    return as_disk_full(exc, ctx.output_dir if ctx and ctx.output_dir else store.home, needed=needed)
-
-
-def run_stages(ctx: BuildContext, catalog: Catalog) -> ImageRecord:
+def run_stages(ctx: BuildContext, *, verify: bool = True) -> Product:
+    """The stages, in order. ``verify`` False (the reproducibility twin) stops after the artifacts."""
     prepare_parent(ctx)
     for component in ctx.loaded.components:
         build_component(ctx, component)
     validate_components(ctx)
     write_oci(ctx)
-    inspect_root(ctx)
-    run_tests(ctx)
-    if ctx.options.check_reproducible:
-        check_reproducible(ctx, ctx.monitor)
-    return finish(ctx, catalog)
+    inspect_root(ctx, verify=verify)
+    if verify:
+        run_tests(ctx)
+        sign(ctx)  # last: a build whose tests fail leaves no signed statement behind
+    return product_of(ctx)
 
 
-def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptions = BuildOptions(),
-          loaded: LoadedRecipe | None = None) -> BuildOutcome:  # fmt: skip
-    """Build ``recipe_path``; raise a KilnError (and record a failed build) if anything fails."""
-    loaded = loaded or load_recipe(recipe_path)  # validation first: nothing is written on bad input
-    secrets = load_secrets(loaded.recipe.secrets, base_dir=loaded.path.parent)
+def produce(inputs: _Inputs, store: Store, options: BuildOptions, monitor: Monitor, build_id: str, *,
+            verify: bool = True) -> Product:  # fmt: skip
+    """Run the stages in a scratch directory of their own (in memory where possible); the artifacts
+    stay in the build's output directory, which is removed if anything fails."""
+    loaded, secrets = inputs.loaded, inputs.secrets
+    output = store.output_dir(loaded.recipe.name, loaded.recipe.version, build_id)
+    owner = {"build": build_id, "output": str(output)}
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiln-layer")
+    ctx: BuildContext | None = None
+    try:
+        with (
+            store.scratch(f"build-{build_id[:12]}-", owner) as scratch,
+            ram_scratch(scratch / "ram", inputs.settings.tmpfs) as in_ram,
+            secrets_tmpfs(secrets, scratch / "secrets") as secrets_dir,
+        ):
+            ctx = BuildContext(loaded, store, options, monitor, build_id, scratch, executor,
+                               settings=inputs.settings, epoch_override=inputs.epoch)  # fmt: skip
+            ctx.ram = scratch / "ram" if in_ram else None
+            ctx.secrets, ctx.secrets_dir = secrets, secrets_dir
+            ctx.secret_identity = secrets.identity(store.cache) if secrets else {}
+            try:
+                return run_stages(ctx, verify=verify)
+            finally:  # before the memory scratch goes: layer writers and the parent's copy read it
+                executor.shutdown(wait=True, cancel_futures=True)
+                settle_parent(ctx)
+                ctx.holds.close()  # the leases on cache entries this build used
+    except BaseException as exc:
+        shutil.rmtree(output, ignore_errors=True)
+        full = _disk_full(exc, ctx, store)
+        if full is not None:
+            raise full from exc
+        raise
+    finally:
+        executor.shutdown(wait=True)
+
+
+def check_reproducible(inputs: _Inputs, store: Store, options: BuildOptions, first: Product,
+                       monitor: Monitor) -> None:  # fmt: skip
+    """Produce the image a second time, independently, in a throwaway data dir that shares only the
+    parent root, .debs and apt lists, with the first build's SOURCE_DATE_EPOCH; compare the artifacts."""
+    second_options = options.model_copy(update={"check_reproducible": False, "no_cache": False,
+                                                "keep_rootfs": False})  # fmt: skip
+    with store.scratch("reproduce-") as home:
+        twin = twin_store(store, home)
+        with monitor.stage("reproducible", "second build from the same inputs (reproducibility check)"):
+            # The first build's timestamp, even if the archive moved on since.
+            again = _Inputs(inputs.loaded, inputs.settings, inputs.secrets, first.source_date_epoch)
+            second = produce(again, twin, second_options, monitor, uuid.uuid4().hex, verify=False)
+        compare_products(first, second, monitor)
+
+
+def _recipe_secrets(loaded: LoadedRecipe, overrides: Mapping[str, str]) -> list[Any]:
+    """The recipe's secret declarations with the request's sources put in place of theirs."""
+    declared = {spec.name for spec in loaded.recipe.secrets}
+    unknown = sorted(set(overrides) - declared)
+    if unknown:
+        raise KilnError(f"the request names secrets the recipe does not declare: {', '.join(unknown)}",
+                        hint="declare them under the recipe's `secrets:`")  # fmt: skip
+    return [
+        spec.model_copy(update={"source": overrides[spec.name]}) if spec.name in overrides else spec
+        for spec in loaded.recipe.secrets
+    ]
+
+
+def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | None = None,
+              environ: Mapping[str, str] | None = None) -> BuildResult:  # fmt: skip
+    """Build what ``request`` asks for and record it; raise a KilnError (and record a failed build) if
+    anything fails.
+
+    ``settings`` are the process's (cache directory, catalog, RAM scratch, accelerator, signing key;
+    defaults when None); ``environ`` is where the recipe's ``env:`` secrets are read from (nothing when
+    None). Neither the environment nor any other global state is read or changed.
+    """
+    settings = settings or Settings()
+    loaded = load_recipe(request.recipe.path, text=request.recipe.text)  # nothing is written on bad input
+    store = Store.open(request.data_dir, settings)
+    specs = _recipe_secrets(loaded, request.secrets)
+    secrets = load_secrets(specs, base_dir=loaded.path.parent, environ=environ or {})
     reclaim_dead_scratch(store)  # what killed builds left; live builds hold their scratch's lock
+    inputs = _Inputs(loaded, settings, secrets, request.source_date_epoch)
     catalog = Catalog.open(store.database_url)
     log_path = store.home / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
     build_id = catalog.start_build(
@@ -209,55 +332,35 @@ def build(recipe_path: Path, store: Store, monitor: Monitor, options: BuildOptio
     )
     log = JsonLinesMonitor(log_path)
     events = MaskingMonitor(FanOut([monitor, log]), secrets.masker)
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiln-layer")
-    ctx: BuildContext | None = None
+    started = datetime.now(UTC)
     try:
-        output = store.output_dir(loaded.recipe.name, loaded.recipe.version, build_id)
-        owner = {"build": build_id, "output": str(output)}
-        with (
-            store.scratch(f"build-{build_id[:12]}-", owner) as scratch,
-            ram_scratch(scratch / "ram") as in_ram,
-            secrets_tmpfs(secrets, scratch / "secrets") as secrets_dir,
-        ):
-            ctx = BuildContext(loaded, store, options, events, build_id, scratch, executor)
-            ctx.ram = scratch / "ram" if in_ram else None
-            ctx.secrets, ctx.secrets_dir = secrets, secrets_dir
-            ctx.secret_identity = secrets.identity(store.cache) if secrets else {}
+        title = f"build {loaded.recipe.name} {loaded.recipe.version}"
+        with events.stage("build", title, build=build_id, requester=request.requester):
+            product = produce(inputs, store, request.options, events, build_id)
             try:
-                with events.stage(
-                    "build", f"build {loaded.recipe.name} {loaded.recipe.version}", build=build_id
-                ):
-                    image = run_stages(ctx, catalog)
-            finally:  # before the memory scratch goes: layer writers and the parent's copy read it
-                executor.shutdown(wait=True, cancel_futures=True)
-                settle_parent(ctx)
-                ctx.holds.close()  # the leases on cache entries this build used
-    except BaseException as exc:  # the layer writers were stopped before the scratch went (above)
-        if ctx is not None and ctx.output_dir is not None:
-            shutil.rmtree(ctx.output_dir, ignore_errors=True)
+                if request.options.check_reproducible:
+                    check_reproducible(inputs, store, request.options, product, events)
+                image = record(catalog, product, events)
+            except BaseException:
+                shutil.rmtree(store.output_dir(product.name, product.version, build_id), ignore_errors=True)
+                raise
+    except BaseException as exc:
         secrets.masker.scrub(exc)  # the message is recorded and shown: no secret value in it
-        full = _disk_full(exc, ctx, store)
-        error = full or exc
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else (str(error) or type(exc).__name__)
-        message = secrets.masker.mask(message)
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else (str(exc) or type(exc).__name__)
         try:
-            catalog.fail_build(build_id, message)
+            catalog.fail_build(build_id, secrets.masker.mask(message))
         except Exception as unrecorded:  # the catalog's own disk may be the full one
             events.warning(f"could not record the build as failed ({unrecorded}); the next command will")
-        if full is not None:
-            raise full from exc
         raise
     finally:
-        executor.shutdown(wait=True)
         log.close()
         catalog.close()
-    assert ctx is not None
-    return BuildOutcome(
-        build_id=build_id,
-        image=image,
-        log_path=log_path,
-        duration=(datetime.now(UTC) - ctx.started).total_seconds(),
-        ran_steps=ctx.ran_steps,
-        cached_layers=sum(1 for layer in ctx.layers if layer.cached),
-        kept_rootfs=ctx.kept_rootfs,
-    )
+    return BuildResult(build_id, product, image, log_path, (datetime.now(UTC) - started).total_seconds())
+
+
+def _disk_full(exc: BaseException, ctx: BuildContext | None, store: Store) -> DiskFull | None:
+    """A full disk named with its path and the size of the image's root (what the outputs are made of)."""
+    if not is_disk_full(exc):
+        return None
+    needed = sum(tree_size(p) for p in ctx.lowers()) if ctx is not None and ctx.layers else None
+    return as_disk_full(exc, ctx.output_dir if ctx and ctx.output_dir else store.home, needed=needed)

@@ -9,6 +9,7 @@ from pathlib import Path
 from kiln import __version__
 from kiln.build.context import BuildContext
 from kiln.layers.tar import LayerBlob, write_layer
+from kiln.models import Artifact
 from kiln.outputs.convert import convert_disk
 from kiln.outputs.disk import DiskOptions, build_disk
 from kiln.outputs.docker_archive import write_docker_archive
@@ -51,7 +52,7 @@ def image_config(ctx: BuildContext, created: datetime) -> ImageConfig:
 
 
 def record(ctx: BuildContext, kind: str, path: Path, digest: str, size: int) -> None:
-    ctx.artifacts.append({"kind": kind, "path": str(path), "digest": digest, "size": size})
+    ctx.artifacts.append(Artifact(kind=kind, path=str(path), digest=digest, size=size))
 
 
 def write_oci(ctx: BuildContext) -> None:

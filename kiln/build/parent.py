@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import re
-
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
 from kiln.build.keys import parent_layer_key
-from kiln.errors import BuildFailed, KilnError
-from kiln.lock import LockedPackage, lock_mismatches, mmdebstrap_lock_args, prepare_locked_repo, verify_locked
-from kiln.recipes.model import EPOCH_MAX, EPOCH_MIN, PARENT, ParentSpec, SlimSpec
+from kiln.errors import BuildFailed
+from kiln.lock import (
+    LockedPackage,
+    LockFile,
+    lock_mismatches,
+    mmdebstrap_lock_args,
+    prepare_locked_repo,
+    verify_locked,
+)
+from kiln.recipes.model import PARENT, ParentSpec, SlimSpec
 from kiln.rootfs.debian import DEFAULT_MIRRORS, DebianParent, ParentRoot, ensure_parent
 from kiln.rootfs.parentcache import current_meta
 from kiln.sandbox.bwrap import Bind
@@ -34,24 +38,18 @@ def debian_parent(spec: ParentSpec, slim: SlimSpec | None = None) -> DebianParen
 
 
 def source_date_epoch(ctx: BuildContext, parent_epoch: int) -> int:
-    """SOURCE_DATE_EPOCH from a lock, the environment, the recipe, else the archive's Release date."""
+    """SOURCE_DATE_EPOCH from a lock, the request (SOURCE_DATE_EPOCH), the recipe, else the archive's
+    Release date."""
     if ctx.options.locked is not None:
         return int(ctx.options.locked.parent.source_date_epoch)
-    env = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if re.fullmatch(r"\d{1,20}", env):
-        if not EPOCH_MIN <= int(env) <= EPOCH_MAX:
-            raise KilnError(
-                f"SOURCE_DATE_EPOCH={env} is outside {EPOCH_MIN}..{EPOCH_MAX} (1980..2107)",
-                hint="a disk's FAT boot partition cannot store other times; unset it or pick one in range",
-            )
-        return int(env)
+    if ctx.epoch_override is not None:
+        return ctx.epoch_override
     return ctx.loaded.recipe.settings.source_date_epoch or parent_epoch
 
 
-def locked_parent(ctx: BuildContext, parent: DebianParent) -> ParentRoot:
+def locked_parent(ctx: BuildContext, parent: DebianParent, lock: LockFile) -> ParentRoot:
     """The parent with exactly the locked package set: the normal cached root when it matches the lock,
     else a separate root bootstrapped from a local repository of the locked .debs (pinned versions)."""
-    lock = ctx.options.locked
     components = [(c.label, c.document.digest) for c in ctx.loaded.components]
     problems = lock_mismatches(lock, parent_key=parent.key, components=components)
     if problems and lock.parent.key != parent.key:
@@ -79,12 +77,17 @@ def prepare_parent(ctx: BuildContext) -> None:
     parent = debian_parent(recipe.parent, recipe.slim)
     with ctx.monitor.stage("parent", f"parent {recipe.parent.image}") as result:
         if ctx.options.locked is not None:
-            root = locked_parent(ctx, parent)
+            root = locked_parent(ctx, parent, ctx.options.locked)
         else:
             # A new parent stays in the build's memory scratch; its copy into the cache overlaps the
             # components (see ensure_parent; orchestrate waits for it before the scratch goes).
             root = ensure_parent(
-                parent, ctx.store, ctx.monitor, refresh=ctx.options.refresh_parent, ram=ctx.ram
+                parent,
+                ctx.store,
+                ctx.monitor,
+                refresh=ctx.options.refresh_parent,
+                ram=ctx.ram,
+                use_tmpfs=ctx.settings.tmpfs,
             )
         result["status"] = "cached" if root.cached else "success"
         result["key"] = root.key

@@ -1,21 +1,17 @@
-"""``kiln build --check-reproducible``: build a second time from the same inputs and compare.
+"""``kiln build --check-reproducible``: the image produced a second time, independently, and compared.
 
-The second build runs in a throwaway data directory that shares only the parent root (the same locked
-package set), the .deb cache and apt's lists: every component runs again, every layer and artifact is
-written again. Any artifact whose digest differs fails the build, with a report of the files that differ;
-nothing is recorded then.
+The second production runs in a throwaway data directory that shares only the parent root (the same
+locked package set), the .deb cache and apt's lists: every component runs again, every layer and
+artifact is written again. Any artifact whose digest differs fails the build, with a report of the
+files that differ; nothing is recorded then.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from dataclasses import replace
 from pathlib import Path
 
-from kiln.build.context import BuildContext
 from kiln.errors import BuildFailed
+from kiln.models import Product
 from kiln.monitor import Monitor
 from kiln.outputs.compare import compare_layouts
 from kiln.store import Store
@@ -32,42 +28,22 @@ def twin_store(store: Store, home: Path) -> Store:
     return Store.open_at(home, cache, database=f"sqlite:///{home / 'catalog.db'}")
 
 
-def check_reproducible(ctx: BuildContext, monitor: Monitor) -> None:
-    """Build the recipe again in a twin data dir; raise BuildFailed naming every artifact that differs."""
-    from kiln.build.orchestrate import build  # the orchestrator calls us: import at use
-
-    home = Path(tempfile.mkdtemp(prefix="reproduce-", dir=ctx.store.home / "tmp"))
-    try:
-        twin = twin_store(ctx.store, home)
-        with monitor.stage("reproducible", "second build from the same inputs (reproducibility check)"):
-            options = replace(ctx.options, check_reproducible=False, no_cache=False, keep_rootfs=False)
-            env_before = os.environ.get("SOURCE_DATE_EPOCH")
-            os.environ["SOURCE_DATE_EPOCH"] = str(ctx.epoch)  # same epoch even if the archive moved on
-            try:
-                second = build(ctx.loaded.path, twin, monitor, options, loaded=ctx.loaded)
-            finally:
-                if env_before is None:
-                    os.environ.pop("SOURCE_DATE_EPOCH", None)
-                else:
-                    os.environ["SOURCE_DATE_EPOCH"] = env_before
-        first = {a["kind"]: a for a in ctx.artifacts}
-        report = []
-        for artifact in second.image.artifacts:
-            mine = first.get(artifact.kind)
-            if mine is None or mine["digest"] == artifact.digest:
-                continue
-            report.append(f"{artifact.kind}: {mine['digest']} vs {artifact.digest}")
-            if artifact.kind == "oci":
-                comparison = compare_layouts(Path(mine["path"]), Path(artifact.path))
-                report.append(comparison.summary())
-        if report:
-            raise BuildFailed(
-                "the build is not reproducible: a second build from the same inputs differs\n"
-                + "\n".join(report),
-                hint="nothing was recorded; see docs on reproducibility (README) for what Kiln normalises",
-            )
-        monitor.info(
-            f"reproducible: {len(second.image.artifacts)} artifact(s) bit-identical in a second build"
+def compare_products(first: Product, second: Product, monitor: Monitor) -> None:
+    """Raise BuildFailed naming every artifact of ``first`` whose digest ``second`` does not repeat."""
+    again = {a.kind: a for a in second.artifacts}
+    report = []
+    for mine in first.artifacts:
+        other = again.get(mine.kind)
+        if other is None or other.digest == mine.digest:
+            continue
+        report.append(f"{mine.kind}: {mine.digest} vs {other.digest}")
+        if mine.kind == "oci":
+            report.append(compare_layouts(mine.file, other.file).summary())
+    if report:
+        raise BuildFailed(
+            "the build is not reproducible: a second build from the same inputs differs\n"
+            + "\n".join(report),
+            hint="nothing was recorded; see docs on reproducibility (README) for what Kiln normalises",
         )
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    compared = sum(1 for a in first.artifacts if a.kind in again)
+    monitor.info(f"reproducible: {compared} artifact(s) bit-identical in a second build")

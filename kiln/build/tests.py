@@ -29,7 +29,7 @@ def run_tests(ctx: BuildContext) -> None:
             {
                 "stage": f"test-{kind}",
                 "image": ctx.manifest_digest,
-                "disks": [a["digest"] for a in ctx.artifacts if a["kind"] != "oci"] if kind == "vm" else [],
+                "disks": [a.digest for a in ctx.artifacts if a.kind != "oci"] if kind == "vm" else [],
                 "tests": [(t.document.digest, t.parameters) for t in tests],
                 "settings": execution_settings(ctx.loaded.recipe.settings),
             }
@@ -39,11 +39,13 @@ def run_tests(ctx: BuildContext) -> None:
             ctx.monitor.info(
                 f"test on {kind}: cached (this image passed these tests before)", status="cached"
             )
+            ctx.tested_on.append(kind)
             continue
         if kind == "vm":
             run_vm(ctx, tests)
         else:
             run_container(ctx, tests)
+        ctx.tested_on.append(kind)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({"key": key, "build": ctx.build_id, "image": ctx.manifest_digest}))
 
@@ -63,6 +65,7 @@ def run_vm(ctx: BuildContext, tests: list[ResolvedComponent]) -> None:
         scratch=ctx.scratch,
         monitor=ctx.monitor,
         prefix=f"recipe {ctx.recipe_name}: ",
+        accel=ctx.settings.accel,
     )
 
 
@@ -77,10 +80,10 @@ def output_layer_trees(ctx: BuildContext, layout: Path) -> list[Path] | None:
 
 
 def run_container(ctx: BuildContext, tests: list[ResolvedComponent]) -> None:
-    oci = next(a for a in ctx.artifacts if a["kind"] == "oci")
-    trees = output_layer_trees(ctx, Path(oci["path"]))
+    oci = next(a for a in ctx.artifacts if a.kind == "oci")
+    trees = output_layer_trees(ctx, oci.file)
     ctx.ran_steps += test_on_container(
-        Path(oci["path"]),
+        oci.file,
         _documents(tests),
         options=sandbox_options(ctx),
         workdir=ctx.loaded.recipe.settings.working_directory,

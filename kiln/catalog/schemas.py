@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kiln.models import Artifact, Component, Evidence, Package
+
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -29,44 +31,11 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class ComponentRecord(_Record):
-    """A component as it went into an image: its document digest and the parameters it ran with
-    (AWSTOE parameters are strings; numbers written unquoted in YAML are kept as their text)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
-
-    name: str
-    version: str
-    digest: str
-    parameters: dict[str, str] = Field(default_factory=dict)
-
-
-class ArtifactRecord(_Record):
-    """An output of the build: ``oci``, ``oci-archive``, ``qcow2``, ``raw``, ..."""
-
-    kind: str
-    path: str
-    digest: str
-    size: int
-
-
-class EvidenceRecord(_Record):
-    """A proof stored with the image: SBOM, vulnerability report, compliance report, provenance, ..."""
-
-    kind: str
-    path: str
-    digest: str
-    summary: dict[str, Any] = Field(default_factory=dict)
-
-
-class PackageRecord(_Record):
-    """An installed package of the image (dpkg), indexed for "which images contain X < V" queries."""
-
-    name: str
-    version: str
-    architecture: str = ""
-    source: str = ""
-    source_version: str = ""
+# The records a build hands over are the build's own models (one definition each).
+ComponentRecord = Component
+ArtifactRecord = Artifact
+EvidenceRecord = Evidence
+PackageRecord = Package
 
 
 class NewImage(_Record):

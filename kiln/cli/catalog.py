@@ -17,6 +17,7 @@ from kiln.catalog import BuildRecord, Catalog, ImageRecord, PackageMatch
 from kiln.catalog.buildlog import clock, describe, read_log, where
 from kiln.cli.common import DataDirOption, JsonOption, console, open_store, print_json
 from kiln.errors import KilnError
+from kiln.units import human_size
 
 PIPE_WIDTH = 250
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "failed": "red"}
@@ -48,15 +49,6 @@ def _show(renderable: RenderableType) -> None:
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _short(digest: str, length: int = 12) -> str:
@@ -107,7 +99,7 @@ def images_list(
     table = Table("IMAGE", "VERSION", "DIGEST", "SIZE", "CREATED (UTC)", "STATE", "PARENT", box=None)
     for i in images:
         table.add_row(
-            escape(i.name), f"{i.version}/{i.build}", _short(i.digest), _size(i.size),
+            escape(i.name), f"{i.version}/{i.build}", _short(i.digest), human_size(i.size),
             _when(i.created), i.state, escape(i.parent),
         )  # fmt: skip
     _show(table)
@@ -183,7 +175,7 @@ def _print_image(image: ImageRecord) -> None:
         ("image", image.ref),
         ("digest", image.digest),
         ("created", f"{_when(image.created)} UTC"),
-        ("size", _size(image.size)),
+        ("size", human_size(image.size)),
         ("state", image.state),
         ("parent", image.parent + (f" ({image.parent_digest})" if image.parent_digest else "")),
         ("description", image.description or "-"),
@@ -200,7 +192,7 @@ def _print_image(image: ImageRecord) -> None:
     if image.artifacts:
         table = Table("KIND", "PATH", "DIGEST", "SIZE", title="artifacts", box=None)
         for a in image.artifacts:
-            table.add_row(a.kind, escape(a.path), _short(a.digest), _size(a.size))
+            table.add_row(a.kind, escape(a.path), _short(a.digest), human_size(a.size))
         _show(table)
     if image.evidence:
         table = Table("EVIDENCE", "PATH", "DIGEST", "SUMMARY", title="evidence", box=None)

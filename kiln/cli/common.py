@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from kiln.settings import Settings
 from kiln.store import Store
 
 console = Console(highlight=False, soft_wrap=True)
@@ -21,11 +22,16 @@ DataDirOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
+def settings() -> Settings:
+    """The settings from the environment (kiln.settings is the one place that reads it)."""
+    return Settings.from_env()
+
+
 def open_store(data_dir: Path | None) -> Store:
     """The data directory, after reclaiming what dead Kiln processes left in it."""
     from kiln.lifecycle.reclaim import reclaim_dead_scratch
 
-    store = Store.open(data_dir)
+    store = Store.open(data_dir, settings())
     reclaim_dead_scratch(store)
     return store
 

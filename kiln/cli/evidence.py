@@ -220,17 +220,23 @@ def verify(
     Every catalogued field the signed provenance covers is compared; every difference is reported.
     """
     from kiln.catalog import Catalog
-    from kiln.evidence.facts import PackageFact
     from kiln.evidence.signing import load_public_key
     from kiln.evidence.target import artifact_path
     from kiln.evidence.verify import CatalogEntry, VerificationFailed, run_checks
+    from kiln.models import Package
 
     public = load_public_key(key.expanduser())  # a bad key path is a usage error, before the catalog
     store = open_store(data_dir)
     with Catalog.open(store.database_url) as catalog:
         record = catalog.get_image(image)
         packages = [
-            PackageFact(p.name, p.version, p.architecture, p.source, p.source_version)
+            Package(
+                name=p.name,
+                version=p.version,
+                architecture=p.architecture,
+                source=p.source,
+                source_version=p.source_version,
+            )
             for p in catalog.packages(record.ref)
         ]
         lock = catalog.lock(record.ref)

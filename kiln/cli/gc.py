@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from kiln.cli.build import human_size
 from kiln.cli.common import DataDirOption, JsonOption, console, print_json
 from kiln.store import Store
+from kiln.units import human_size
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from kiln.cli.common import DataDirOption, console, open_store
+from kiln.cli.common import DataDirOption, console, open_store, settings
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         from kiln.toe.document import load_document
         from kiln.verify.phases import TestDocument, test_on_container, test_on_vm
 
-        contain_process_tree()  # qemu and the sandbox die with this command, even on SIGKILL
+        contain_process_tree(settings().private_namespaces)  # qemu and sandboxes die with this command
         store = open_store(data_dir)
         with Catalog.open(store.database_url) as catalog:
             record = catalog.get_image(image)
@@ -73,7 +73,8 @@ def register(app: typer.Typer) -> None:
                     if disk is None:
                         raise KilnError(f"{record.ref} has no qcow2 or raw disk to boot")
                     boot: Literal["uefi", "bios"] = "bios" if lock.get("boot") == "bios" else "uefi"
-                    test_on_vm(disk, tests, boot=boot, timeout=timeout, scratch=scratch, monitor=monitor)
+                    test_on_vm(disk, tests, boot=boot, timeout=timeout, scratch=scratch, monitor=monitor,
+                               accel=settings().accel)  # fmt: skip
                 else:
                     raise typer.BadParameter(f"unknown instance kind '{kind}' (container or vm)")
         console.print(f"[bold green]tests passed[/] on {record.ref} ({', '.join(kinds)})")

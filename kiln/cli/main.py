@@ -115,9 +115,9 @@ def main() -> None:
         sys.exit(1)
     except OSError as exc:
         from kiln.diskspace import as_disk_full
-        from kiln.store import default_home
+        from kiln.settings import Settings
 
-        full = as_disk_full(exc, default_home())
+        full = as_disk_full(exc, Settings.from_env().data_dir)
         if full is None or _debug:
             raise
         err_console.print(f"[bold red]error:[/] {escape(full.message)}")

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from kiln.cli.common import DataDirOption, err_console, open_store, print_json
+from kiln.cli.common import DataDirOption, err_console, open_store, print_json, settings
 from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.monitor import ConsoleMonitor, Monitor
 from kiln.sandbox.bwrap import SandboxOptions
@@ -22,6 +22,7 @@ from kiln.toe.config import split_list
 from kiln.toe.nesting import load_checked
 from kiln.toe.results import FAILED
 from kiln.toe.runner import HostTarget, RootfsTarget, RunOptions, Target
+from kiln.toe.runner import services as toe_services
 from kiln.toe.session import execute
 
 TARGET_HELP = (
@@ -144,7 +145,7 @@ def run(
     if trace:
         logging.getLogger("kiln").setLevel(logging.DEBUG)
     monitor: Monitor = Monitor() if quiet else ConsoleMonitor(verbose=True)
-    services = {"s3": {"endpoint_url": s3_endpoint}} if s3_endpoint else {}
+    services = {"s3": {"endpoint_url": s3_endpoint}} if s3_endpoint else toe_services(settings())
     secrets = cli_secrets(secret or [], secret_env)
     with ExitStack() as stack:
         secrets_dir = stack.enter_context(secrets_tmpfs(secrets, secrets_mount_point(secrets, stack)))

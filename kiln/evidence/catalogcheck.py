@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiln.evidence.facts import PackageFact
 from kiln.evidence.provenance import (
     BUILD_TYPE_V1,
     CATALOG_LOCK,
@@ -27,6 +26,7 @@ from kiln.evidence.provenance import (
     package_rows,
     sha256_digest,
 )
+from kiln.models import Package
 from kiln.store import file_sha256
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class CatalogEntry:
     """What the catalog holds for one image (read by the caller, e.g. ``kiln verify``)."""
 
     record: ImageRecord
-    packages: list[PackageFact] = field(default_factory=list)
+    packages: list[Package] = field(default_factory=list)
     lock: dict[str, Any] | None = None
 
 
@@ -262,7 +262,7 @@ def _package_differences(group: _Group, catalog: list[list[str]], signed: list[l
         group.failed.append(Check("catalog packages", False, f"… and {more} more differences"))
 
 
-def check_packages(stmt: dict[str, Any], packages: list[PackageFact]) -> list[Check]:
+def check_packages(stmt: dict[str, Any], packages: list[Package]) -> list[Check]:
     item = next((b for b in _byproducts(stmt) if b.get("name") == PACKAGE_LIST), None)
     if item is None:
         return [_not_covered("packages", "the package list")]

@@ -1,25 +1,24 @@
 """The evidence box: everything that proves what an image is, written into the store's blobs.
 
-Called by the build once the image's root filesystem and artifacts exist (before the catalog is
-written). A failed gate raises BuildFailed: the build records nothing, but the reports stay in
-the blob store and the error names them.
+The build calls :func:`root_evidence` once the image's root filesystem and artifacts exist and
+:func:`provenance_evidence` after the tests passed (before the catalog is written). A failed gate
+raises BuildFailed: the build records nothing, but the reports stay in the blob store and the error
+names them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from kiln.errors import BuildFailed, KilnError
 from kiln.evidence.facts import (
-    ArtifactFact,
     ComponentFact,
     EvidenceFile,
     EvidenceSettings,
     ImageFacts,
-    PackageFact,
 )
 from kiln.evidence.gates import evaluate, openvex
 from kiln.evidence.inventory import read_inventory
@@ -28,17 +27,18 @@ from kiln.evidence.sbom import ImageIdentity, cyclonedx_json, spdx_json
 from kiln.evidence.scan import scan_root
 from kiln.evidence.signing import load_private_key, sign_envelope
 from kiln.evidence.vulndb import VulnDb
+from kiln.models import Evidence
 from kiln.monitor import Monitor
 from kiln.store import Store
 
 __all__ = [
-    "ArtifactFact",
     "ComponentFact",
     "EvidenceFile",
     "EvidenceSettings",
     "ImageFacts",
-    "PackageFact",
     "collect_evidence",
+    "provenance_evidence",
+    "root_evidence",
 ]
 
 MEDIA = {
@@ -90,6 +90,14 @@ def collect_evidence(
     rootfs: Path, facts: ImageFacts, settings: EvidenceSettings, store: Store, monitor: Monitor
 ) -> list[EvidenceFile]:
     """SBOMs, scan report (+ gate), compliance (+ gate), then the provenance over all of them."""
+    files = root_evidence(rootfs, facts, settings, store, monitor)
+    return [*files, provenance_evidence(facts, files, settings, store, monitor)]
+
+
+def root_evidence(
+    rootfs: Path, facts: ImageFacts, settings: EvidenceSettings, store: Store, monitor: Monitor
+) -> list[EvidenceFile]:
+    """What is read off the image's root: SBOMs, scan report (+ gate), compliance (+ gate)."""
     files: list[EvidenceFile] = []
     image = ImageIdentity(facts.name, facts.version, facts.digest, facts.created)
     with store.scratch("evidence-") as work, monitor.stage("evidence", "evidence") as summary:
@@ -114,17 +122,26 @@ def collect_evidence(
             from kiln.evidence.compliance import compliance_evidence
 
             files += compliance_evidence(rootfs, facts, settings.compliance, store, work, monitor)
-        with monitor.stage("evidence", "provenance (in-toto, SLSA v1)") as result:
-            payload = statement_bytes(facts, files)
-            if settings.signing_key is not None:
-                envelope = sign_envelope(payload, load_private_key(settings.signing_key))
-                files.append(store_file(store, work, "provenance-signed", envelope, {"signature": "signed"}))
-            else:
-                files.append(store_file(store, work, "provenance", payload, {"signature": "unsigned"}))
-                monitor.warning("provenance is not signed: no signing key configured (recipe 'signing.key')")
-            result["signed"] = settings.signing_key is not None
         summary.update(evidence_summary(files))
     return files
+
+
+def provenance_evidence(
+    facts: ImageFacts, files: list[EvidenceFile], settings: EvidenceSettings, store: Store, monitor: Monitor
+) -> EvidenceFile:
+    """The in-toto/SLSA provenance over the image, its artifacts and ``files``; signed when a key is set.
+    A build makes it last, once the tests passed: a failing build leaves no signed statement."""
+    with (
+        store.scratch("provenance-") as work,
+        monitor.stage("evidence", "provenance (in-toto, SLSA v1)") as result,
+    ):
+        payload = statement_bytes(facts, files)
+        result["signed"] = settings.signing_key is not None
+        if settings.signing_key is not None:
+            envelope = sign_envelope(payload, load_private_key(settings.signing_key))
+            return store_file(store, work, "provenance-signed", envelope, {"signature": "signed"})
+        monitor.warning("provenance is not signed: no signing key configured (recipe 'signing.key')")
+        return store_file(store, work, "provenance", payload, {"signature": "unsigned"})
 
 
 def _scan(
@@ -180,16 +197,20 @@ def _scan(
     return files
 
 
-def evidence_summary(files: list[EvidenceFile]) -> dict[str, object]:
-    """The short human summary: package count, vulnerabilities by severity, score, signature."""
+def evidence_summary(files: Sequence[EvidenceFile | Evidence]) -> dict[str, object]:
+    """The short human summary: package count, vulnerabilities by severity (and the gate's verdict),
+    compliance score and profile, signature."""
     out: dict[str, object] = {}
     for f in files:
         if f.kind == "sbom-spdx":
             out["packages"] = f.summary.get("packages")
         elif f.kind == "vulnerability-report":
             out["vulnerabilities"] = f.summary.get("by_severity", {})
+            if "gate" in f.summary:
+                out["gate"] = f.summary["gate"]
         elif f.kind == "compliance-results":
             out["compliance_score"] = f.summary.get("score")
+            out["profile"] = f.summary.get("profile", "")
         elif f.kind.startswith("provenance"):
             out["signature"] = f.summary.get("signature")
     return out

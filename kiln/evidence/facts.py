@@ -8,13 +8,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from kiln.evidence.settings import ComplianceGate, ScanGate
-
-
-class ArtifactFact(NamedTuple):
-    kind: str  # oci, oci-archive, qcow2, raw, rootfs-tar, ...
-    path: Path  # on disk (a file, or the directory of an OCI layout)
-    digest: str  # sha256:… of the file; for an OCI layout, its manifest digest
-    size: int | None = None  # bytes, as catalogued (for an OCI layout: its compressed layers)
+from kiln.models import Artifact, Package
 
 
 class ComponentFact(NamedTuple):
@@ -23,16 +17,6 @@ class ComponentFact(NamedTuple):
     digest: str  # sha256:… of the component document
     parameters: dict[str, Any]
     document: str = ""  # the kept copy of the document, relative to the image directory
-
-
-class PackageFact(NamedTuple):
-    """An installed package as the catalog indexes it (source fields default to the binary's)."""
-
-    name: str
-    version: str
-    architecture: str = ""
-    source: str = ""
-    source_version: str = ""
 
 
 DISK_KINDS = frozenset({"raw", "qcow2", "vmdk", "vhdx", "vpc", "disk"})
@@ -44,7 +28,7 @@ class ImageFacts:
     version: str  # "1.2.0/3"
     digest: str  # OCI manifest digest
     created: datetime
-    artifacts: list[ArtifactFact]
+    artifacts: list[Artifact]
     recipe_path: Path
     recipe_digest: str
     components: list[ComponentFact]
@@ -60,7 +44,7 @@ class ImageFacts:
     parameters: dict[str, Any] = field(default_factory=dict)  # recipe-level parameters, if any
     secrets: list[str] = field(default_factory=list)  # names of the build's secrets (never values)
     tests: list[ComponentFact] = field(default_factory=list)  # test-only components (kept documents)
-    packages: list[PackageFact] = field(default_factory=list)  # the package list the catalog indexes
+    packages: list[Package] = field(default_factory=list)  # the package list the catalog indexes
     lock: dict[str, Any] | None = None  # the lock data recorded with the image in the catalog
     size: int | None = None  # the image size recorded in the catalog
 

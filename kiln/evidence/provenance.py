@@ -24,7 +24,8 @@ from typing import Any
 from packageurl import PackageURL
 
 from kiln import __version__
-from kiln.evidence.facts import ComponentFact, EvidenceFile, ImageFacts, PackageFact
+from kiln.evidence.facts import ComponentFact, EvidenceFile, ImageFacts
+from kiln.models import Package
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
@@ -53,7 +54,7 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def package_rows(packages: Iterable[PackageFact]) -> list[list[str]]:
+def package_rows(packages: Iterable[Package]) -> list[list[str]]:
     """The package list as the catalog stores it (source fields default to the binary's), sorted."""
     return sorted(
         [p.name, p.architecture, p.version, p.source or p.name, p.source_version or p.version]
@@ -61,7 +62,7 @@ def package_rows(packages: Iterable[PackageFact]) -> list[list[str]]:
     )
 
 
-def package_list_bytes(packages: Iterable[PackageFact]) -> bytes:
+def package_list_bytes(packages: Iterable[Package]) -> bytes:
     """Canonical JSON of the package list; its sha256 is the package list digest."""
     return canonical_json({"columns": list(PACKAGE_COLUMNS), "rows": package_rows(packages)})
 
@@ -94,7 +95,7 @@ def statement(facts: ImageFacts, byproducts: list[EvidenceFile]) -> dict[str, An
     for art in facts.artifacts:
         subjects.append(
             {
-                "name": artifact_name(art.path, facts.image_dir),
+                "name": artifact_name(art.file, facts.image_dir),
                 "digest": _digest_map(art.digest),
                 "annotations": _sized({"kind": art.kind}, art.size),
             }

@@ -127,9 +127,10 @@ def _resolve(
     return resolved
 
 
-def load_recipe(path: Path) -> LoadedRecipe:
-    """Parse and validate ``path`` and all its components; raise ValidationFailed with every issue."""
-    source = parse_yaml(path)
+def load_recipe(path: Path, text: str | None = None) -> LoadedRecipe:
+    """Parse and validate ``path`` (or ``text``, read from there) and all its components; raise
+    ValidationFailed with every issue. Relative component paths resolve against ``path``'s folder."""
+    source = parse_yaml(path, text)
     if not isinstance(source.data, dict):
         raise ValidationFailed([source.issue((), "a recipe must be a YAML mapping")])
     issues: list[Issue] = []

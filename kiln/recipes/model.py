@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kiln.evidence.settings import ComplianceGate, ScanGate, SigningSettings
+from kiln.models import EPOCH_MAX, EPOCH_MIN
 from kiln.outputs.disk import DiskOptions, parse_size
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
@@ -16,8 +17,6 @@ PARENT = re.compile(r"^(?P<distribution>debian|ubuntu):(?P<suite>[a-z]+)$")
 PORT = re.compile(r"^(\d{1,5})(/(tcp|udp|sctp))?$")
 # SOURCE_DATE_EPOCH stamps every output, and the tightest format is FAT (the disk's boot partition):
 # mtools wraps any time outside 1980-01-01 .. 2107-12-31 (tar, OCI, ext4 and VHD reach further).
-EPOCH_MIN = 315532800  # 1980-01-01T00:00:00Z
-EPOCH_MAX = 4354819199  # 2107-12-31T23:59:59Z
 # A raw disk is first written as a sparse file: ext4 (the usual host file system) caps files below
 # 16 TiB; qemu-img's vpc (VHD) format caps images at 2040 GiB.
 DISK_MAX = {"vhd": 2040 << 30}

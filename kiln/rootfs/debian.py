@@ -233,7 +233,7 @@ def _cached(key: str, version: Version) -> ParentRoot:
 
 def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refresh: bool = False,
                   epoch: int | None = None, variant_key: str = "", extra_args: Sequence[str] = (),
-                  ram: Path | None = None) -> ParentRoot:  # fmt: skip
+                  ram: Path | None = None, use_tmpfs: bool = True) -> ParentRoot:  # fmt: skip
     """The cached root for ``parent``, leased until ``ParentRoot.release``; bootstrapped on first use
     (or with ``refresh``) as a new version of the cache entry, made current once complete
     (kiln.rootfs.parentcache). A build bootstrapping the same entry is waited for and reused.
@@ -267,7 +267,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
         started = time.time()
         if ram is None:
             scratch = hold.enter_context(store.scratch("parent-"))
-            with ram_scratch(scratch / "ram") as in_ram:
+            with ram_scratch(scratch / "ram", use_tmpfs) as in_ram:
                 in_memory = scratch / "ram/rootfs" if in_ram else None
                 built, debs, slimmed = _make_root(
                     parent, store, epoch, monitor, extra_args, in_memory, rootfs

@@ -44,9 +44,9 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
-def _wanted() -> bool:
-    """``KILN_MOUNT_NAMESPACE=host`` keeps the command in the host's namespaces (debugging, tests)."""
-    return os.environ.get("KILN_MOUNT_NAMESPACE") != "host" and os.geteuid() == 0
+def _wanted(enabled: bool) -> bool:
+    """``enabled`` False (``KILN_MOUNT_NAMESPACE=host``) keeps the command in the host's namespaces."""
+    return enabled and os.geteuid() == 0
 
 
 def _make_mounts_private() -> None:
@@ -54,9 +54,9 @@ def _make_mounts_private() -> None:
         log.debug("making / private failed: %s", os.strerror(ctypes.get_errno()))
 
 
-def enter_private_mount_namespace() -> bool:
+def enter_private_mount_namespace(enabled: bool = True) -> bool:
     """Unshare the mount namespace only; returns False (and logs why) when it is not possible."""
-    if not _wanted():
+    if not _wanted(enabled):
         return False
     if _libc().unshare(CLONE_NEWNS) != 0:
         log.debug("unshare(CLONE_NEWNS) failed: %s", os.strerror(ctypes.get_errno()))
@@ -65,14 +65,15 @@ def enter_private_mount_namespace() -> bool:
     return True
 
 
-def contain_process_tree() -> bool:
+def contain_process_tree(enabled: bool = True) -> bool:
     """Continue this command as PID 1 of a new PID namespace inside a private mount namespace.
 
     Returns True in the worker (the caller goes on with its work there); the original process never
     returns: it supervises the worker and exits with its status. Returns False, changing nothing but
-    the mount namespace where that is possible, when a PID namespace cannot be made.
+    the mount namespace where that is possible, when a PID namespace cannot be made. ``enabled``
+    False (the settings' ``private_namespaces``, ``KILN_MOUNT_NAMESPACE=host``) changes nothing.
     """
-    if not _wanted():
+    if not _wanted(enabled):
         return False
     if _libc().unshare(CLONE_NEWNS | CLONE_NEWPID) != 0:
         log.debug("unshare(CLONE_NEWPID) failed: %s", os.strerror(ctypes.get_errno()))

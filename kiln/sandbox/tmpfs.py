@@ -5,7 +5,7 @@ virtual disk shared with other guests, those syncs dominate a bootstrap: measure
 build machines, mmdebstrap of a minbase root took 40 s into /var/tmp and 26 s into a tmpfs, and
 copying the finished root to the disk took 1.8 s. The tmpfs is only a size limit (memory is used as
 it fills) and lives in the build's private mount namespace when there is one, so even a SIGKILL
-frees it. ``KILN_TMPFS=0`` turns it off.
+frees it. ``KILN_TMPFS=0`` (the settings' ``tmpfs``) turns it off.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def spare_memory() -> int:
     return 0
 
 
-def enabled() -> bool:
-    return os.geteuid() == 0 and os.environ.get("KILN_TMPFS", "1") != "0" and spare_memory() >= MIN_BYTES
+def enabled(allowed: bool = True) -> bool:
+    """Can a RAM scratch be used (``allowed``: the settings' ``tmpfs``, ``KILN_TMPFS``)?"""
+    return allowed and os.geteuid() == 0 and spare_memory() >= MIN_BYTES
 
 
 def nearly_full(path: Path) -> bool:
@@ -44,13 +45,13 @@ def nearly_full(path: Path) -> bool:
 
 
 @contextmanager
-def ram_scratch(target: Path) -> Iterator[bool]:
+def ram_scratch(target: Path, allowed: bool = True) -> Iterator[bool]:
     """Mount a tmpfs at ``target`` (created if missing) when possible; yields whether it did.
 
     The mount is undone when the block ends, however it ends.
     """
     target.mkdir(parents=True, exist_ok=True)
-    if not enabled():
+    if not enabled(allowed):
         yield False
         return
     options = f"size={spare_memory()},mode=0755"

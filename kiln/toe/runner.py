@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kiln.monitor import Event, Monitor
+from kiln.settings import Settings
 from kiln.toe.document import Document, Phase, Step
 from kiln.toe.results import (
     FAILED,
@@ -34,6 +35,11 @@ __all__ = [
     "DocumentResult", "HostTarget", "PhaseResult", "RootfsTarget", "RunOptions",
     "StepResult", "Target", "run_document",
 ]  # fmt: skip
+
+
+def services(settings: Settings) -> dict[str, Any]:
+    """The external services steps may use, from the settings (KILN_S3_ENDPOINT_URL ...)."""
+    return {"s3": {"endpoint_url": settings.s3_endpoint_url}} if settings.s3_endpoint_url else {}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ aborts ("failed to set MSR"), or SeaBIOS boots while OVMF dies at once with "KVM
 emulation failure" and qemu stays alive, paused. So the probe boots the *same* firmware with the
 *same* CPU arguments as the test (OVMF for UEFI, SeaBIOS for BIOS) and waits for it to reach its boot
 manager. A KVM failure seen later, during a real boot, marks KVM broken for that firmware for the rest
-of the process (:func:`mark_kvm_broken`). ``KILN_ACCEL=kvm|tcg`` skips the probe.
+of the process (:func:`mark_kvm_broken`). Asking for ``kvm`` or ``tcg`` (``KILN_ACCEL``) skips the probe.
 """
 
 from __future__ import annotations
@@ -82,9 +82,6 @@ def firmware_args(boot: Firmware, scratch: Path) -> list[str]:
 def choose_accel(requested: Literal["auto", "kvm", "tcg"] = "auto", boot: Firmware = "uefi") -> Accel:
     """The accelerator to use for a guest booting ``boot`` firmware; ``auto`` probes KVM once per
     process and firmware."""
-    forced = os.environ.get("KILN_ACCEL", "").strip().lower()
-    if requested == "auto" and forced in ("kvm", "tcg"):
-        requested = forced  # type: ignore[assignment]
     if requested == "tcg":
         return Accel("tcg", "TCG requested")
     if requested == "kvm":

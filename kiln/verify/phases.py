@@ -89,7 +89,8 @@ def test_on_container(layout: Path, tests: Sequence[TestDocument], *, options: S
 
 
 def test_on_vm(disk: Path, tests: Sequence[TestDocument], *, boot: Literal["uefi", "bios"], timeout: float,
-               scratch: Path, monitor: Monitor, prefix: str = "") -> int:  # fmt: skip
+               scratch: Path, monitor: Monitor, prefix: str = "",
+               accel: Literal["auto", "kvm", "tcg"] = "auto") -> int:  # fmt: skip
     """Boot a copy-on-write overlay of ``disk`` and run the test phases in it; returns steps executed."""
     with monitor.stage("test", f"test on a fresh VM booted from {disk.name}") as stage:
         result = run_vm_tests(
@@ -100,6 +101,7 @@ def test_on_vm(disk: Path, tests: Sequence[TestDocument], *, boot: Literal["uefi
             timeout=timeout,
             monitor=monitor,
             workdir=scratch,
+            accel=accel,
         )
         executed = sum(d.counts()["executedStepCount"] for d in result.documents)
         if result.fallback:

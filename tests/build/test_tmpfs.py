@@ -8,6 +8,7 @@ import pytest
 
 from kiln.sandbox.overlay import mounts_under
 from kiln.sandbox.tmpfs import nearly_full, ram_scratch, spare_memory
+from kiln.settings import Settings
 
 
 def _fs_type(path: Path) -> str:
@@ -35,9 +36,9 @@ def test_ram_scratch_unmounts_on_error(tmp_path: Path) -> None:
     assert mounts_under(tmp_path) == []
 
 
-def test_ram_scratch_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KILN_TMPFS", "0")
-    with ram_scratch(tmp_path / "ram") as in_ram:
+def test_ram_scratch_can_be_turned_off(tmp_path: Path) -> None:
+    assert not Settings.from_env({"KILN_TMPFS": "0"}).tmpfs
+    with ram_scratch(tmp_path / "ram", allowed=False) as in_ram:
         assert not in_ram and _fs_type(tmp_path / "ram") == ""
     assert (tmp_path / "ram").is_dir()
 

@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 from kiln.catalog import Catalog
 from kiln.catalog.schemas import ArtifactRecord, EvidenceRecord, NewImage
 from kiln.cli.main import build_app
-from kiln.evidence.collect import ArtifactFact, EvidenceSettings, ImageFacts, collect_evidence
+from kiln.evidence.collect import EvidenceSettings, ImageFacts, collect_evidence
 from kiln.evidence.signing import SignatureInvalid
 from kiln.evidence.verify import VerificationFailed
+from kiln.models import Artifact
 from kiln.monitor import ListMonitor
 from kiln.store import Store
 from tests.evidence.test_provenance import write_layout
@@ -92,7 +93,7 @@ def test_verify_a_catalogued_image(app: typer.Typer, home: Path, tmp_path: Path)
         "1.0.0/1",
         digest,
         t,
-        [ArtifactFact("oci", layout, digest)],
+        [Artifact(kind="oci", path=str(layout), digest=digest, size=1)],
         recipe,
         "sha256:" + hashlib.sha256(recipe.read_bytes()).hexdigest(),
         [],

@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 
 from kiln.evidence.collect import (
-    ArtifactFact,
     ComponentFact,
     EvidenceSettings,
     ImageFacts,
-    PackageFact,
     collect_evidence,
 )
 from kiln.evidence.provenance import (
@@ -39,6 +37,7 @@ from kiln.evidence.signing import (
     sign_envelope,
 )
 from kiln.evidence.verify import VerificationFailed, verify_provenance
+from kiln.models import Artifact, Package
 from kiln.monitor import ListMonitor
 from kiln.store import Store
 
@@ -78,8 +77,13 @@ def image(tmp_path: Path) -> tuple[ImageFacts, Path]:
         digest=digest,
         created=T0,
         artifacts=[
-            ArtifactFact("oci", layout, digest),
-            ArtifactFact("qcow2", disk, "sha256:" + hashlib.sha256(disk.read_bytes()).hexdigest()),
+            Artifact(kind="oci", path=str(layout), digest=digest, size=0),
+            Artifact(
+                kind="qcow2",
+                path=str(disk),
+                digest="sha256:" + hashlib.sha256(disk.read_bytes()).hexdigest(),
+                size=disk.stat().st_size,
+            ),
         ],
         recipe_path=recipe,
         recipe_digest="sha256:" + hashlib.sha256(recipe.read_bytes()).hexdigest(),
@@ -259,12 +263,18 @@ def test_statement_records_what_the_catalog_indexes(image: tuple[ImageFacts, Pat
     """Format v2: sizes, kept documents, the package list (inline) and the lock digest."""
     facts = replace(
         image[0],
-        artifacts=[a._replace(size=123) for a in image[0].artifacts],
+        artifacts=[a.model_copy(update={"size": 123}) for a in image[0].artifacts],
         components=[image[0].components[0]._replace(document="components/component-00-aa.yaml")],
         tests=[ComponentFact("smoke", "local", "sha256:" + "3" * 64, {"Expect": "hi"}, "components/t.yaml")],
         packages=[
-            PackageFact("libssl3", "3.0.11-1", "amd64", "openssl", "3.0.11-1"),
-            PackageFact("bash", "5.2"),
+            Package(
+                name="libssl3",
+                version="3.0.11-1",
+                architecture="amd64",
+                source="openssl",
+                source_version="3.0.11-1",
+            ),
+            Package(name="bash", version="5.2"),
         ],
         lock={"layers": ["k1"]},
         size=456,

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from kiln.catalog import Catalog
-from kiln.evidence.facts import PackageFact
 from kiln.evidence.provenance import BUILD_TYPE_V1, CATALOG_LOCK, PACKAGE_LIST
 from kiln.evidence.signing import (
     generate_key,
@@ -29,6 +28,7 @@ from kiln.evidence.signing import (
     sign_envelope,
 )
 from kiln.evidence.verify import CatalogEntry, run_checks
+from kiln.models import Package
 from kiln.store import Store
 
 pytestmark = pytest.mark.e2e
@@ -302,7 +302,13 @@ def test_v1_provenance_verifies_and_says_what_it_does_not_cover(built: Built) ->
     with Catalog.open(store.database_url) as catalog:
         record = catalog.get_image("tiny@1.0.0/1")
         packages = [
-            PackageFact(p.name, p.version, p.architecture, p.source, p.source_version)
+            Package(
+                name=p.name,
+                version=p.version,
+                architecture=p.architecture,
+                source=p.source,
+                source_version=p.source_version,
+            )
             for p in catalog.packages(record.ref)
         ]
         lock = catalog.lock(record.ref)

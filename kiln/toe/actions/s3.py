@@ -46,7 +46,7 @@ def client(ctx: ActionContext) -> Any:
     from botocore.config import Config
 
     settings = dict(ctx.services.get("s3") or {})
-    endpoint = settings.get("endpoint_url") or os.environ.get("KILN_S3_ENDPOINT_URL")
+    endpoint = settings.get("endpoint_url")  # --s3-endpoint, else KILN_S3_ENDPOINT_URL (kiln.settings)
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
     session = boto3.session.Session()  # a fresh session: credentials as the environment says now
     return session.client(
