@@ -335,7 +335,9 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
     started = datetime.now(UTC)
     try:
         title = f"build {loaded.recipe.name} {loaded.recipe.version}"
-        with events.stage("build", title, build=build_id, requester=request.requester):
+        with events.stage("build", title, build=build_id):
+            if request.requester:
+                events.info(f"requested by {request.requester}", data={"requester": request.requester})
             product = produce(inputs, store, request.options, events, build_id)
             try:
                 if request.options.check_reproducible:

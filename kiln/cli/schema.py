@@ -16,7 +16,17 @@ def _component_schema() -> dict[str, Any]:
     return component_schema()
 
 
-SCHEMAS = {"recipe": lambda: Recipe.model_json_schema(), "component": _component_schema}
+def _build_request_schema() -> dict[str, Any]:
+    from kiln.models import BuildRequest
+
+    return BuildRequest.model_json_schema()
+
+
+SCHEMAS = {
+    "recipe": lambda: Recipe.model_json_schema(),
+    "component": _component_schema,
+    "build-request": _build_request_schema,
+}
 
 
 def register(app: typer.Typer) -> None:
