@@ -105,6 +105,8 @@ def register(app: typer.Typer) -> None:
         lock = read_lockfile(locked) if locked is not None else None
         store = open_store(data_dir)
         monitor: Monitor = ConsoleMonitor(verbose=verbose)
+        for warning in loaded.warnings:
+            monitor.warning(str(warning))
         options = BuildOptions(
             no_cache=no_cache,
             keep_rootfs=keep_rootfs,
