@@ -338,6 +338,8 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
         with events.stage("build", title, build=build_id):
             if request.requester:
                 events.info(f"requested by {request.requester}", data={"requester": request.requester})
+            for warning in loaded.warnings:  # AWSTOE documents Kiln accepts but AWSTOE would question
+                events.warning(str(warning))
             product = produce(inputs, store, request.options, events, build_id)
             try:
                 if request.options.check_reproducible:

@@ -34,6 +34,13 @@ TARGET_HELP = (
 def validate(
     documents: Annotated[str, typer.Option("--documents", "-d", help="Comma-separated document paths.")],
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Warnings (what AWSTOE accepts and ignores, such as unused input keys) are errors too.",
+        ),
+    ] = False,
 ) -> None:
     """Validate component documents; every problem is reported (file:line:column: step path: message)."""
     issues: list[Issue] = []
@@ -45,9 +52,16 @@ def validate(
             issues.extend(exc.issues)
             report.append({"path": path, "valid": False, "issues": [str(i) for i in exc.issues]})
             continue
+        warnings = [str(w) for w in doc.warnings]
+        if strict and doc.warnings:
+            issues.extend(doc.warnings)
+            report.append({"path": path, "valid": False, "issues": warnings})
+            continue
         report.append({"path": path, "valid": True, "name": doc.name, "phases": doc.phase_names,
-                       "digest": doc.digest})  # fmt: skip
+                       "digest": doc.digest, "warnings": warnings})  # fmt: skip
         if not json_output:
+            for warning in warnings:
+                err_console.print(f"[yellow]warning:[/] {escape(warning)}")
             err_console.print(f"[green]valid[/] {path} ({doc.name}: {', '.join(doc.phase_names)})")
     if json_output:
         print_json({"documents": report, "valid": not issues})
@@ -106,6 +120,13 @@ def run(
     phases: Annotated[str | None, typer.Option("--phases", "-p", help="e.g. build,validate")] = None,
     parameters: Annotated[str | None, typer.Option("--parameters", help="name1=value1,name2=value2")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="awstoe run config JSON.")] = None,
+    override_config: Annotated[
+        bool,
+        typer.Option(
+            "--override-config",
+            help="Let --documents/--parameters win over --config (awstoe refuses the combination).",
+        ),
+    ] = False,
     execution_id: Annotated[str | None, typer.Option("--execution-id", "-i")] = None,
     log_directory: Annotated[Path | None, typer.Option("--log-directory", "-l")] = None,
     s3_endpoint: Annotated[
@@ -140,7 +161,7 @@ def run(
         )
     chosen = run_settings(
         documents=documents, phases=phases, parameters=parameters, config=config,
-        execution_id=execution_id, log_directory=log_directory,
+        execution_id=execution_id, log_directory=log_directory, override_config=override_config,
     )  # fmt: skip
     if trace:
         logging.getLogger("kiln").setLevel(logging.DEBUG)

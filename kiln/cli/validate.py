@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from kiln.cli.common import JsonOption, err_console, print_json
 from kiln.errors import Issue, ValidationFailed
@@ -29,8 +30,12 @@ def validate(
             report.append({"path": str(path), "valid": False, "issues": [str(i) for i in exc.issues]})
             continue
         labels = [c.label for c in [*loaded.components, *loaded.tests]]
-        report.append({"path": str(path), "valid": True, "name": loaded.recipe.name, "components": labels})
+        warnings = [str(w) for w in loaded.warnings]
+        report.append({"path": str(path), "valid": True, "name": loaded.recipe.name, "components": labels,
+                       "warnings": warnings})  # fmt: skip
         if not json_output:
+            for warning in warnings:
+                err_console.print(f"[yellow]warning:[/] {escape(warning)}")
             err_console.print(f"[green]valid[/] {path} ({loaded.recipe.name}: {len(labels)} component(s))")
     if json_output:
         print_json({"recipes": report, "valid": not issues})

@@ -53,6 +53,14 @@ class LoadedRecipe:
     tests: list[ResolvedComponent] = field(default_factory=list)
 
     @property
+    def warnings(self) -> list[Issue]:
+        """What the component documents hold that AWSTOE accepts and ignores (unused input keys...)."""
+        seen: list[Issue] = []
+        for component in [*self.components, *self.tests]:
+            seen.extend(w for w in component.document.warnings if w not in seen)
+        return seen
+
+    @property
     def test_components(self) -> list[ResolvedComponent]:
         """Everything with a test phase: the recipe's components (in order), then its ``tests``."""
         return [c for c in [*self.components, *self.tests] if "test" in c.document.phase_names]

@@ -8,8 +8,12 @@ Forms accepted (AWSTOE's, the baseline is the operator's value, the tested value
     path: /usr/bin/tool
 
 Unary string operators take the tested text as their own value (``stringIsEmpty: '{{ X }}'``) or in
-``value:``. String comparisons are case-insensitive and untrimmed; ``patternMatches`` uses Python's
-``re.search`` (RE2 syntax that Python lacks, such as ``\\C`` or ``(?U)``, is rejected at run time).
+``value:``. String comparisons are case-insensitive and untrimmed, ``patternMatches`` included (the
+documented example: ``'^[a-z]+$'`` matches ``ThisIsValue``); ``stringIsWhitespace`` is false for the
+empty string. Patterns are RE2 (Go's ``regexp``) run with Python's ``re.search``: ``\\z`` is RE2's
+end of text (Python's ``\\Z``); what RE2 refuses (look-around, back-references) and what Python lacks
+(``\\C``, ``(?U)``, ``\\pN`` one-letter classes) is an error, for literal patterns when the document is
+validated. Four levels of logical operators may nest, the comparisons below them not counted.
 File operators look inside the image root and never outside it. A step's ``if`` mapping may also
 carry ``then:``/``else:`` with ``Execute``, ``Skip`` or ``Abort``: by default a true condition runs the
 step and a false one skips it; with ``then: Abort`` or ``then: Skip`` alone, a false condition runs it.
@@ -77,10 +81,12 @@ class Condition:
         return f"{self.operator}({self.baseline!r}, value={self.value!r})"
 
 
-def parse_condition(raw: Any, depth: int = 1) -> Condition:
-    """Parse one expression mapping; raises ValueError with a user-facing message."""
-    if depth > MAX_DEPTH:
-        raise ValueError(f"conditions nest at most {MAX_DEPTH} levels deep")
+def parse_condition(raw: Any, depth: int = 0) -> Condition:
+    """Parse one expression mapping; raises ValueError with a user-facing message.
+
+    ``depth`` counts the logical operators above ``raw``: "If you nest logical operators (and, or,
+    not) beyond 4 levels deep, validation fails" -- the comparison at the bottom is not a level.
+    """
     if not isinstance(raw, dict):
         raise ValueError("a condition must be a mapping with one operator")
     ops = [k for k in raw if k in OPERATORS]
@@ -91,6 +97,8 @@ def parse_condition(raw: Any, depth: int = 1) -> Condition:
         raise ValueError(f"a condition needs exactly one operator, found {len(ops)}")
     op = ops[0]
     body = raw[op]
+    if op in LOGICAL and depth + 1 > MAX_DEPTH:
+        raise ValueError(f"logical operators (and, or, not) nest at most {MAX_DEPTH} levels deep")
     if op in ("and", "or"):
         if not isinstance(body, list) or not body:
             raise ValueError(f"'{op}' takes a non-empty list of conditions")
@@ -113,6 +121,11 @@ def parse_condition(raw: Any, depth: int = 1) -> Condition:
     if "value" not in raw:
         raise ValueError(f"'{op}' needs 'value:' (the value tested against {body!r})")
     _scalar("value", raw["value"])
+    if op == "patternMatches" and "{{" not in scalar_text(body):
+        try:
+            compile_pattern(scalar_text(body))
+        except ConditionError as exc:
+            raise ValueError(str(exc)) from None
     return Condition(op, baseline=body, value=raw["value"])
 
 
@@ -177,7 +190,9 @@ class Evaluator:
             return not self(cond.operands[0])
         if op in STRING_UNARY:
             tested = self.text(cond.value if cond.value is not None else cond.baseline)
-            return tested == "" if op == "stringIsEmpty" else tested.strip() == ""
+            if op == "stringIsEmpty":
+                return tested == ""
+            return tested != "" and tested.strip() == ""  # the page: stringIsWhitespace "" is false
         if op in STRING_BINARY:
             return _compare_strings(op, self.text(cond.baseline), self.text(cond.value))
         if op in NUMBER_BINARY:
@@ -221,12 +236,35 @@ _STRING_TESTS: dict[str, Callable[[str, str], bool]] = {
 }
 
 
+# Escapes and groups, read left to right so that ``\\\\z`` (a backslash, then z) is not ``\\z``.
+_TOKEN = re.compile(r"\\.|\(\?P?<?[=!]|\(\?[a-zA-Z]*\)?|.", re.DOTALL)
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """An RE2 pattern compiled case-insensitively (AWSTOE's string comparisons ignore case)."""
+    out: list[str] = []
+    for token in _TOKEN.findall(pattern):
+        group = token.startswith("(?")
+        if (group and token.rstrip(")").endswith(("=", "!"))) or re.fullmatch(r"\\[1-9]", token):
+            raise ConditionError(
+                f"patternMatches: {pattern!r} uses look-around or a back-reference, which RE2 (the "
+                "regular expressions of AWSTOE) does not support"
+            )
+        if token in ("\\C", "\\p", "\\P") or (group and "U" in token):
+            raise ConditionError(f"patternMatches: {pattern!r}: RE2's {token!r} has no Python equivalent")
+        if group and token.endswith(")") and "i" in token:
+            token = token.replace("i", "")  # case-insensitive throughout already
+            token = "" if token == "(?)" else token
+        out.append("\\Z" if token == "\\z" else token)
+    try:
+        return re.compile("".join(out), re.IGNORECASE)
+    except re.error as exc:
+        raise ConditionError(f"patternMatches: invalid regular expression {pattern!r}: {exc}") from None
+
+
 def _compare_strings(op: str, baseline: str, value: str) -> bool:
     if op == "patternMatches":
-        try:
-            return re.search(baseline, value) is not None
-        except re.error as exc:
-            raise ConditionError(f"patternMatches: invalid regular expression {baseline!r}: {exc}") from None
+        return compile_pattern(baseline).search(value) is not None
     return _STRING_TESTS[op](baseline.casefold(), value.casefold())
 
 

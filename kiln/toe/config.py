@@ -1,4 +1,12 @@
-"""``kiln toe run`` settings: awstoe's command line and config JSON (command line > config > defaults)."""
+"""``kiln toe run`` settings: awstoe's command line, or its config JSON.
+
+As ``awstoe run``: exactly one of ``--config`` and ``--documents`` ("never both"), and with a config
+file ``--parameters`` is an error too ("There are two exceptions to this rule - documents and
+parameters ... Doing so will generate an error"); exit code 1, like any failed awstoe command.
+``--override-config`` asks for Kiln's convenience of letting those win over the file. Every other
+setting given on the command line overrides the file's (AWSTOE's precedence rule 1).
+A parameter given with an empty value is refused: "not valid" per AWSTOE's variables page.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +26,24 @@ DEFAULT_PHASES = ("build", "validate", "test")
 _PAIR_START = re.compile(r",(?=[A-Za-z0-9_-]{3,128}=)")  # names are 3-128 characters
 
 
+class ConfigConflict(KilnError):
+    """Command-line settings that awstoe refuses together (its exit code 1, not a document error)."""
+
+    exit_code = 1
+
+
 class NameValue(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
     value: str | list[str]
+
+    @field_validator("value")
+    @classmethod
+    def _not_empty(cls, value: str | list[str]) -> str | list[str]:
+        if value == "" or value == [] or value == [""]:
+            raise ValueError("a parameter value must not be empty")
+        return value
 
     @property
     def text(self) -> str:
@@ -82,6 +103,10 @@ def parse_parameters(text: str) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise KilnError(f"--parameters: {pair!r} is not NAME=VALUE", hint="write --parameters k=v,k2=v2")
+        if value == "":
+            raise ValidationFailed(
+                [Issue("--parameters", None, None, name.strip(), "an empty value is not valid (AWSTOE)")]
+            )
         result[name.strip()] = value
     return result
 
@@ -115,8 +140,19 @@ def settings(
     config: Path | None,
     execution_id: str | None,
     log_directory: Path | None,
+    override_config: bool = False,
 ) -> RunSettings:
-    """Merge the command line over the config file over the defaults."""
+    """The command line, or the config file (with the command line over it only when asked)."""
+    if config is not None:
+        given = [o for o, v in (("--documents", documents), ("--parameters", parameters)) if v]
+        if given and not override_config:
+            raise ConfigConflict(
+                f"--config cannot be combined with {' or '.join(given)}: awstoe takes exactly one of "
+                "--config and --documents, and with a config file the documents and parameters come from "
+                "that file",
+                hint="move the setting into the config file, or add --override-config to let the command "
+                "line win (a Kiln convenience awstoe does not have)",
+            )
     cfg = load_config(config) if config else RunConfig()
     base = config.parent if config else Path.cwd()
     cli_parameters = parse_parameters(parameters or "")

@@ -34,6 +34,7 @@ class ParameterDecl:
     name: str
     default: str | None
     description: str | None
+    allowed: tuple[str, ...] | None = None  # ``allowedValues``
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class DocumentCall:
     line: int | None
     column: int | None
     field: str
+    values: tuple[tuple[str, str], ...] = ()  # the literal parameter values (no {{ }})
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class Document:
     constants: dict[str, str]
     phases: list[Phase] = field(default_factory=list)
     calls: list[DocumentCall] = field(default_factory=list)
+    # What AWSTOE accepts but ignores (input keys an action does not use): errors only when strict.
+    warnings: list[Issue] = field(default_factory=list)
 
     @property
     def phase_names(self) -> list[str]:
@@ -100,7 +104,7 @@ class Document:
 
 
 def check_parameters(doc: Document, values: Mapping[str, str]) -> list[str]:
-    """Messages for unknown parameter names and required parameters (no default) left unset."""
+    """Messages for unknown parameter names, then :func:`parameter_errors`."""
     declared = {p.name for p in doc.parameters}
     messages = []
     for name in values:
@@ -109,10 +113,35 @@ def check_parameters(doc: Document, values: Mapping[str, str]) -> list[str]:
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             known = ", ".join(sorted(declared)) or "none"
             messages.append(f"{doc.name}: unknown parameter {name!r}{extra}; declared: {known}")
+    return messages + [message for _, message in parameter_errors(doc, values)]
+
+
+def parameter_errors(doc: Document, values: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(parameter, message) for what stops a run: a required parameter (no default) left unset, an
+    empty value ("not valid" per AWSTOE's variables page), a value outside ``allowedValues``."""
+    messages = []
     for decl in doc.parameters:
-        if decl.default is None and decl.name not in values:
-            messages.append(f"{doc.name}: parameter {decl.name!r} has no default and needs a value")
+        if decl.name not in values:
+            if decl.default is None:
+                messages.append(
+                    (decl.name, f"{doc.name}: parameter {decl.name!r} has no default and needs a value")
+                )
+            continue
+        value = values[decl.name]
+        if value == "":
+            messages.append((decl.name, f"{doc.name}: parameter {decl.name!r}: an empty value is not valid"))
+        elif decl.allowed is not None and value not in decl.allowed and not _secret_placeholder(value):
+            allowed = ", ".join(repr(v) for v in decl.allowed)
+            text = (
+                f"{doc.name}: parameter {decl.name!r}: {value!r} is not one of the allowed values {allowed}"
+            )
+            messages.append((decl.name, text))
     return messages
+
+
+def _secret_placeholder(value: str) -> bool:
+    """A recipe's secret parameter is checked by name only: its value is not known until the build."""
+    return value.startswith("<secret:") and value.endswith(">")
 
 
 def load_document(path: Path, text: str | None = None) -> Document:
@@ -123,9 +152,16 @@ def load_document(path: Path, text: str | None = None) -> Document:
     else:
         raw = text.encode("utf-8")
     src = parse_yaml(path, text)
-    src.data = restore_unquoted_expressions(src.locator.root, src.data)
+    unquoted: list[tuple[str | int, ...]] = []
+    src.data = restore_unquoted_expressions(src.locator.root, src.data, unquoted)
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
     loader = _Loader(src)
+    for where in unquoted:
+        message = (
+            'an unquoted {{ }} reference is not valid in AWSTOE ("it is not identified as a string"); '
+            "Kiln reads it as the quoted text (an error with --strict)"
+        )
+        loader.warnings.append(src.issue(where, message))
     doc = loader.load(digest)
     if loader.issues or doc is None:
         raise ValidationFailed(loader.issues or [src.issue((), "not a component document")])
@@ -136,6 +172,7 @@ class _Loader:
     def __init__(self, src: SourceDocument) -> None:
         self.src = src
         self.issues: list[Issue] = []
+        self.warnings: list[Issue] = []
         self.calls: list[DocumentCall] = []
 
     def add(self, loc: Loc, field_path: str, message: str) -> None:
@@ -177,6 +214,7 @@ class _Loader:
             constants=constants,
             phases=phases,
             calls=self.calls,
+            warnings=self.warnings,
         )
         return doc
 
@@ -200,7 +238,10 @@ class _Loader:
                 constants[name] = scalar_text(body.value)
             else:
                 default = None if body.default is None else scalar_text(body.default)
-                params.append(ParameterDecl(name, default, body.description))
+                allowed = (
+                    None if body.allowed_values is None else tuple(map(scalar_text, body.allowed_values))
+                )
+                params.append(ParameterDecl(name, default, body.description, allowed))
         return params, constants
 
     def phase_rules(self, phases_raw: list[Any]) -> None:
@@ -261,24 +302,41 @@ class _Loader:
         cls = self.action(label, loc, spec.action, spec.inputs)
         if cls is None:
             return None
+        timeout = spec.timeout_seconds
         if spec.action == "ExecuteDocument":
             self.call(label, loc, spec.inputs)
+            timeout = self.execute_document_settings(label, loc, raw, spec)
         line, _ = self.src.locator.position(loc)
         return Step(
             name=spec.name, action=spec.action, action_class=cls, inputs=spec.inputs,
-            timeout_seconds=spec.timeout_seconds, on_failure=spec.on_failure,
+            timeout_seconds=timeout, on_failure=spec.on_failure,
             max_attempts=spec.max_attempts, loop=spec.loop, condition=spec.if_, line=line,
         )  # fmt: skip
+
+    def execute_document_settings(self, label: str, loc: Loc, raw: dict[str, Any], spec: StepSpec) -> int:
+        """ExecuteDocument "runs one time, with no retries allowed, and no option to set timeout
+        limits ... sets the following default values, and returns an error if you try to change
+        them: timeoutSeconds: -1, maxAttempts: 1". Returns the step's timeout (-1: none)."""
+        for key, fixed, value in (("timeoutSeconds", -1, spec.timeout_seconds),
+                                  ("maxAttempts", 1, spec.max_attempts)):  # fmt: skip
+            if key in raw and value != fixed:
+                message = f"ExecuteDocument runs once without a time limit: {key} is fixed at {fixed}"
+                self.add((*loc, key), f"{label}.{key}", message)
+        return -1
 
     def call(self, label: str, loc: Loc, inputs: Any) -> None:
         target = inputs.get("document") if isinstance(inputs, dict) else None
         if not isinstance(target, str) or _deferred(target) or not is_local_relative(target):
             return  # absolute paths are in the image, expressions are known at run time
         raw_parameters = inputs.get("parameters")
-        names = [p.get("name") for p in raw_parameters or [] if isinstance(p, dict)]
+        entries = [p for p in raw_parameters or [] if isinstance(p, dict) and p.get("name") is not None]
         line, column = self.src.locator.position([*loc, "inputs", "document"])
-        names_text = tuple(str(n) for n in names if n is not None)
-        self.calls.append(DocumentCall(target, names_text, line, column, f"{label}.inputs.document"))
+        names_text = tuple(str(p["name"]) for p in entries)
+        literal = {str(p["name"]): scalar_text(p.get("value")) for p in entries}
+        known = {k: v for k, v in literal.items() if not _deferred(v)}
+        self.calls.append(
+            DocumentCall(target, names_text, line, column, f"{label}.inputs.document", tuple(known.items()))
+        )
 
     def action(self, label: str, loc: Loc, action: str, inputs: Any) -> type[Action] | None:
         cls = lookup(action)
@@ -294,8 +352,19 @@ class _Loader:
                 f"{action}: Windows action, not supported on Linux images",
             )
             return None
+        data, unused = cls().unused(inputs)
+        for where in unused:
+            sub = [p for p in where if not (isinstance(p, str) and "[" in p)]
+            self.warnings.append(
+                self.src.issue(
+                    [*loc, "inputs", *sub],
+                    f"{action} does not use input {str(sub[-1])!r}: AWSTOE ignores it and so does Kiln "
+                    "(an error with --strict)",
+                    field=_join(f"{label}.inputs", sub),
+                )
+            )
         try:
-            cls().parse(inputs)
+            cls.Inputs.model_validate(data)
         except ValidationError as exc:
             for err in exc.errors():
                 if _deferred(err.get("input")):

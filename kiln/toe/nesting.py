@@ -2,7 +2,8 @@
 
 Every literal relative path is followed (as the runner would) and each called document validated:
 a missing document, a path outside the component's folder, a cycle, nesting deeper than
-:data:`~kiln.toe.docpaths.MAX_NESTING` and a required parameter left unset are reported at the
+:data:`~kiln.toe.docpaths.MAX_NESTING`, a required parameter left unset and a literal parameter value
+that is empty or outside ``allowedValues`` are reported at the
 calling step's ``inputs.document`` (file:line:column). Paths holding ``{{ }}`` expressions and
 absolute paths (files inside the image) can only be checked at run time.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from kiln.errors import Issue, ValidationFailed, display_path
 from kiln.toe.docpaths import MAX_NESTING, DocumentPathError, resolve_document
-from kiln.toe.document import Document, DocumentCall, check_parameters, load_document
+from kiln.toe.document import Document, DocumentCall, load_document, parameter_errors
 
 
 class _Walk:
@@ -56,8 +57,9 @@ class _Walk:
             called = self.load(path)
             if called is None:
                 continue
-            for message in check_parameters(called, dict.fromkeys(call.parameters, "")):
-                if "has no default" in message:
+            given = set(call.parameters)  # values with {{ }} are judged at run time
+            for name, message in parameter_errors(called, dict(call.values)):
+                if name not in given or name in dict(call.values):
                     self.issue(doc, call, f"ExecuteDocument: {message}")
             self.visit(called, (*stack, path))
 
@@ -73,7 +75,12 @@ def check_calls(doc: Document) -> list[Issue]:
 def load_checked(path: Path) -> Document:
     """``load_document`` plus :func:`check_calls`: the validation every entry point runs."""
     doc = load_document(path)
-    issues = check_calls(doc)
-    if issues:
-        raise ValidationFailed(issues)
+    top = doc.path.resolve()
+    walk = _Walk(top.parent)
+    walk.visit(doc, (top,))
+    if walk.issues:
+        raise ValidationFailed(walk.issues)
+    for called in walk.documents.values():  # what the called documents warn about, once each
+        if called is not None:
+            doc.warnings.extend(w for w in called.warnings if w not in doc.warnings)
     return doc

@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     field_validator,
+    model_validator,
 )
 
 from kiln.toe.conditions import IfSpec
 from kiln.toe.loops import LoopSpec
-from kiln.toe.variables import NAME
+from kiln.toe.variables import NAME, scalar_text
 
 # AWSTOE documents no character set for names; anything printable on one line is accepted (a name
 # with "." or spaces cannot be used in chaining expressions, which split on ".").
@@ -34,17 +35,34 @@ class _Strict(BaseModel):
 
 
 class ParameterBody(_Strict):
-    type: Literal["string"] = "string"
+    """A parameter: ``type`` is required (the parameter table's "Required: Yes"), ``allowedValues``
+    limits the values a run may give (AWS's own sample components use it)."""
+
+    type: Literal["string"]
     default: Scalar | None = None
     description: str | None = None
+    allowed_values: list[Scalar] | None = Field(default=None, alias="allowedValues", min_length=1)
+
+    @model_validator(mode="after")
+    def _default_allowed(self) -> ParameterBody:
+        if self.default is not None and self.allowed_values is not None:
+            allowed = [scalar_text(v) for v in self.allowed_values]
+            if scalar_text(self.default) not in allowed:
+                raise ValueError(
+                    f"default {scalar_text(self.default)!r} is not one of allowedValues {allowed}"
+                )
+        return self
 
 
 class ConstantBody(_Strict):
-    type: Literal["string"] = "string"
+    type: Literal["string"]  # required, as for parameters
     value: Scalar
 
 
-def _one_named(value: dict[str, Any]) -> dict[str, Any]:
+def _one_named(value: Any) -> Any:
+    """Checked before the bodies, so that two names in one entry is the one message."""
+    if not isinstance(value, dict):
+        return value  # pydantic reports the type
     if len(value) != 1:
         raise ValueError("each entry must be a mapping with exactly one name")
     (name,) = value
@@ -59,8 +77,8 @@ class DocumentHeader(_Strict):
     name: str | None = None
     description: str | None = None
     schema_version: str | StrictFloat | StrictInt = Field(alias="schemaVersion")
-    parameters: list[Annotated[dict[str, ParameterBody], AfterValidator(_one_named)]] | None = None
-    constants: list[Annotated[dict[str, ConstantBody], AfterValidator(_one_named)]] | None = None
+    parameters: list[Annotated[dict[str, ParameterBody], BeforeValidator(_one_named)]] | None = None
+    constants: list[Annotated[dict[str, ConstantBody], BeforeValidator(_one_named)]] | None = None
     phases: list[Any] = Field(min_length=1)
 
     @field_validator("schema_version")

@@ -10,7 +10,7 @@ from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.monitor import FanOut, MaskingMonitor, Monitor
 from kiln.secrets import Masker
 from kiln.toe.config import RunSettings
-from kiln.toe.document import Document, check_parameters
+from kiln.toe.document import Document, check_parameters, parameter_errors
 from kiln.toe.logs import Execution, LogFolderMonitor, create_folder, write_documents, write_results
 from kiln.toe.nesting import load_checked
 from kiln.toe.results import FAILED
@@ -29,9 +29,8 @@ def load_all(settings: RunSettings) -> list[Document]:
         except ValidationFailed as exc:
             issues.extend(exc.issues)
             continue
-        for message in check_parameters(doc, run.parameters):
-            if "has no default" in message:
-                issues.append(Issue(str(run.path), None, None, "parameters", message))
+        for _, message in parameter_errors(doc, run.parameters):
+            issues.append(Issue(str(run.path), None, None, "parameters", message))
         documents.append(doc)
     if issues:
         raise ValidationFailed(issues)
@@ -64,6 +63,9 @@ def execute(
             hint="use letters, digits, '.', '_' and '-' (it becomes part of the log folder name)",
         )
     documents = load_all(settings)
+    for doc in documents:
+        for warning in doc.warnings:
+            monitor.warning(str(warning))
     for message in unknown_parameters(documents, settings):
         monitor.warning(f"{message} (ignored)")
     started = time.time()

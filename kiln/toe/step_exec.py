@@ -43,11 +43,18 @@ class StepOutcome:
 
 
 class _AttemptFailed(Exception):
-    def __init__(self, message: str, exit_code: int | None = None, tail: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        exit_code: int | None = None,
+        tail: str = "",
+        outputs: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
         self.tail = tail
+        self.outputs = outputs or {}  # a loop's successful iterations before the failing one
 
 
 def execute_step(
@@ -101,6 +108,7 @@ def execute_step(
             outcome.status = FAILED
             outcome.inputs = runner.last_inputs
             outcome.exit_code = failure.exit_code
+            outcome.outputs = failure.outputs
             text = f"{where}, attempt {attempt}/{step.max_attempts}: {failure.message}"
             if failure.tail:
                 text += f"\n{failure.tail}"
@@ -115,6 +123,10 @@ def execute_step(
         outcome.status, outcome.exit_code, outcome.failure_message = SUCCESS, 0, None
         break
     return outcome
+
+
+def _joined(collected: dict[str, list[str]]) -> dict[str, Any]:
+    return {k: "\n".join(v) for k, v in collected.items()}
 
 
 def _recording(resolve: Resolver, record: list[dict[str, str]], phase: str, step: Step) -> Resolver:
@@ -151,7 +163,12 @@ class _Attempts:
     last_inputs: Any = None  # the latest substituted inputs, reported even when the step fails
 
     def attempt(self) -> tuple[Any, dict[str, Any], int]:
-        """All iterations once; returns (resolved inputs, joined outputs, reboots)."""
+        """All iterations once; returns (resolved inputs, joined outputs, reboots).
+
+        A failing iteration ends the loop whatever ``onFailure`` says ("If onFailure is set to
+        Continue [Ignore], AWSTOE exits the loop"); the outputs of the iterations that succeeded
+        before it are kept ("AWSTOE consolidates all successful iteration outputs").
+        """
         step = self.step
         deadline = None if step.timeout_seconds == -1 else time.monotonic() + step.timeout_seconds
         try:
@@ -159,8 +176,6 @@ class _Attempts:
         except (LoopError, KilnError) as exc:
             raise _AttemptFailed(f"loop: {exc}") from None
         collected: dict[str, list[str]] = {}
-        failed: list[int] = []
-        last: _AttemptFailed | None = None
         inputs: Any = None
         reboots = 0
         for item in items:
@@ -169,22 +184,14 @@ class _Attempts:
             except _AttemptFailed as failure:
                 if item is None:
                     raise
-                failed.append(item.index)
-                last = failure
-                if step.on_failure == "Abort" or failure.message.startswith("timed out"):
-                    break
-                continue
+                raise _AttemptFailed(
+                    f"loop iteration {item.index} ({item.value!r}) failed: {failure.message}",
+                    failure.exit_code, failure.tail, _joined(collected),
+                ) from None  # fmt: skip
             reboots += rebooted
             for key, value in outputs.items():
                 collected.setdefault(key, []).append(str(value))
-        if failed:
-            assert last is not None
-            indices = ", ".join(str(i) for i in failed)
-            raise _AttemptFailed(
-                f"loop iteration(s) {indices} failed: {last.message}", last.exit_code, last.tail
-            )
-        joined = {k: "\n".join(v) for k, v in collected.items()}
-        return inputs, joined, reboots
+        return inputs, _joined(collected), reboots
 
     def iteration(self, item: Iteration | None, deadline: float | None) -> tuple[Any, dict[str, Any], int]:
         step = self.step
@@ -243,7 +250,7 @@ class _Attempts:
 
     def nested(self, path: Path, phases: list[str], parameters: dict[str, str]) -> DocumentResult:
         """ExecuteDocument: run another document on the same target, guarding depth and cycles."""
-        from kiln.toe.document import check_parameters, load_document
+        from kiln.toe.document import load_document, parameter_errors
         from kiln.toe.runner import run_document
 
         stack = self.options.stack
@@ -257,9 +264,9 @@ class _Attempts:
             doc = load_document(path)
         except ValidationFailed as exc:
             raise ActionFailed(f"ExecuteDocument: {exc.message}") from None
-        missing = [m for m in check_parameters(doc, parameters) if "has no default" in m]
-        if missing:
-            raise ActionFailed("ExecuteDocument: " + "; ".join(missing))
+        problems = [message for _, message in parameter_errors(doc, parameters)]
+        if problems:
+            raise ActionFailed("ExecuteDocument: " + "; ".join(problems))
         return run_document(
             doc, phases=phases, parameters=parameters, target=self.target, monitor=self.monitor,
             label=f"{self.label} > {doc.name}", options=self.options,

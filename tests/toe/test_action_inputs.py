@@ -82,11 +82,6 @@ ROWS = [
     case("CreateFile", "path: /etc/motd", ("8:9", "inputs", "Input should be a valid list")),
     case("CreateFile", "- /etc/motd", ("9:13", "inputs[0]", "Input should be a mapping")),
     case(
-        "CreateFile",
-        "- {path: /etc/motd, mode: '0644'}",
-        ("9:31", "inputs[0].mode", "Extra inputs are not permitted"),
-    ),
-    case(
         "CreateFolder",
         "- {path: /opt/app, permissions: rwx}",
         ("9:30", "inputs[0].permissions", "permissions must be an octal mode such as 0755, got 'rwx'"),
@@ -128,17 +123,12 @@ ROWS = [
         "- {source: /opt/a, destination: /opt/b, overwrite: sometimes}",
         ("9:51", "inputs[0].overwrite", "Input should be a valid boolean, unable to interpret input"),
     ),
-    case(
-        "MoveFile",
-        "- {source: /tmp/a, destination: /tmp/b, recursive: true}",
-        ("9:51", "inputs[0].recursive", "Extra inputs are not permitted"),
-    ),
+    case("MoveFile", "- {source: /tmp/a}", ("9:13", "inputs[0].destination", "Field required")),
     case("MoveFolder", "- {destination: /opt/b}", ("9:13", "inputs[0].source", "Field required")),
     case(
         "DeleteFile",
         "- {file: /tmp/a}",
-        ("9:13", "inputs[0].path", "Field required"),
-        ("9:14", "inputs[0].file", "Extra inputs are not permitted"),
+        ("9:13", "inputs[0].path", "Field required"),  # ``file`` is only a warning (below)
     ),
     case("DeleteFile", "- {path: ''}", ("9:14", "inputs[0].path", "String should have at least 1 character")),
     case(
@@ -220,7 +210,6 @@ ROWS = [
         ("8:9", "inputs", "'fileSHA256Equals' needs 'path:' (the file whose hash is compared)"),
     ),
     case("UpdateOS", "include: curl", ("9:11", "inputs.include", "Input should be a valid list")),
-    case("UpdateOS", "packages: [curl]", ("9:11", "inputs.packages", "Extra inputs are not permitted")),
     case("UpdateOS", "[curl]", ("8:9", "inputs", "Input should be a mapping")),
     case(
         "Reboot",
@@ -328,3 +317,28 @@ def test_invalid_inputs_exact_error(
         load_document(Path(FILE), document(action, inputs))
     lines = [f"{FILE}:{position}: {STEP}.{field}: {message}" for position, field, message in expected]
     assert str(info.value) == f"{len(lines)} validation error(s):\n" + "\n".join(lines)
+
+
+UNUSED = "does not use input {!r}: AWSTOE ignores it and so does Kiln (an error with --strict)"
+
+
+@pytest.mark.parametrize(
+    ("action", "inputs", "position", "field"),
+    [
+        ("CreateFile", "- {path: /etc/motd, mode: '0644'}", "9:31", "inputs[0].mode"),
+        (
+            "MoveFile",
+            "- {source: /tmp/a, destination: /tmp/b, recursive: true}",
+            "9:51",
+            "inputs[0].recursive",
+        ),
+        ("DeleteFile", "- {path: /tmp/a, force: true}", "9:28", "inputs[0].force"),
+        ("UpdateOS", "packages: [curl]", "9:11", "inputs.packages"),
+    ],
+)
+def test_unused_inputs_are_warnings(action: str, inputs: str, position: str, field: str) -> None:
+    doc = load_document(Path(FILE), document(action, inputs))
+    key = field.rsplit(".", 1)[-1]
+    assert [str(w) for w in doc.warnings] == [
+        f"{FILE}:{position}: {STEP}.{field}: {action} {UNUSED.format(key)}"
+    ]

@@ -13,7 +13,9 @@ from kiln.toe.variables import variables_resolver
 
 
 def holds(raw: dict[str, Any], root: Path = Path("/nonexistent-root")) -> bool:
-    return Evaluator(root, variables_resolver({"Env": "Prod", "Count": "7"}))(parse_condition(raw))
+    return Evaluator(root, variables_resolver({"Env": "Prod", "Count": "7", "Bad": "("}))(
+        parse_condition(raw)
+    )
 
 
 @pytest.mark.parametrize(
@@ -41,10 +43,10 @@ def holds(raw: dict[str, Any], root: Path = Path("/nonexistent-root")) -> bool:
         ({"numberEquals": 1, "value": "one"}, False),  # non-numeric: false, not an error
         ({"and": [{"stringEquals": "a", "value": "a"}, {"numberEquals": 1, "value": 1}]}, True),
         (
-            {"and": [{"stringEquals": "a", "value": "b"}, {"patternMatches": "(", "value": "x"}]},
+            {"and": [{"stringEquals": "a", "value": "b"}, {"patternMatches": "{{ Bad }}", "value": "x"}]},
             False,
         ),  # short
-        ({"or": [{"stringEquals": "a", "value": "a"}, {"patternMatches": "(", "value": "x"}]}, True),  # short
+        ({"or": [{"stringEquals": "a", "value": "a"}, {"patternMatches": "{{ Bad }}", "value": "x"}]}, True),
         ({"or": [{"stringIsEmpty": "x"}, {"stringIsEmpty": "y"}]}, False),
         ({"not": {"stringIsEmpty": "x"}}, True),
         ({"not": [{"stringIsEmpty": ""}]}, False),
@@ -56,7 +58,9 @@ def test_operators(raw: dict[str, Any], expected: bool) -> None:
 
 def test_bad_pattern_is_an_error() -> None:
     with pytest.raises(ConditionError, match="invalid regular expression"):
-        holds({"patternMatches": "(", "value": "x"})
+        holds({"patternMatches": "{{ Bad }}", "value": "x"})  # known only at run time
+    with pytest.raises(ValueError, match="invalid regular expression"):
+        parse_condition({"patternMatches": "(", "value": "x"})  # a literal one: when validating
 
 
 @pytest.mark.parametrize(

@@ -226,12 +226,12 @@ def test_test_phase_cannot_chain_from_build(tmp_path: Path) -> None:
 def test_many_problems_reported_together(tmp_path: Path) -> None:
     text = (
         "schemaVersion: 2\nphases:\n  - name: build\n    steps:\n"
-        "      - {name: A, action: Nope}\n      - {name: B, action: CreateFile, inputs: [{path: /x, mode: 1}]}\n"
+        "      - {name: A, action: Nope}\n      - {name: B, action: CreateFile, inputs: [{path: /x, permissions: rw}]}\n"
         "      - {name: C, action: ExecuteBash, onFailure: Never, inputs: {commands: [x]}}\n"
     )
     found = issues(tmp_path, text)
     assert [f for _, f, _ in found] == [
-        "schemaVersion", "phases[build].steps[A].action", "phases[build].steps[B].inputs[0].mode",
+        "schemaVersion", "phases[build].steps[A].action", "phases[build].steps[B].inputs[0].permissions",
         "phases[build].steps[C].onFailure",
     ]  # fmt: skip
 

@@ -7,13 +7,14 @@ file-system family) and the same ``run(ctx, inputs) -> Outputs`` signature. Fail
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from kiln.errors import KilnError
@@ -24,6 +25,20 @@ if TYPE_CHECKING:
 Outputs = dict[str, Any]
 
 REBOOT_EXIT_CODE = 194
+MAX_UNUSED_PASSES = 8  # unused keys at more depths than this are reported as errors
+
+
+def _remove(data: Any, loc: tuple[str | int, ...]) -> bool:
+    """Delete the key at ``loc`` (tags of tagged unions in ``loc`` are skipped); True if it was there."""
+    node = data
+    for part in loc[:-1]:
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_list or (isinstance(node, dict) and part in node):
+            node = node[part]
+    if isinstance(node, dict) and loc and loc[-1] in node:
+        del node[loc[-1]]
+        return True
+    return False
 
 
 class ActionFailed(KilnError):
@@ -44,7 +59,8 @@ class RebootRequested(KilnError):
 
 
 class InputModel(BaseModel):
-    """Base for ``Inputs`` mappings: unknown keys are errors (typos surface at validation)."""
+    """Base for ``Inputs`` mappings: unknown keys are found (``extra_forbidden``) and reported as
+    warnings by validation, then dropped before the action runs (see :meth:`Action.unused`)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -98,8 +114,30 @@ class Action(ABC):
         Action.registry[name] = cls
 
     def parse(self, raw: Any) -> Any:
-        """Validate raw (substituted) inputs; ``None`` means "no inputs given"."""
-        return self.Inputs.model_validate({} if raw is None else raw)
+        """Validate raw (substituted) inputs; ``None`` means "no inputs given". Keys the action does
+        not use are dropped (AWSTOE ignores them; validation warns about them, see :meth:`unused`)."""
+        try:
+            return self.Inputs.model_validate({} if raw is None else raw)
+        except ValidationError as exc:
+            if not any(e["type"] == "extra_forbidden" for e in exc.errors()):
+                raise
+        return self.Inputs.model_validate(self.unused(raw)[0])
+
+    def unused(self, raw: Any) -> tuple[Any, list[tuple[str | int, ...]]]:
+        """``raw`` without the keys the action does not use, and where each of those keys was."""
+        data = copy.deepcopy({} if raw is None else raw)
+        found: list[tuple[str | int, ...]] = []
+        for _ in range(MAX_UNUSED_PASSES):
+            try:
+                self.Inputs.model_validate(data)
+            except ValidationError as exc:
+                extra = [tuple(e["loc"]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+                removed = [loc for loc in extra if _remove(data, loc)]
+                if removed:
+                    found.extend(removed)
+                    continue
+            break
+        return data, found
 
     @classmethod
     def inputs_schema(cls) -> dict[str, Any]:
