@@ -19,7 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from kiln.sandbox.bwrap import Bind, SandboxOptions, base_env, sandbox_argv
+from kiln.sandbox.bwrap import Bind, SandboxOptions, base_env
+from kiln.sandbox.launch import run_in_sandbox
 from kiln.sandbox.paths import inside_path, resolve_in_root
 from kiln.sandbox.run import Completed, OutputCallback, run
 
@@ -57,7 +58,7 @@ class RootfsTarget:
         options = replace(
             self.options, env={**self.options.env, **env}, binds=[shared_tmp, *self.options.binds]
         )
-        return run(sandbox_argv(self.root, argv, options), timeout=timeout, on_output=on_output, check=False)
+        return run_in_sandbox(self.root, argv, options, timeout=timeout, on_output=on_output, check=False)
 
     def close(self) -> None:
         """Nothing to release (kept so targets can be used as context managers)."""
