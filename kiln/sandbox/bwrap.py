@@ -36,11 +36,16 @@ PROC_MASKED = (
 
 @dataclass(frozen=True)
 class Bind:
-    """A host path made visible inside the sandbox (read-only unless it must be written)."""
+    """A host path made visible inside the sandbox (read-only unless it must be written).
+
+    ``cow``: a cache shared between builds; steps see it through :func:`kiln.sandbox.cachebind.cache_views`
+    (a private copy-on-write view), never directly.
+    """
 
     source: Path
     target: str
     readonly: bool = True
+    cow: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,8 @@ def sandbox_argv(root: Path, argv: Sequence[str], options: SandboxOptions = Sand
         cmd += ["--info-fd", str(net.info), "--block-fd", str(net.block)]
         cmd += _resolv_conf(root, net)
     for bind in options.binds:
+        if bind.cow:
+            raise ValueError(f"shared cache {bind.source} needs a copy-on-write view (cache_views)")
         cmd += ["--ro-bind" if bind.readonly else "--bind", str(bind.source), bind.target]
     cmd += ["--seccomp", str(seccomp_fd), "--chdir", options.cwd, "--", *argv]
     return cmd
