@@ -1,9 +1,9 @@
 """Network for a sandbox that has it: its own network namespace, connected by pasta.
 
 bubblewrap creates the namespace (``--unshare-net``), tells its host-side PID through
-``--info-fd`` and waits on ``--block-fd``; meanwhile a helper thread starts ``pasta`` (Debian's
-``passt``) attached to that namespace, waits until the namespace has its routes, and lets the step
-start. pasta copies the host's addresses and routes into the namespace and relays TCP, UDP and
+``--info-fd``, sets up loopback and waits on ``--block-fd``; a helper thread then starts ``pasta``
+(Debian's ``passt``) attached to that namespace, waits until the namespace has its routes, and
+lets the step start. pasta copies the host's addresses and routes into the namespace and relays TCP, UDP and
 ICMP through ordinary sockets of its own: the step never sees the host's interfaces, cannot
 configure them, and gets no port forwarded either way (``-t/-u/-T/-U none``); the gateway address
 is the real gateway, not the host's loopback (``--no-map-gw``). DNS queries sent to
@@ -88,6 +88,7 @@ class PastaNetwork:
         self.fds = NetworkFds(info_w, block_r, resolv_r)
         self._stop = threading.Event()
         self._error: str | None = None
+        self._released = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kiln-pasta", daemon=True)
 
     def __enter__(self) -> PastaNetwork:
@@ -96,7 +97,8 @@ class PastaNetwork:
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._released.wait()
         for fd in (self._info_r, self._block_w, self.fds.info, self.fds.block, self.fds.resolv):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -123,10 +125,20 @@ class PastaNetwork:
         return None
 
     def _serve(self) -> None:
+        try:
+            self._run_pasta()
+        finally:
+            self._released.set()
+
+    def _run_pasta(self) -> None:
         pid = self._child_pid()
         if pid is None:
             return
         wanted = _default_routes("/proc/net")
+        # bubblewrap configures the namespace's loopback before it blocks; pasta configures it too,
+        # and the loser of that race fails (EEXIST). Start pasta once bubblewrap waits on block-fd.
+        if not self._wait_blocked(pid):
+            return
         try:
             netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:  # the sandbox ended already
@@ -154,10 +166,30 @@ class PastaNetwork:
             self._stop.wait()
         finally:
             pasta.kill()
-            _, err = pasta.communicate()
             if self._error is not None:
+                _, err = pasta.communicate()
                 lines = [x for x in err.decode(errors="replace").splitlines() if "syslog" not in x]
                 self._error += (": " + " / ".join(lines[-5:])) if lines else ""
+            # The step may go on at once: the kernel tears pasta's tap and namespace down in tens of
+            # milliseconds, and this thread reaps it meanwhile.
+            self._released.set()
+            pasta.communicate()
+
+    def _wait_blocked(self, pid: int) -> bool:
+        """Wait until bubblewrap's child sits in ``read(block_fd)`` (``/proc/PID/syscall``)."""
+        blocked = f"0 {hex(self.fds.block)} "
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                with open(f"/proc/{pid}/syscall", encoding="ascii") as fh:
+                    if fh.read().startswith(blocked):
+                        return True
+            except OSError:
+                return False  # the sandbox ended (bubblewrap failed before blocking)
+            time.sleep(0.0005)
+        if not self._stop.is_set():
+            self._error = "bubblewrap did not reach its network handshake"
+        return False
 
     def _wait_ready(self, pid: int, wanted: tuple[bool, bool], pasta: subprocess.Popen[bytes]) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT
