@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ from kiln.errors import StepFailed
 from kiln.lock import sandbox_lock
 from kiln.outputs.slim import SlimOptions, slim
 from kiln.recipes.loader import ResolvedComponent
-from kiln.sandbox.bwrap import SandboxOptions
+from kiln.sandbox.bwrap import Bind, SandboxOptions
+from kiln.sandbox.cachebind import archive_keyrings, cache_views
 from kiln.sandbox.overlay import overlay
 from kiln.sandbox.run import run
 from kiln.sandbox.tmpfs import nearly_full
@@ -27,10 +30,12 @@ from kiln.toe.results import DocumentResult
 from kiln.toe.runner import RootfsTarget, RunOptions, run_document, services
 
 
-def sandbox_options(ctx: BuildContext, root: Path | None = None) -> SandboxOptions:
-    """How steps run; with ``--locked`` (and the root they run in), apt also sees the locked packages."""
+def sandbox_options(ctx: BuildContext, root: Path | None = None,
+                    apt_binds: Sequence[Bind] | None = None) -> SandboxOptions:  # fmt: skip
+    """How steps run; with ``--locked`` (and the root they run in), apt also sees the locked packages.
+    ``apt_binds``: the phase's copy-on-write views of apt's shared caches (default: the caches)."""
     settings = ctx.loaded.recipe.settings
-    binds = list(ctx.apt_binds)
+    binds = list(ctx.apt_binds if apt_binds is None else apt_binds)
     env = {"SOURCE_DATE_EPOCH": str(ctx.epoch), **settings.environment}
     if ctx.lock_repo is not None and root is not None:
         extra = sandbox_lock(ctx.lock_repo, root)
@@ -111,15 +116,23 @@ def _ensure_workdir(ctx: BuildContext, merged: Path) -> None:
         workdir.mkdir(parents=True)
 
 
+@contextmanager
+def apt_views(ctx: BuildContext, work: Path) -> Iterator[tuple[Bind, ...]]:
+    """apt's shared caches as private copy-on-write views for one phase (verified files flow back)."""
+    keyrings = archive_keyrings(ctx.parent.rootfs) if ctx.parent is not None else []
+    with cache_views(ctx.apt_binds, work / "apt-view", keyrings) as views:
+        yield views
+
+
 def _run_phase(ctx: BuildContext, component: ResolvedComponent, phase: str, merged: Path,
-               chain: dict[str, Any] | None = None) -> DocumentResult:  # fmt: skip
+               apt_binds: Sequence[Bind], chain: dict[str, Any] | None = None) -> DocumentResult:  # fmt: skip
     # Secret parameters get their values here only; everything else sees the secret's name.
     parameters = {**component.parameters, **ctx.secrets.parameter_values(component.secret_parameters)}
     result = run_document(
         component.document,
         phases=[phase],
         parameters=parameters,
-        target=RootfsTarget(merged, sandbox_options(ctx, merged), ctx.secrets.env_names),
+        target=RootfsTarget(merged, sandbox_options(ctx, merged, apt_binds), ctx.secrets.env_names),
         monitor=ctx.monitor,
         label=component.label,
         chain=chain,
@@ -140,9 +153,13 @@ def _build_phase(
     """
     upper = work / "upper"
     # apt's shared lists and .deb cache allow one apt at a time: builds sharing a cache take turns.
-    with ctx.store.apt_lock(), overlay(ctx.lowers(), upper, work) as merged:
+    with (
+        ctx.store.apt_lock(),
+        overlay(ctx.lowers(), upper, work) as merged,
+        apt_views(ctx, work) as apt_binds,
+    ):
         _ensure_workdir(ctx, merged)
-        result = _run_phase(ctx, component, "build", merged)
+        result = _run_phase(ctx, component, "build", merged, apt_binds)
         if not result.ok and ctx.ram is not None and work.is_relative_to(ctx.ram) and nearly_full(ctx.ram):
             return None
         _check(ctx, component, "build", result, merged)
@@ -233,10 +250,16 @@ def validate_components(ctx: BuildContext) -> None:
     chains = {layer.component_index: layer.chain for layer in ctx.layers}
     with ctx.monitor.stage("validate", "validate"):
         work = ctx.work_dir("validate")
-        with ctx.store.apt_lock(), overlay(ctx.lowers(), work / "upper", work) as merged:
+        with (
+            ctx.store.apt_lock(),
+            overlay(ctx.lowers(), work / "upper", work) as merged,
+            apt_views(ctx, work) as apt_binds,
+        ):
             _ensure_workdir(ctx, merged)
             for component in components:
-                result = _run_phase(ctx, component, "validate", merged, chains.get(component.index))
+                result = _run_phase(
+                    ctx, component, "validate", merged, apt_binds, chains.get(component.index)
+                )
                 _check(ctx, component, "validate", result, merged)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"key": key, "build": ctx.build_id}))

@@ -95,12 +95,13 @@ def prepare_parent(ctx: BuildContext) -> None:
     ctx.parent = root
     ctx.epoch = source_date_epoch(ctx, root.source_date_epoch)
     # apt's lists, its binary caches (pkgcache.bin, ~40 MB) and downloaded .debs live outside the
-    # image: shared between builds with the same sources, and never captured in a layer.
+    # image: shared between builds with the same sources, and never captured in a layer. Steps see
+    # them through a private copy-on-write view (kiln.sandbox.cachebind).
     apt_state = ctx.store.apt_state_for(root.sources)
     ctx.apt_binds = [
-        Bind(apt_state / "lists", "/var/lib/apt/lists", readonly=False),
-        Bind(apt_state / "cache", "/var/cache/apt", readonly=False),
-        Bind(ctx.store.deb_cache, "/var/cache/apt/archives", readonly=False),
+        Bind(apt_state / "lists", "/var/lib/apt/lists", cow=True),
+        Bind(apt_state / "cache", "/var/cache/apt", cow=True),
+        Bind(ctx.store.deb_cache, "/var/cache/apt/archives", cow=True),
     ]
     level = recipe.settings.compression_level
     # A refreshed parent is a new version of the same entry: its layers get keys of their own.

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from kiln.monitor import Event, Monitor
-from kiln.sandbox.bwrap import SandboxOptions, sandbox_argv
-from kiln.sandbox.run import run
+from kiln.sandbox.bwrap import SandboxOptions
+from kiln.sandbox.launch import run_in_sandbox
 
 DEFER_INITRAMFS = {"INITRD": "No"}
 """Environment for package installs that leave the initramfs to :func:`make_initramfs`."""
@@ -52,11 +52,11 @@ def make_initramfs(root: Path, epoch: int, monitor: Monitor) -> list[str]:
         image = f"/boot/vmlinuz-{version}"
         hooks = ["run-parts", "--report", "--exit-on-error", f"--arg={version}", f"--arg={image}",
                  "/etc/kernel/postinst.d"]  # fmt: skip
-        run(sandbox_argv(root, hooks, options), on_output=forward)
+        run_in_sandbox(root, hooks, options, on_output=forward)
         made = (root / f"boot/initrd.img-{version}").exists()
         if made and (root / "usr/bin/linux-update-symlinks").exists():
             symlinks = ["linux-update-symlinks", "install", version, image]
-            run(sandbox_argv(root, symlinks, options), on_output=forward)
+            run_in_sandbox(root, symlinks, options, on_output=forward)
         outcome = "initramfs made" if made else "postinst hooks ran (no initramfs generator installed)"
         took = time.monotonic() - started
         monitor.info(f"kernel {version}: {outcome} once, after every package ({took:.1f} s)")

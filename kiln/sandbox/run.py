@@ -115,10 +115,12 @@ def run(
     timeout: float | None = None,
     check: bool = True,
     on_output: OutputCallback | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Completed:
     """Run ``argv`` in its own process group; stream output to ``on_output``; kill the tree on timeout.
 
     ``check=True`` raises :class:`CommandFailed` with the argv and the output tail on a non-zero exit.
+    ``pass_fds`` are inherited by the child (the sandbox's seccomp filter and network handshake).
     Ctrl-C kills the child's whole process group before propagating.
     """
     args = [os.fspath(a) for a in argv]
@@ -134,6 +136,7 @@ def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
     )
     out: list[str] = []
     err: list[str] = []

@@ -19,7 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from kiln.sandbox.bwrap import Bind, SandboxOptions, base_env, sandbox_argv
+from kiln.sandbox.bwrap import Bind, SandboxOptions, base_env
+from kiln.sandbox.launch import run_in_sandbox
 from kiln.sandbox.paths import inside_path, resolve_in_root
 from kiln.sandbox.run import Completed, OutputCallback, run
 from kiln.secrets import with_secret_env
@@ -62,7 +63,7 @@ class RootfsTarget:
             self.options, env={**self.options.env, **env}, binds=[shared_tmp, *self.options.binds]
         )
         inner = with_secret_env(self.secret_env, argv)
-        return run(sandbox_argv(self.root, inner, options), timeout=timeout, on_output=on_output, check=False)
+        return run_in_sandbox(self.root, inner, options, timeout=timeout, on_output=on_output, check=False)
 
     def close(self) -> None:
         """Nothing to release (kept so targets can be used as context managers)."""

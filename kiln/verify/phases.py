@@ -17,6 +17,7 @@ from typing import Literal
 from kiln.errors import StepFailed
 from kiln.monitor import Monitor
 from kiln.sandbox.bwrap import SandboxOptions
+from kiln.sandbox.cachebind import read_only
 from kiln.sandbox.overlay import overlay
 from kiln.toe.document import Document
 from kiln.toe.runner import RootfsTarget, run_document
@@ -68,7 +69,8 @@ def test_on_container(layout: Path, tests: Sequence[TestDocument], *, options: S
                       layer_trees: Sequence[Path] | None = None) -> int:  # fmt: skip
     """Run the test phases in a fresh container instance; returns the number of steps executed."""
     executed = 0
-    isolated = replace(options, network=False, cwd=workdir)
+    # No network; apt's shared caches are plain read-only binds (nothing flows back from a test).
+    isolated = replace(options, network=False, cwd=workdir, binds=read_only(options.binds))
     with monitor.stage("test", "test on a fresh container instance") as stage:
         with container_instance(layout, scratch, layer_trees) as root:
             (root / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)

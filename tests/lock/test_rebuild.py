@@ -9,9 +9,9 @@ import pytest
 
 from kiln.lock import packages_with_hashes, prepare_locked_repo, sandbox_lock, verify_locked
 from kiln.rootfs.debian import ParentRoot
-from kiln.sandbox.bwrap import Bind, SandboxOptions, sandbox_argv
+from kiln.sandbox.bwrap import Bind, SandboxOptions
+from kiln.sandbox.launch import run_in_sandbox
 from kiln.sandbox.overlay import overlay
-from kiln.sandbox.run import run
 from tests.lock.conftest import make_lock
 
 STEP = "apt-get update -q && apt-get install -y -q --no-install-recommends curl"
@@ -34,7 +34,7 @@ def test_a_locked_step_reinstalls_the_same_set_offline(
     (private_cache / "partial").mkdir(exist_ok=True)
     with overlay([bookworm_root.rootfs], tmp_path / "first", tmp_path / "ovl1") as root:
         options = SandboxOptions(binds=tuple(_apt_state(tmp_path / "apt1", private_cache)))
-        run(sandbox_argv(root, ["sh", "-c", STEP], options), timeout=600)
+        run_in_sandbox(root, ["sh", "-c", STEP], options, timeout=600)
         lock = make_lock(packages_with_hashes(root, private_cache), bookworm_root.source_date_epoch)
     assert any(p.name == "curl" for p in lock.packages)
     assert all(p.sha256 for p in lock.packages)  # every .deb went through the package cache
@@ -46,5 +46,5 @@ def test_a_locked_step_reinstalls_the_same_set_offline(
         # everything comes from the lock repository.
         binds = (*_apt_state(tmp_path / "apt2", private_cache), *locked.binds)
         options = SandboxOptions(network=False, binds=binds, env=locked.env)
-        run(sandbox_argv(root, ["sh", "-c", STEP], options), timeout=600)
+        run_in_sandbox(root, ["sh", "-c", STEP], options, timeout=600)
         assert verify_locked(lock, packages_with_hashes(root, private_cache)) == []

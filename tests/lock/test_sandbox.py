@@ -7,9 +7,9 @@ from pathlib import Path
 
 from kiln.lock import LockFile, prepare_locked_repo, sandbox_lock
 from kiln.rootfs.debian import ParentRoot
-from kiln.sandbox.bwrap import Bind, SandboxOptions, sandbox_argv
+from kiln.sandbox.bwrap import Bind, SandboxOptions
+from kiln.sandbox.launch import run_in_sandbox
 from kiln.sandbox.overlay import overlay
-from kiln.sandbox.run import run
 from tests.lock.conftest import MovedArchive
 
 ARCHIVE = "/tmp/.moved-archive"
@@ -17,7 +17,7 @@ ARCHIVE = "/tmp/.moved-archive"
 
 def _apt(root: Path, script: str, binds: list[Bind], env: dict[str, str] | None = None) -> str:
     options = SandboxOptions(network=False, binds=tuple(binds), env=env or {})
-    return run(sandbox_argv(root, ["sh", "-euc", script], options), timeout=300).stdout
+    return run_in_sandbox(root, ["sh", "-euc", script], options, timeout=300).stdout
 
 
 def _version(root: Path, name: str) -> str:

@@ -15,7 +15,8 @@ from kiln.outputs.docker_archive import write_docker_archive
 from kiln.outputs.oci import History, ImageConfig, write_oci_layout
 from kiln.outputs.oci_archive import write_oci_archive
 from kiln.rootfs.debian import ParentRoot
-from kiln.sandbox.bwrap import SandboxOptions, sandbox_argv
+from kiln.sandbox.bwrap import SandboxOptions
+from kiln.sandbox.launch import run_in_sandbox
 from kiln.sandbox.run import run
 from kiln.verify.instance import fresh_instance
 from tests.layers.helpers import overlay
@@ -31,9 +32,9 @@ def test_debian_image_in_every_oci_format(bookworm_root: ParentRoot, tmp_path: P
         timings[name] = time.monotonic() - start
 
     with overlay(bookworm_root.rootfs, tmp_path / "ovl") as (merged, upper):
-        run(sandbox_argv(merged, ["/bin/sh", "-c", "rm -r /usr/share/doc/bash /etc/motd; "
-                                  "echo hello > /etc/kiln-hello; mkdir -p /srv/www"],
-                         SandboxOptions(network=False)))  # fmt: skip
+        run_in_sandbox(merged, ["/bin/sh", "-c", "rm -r /usr/share/doc/bash /etc/motd; "
+                                "echo hello > /etc/kiln-hello; mkdir -p /srv/www"],
+                       SandboxOptions(network=False))  # fmt: skip
     start = time.monotonic()
     base = write_layer(bookworm_root.rootfs, tmp_path / "0.tar.gz", epoch=EPOCH, kind="rootfs")
     timed("parent layer", start)
@@ -66,9 +67,7 @@ def test_debian_image_in_every_oci_format(bookworm_root: ParentRoot, tmp_path: P
     with fresh_instance(image.path, tmp_path / "scratch") as instance:
         timed("fresh instance", start)
         script = "test ! -e /usr/share/doc/bash && test ! -e /etc/motd && cat /etc/kiln-hello && dpkg -s bash"
-        out = run(
-            sandbox_argv(instance.root, ["/bin/sh", "-c", script], SandboxOptions(network=False))
-        ).stdout
+        out = run_in_sandbox(instance.root, ["/bin/sh", "-c", script], SandboxOptions(network=False)).stdout
         assert out.startswith("hello\n") and "Status: install ok installed" in out
     assert list((tmp_path / "scratch").iterdir()) == []
 

@@ -9,7 +9,8 @@ import pytest
 
 from kiln.outputs.slim import DPKG_CONFIG, SlimError, SlimOptions, slim, tree_size
 from kiln.rootfs.debian import ParentRoot
-from kiln.sandbox.bwrap import SandboxOptions, sandbox_argv
+from kiln.sandbox.bwrap import SandboxOptions
+from kiln.sandbox.launch import run_in_sandbox
 from kiln.sandbox.run import run
 
 
@@ -135,7 +136,6 @@ def test_slim_debian_root_still_works(bookworm_root: ParentRoot, tmp_path: Path)
     root = tmp_path / "kiln"
     assert (root / "usr/share/doc/bash/copyright").exists()
     assert not (root / "usr/share/man/man1").exists()
-    argv = sandbox_argv(root, ["/bin/sh", "-c", "dpkg -s bash >/dev/null && bash --version | head -1"],
-                        SandboxOptions(network=False))  # fmt: skip
-    assert "GNU bash" in run(argv).stdout
+    script = "dpkg -s bash >/dev/null && bash --version | head -1"
+    assert "GNU bash" in run_in_sandbox(root, ["/bin/sh", "-c", script], SandboxOptions(network=False)).stdout
     assert os.access(root / "usr/bin/bash", os.X_OK)
