@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 from kiln.errors import KilnError
-from kiln.sandbox.namespace import host_pid
+from kiln.sandbox.namespace import host_identity, process_start
 
 REF = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9._-]*)"
@@ -46,19 +45,6 @@ def hostname() -> str:
     return socket.gethostname()
 
 
-def process_start(pid: int) -> int | None:
-    """Start time of a running process in clock ticks since boot (from /proc), or None if it ended."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 2 (comm) may contain spaces and parentheses: split after its closing ')'.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):  # a zombie has ended; its parent just has not reaped it yet
-        return None
-    return int(fields[19])  # field 22 overall
-
-
 def process_alive(pid: int, start: int | None) -> bool:
     """Is the process that registered as (pid, start) still running on this host?"""
     current = process_start(pid)
@@ -69,5 +55,4 @@ def process_alive(pid: int, start: int | None) -> bool:
 
 def this_process() -> tuple[int, int | None]:
     """(pid, start time) as the host sees them, also from inside a build's own PID namespace."""
-    pid = host_pid()
-    return pid, process_start(pid)
+    return host_identity()

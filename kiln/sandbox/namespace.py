@@ -34,6 +34,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PR_SET_PDEATHSIG = 1
 SI_KERNEL = 0x80  # si_code of signals the kernel sends itself, e.g. a terminal's Ctrl-C to its group
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -92,8 +93,14 @@ def contain_process_tree(enabled: bool = True) -> bool:
 
 
 def _become_worker(alive_r: int) -> None:
+    global _host_identity
     if _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         os._exit(70)
+    _host_identity = _read_host_identity()
+    # A /proc of this PID namespace: PIDs the build sees (bwrap's child, qemu's pid file) name the
+    # same processes in /proc. Only this private mount namespace sees it.
+    if _libc().mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        log.debug("mounting /proc for the PID namespace failed: %s", os.strerror(ctypes.get_errno()))
     os.set_blocking(alive_r, False)
     try:
         if os.read(alive_r, 1) == b"":  # the supervisor died before PR_SET_PDEATHSIG took effect
@@ -136,9 +143,35 @@ def _supervise(worker: int) -> NoReturn:
     os._exit(code & 0xFF if code >= 0 else 128 - code)
 
 
-def host_pid() -> int:
-    """This process's PID as the host sees it (``os.getpid()`` is 1 inside :func:`contain_process_tree`)."""
+def process_start(pid: int | str) -> int | None:
+    """Start time of a running process in clock ticks since boot (from /proc), or None if it ended."""
     try:
-        return int(Path("/proc/self").readlink().name)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 2 (comm) may contain spaces and parentheses: split after its closing ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):  # a zombie has ended; its parent just has not reaped it yet
+        return None
+    return int(fields[19])  # field 22 overall
+
+
+_host_identity: tuple[int, int | None] | None = None  # set in the worker before /proc shows its namespace
+
+
+def _read_host_identity() -> tuple[int, int | None]:
+    try:
+        pid = int(Path("/proc/self").readlink().name)
     except (OSError, ValueError):
-        return os.getpid()
+        pid = os.getpid()
+    return pid, process_start("self")
+
+
+def host_identity() -> tuple[int, int | None]:
+    """This process's (PID, start time) as the host sees them, also inside :func:`contain_process_tree`
+    (where ``os.getpid()`` is 1 and /proc shows the build's own PID namespace)."""
+    return _host_identity or _read_host_identity()
+
+
+def host_pid() -> int:
+    return host_identity()[0]
