@@ -97,7 +97,10 @@ def test_command_line_logs_never_show_environment_values() -> None:
 
 def test_secret_variables_are_set_inside_the_sandbox_not_on_its_command_line(tmp_path: Path) -> None:
     argv = sandbox_argv(
-        tmp_path, with_secret_env(["API_TOKEN"], ["/bin/true"]), SandboxOptions(secrets_dir=tmp_path / "s")
+        tmp_path,
+        with_secret_env(["API_TOKEN"], ["/bin/true"]),
+        SandboxOptions(secrets_dir=tmp_path / "s", network=False),
+        seccomp_fd=3,
     )
     assert ["--ro-bind", str(tmp_path / "s"), "/run/secrets"] == argv[argv.index("/run/secrets") - 2 :][:3]
     assert argv.index("--tmpfs", argv.index("/tmp")) < argv.index("/run")  # a fresh /run under it
