@@ -108,7 +108,7 @@ def archive_date(mirror: str, suite: str) -> int:
     raise KilnError(f"{url} has no Date field")
 
 
-def _deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:
+def deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:
     """Every installed package with the sha256 of the .deb it came from (for locks and provenance)."""
     inventory = []
     for package in installed_packages(rootfs):
@@ -211,7 +211,7 @@ def _make_root(parent: DebianParent, store: Store, epoch: int, monitor: Monitor,
         bootstrap(parent, target, store, epoch, monitor, extra_args)
     make_initramfs(target, epoch, monitor)
     drop_host_state(target)
-    debs = _deb_inventory(target, store.deb_cache)
+    debs = deb_inventory(target, store.deb_cache)
     return target, debs, slim_parent(parent, target, monitor)
 
 

@@ -18,7 +18,7 @@ from kiln.evidence.inventory import read_inventory
 from kiln.evidence.sbom import cyclonedx_json, spdx_json
 from kiln.evidence.scan import installed_sources
 from kiln.lock import packages_with_hashes
-from kiln.rootfs.debian import ParentRoot, _deb_inventory
+from kiln.rootfs.debian import ParentRoot, deb_inventory
 from kiln.rootfs.dpkg import INSTALLED_STATES, STATUS_FILE, deb_filename, installed_packages
 from kiln.sandbox.bwrap import Bind, SandboxOptions, sandbox_argv
 from kiln.sandbox.overlay import overlay
@@ -100,7 +100,7 @@ def test_lock_catalog_parent_sbom_and_scan_agree(root: Path, store: Store) -> No
     installed = {(p.name, p.version, p.architecture) for p in installed_packages(root)}
     lock = packages_with_hashes(root, cache)
     catalog = dpkg_packages(root)
-    parent = _deb_inventory(root, cache)
+    parent = deb_inventory(root, cache)
     inventory = read_inventory(root)
     spdx = json.loads(spdx_json(inventory, IMAGE))
     cyclonedx = json.loads(cyclonedx_json(inventory, IMAGE))
