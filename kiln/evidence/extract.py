@@ -12,10 +12,11 @@ from pathlib import Path, PurePosixPath
 
 from kiln.errors import KilnError
 from kiln.outputs.layout import open_layer, open_layout
+from kiln.rootfs.dpkg import STATUS_FILE
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-SCAN_FILES = frozenset({"var/lib/dpkg/status", "etc/os-release", "usr/lib/os-release"})
+SCAN_FILES = frozenset({STATUS_FILE, "etc/os-release", "usr/lib/os-release"})
 Entry = tuple[str, bytes]  # ("file", content) or ("symlink", target)
 
 

@@ -7,13 +7,13 @@ any root filesystem directory, foreign architectures included.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
 
 from kiln.errors import KilnError
 from kiln.evidence.licences import combine, copyright_licences
+from kiln.rootfs.dpkg import DebPackage, installed_packages
 
 
 @dataclass(frozen=True)
@@ -25,15 +25,9 @@ class OsRelease:
 
 
 @dataclass(frozen=True)
-class DebPackage:
-    name: str
-    version: str
-    architecture: str
-    source: str
-    source_version: str
-    installed_size: int | None  # KiB, as dpkg records it
-    maintainer: str
-    description: str
+class LicensedDeb(DebPackage):
+    """An installed package with the licences its ``/usr/share/doc/NAME/copyright`` declares."""
+
     licences: tuple[str, ...] = ()
 
     @property
@@ -52,7 +46,7 @@ class PythonDist:
 @dataclass(frozen=True)
 class Inventory:
     os: OsRelease
-    debs: tuple[DebPackage, ...]
+    debs: tuple[LicensedDeb, ...]
     python: tuple[PythonDist, ...] = field(default=())
 
 
@@ -92,65 +86,12 @@ def _inside(root: Path, rel: str, depth: int = 0) -> Path | None:
     return _inside(root, new_rel, depth + 1)
 
 
-def _source(para: Mapping[str, str], version: str) -> tuple[str, str]:
-    """Source package name and version (``Source: name (version)`` when they differ)."""
-    raw = para.get("Source", "").strip()
-    if not raw:
-        return para["Package"], version
-    m = re.match(r"^(\S+)(?:\s+\((\S+)\))?$", raw)
-    if not m:
-        return raw, version
-    return m.group(1), m.group(2) or version
-
-
-def _paragraphs(text: str) -> Iterator[dict[str, str]]:
-    """deb822 paragraphs of dpkg's status file (which dpkg itself writes: no comments, no PGP).
-
-    Hand-written because python-debian's generic parser costs ~1 ms per paragraph, a third of the
-    whole scan budget for a 300-package image.
-    """
-    for block in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        key = ""
-        for line in block.splitlines():
-            if line[:1] in (" ", "\t"):
-                if key:
-                    fields[key] += "\n" + line[1:]
-            elif ":" in line:
-                key, _, value = line.partition(":")
-                fields[key] = value.strip()
-        if "Package" in fields and "Version" in fields:
-            yield fields
-
-
-def read_dpkg(root: Path, *, licences: bool = True) -> list[DebPackage]:
-    """Installed packages from ``/var/lib/dpkg/status``, sorted by (name, architecture)."""
-    status = root / "var/lib/dpkg/status"
-    if not status.is_file():
-        return []
-    packages: list[DebPackage] = []
-    for para in _paragraphs(status.read_text(encoding="utf-8", errors="replace")):
-        state = para.get("Status", "").split()
-        if len(state) < 3 or state[2] not in ("installed", "half-configured", "unpacked"):
-            continue
-        name, version = para["Package"], para["Version"]
-        source, source_version = _source(para, version)
-        size = para.get("Installed-Size", "").strip()
-        found = tuple(copyright_licences(root, name)) if licences else ()
-        packages.append(
-            DebPackage(
-                name=name,
-                version=version,
-                architecture=para.get("Architecture", ""),
-                source=source,
-                source_version=source_version,
-                installed_size=int(size) if size.isdigit() else None,
-                maintainer=para.get("Maintainer", ""),
-                description=para.get("Description", "").split("\n", 1)[0],
-                licences=found,
-            )
-        )
-    return sorted(packages, key=lambda p: (p.name, p.architecture))
+def read_dpkg(root: Path) -> list[LicensedDeb]:
+    """Installed packages (kiln.rootfs.dpkg) with their licences, sorted by (name, architecture)."""
+    return [
+        LicensedDeb(**asdict(p), licences=tuple(copyright_licences(root, p.name)))
+        for p in installed_packages(root)
+    ]
 
 
 _SITE_DIRS = (

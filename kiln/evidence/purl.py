@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from packageurl import PackageURL
 
-from kiln.evidence.inventory import DebPackage, OsRelease, PythonDist
+from kiln.evidence.inventory import OsRelease, PythonDist
+from kiln.rootfs.dpkg import DebPackage
 
 
 def distro_qualifier(os: OsRelease) -> str:

@@ -17,8 +17,9 @@ from typing import Any, Literal, NamedTuple
 
 from kiln.errors import KilnError
 from kiln.evidence.debversion import compare
-from kiln.evidence.inventory import OsRelease, read_dpkg, read_os_release
+from kiln.evidence.inventory import OsRelease, read_os_release
 from kiln.evidence.vulndb import Record, VulnDb
+from kiln.rootfs.dpkg import installed_packages
 
 Severity = Literal["unknown", "negligible", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("unknown", "negligible", "low", "medium", "high", "critical")
@@ -133,7 +134,7 @@ def match(records: list[Record], installed: dict[str, tuple[str, list[str]]]) ->
 
 def installed_sources(root: Path) -> tuple[int, dict[str, tuple[str, list[str]]]]:
     """(binary package count, {source: (source version, binaries)}) from the image's dpkg status."""
-    debs = read_dpkg(root, licences=False)
+    debs = installed_packages(root)
     sources: dict[str, tuple[str, list[str]]] = {}
     grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
     for d in debs:

@@ -11,6 +11,7 @@ from packageurl import PackageURL
 from kiln import __version__
 from kiln.evidence.sbom import KILN_NAMESPACE
 from kiln.evidence.scan import Finding, ScanReport
+from kiln.rootfs.dpkg import STATUS_FILE
 
 TRACKER_URL = "https://security-tracker.debian.org/tracker/"
 _CDX_SEVERITY = {"negligible": "info", "unknown": "unknown"}
@@ -108,7 +109,7 @@ def sarif(report: ScanReport) -> bytes:
                 },
                 "locations": [
                     {
-                        "physicalLocation": {"artifactLocation": {"uri": "var/lib/dpkg/status"}},
+                        "physicalLocation": {"artifactLocation": {"uri": STATUS_FILE}},
                         "logicalLocations": [{"name": b, "kind": "package"} for b in f.binaries],
                     }
                 ],

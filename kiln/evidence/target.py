@@ -13,6 +13,7 @@ from typing import Any
 
 from kiln.errors import KilnError
 from kiln.evidence.sbom import ImageIdentity
+from kiln.rootfs.dpkg import STATUS_FILE
 from kiln.store import Store
 
 
@@ -31,7 +32,7 @@ def artifact_path(store: Store, path: str) -> Path:
 
 def directory_identity(root: Path) -> ImageIdentity:
     """A stable identity for an uncatalogued root: digest over its dpkg status file."""
-    status = root / "var/lib/dpkg/status"
+    status = root / STATUS_FILE
     data = status.read_bytes() if status.is_file() else b""
     created = (
         datetime.fromtimestamp(int(status.stat().st_mtime), UTC)

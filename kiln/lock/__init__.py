@@ -1,7 +1,7 @@
 """Lock files: record a build's resolved inputs and reproduce its exact package set (``--locked``)."""
 
 from kiln.lock.apply import SandboxLock, mmdebstrap_lock_args, sandbox_lock
-from kiln.lock.inventory import cache_filename, packages_with_hashes
+from kiln.lock.inventory import packages_with_hashes
 from kiln.lock.model import (
     ComponentLock,
     LockedPackage,
@@ -23,7 +23,6 @@ __all__ = [
     "ParentLock",
     "RecipeLock",
     "SandboxLock",
-    "cache_filename",
     "lock_mismatches",
     "lockfile_from_build",
     "mmdebstrap_lock_args",

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Literal
 
 from kiln.errors import KilnError
-from kiln.lock.inventory import cache_filename
 from kiln.lock.model import LockedPackage, LockFile
+from kiln.rootfs.dpkg import deb_filename
 from kiln.store import file_sha256, link_or_copy
 
 PIN_PRIORITY = 1001
@@ -102,7 +102,7 @@ def _link_verified(
     for package in packages:
         assert package.sha256 is not None
         source = deb_cache / (
-            package.filename or cache_filename(package.name, package.version, package.architecture)
+            package.filename or deb_filename(package.name, package.version, package.architecture)
         )
         if not source.is_file():
             missing.append(f"{package.name} {package.version} ({package.architecture}): {source}")

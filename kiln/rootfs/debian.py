@@ -23,11 +23,12 @@ from kiln.cachelock import FileLock, add_files, replace_files
 from kiln.errors import CommandFailed, KilnError
 from kiln.monitor import Event, Monitor
 from kiln.rootfs import parentcache
+from kiln.rootfs.dpkg import cached_deb_sha256, installed_packages
 from kiln.rootfs.kernels import DEFER_INITRAMFS, make_initramfs
 from kiln.rootfs.parentcache import Version
 from kiln.sandbox.run import require_tool, run
 from kiln.sandbox.tmpfs import nearly_full, ram_scratch
-from kiln.store import Store, file_sha256
+from kiln.store import Store
 
 PARENT_FORMAT = "kiln-parent-v3"  # v3: the initramfs is made once, after every package
 
@@ -107,26 +108,15 @@ def archive_date(mirror: str, suite: str) -> int:
     raise KilnError(f"{url} has no Date field")
 
 
-def _deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:
+def deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:
     """Every installed package with the sha256 of the .deb it came from (for locks and provenance)."""
-    from debian import deb822
-
-    status = rootfs / "var/lib/dpkg/status"
-    inventory: list[dict[str, str]] = []
-    with open(status, encoding="utf-8") as fh:
-        for para in deb822.Packages.iter_paragraphs(fh, use_apt_pkg=False):
-            if "installed" not in para.get("Status", ""):
-                continue
-            name, version, arch = para["Package"], para["Version"], para["Architecture"]
-            deb = deb_cache / f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
-            entry = {"name": name, "version": version, "architecture": arch}
-            try:
-                entry["sha256"] = file_sha256(deb)
-                entry["filename"] = deb.name
-            except FileNotFoundError:  # not cached, or removed meanwhile (`apt-get clean` in a step)
-                pass
-            inventory.append(entry)
-    return sorted(inventory, key=lambda e: e["name"])
+    inventory = []
+    for package in installed_packages(rootfs):
+        entry = {"name": package.name, "version": package.version, "architecture": package.architecture}
+        if sha256 := cached_deb_sha256(package, deb_cache):
+            entry |= {"sha256": sha256, "filename": package.deb_filename}
+        inventory.append(entry)
+    return inventory
 
 
 def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, monitor: Monitor,
@@ -221,7 +211,7 @@ def _make_root(parent: DebianParent, store: Store, epoch: int, monitor: Monitor,
         bootstrap(parent, target, store, epoch, monitor, extra_args)
     make_initramfs(target, epoch, monitor)
     drop_host_state(target)
-    debs = _deb_inventory(target, store.deb_cache)
+    debs = deb_inventory(target, store.deb_cache)
     return target, debs, slim_parent(parent, target, monitor)
 
 

@@ -14,11 +14,11 @@ from kiln.lock import (
     LockFile,
     ParentLock,
     RecipeLock,
-    cache_filename,
     packages_with_hashes,
     prepare_locked_repo,
 )
 from kiln.rootfs.debian import ParentRoot
+from kiln.rootfs.dpkg import deb_filename
 from kiln.sandbox.run import run
 from kiln.store import Store, file_sha256
 
@@ -92,7 +92,7 @@ def moved_archive(tmp_path: Path, parent_lock: LockFile, private_cache: Path) ->
     deb = bump_deb(private_cache / locked.filename, newer, work)
     cache = tmp_path / "moved-cache"
     cache.mkdir()
-    filename = cache_filename(locked.name, newer, locked.architecture)
+    filename = deb_filename(locked.name, newer, locked.architecture)
     os.replace(deb, cache / filename)
     entry = locked.model_copy(
         update={"version": newer, "sha256": file_sha256(cache / filename), "filename": filename}
