@@ -20,7 +20,8 @@ from kiln.evidence.scan import installed_sources
 from kiln.lock import packages_with_hashes
 from kiln.rootfs.debian import ParentRoot, deb_inventory
 from kiln.rootfs.dpkg import INSTALLED_STATES, STATUS_FILE, deb_filename, installed_packages
-from kiln.sandbox.bwrap import Bind, SandboxOptions, sandbox_argv
+from kiln.sandbox.bwrap import Bind, SandboxOptions
+from kiln.sandbox.launch import run_in_sandbox
 from kiln.sandbox.overlay import overlay
 from kiln.sandbox.run import run
 from kiln.store import Store
@@ -205,7 +206,7 @@ def test_states_dpkg_itself_leaves_behind(tmp_path: Path, bookworm_root: ParentR
     )
     options = SandboxOptions(network=False, binds=(Bind(debs, "/tmp/debs"),))
     with overlay([bookworm_root.rootfs], tmp_path / "upper", tmp_path / "ovl") as root:
-        run(sandbox_argv(root, ["sh", "-euc", script], options), timeout=120)
+        run_in_sandbox(root, ["sh", "-euc", script], options, timeout=120)
         rows = dpkg_query(root)
         ours = {r[0]: r for r in rows if r[0].startswith("kiln-")}
         assert {n: r[5] for n, r in ours.items()} == {
