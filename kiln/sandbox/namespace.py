@@ -93,10 +93,11 @@ def contain_process_tree(enabled: bool = True) -> bool:
 
 
 def _become_worker(alive_r: int) -> None:
-    global _host_identity
+    global _host_identity, _host_proc
     if _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         os._exit(70)
     _host_identity = _read_host_identity()
+    _host_proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)  # liveness checks of other builds
     # A /proc of this PID namespace: PIDs the build sees (bwrap's child, qemu's pid file) name the
     # same processes in /proc. Only this private mount namespace sees it.
     if _libc().mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
@@ -143,10 +144,22 @@ def _supervise(worker: int) -> NoReturn:
     os._exit(code & 0xFF if code >= 0 else 128 - code)
 
 
+_host_proc: int | None = None  # the host's /proc, kept open by a contained worker before it mounts its own
+
+
+def _read_host_proc(relative: str) -> str:
+    """A file of the host's /proc (other builds' processes are visible there, not in a worker's own)."""
+    if _host_proc is None:
+        return (Path("/proc") / relative).read_text()
+    fd = os.open(relative, os.O_RDONLY, dir_fd=_host_proc)
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as fh:
+        return fh.read()
+
+
 def process_start(pid: int | str) -> int | None:
-    """Start time of a running process in clock ticks since boot (from /proc), or None if it ended."""
+    """Start time of a running process of the host in clock ticks since boot, or None if it ended."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = _read_host_proc(f"{pid}/stat")
     except OSError:
         return None
     # Field 2 (comm) may contain spaces and parentheses: split after its closing ')'.
