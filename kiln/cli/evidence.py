@@ -223,22 +223,12 @@ def verify(
     from kiln.evidence.signing import load_public_key
     from kiln.evidence.target import artifact_path
     from kiln.evidence.verify import CatalogEntry, VerificationFailed, run_checks
-    from kiln.models import Package
 
     public = load_public_key(key.expanduser())  # a bad key path is a usage error, before the catalog
     store = open_store(data_dir)
     with Catalog.open(store.database_url) as catalog:
         record = catalog.get_image(image)
-        packages = [
-            Package(
-                name=p.name,
-                version=p.version,
-                architecture=p.architecture,
-                source=p.source,
-                source_version=p.source_version,
-            )
-            for p in catalog.packages(record.ref)
-        ]
+        packages = catalog.packages(record.ref)
         lock = catalog.lock(record.ref)
     envelopes = [e for e in record.evidence if e.kind == "provenance-signed"]
     if not envelopes:

@@ -28,7 +28,6 @@ from kiln.evidence.signing import (
     sign_envelope,
 )
 from kiln.evidence.verify import CatalogEntry, run_checks
-from kiln.models import Package
 from kiln.store import Store
 
 pytestmark = pytest.mark.e2e
@@ -301,16 +300,7 @@ def test_v1_provenance_verifies_and_says_what_it_does_not_cover(built: Built) ->
     store = Store.open(built.home)
     with Catalog.open(store.database_url) as catalog:
         record = catalog.get_image("tiny@1.0.0/1")
-        packages = [
-            Package(
-                name=p.name,
-                version=p.version,
-                architecture=p.architecture,
-                source=p.source,
-                source_version=p.source_version,
-            )
-            for p in catalog.packages(record.ref)
-        ]
+        packages = catalog.packages(record.ref)
         lock = catalog.lock(record.ref)
     envelope = store.blob_path(next(e.digest for e in record.evidence if e.kind == "provenance-signed"))
     _, payload = open_envelope(envelope.read_bytes(), load_public_key(built.key))

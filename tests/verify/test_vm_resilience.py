@@ -3,6 +3,7 @@ TCG, and qemu dies with the process that started it, even when that process is S
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from kiln.outputs.convert import DiskImage
 from kiln.verify.accel import PROBE_SECONDS, Accel, is_kvm_failure, probe_kvm
 from kiln.verify.guest_plan import GuestPlan
 from kiln.verify.vm import _Console, run_vm_tests
+from tests.e2e.test_build_failure import processes_using
 from tests.verify.test_vm_boot import assert_torn_down, write
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,16 +115,12 @@ def test_a_stuck_kvm_guest_is_retried_under_tcg(uefi_disk: DiskImage, tmp_path: 
     assert_torn_down(workdir)
 
 
-def _qemu_processes(marker: str) -> list[str]:
+def _qemu_processes(workdir: Path) -> list[int]:
     found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and "qemu-system" in cmdline:
-                found.append(proc.name)
+    for pid in processes_using(workdir):
+        with contextlib.suppress(OSError):
+            if b"qemu-system" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
     return found
 
 
@@ -157,12 +155,12 @@ def test_sigkill_of_the_caller_kills_qemu(uefi_disk: DiskImage, tmp_path: Path, 
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
         assert line.startswith("booting"), line
-        assert _qemu_processes(str(workdir)), "qemu is not running"
+        assert _qemu_processes(workdir), "qemu is not running"
         os.kill(proc.pid if victim == "supervisor" else int(line.split()[1]), signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _qemu_processes(str(workdir)) and time.monotonic() < deadline:
+        while _qemu_processes(workdir) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _qemu_processes(str(workdir)) == []
+        assert _qemu_processes(workdir) == []
         assert proc.wait(timeout=10) == -signal.SIGKILL
     finally:
         proc.kill()
