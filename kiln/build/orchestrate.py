@@ -123,6 +123,8 @@ def lock_data(ctx: BuildContext) -> dict[str, Any]:
         "test_instances": ctx.loaded.recipe.test_instance_kinds(),
         "boot": ctx.disks[0][1].boot if ctx.disks else None,
         "working_directory": ctx.loaded.recipe.settings.working_directory,
+        # `kiln scan IMAGE --fail-on` honours the allow-list the build's gate applied
+        "scan": recipe.scan.model_dump(mode="json") if recipe.scan is not None else None,
     }
 
 

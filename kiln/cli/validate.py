@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from kiln.cli.common import JsonOption, err_console, print_json
+from kiln.cli.exitcodes import epilog
 from kiln.errors import Issue, ValidationFailed
 
 
@@ -47,4 +48,4 @@ def validate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("validate")(validate)
+    app.command("validate", epilog=epilog("validate"))(validate)
