@@ -31,6 +31,7 @@ from kiln.build.evidence import collect, sign
 from kiln.build.inventory import dpkg_packages
 from kiln.build.outputs import write_oci, write_root_outputs
 from kiln.build.parent import prepare_parent
+from kiln.build.preflight import preflight
 from kiln.build.reproducible import compare_products, twin_store
 from kiln.build.tests import run_tests
 from kiln.catalog import Catalog, ImageRecord, NewImage
@@ -323,6 +324,7 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
     specs = _recipe_secrets(loaded, request.secrets)
     secrets = load_secrets(specs, base_dir=loaded.path.parent, environ=environ or {})
     reclaim_dead_scratch(store)  # what killed builds left; live builds hold their scratch's lock
+    preflight(loaded, store, settings)  # a missing key or an empty gate fails now, not after the build
     inputs = _Inputs(loaded, settings, secrets, request.source_date_epoch)
     catalog = Catalog.open(store.database_url)
     log_path = store.home / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
