@@ -32,7 +32,8 @@ def evidence_lines(summary: dict[str, object]) -> list[str]:
         lines.append(f"{'vulns':<10} {counts}{gate}")
     if "compliance_score" in summary:
         profile = summary.get("profile", "")
-        lines.append(f"{'compliance':<10} score {summary['compliance_score']}% ({profile})")
+        view = summary.get("view", "")
+        lines.append(f"{'compliance':<10} score {summary['compliance_score']}% ({profile}, {view} view)")
     if "signature" in summary:
         lines.append(f"{'provenance':<10} {summary['signature']}")
     return lines

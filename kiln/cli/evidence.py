@@ -200,7 +200,15 @@ def vulndb_status(json_out: JsonOption = False, data_dir: DataDirOption = None) 
 def comply(
     image: Annotated[str, typer.Argument(help="Image (name, name@1.2.3, name@1.2.3/4) or a root directory.")],
     profile: Annotated[str, typer.Option("--profile", help="SSG profile (short or full id).")] = "standard",
-    target: Annotated[Literal["container", "machine"], typer.Option("--target")] = "machine",
+    target: Annotated[
+        Literal["auto", "container", "machine"],
+        typer.Option(
+            "--target",
+            help="The view: container (machine-only rules not applicable) or machine; auto, as in a "
+            "recipe's compliance gate: machine for an image with a disk (a root with a kernel), "
+            "else container.",
+        ),
+    ] = "auto",
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", help="Keep ARF, HTML and JSON here.")
     ] = None,
@@ -208,12 +216,13 @@ def comply(
     data_dir: DataDirOption = None,
 ) -> None:
     """OpenSCAP compliance of an image (ssg-debian content, Debian 12 derived at run time)."""
-    from kiln.evidence.compliance import evaluate
+    from kiln.evidence.compliance import VIEWS, auto_target, evaluate
     from kiln.evidence.target import resolve_image
 
     store = open_store(data_dir)
     with resolve_image(store, image) as resolved, store.scratch("comply-") as work:
-        result, arf, html = evaluate(resolved.root, profile, target, work)
+        view = auto_target(_boots(resolved.record, resolved.root)) if target == "auto" else target
+        result, arf, html = evaluate(resolved.root, profile, view, work)
         if output_dir is not None:
             output_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy(arf, output_dir / "arf.xml")
@@ -229,9 +238,11 @@ def comply(
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     console.print(
-        f"profile {s['profile']} ({target}): score {s['score']}% — "
+        f"profile {s['profile']}, {view} view: score {s['score']}% — "
         + ", ".join(f"{k} {v}" for k, v in s["counts"].items())
     )
+    other = "machine" if view == "container" else "container"
+    console.print(f"  {VIEWS[view]} (--target {other} for the other view)")
     if s["oscap_score"] != s["score"]:
         console.print(
             f"  oscap's own score {s['oscap_score']}%, counting rules only a running system can decide"
@@ -241,6 +252,15 @@ def comply(
             console.print(f"  [yellow]notchecked[/] {rule['title'] or rule['id']} ({rule['reason']})")
         elif rule["result"] not in ("pass", "notapplicable"):
             console.print(f"  [red]{rule['result']}[/] {rule['title'] or rule['id']}")
+
+
+def _boots(record: ImageRecord | None, root: Path) -> bool:
+    """A catalogued image with a disk output, or a root directory with a kernel."""
+    from kiln.evidence.facts import DISK_KINDS
+
+    if record is not None:
+        return any(a.kind in DISK_KINDS for a in record.artifacts)
+    return any((root / "boot").glob("vmlinuz*"))
 
 
 def keys_generate(

@@ -200,3 +200,30 @@ def test_verify_a_signed_image_needs_a_key(app: typer.Typer, home: Path, tmp_pat
     assert runner.invoke(app, ["keys", "generate", str(tmp_path / "other")]).exit_code == 0
     wrong = runner.invoke(app, ["verify", "signed", "--key", str(tmp_path / "other.pub"), "--json"])
     assert wrong.exit_code == 1 and "does not verify" in json.loads(wrong.stdout)["error"]
+
+
+def test_comply_unknown_profile_lists_the_available_ones(
+    app: typer.Typer, home: Path, image_root: Path
+) -> None:
+    result = runner.invoke(app, ["comply", str(image_root), "--profile", "cis"])
+    error = result.exception
+    assert isinstance(error, KilnError) and error.exit_code == 2
+    assert (
+        "no profile 'cis'" in error.message and "available profiles: anssi_np_nt28_average" in error.message
+    )
+    assert "standard" in error.message and "comply-" not in error.message  # no scratch file named
+
+
+def test_comply_names_its_view_and_defaults_like_the_gate(
+    app: typer.Typer, home: Path, image_root: Path
+) -> None:
+    from kiln.evidence.compliance import auto_target
+
+    human = runner.invoke(app, ["comply", str(image_root)])
+    assert human.exit_code == 0, human.output
+    assert "profile standard, container view: score" in human.stdout
+    assert "--target machine for the other view" in human.stdout
+    # the recipe gate's default ("auto") for an image without a disk is the same view
+    assert auto_target(False) == "container" and auto_target(True) == "machine"
+    machine = runner.invoke(app, ["comply", str(image_root), "--target", "machine", "--json"])
+    assert json.loads(machine.stdout)["target"] == "machine"
