@@ -14,7 +14,7 @@ from rich.table import Table
 
 from kiln.catalog import BuildRecord, Catalog, ImageRecord, PackageMatch
 from kiln.catalog.buildlog import clock, describe, read_log, where
-from kiln.cli.common import DataDirOption, JsonOption, console, open_store, print_json, show
+from kiln.cli.common import DataDirOption, JsonOption, console, err_console, open_store, print_json, show
 from kiln.cli.exitcodes import epilog
 from kiln.errors import UsageError
 from kiln.units import human_size
@@ -146,6 +146,8 @@ def images_show(
         image = catalog.get_image(ref)
         lineage = catalog.lineage(image.ref)
         children = catalog.children(image.ref)
+        if not json_out:  # the JSON names its build
+            _say_which(ref, image, catalog)
     if json_out:
         print_json(
             {
@@ -160,6 +162,22 @@ def images_show(
     console.print(f"[bold]lineage[/]  {escape(chain)}", soft_wrap=True)
     if children:
         console.print(f"[bold]built on it[/]  {escape(', '.join(c.ref for c in children))}", soft_wrap=True)
+
+
+def _say_which(ref: str, image: ImageRecord, catalog: Catalog) -> None:
+    """When ``ref`` names no build and several match, say (on stderr) which one was picked."""
+    from kiln.catalog.refs import ImageRef
+
+    wanted = ImageRef.parse(ref)
+    if wanted.build is not None:
+        return
+    same = [i for i in catalog.list_images(image.name) if wanted.version in (None, i.version)]
+    if len(same) > 1:
+        what = f"{image.name}@{wanted.version}" if wanted.version else image.name
+        err_console.print(
+            f"[dim]picked {escape(image.ref)}, the newest of {len(same)} builds of {escape(what)} "
+            f"(name one with {escape(image.name)}@VERSION/BUILD)[/]"
+        )
 
 
 def _print_image(image: ImageRecord) -> None:
