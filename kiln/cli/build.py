@@ -82,6 +82,14 @@ def build_command(
         Path | None,
         typer.Option("--locked", help="Lock file of an earlier build: reproduce exactly its package set."),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Warnings are errors: what AWSTOE would question ({{ Undeclared }} names, unused "
+            "inputs), a version built before from another recipe.",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show step output.")] = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -104,6 +112,7 @@ def build_command(
                 refresh_parent=refresh_parent,
                 check_reproducible=check_reproducible,
                 locked=read_lockfile(locked) if locked is not None else None,
+                strict=strict,
             ),
             source_date_epoch=config.source_date_epoch,
             requester=f"{getpass.getuser()}@{socket.gethostname()}",

@@ -81,3 +81,28 @@ def test_scan_gate_with_an_empty_database_is_refused(tmp_path: Path) -> None:
     assert isinstance(error, BuildFailed)
     assert "scan.fail_on" in error.message and "vulnerability database" in error.message
     assert "kiln vulndb import" in (error.hint or "")
+
+
+def test_a_version_rebuilt_from_another_recipe_warns_and_strict_refuses(tmp_path: Path) -> None:
+    from kiln.build.orchestrate import version_warnings
+    from kiln.errors import ValidationFailed
+    from kiln.models import BuildOptions
+    from tests.catalog.conftest import new_image
+
+    path = recipe(tmp_path, "")
+    loaded = load_recipe(path)
+    home = tmp_path / "home"
+    with Catalog.open(Store.open(home).database_url) as catalog:
+        assert version_warnings(loaded, catalog) == []
+        build = catalog.start_build(recipe_name="gated", recipe_version="1.0.0", recipe_path=str(path),
+                                    log_path=str(tmp_path / "log"))  # fmt: skip
+        catalog.finish_build(build, new_image("gated", "1.0.0", recipe_digest=loaded.digest))
+        assert version_warnings(loaded, catalog) == []  # the same recipe again: fine
+        path.write_text(path.read_text() + "description: changed\n")
+        (warning,) = version_warnings(load_recipe(path), catalog)
+    assert "gated@1.0.0 was built before from a recipe with other content (gated@1.0.0/1)" in str(warning)
+    request = BuildRequest(recipe=RecipeSource.read(path), data_dir=home, options=BuildOptions(strict=True))
+    with pytest.raises(ValidationFailed, match="raise the version"):
+        run_build(request, monitor=ListMonitor(), settings=Settings())
+    with Catalog.open(Store.open(home).database_url) as catalog:
+        assert len(catalog.list_builds(10)) == 1, "refused before a build was started"
