@@ -394,4 +394,14 @@ def _message(err: Any) -> str:
         # pydantic's text names the model class ("... or instance of CreateFileItem"): internal.
         return "Input should be a mapping"
     msg = re.sub(r" after validation, not \d+$", "", str(err["msg"]))
-    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    value = err.get("input")
+    if err["type"] == "string_type" and isinstance(value, dict) and len(value) == 1:
+        # `- echo a: b` is the mapping {"echo a": "b"} to YAML: say how to write it
+        key, item = next(iter(value.items()))
+        text = f"{key}: {item}" if item is not None else f"{key}:"
+        msg += (
+            f"; YAML read an unquoted ': ' as a mapping: quote the whole line, e.g. '{text}' "
+            "(or use a block scalar: `|`)"
+        )
+    return msg

@@ -64,3 +64,16 @@ def test_strict_makes_them_errors(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "did you mean {{ Port }}" in refused.stderr
     build = kiln("build", str(tmp_path / "r.yaml"), "--strict", "--data-dir", str(tmp_path / "home"))
     assert build.returncode == 2 and "did you mean {{ ServerName }}" in build.stderr
+
+
+def test_an_unquoted_colon_says_how_to_quote(tmp_path: Path) -> None:
+    from kiln.errors import ValidationFailed
+
+    text = DOCUMENT.replace('- echo "{{ ServerNmae }}"', "- echo key: value > /etc/x")
+    (tmp_path / "colon.yaml").write_text(text)
+    try:
+        load_document(tmp_path / "colon.yaml")
+    except ValidationFailed as exc:
+        (issue,) = exc.issues
+    assert (issue.line, issue.field) == (15, "phases[build].steps[Write].inputs.commands[1]")
+    assert "quote the whole line, e.g. 'echo key: value > /etc/x'" in issue.message
