@@ -55,6 +55,12 @@ class ValidationFailed(KilnError):
         super().__init__(f"{len(self.issues)} validation error(s):\n{lines}")
 
 
+class UsageError(KilnError):
+    """The command line asks for something that cannot be done as given (exit code 2, like Click's)."""
+
+    exit_code = 2
+
+
 class CommandFailed(KilnError):
     """A subprocess exited non-zero; the message shows the exact argv and stderr tail."""
 

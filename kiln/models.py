@@ -78,6 +78,7 @@ class BuildOptions(_Model):
     refresh_parent: bool = False
     check_reproducible: bool = False
     locked: LockFile | None = None  # reproduce exactly this package set
+    strict: bool = False  # warnings (AWSTOE quirks, a version rebuilt from another recipe) are errors
 
 
 class RecipeSource(_Model):

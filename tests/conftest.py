@@ -41,3 +41,29 @@ def bookworm_root(_shared_cache: None, tmp_path_factory: pytest.TempPathFactory)
     copy it or put an overlay on top."""
     store = Store.open(tmp_path_factory.mktemp("parent-home"))
     return ensure_parent(BOOKWORM, store, ListMonitor())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from tests.sourcetree import unignored_untracked
+
+    session.config.stash[_UNTRACKED] = unignored_untracked()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if the tests left files in the source tree (outside .venv/ and ignored caches)."""
+    from tests.sourcetree import unignored_untracked
+
+    before = session.config.stash.get(_UNTRACKED, None)
+    after = unignored_untracked()
+    if before is None or after is None:
+        return
+    new = sorted(after - before)
+    if new:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "the tests wrote into the source tree: " + ", ".join(new[:20])
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_UNTRACKED = pytest.StashKey[set[str] | None]()

@@ -17,7 +17,7 @@ from typing import Any
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
 from kiln.build.keys import component_layer_key, digest_of, validate_key
-from kiln.errors import StepFailed
+from kiln.errors import StepFailed, display_path
 from kiln.lock import sandbox_lock
 from kiln.outputs.slim import SlimOptions, slim
 from kiln.recipes.loader import ResolvedComponent
@@ -26,7 +26,7 @@ from kiln.sandbox.cachebind import archive_keyrings, cache_views
 from kiln.sandbox.overlay import overlay
 from kiln.sandbox.run import run
 from kiln.sandbox.tmpfs import nearly_full
-from kiln.toe.results import DocumentResult
+from kiln.toe.results import FAILED, DocumentResult
 from kiln.toe.runner import RootfsTarget, RunOptions, run_document, services
 
 
@@ -57,7 +57,7 @@ def keep_root(ctx: BuildContext, merged: Path) -> None:
     dest.mkdir(parents=True)
     run(["cp", "-a", "--reflink=auto", f"{merged}/.", str(dest)])
     ctx.kept_rootfs = dest
-    ctx.monitor.info(f"root filesystem kept at {dest}")
+    ctx.monitor.info(f"root filesystem kept at {dest}", data={"kept_rootfs": str(dest)})
 
 
 def _check(ctx: BuildContext, component: ResolvedComponent, phase: str, result: DocumentResult,
@@ -66,10 +66,26 @@ def _check(ctx: BuildContext, component: ResolvedComponent, phase: str, result: 
     if not result.ok:
         keep_root(ctx, merged)
         detail = result.failure_message or f"{phase} phase failed"
-        raise StepFailed(
-            f"recipe {ctx.recipe_name}: component {component.label}: phase {phase}: {detail}",
-            hint=f"see the build log: kiln builds show {ctx.build_id} --log",
-        )
+        hint = f"see the build log: kiln builds show {ctx.build_id} --log"
+        if ctx.kept_rootfs is not None:
+            hint = f"the root is kept at {ctx.kept_rootfs} (kiln toe run --target rootfs:PATH); {hint}"
+        raise StepFailed(f"recipe {ctx.recipe_name}: {failed_step(ctx, component, phase, result)}\n{detail}",
+                         hint=hint)  # fmt: skip
+
+
+def failed_step(ctx: BuildContext, component: ResolvedComponent, phase: str, result: DocumentResult) -> str:
+    """Where a phase failed: the component and its position in the recipe, the phase, the step and its
+    file:line in the component document, the exit code."""
+    total = len(ctx.loaded.components)
+    where = f"component {component.label} ({component.index + 1} of {total} in the recipe): phase {phase}"
+    step = next((s for s in reversed(result.steps()) if s.status == FAILED), None)
+    if step is None:
+        return where
+    declared = component.document.phase(phase)
+    line = next((s.line for s in (declared.steps if declared else []) if s.name == step.name), None)
+    location = display_path(component.document.path) + (f":{line}" if line is not None else "")
+    code = f", exit code {step.exit_code}" if step.exit_code is not None else ""
+    return f"{where}: step {step.name} ({step.action} at {location}){code}"
 
 
 # Files package tools write with the time of day in them (mmdebstrap drops the same set when

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kiln.build import preflight
 from kiln.build.context import BuildContext
 from kiln.evidence.collect import (
     ComponentFact,
@@ -65,11 +66,8 @@ def image_facts(ctx: BuildContext) -> ImageFacts:
 
 
 def signing_key(ctx: BuildContext) -> Path | None:
-    """The recipe's ``signing.key`` (relative to the recipe file), else the settings' (KILN_SIGNING_KEY)."""
-    recipe = ctx.loaded.recipe
-    if recipe.signing is not None:
-        return ctx.loaded.path.parent / recipe.signing.key
-    return ctx.settings.signing_key
+    """``KILN_SIGNING_KEY``, else the recipe's ``signing.key`` (:func:`kiln.build.preflight.signing_key`)."""
+    return preflight.signing_key(ctx.loaded, ctx.settings)
 
 
 def evidence_settings(ctx: BuildContext) -> EvidenceSettings:

@@ -31,11 +31,12 @@ from kiln.build.evidence import collect, sign
 from kiln.build.inventory import dpkg_packages
 from kiln.build.outputs import write_oci, write_root_outputs
 from kiln.build.parent import prepare_parent
+from kiln.build.preflight import preflight
 from kiln.build.reproducible import compare_products, twin_store
 from kiln.build.tests import run_tests
 from kiln.catalog import Catalog, ImageRecord, NewImage
 from kiln.diskspace import DiskFull, as_disk_full, is_disk_full
-from kiln.errors import BuildFailed, KilnError
+from kiln.errors import BuildFailed, Issue, KilnError, ValidationFailed, display_path
 from kiln.lifecycle.reclaim import reclaim_dead_scratch, tree_size
 from kiln.lock import lockfile_from_build, packages_with_hashes, verify_locked, write_lockfile
 from kiln.models import Artifact, BuildOptions, BuildRequest, Component, LayerInfo, Product
@@ -123,6 +124,8 @@ def lock_data(ctx: BuildContext) -> dict[str, Any]:
         "test_instances": ctx.loaded.recipe.test_instance_kinds(),
         "boot": ctx.disks[0][1].boot if ctx.disks else None,
         "working_directory": ctx.loaded.recipe.settings.working_directory,
+        # `kiln scan IMAGE --fail-on` honours the allow-list the build's gate applied
+        "scan": recipe.scan.model_dump(mode="json") if recipe.scan is not None else None,
     }
 
 
@@ -321,8 +324,16 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
     specs = _recipe_secrets(loaded, request.secrets)
     secrets = load_secrets(specs, base_dir=loaded.path.parent, environ=environ or {})
     reclaim_dead_scratch(store)  # what killed builds left; live builds hold their scratch's lock
+    preflight(loaded, store, settings)  # a missing key or an empty gate fails now, not after the build
     inputs = _Inputs(loaded, settings, secrets, request.source_date_epoch)
     catalog = Catalog.open(store.database_url)
+    try:
+        warnings = [*loaded.warnings, *version_warnings(loaded, catalog)]
+        if request.options.strict and warnings:
+            raise ValidationFailed(warnings)
+    except BaseException:
+        catalog.close()
+        raise
     log_path = store.home / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
     build_id = catalog.start_build(
         recipe_name=loaded.recipe.name,
@@ -338,7 +349,7 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
         with events.stage("build", title, build=build_id):
             if request.requester:
                 events.info(f"requested by {request.requester}", data={"requester": request.requester})
-            for warning in loaded.warnings:  # AWSTOE documents Kiln accepts but AWSTOE would question
+            for warning in warnings:  # AWSTOE documents Kiln accepts but AWSTOE would question, ...
                 events.warning(str(warning))
             product = produce(inputs, store, request.options, events, build_id)
             try:
@@ -360,6 +371,22 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
         log.close()
         catalog.close()
     return BuildResult(build_id, product, image, log_path, (datetime.now(UTC) - started).total_seconds())
+
+
+def version_warnings(loaded: LoadedRecipe, catalog: Catalog) -> list[Issue]:
+    """A version should mean one recipe: building ``name@version`` again from a recipe whose content
+    differs from the earlier builds of that version is worth a warning (an error with --strict)."""
+    recipe = loaded.recipe
+    earlier = [i for i in catalog.list_images(recipe.name) if i.version == recipe.version]
+    differing = [i for i in earlier if i.recipe_digest and i.recipe_digest != loaded.digest]
+    if not differing:
+        return []
+    refs = ", ".join(i.ref for i in differing[-3:])
+    message = (
+        f"{recipe.name}@{recipe.version} was built before from a recipe with other content ({refs}); "
+        "raise the version when the recipe changes (an error with --strict)"
+    )
+    return [Issue(display_path(loaded.path), None, None, "version", message)]
 
 
 def _disk_full(exc: BaseException, ctx: BuildContext | None, store: Store) -> DiskFull | None:

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kiln.cli.common import DataDirOption, JsonOption, console, print_json, settings
+from kiln.cli.exitcodes import epilog
+from kiln.errors import KilnError
+from kiln.monitor import Event, Monitor
 from kiln.units import human_size
 
 if TYPE_CHECKING:
@@ -29,7 +32,8 @@ def evidence_lines(summary: dict[str, object]) -> list[str]:
         lines.append(f"{'vulns':<10} {counts}{gate}")
     if "compliance_score" in summary:
         profile = summary.get("profile", "")
-        lines.append(f"{'compliance':<10} score {summary['compliance_score']}% ({profile})")
+        view = summary.get("view", "")
+        lines.append(f"{'compliance':<10} score {summary['compliance_score']}% ({profile}, {view} view)")
     if "signature" in summary:
         lines.append(f"{'provenance':<10} {summary['signature']}")
     return lines
@@ -78,6 +82,14 @@ def build_command(
         Path | None,
         typer.Option("--locked", help="Lock file of an earlier build: reproduce exactly its package set."),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Warnings are errors: what AWSTOE would question ({{ Undeclared }} names, unused "
+            "inputs), a version built before from another recipe.",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show step output.")] = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -85,28 +97,40 @@ def build_command(
     from kiln.build import run_build
     from kiln.lock import read_lockfile
     from kiln.models import BuildOptions, BuildRequest, RecipeSource
-    from kiln.monitor import ConsoleMonitor
+    from kiln.monitor import ConsoleMonitor, FanOut
     from kiln.sandbox.namespace import contain_process_tree
 
-    config = settings()
-    request = BuildRequest(
-        recipe=RecipeSource.read(recipe),
-        data_dir=(data_dir or config.data_dir).expanduser().absolute(),
-        options=BuildOptions(
-            no_cache=no_cache,
-            keep_rootfs=keep_rootfs,
-            refresh_parent=refresh_parent,
-            check_reproducible=check_reproducible,
-            locked=read_lockfile(locked) if locked is not None else None,
-        ),
-        source_date_epoch=config.source_date_epoch,
-        requester=f"{getpass.getuser()}@{socket.gethostname()}",
-    )
-    contain_process_tree(config.private_namespaces)  # nothing the build starts outlives it
-    result = run_build(request, monitor=ConsoleMonitor(verbose=verbose), settings=config, environ=os.environ)
+    seen = BuildEvents()
+    try:
+        config = settings()
+        request = BuildRequest(
+            recipe=RecipeSource.read(recipe),
+            data_dir=(data_dir or config.data_dir).expanduser().absolute(),
+            options=BuildOptions(
+                no_cache=no_cache,
+                keep_rootfs=keep_rootfs,
+                refresh_parent=refresh_parent,
+                check_reproducible=check_reproducible,
+                locked=read_lockfile(locked) if locked is not None else None,
+                strict=strict,
+            ),
+            source_date_epoch=config.source_date_epoch,
+            requester=f"{getpass.getuser()}@{socket.gethostname()}",
+        )
+        monitor = FanOut([ConsoleMonitor(verbose=verbose), seen])
+        contain_process_tree(config.private_namespaces)  # nothing the build starts outlives it
+        result = run_build(request, monitor=monitor, settings=config, environ=os.environ)
+    except KilnError as exc:
+        if seen.kept_rootfs is not None and seen.kept_rootfs not in (exc.hint or ""):
+            exc.hint = f"{exc.hint}\n" if exc.hint else ""
+            exc.hint += f"the root is kept at {seen.kept_rootfs}"
+        if json_output:
+            print_json(failure_json(exc, seen))
+        raise
     if json_output:
         print_json(
             {
+                "status": "succeeded",
                 "build_id": result.build_id,
                 "duration": result.duration,
                 "ran_steps": result.ran_steps,
@@ -119,5 +143,34 @@ def build_command(
         print_result(result)
 
 
+class BuildEvents(Monitor):
+    """What the CLI reports after a failed build: its id and where ``--keep-rootfs`` kept the root."""
+
+    def __init__(self) -> None:
+        self.build_id: str | None = None
+        self.kept_rootfs: str | None = None
+
+    def emit(self, event: Event) -> None:
+        if self.build_id is None and event.build:
+            self.build_id = event.build
+        if "kept_rootfs" in event.data:
+            self.kept_rootfs = str(event.data["kept_rootfs"])
+
+
+def failure_json(exc: KilnError, seen: BuildEvents) -> dict[str, object]:
+    """``build --json`` when the build fails (or never starts: invalid input has no build id)."""
+    from kiln.errors import ValidationFailed
+
+    return {
+        "status": "failed",
+        "build_id": seen.build_id,
+        "error": exc.message,
+        "hint": exc.hint,
+        "exit_code": exc.exit_code,
+        "issues": [str(i) for i in exc.issues] if isinstance(exc, ValidationFailed) else [],
+        "kept_rootfs": seen.kept_rootfs,
+    }
+
+
 def register(app: typer.Typer) -> None:
-    app.command("build")(build_command)
+    app.command("build", epilog=epilog("build"))(build_command)

@@ -9,17 +9,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
 from kiln.catalog import BuildRecord, Catalog, ImageRecord, PackageMatch
 from kiln.catalog.buildlog import clock, describe, read_log, where
-from kiln.cli.common import DataDirOption, JsonOption, console, open_store, print_json
-from kiln.errors import KilnError
+from kiln.cli.common import DataDirOption, JsonOption, console, err_console, open_store, print_json, show
+from kiln.cli.exitcodes import epilog
+from kiln.errors import UsageError
 from kiln.units import human_size
 
-PIPE_WIDTH = 250
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "failed": "red"}
 MARKER = {
     "start": "[bold]‣[/]",
@@ -39,12 +38,6 @@ def _catalog(data_dir: Path | None) -> Iterator[Catalog]:
         yield catalog
     finally:
         catalog.close()
-
-
-def _show(renderable: RenderableType) -> None:
-    """Print; when piped, wide enough that no column is cut (Rich would assume 80 columns)."""
-    target = console if console.is_terminal else Console(width=PIPE_WIDTH, highlight=False)
-    target.print(renderable)
 
 
 def _when(value: datetime | None) -> str:
@@ -79,7 +72,7 @@ def images_list(
 ) -> None:
     """List recorded image versions; with --package, the images containing a package (and which)."""
     if below is not None and package is None:
-        raise KilnError(
+        raise UsageError(
             "--below needs --package", hint="e.g. kiln images list --package openssl --below 3.0.13-1"
         )
     with _catalog(data_dir) as catalog:
@@ -102,7 +95,7 @@ def images_list(
             escape(i.name), f"{i.version}/{i.build}", _short(i.digest), human_size(i.size),
             _when(i.created), i.state, escape(i.parent),
         )  # fmt: skip
-    _show(table)
+    show(table)
 
 
 def _print_matches(matches: list[PackageMatch], *, json_out: bool) -> None:
@@ -117,7 +110,7 @@ def _print_matches(matches: list[PackageMatch], *, json_out: bool) -> None:
         found = ", ".join(f"{p.name} {p.version}" + (f" (source {p.source})" if p.source != p.name else "")
                           for p in m.packages)  # fmt: skip
         table.add_row(escape(m.image.ref), _short(m.image.digest), m.image.state, escape(found))
-    _show(table)
+    show(table)
 
 
 def images_packages(
@@ -140,7 +133,7 @@ def images_packages(
         table.add_row(
             escape(p.name), escape(p.version), p.architecture, escape(p.source), escape(p.source_version)
         )
-    _show(table)
+    show(table)
 
 
 def images_show(
@@ -153,6 +146,8 @@ def images_show(
         image = catalog.get_image(ref)
         lineage = catalog.lineage(image.ref)
         children = catalog.children(image.ref)
+        if not json_out:  # the JSON names its build
+            _say_which(ref, image, catalog)
     if json_out:
         print_json(
             {
@@ -169,6 +164,22 @@ def images_show(
         console.print(f"[bold]built on it[/]  {escape(', '.join(c.ref for c in children))}", soft_wrap=True)
 
 
+def _say_which(ref: str, image: ImageRecord, catalog: Catalog) -> None:
+    """When ``ref`` names no build and several match, say (on stderr) which one was picked."""
+    from kiln.catalog.refs import ImageRef
+
+    wanted = ImageRef.parse(ref)
+    if wanted.build is not None:
+        return
+    same = [i for i in catalog.list_images(image.name) if wanted.version in (None, i.version)]
+    if len(same) > 1:
+        what = f"{image.name}@{wanted.version}" if wanted.version else image.name
+        err_console.print(
+            f"[dim]picked {escape(image.ref)}, the newest of {len(same)} builds of {escape(what)} "
+            f"(name one with {escape(image.name)}@VERSION/BUILD)[/]"
+        )
+
+
 def _print_image(image: ImageRecord) -> None:
     facts = Table.grid(padding=(0, 2))
     for key, value in (
@@ -182,23 +193,23 @@ def _print_image(image: ImageRecord) -> None:
         ("build", image.build_id),
     ):
         facts.add_row(f"[bold]{key}[/]", escape(value))
-    _show(facts)
+    show(facts)
     if image.components:
         table = Table("COMPONENT", "VERSION", "DIGEST", "PARAMETERS", title="components", box=None)
         for c in image.components:
             params = ", ".join(f"{k}={v}" for k, v in sorted(c.parameters.items()))
             table.add_row(escape(c.name), escape(c.version), _short(c.digest), escape(params or "-"))
-        _show(table)
+        show(table)
     if image.artifacts:
         table = Table("KIND", "PATH", "DIGEST", "SIZE", title="artifacts", box=None)
         for a in image.artifacts:
             table.add_row(a.kind, escape(a.path), _short(a.digest), human_size(a.size))
-        _show(table)
+        show(table)
     if image.evidence:
         table = Table("EVIDENCE", "PATH", "DIGEST", "SUMMARY", title="evidence", box=None)
         for e in image.evidence:
             table.add_row(e.kind, escape(e.path), _short(e.digest), escape(_summary(e.summary) or "-"))
-        _show(table)
+        show(table)
 
 
 def _summary(value: object) -> str:
@@ -235,7 +246,7 @@ def builds_list(
             b.id[:12], escape(f"{b.recipe_name}@{b.recipe_version}"), _status(b.status),
             _when(b.started), _duration(b.duration), escape(b.image or "-"),
         )  # fmt: skip
-    _show(table)
+    show(table)
 
 
 def builds_show(
@@ -273,7 +284,7 @@ def _print_build(build: BuildRecord) -> None:
     grid.add_row("[bold]log[/]", escape(build.log_path))
     if build.error:
         grid.add_row("[bold red]error[/]", escape(build.error))
-    _show(grid)
+    show(grid)
 
 
 def _print_log(path: Path, *, raw: bool) -> None:
@@ -300,11 +311,11 @@ def _print_log(path: Path, *, raw: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    images = typer.Typer(help="Recorded image versions.", no_args_is_help=True)
+    images = typer.Typer(help="Recorded image versions.", no_args_is_help=True, epilog=epilog("images"))
     images.command("list")(images_list)
     images.command("show")(images_show)
     images.command("packages")(images_packages)
-    builds = typer.Typer(help="Build records and logs.", no_args_is_help=True)
+    builds = typer.Typer(help="Build records and logs.", no_args_is_help=True, epilog=epilog("builds"))
     builds.command("list")(builds_list)
     builds.command("show")(builds_show)
     app.add_typer(images, name="images")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from kiln.settings import Settings
 from kiln.store import Store
@@ -20,6 +22,22 @@ DataDirOption = Annotated[
     typer.Option("--data-dir", envvar="KILN_HOME", help="Data directory (default ~/.local/share/kiln)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+PIPE_WIDTH = 1_000_000  # piped output: a line as long as its content, never cut or wrapped at 80 columns
+
+
+def show(renderable: RenderableType) -> None:
+    """Print a table on stdout; when stdout is not a terminal (``| cat``, CI logs), rows are plain
+    space-separated lines as wide as their content, without the edge padding (Rich would otherwise cut
+    them at 80 columns)."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    buffer = io.StringIO()
+    Console(file=buffer, width=PIPE_WIDTH, highlight=False, color_system=None).print(renderable)
+    text = textwrap.dedent(buffer.getvalue())
+    typer.echo("\n".join(line.rstrip() for line in text.splitlines()))
 
 
 def settings() -> Settings:

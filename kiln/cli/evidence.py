@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from kiln.cli.common import DataDirOption, JsonOption, console, err_console, open_store, print_json
-from kiln.errors import KilnError
+from kiln.cli.common import DataDirOption, JsonOption, console, err_console, open_store, print_json, show
+from kiln.cli.exitcodes import epilog
+from kiln.errors import KilnError, UsageError
+from kiln.evidence.gates import evaluate as evaluate_gate
+from kiln.evidence.settings import AllowEntry, GateSeverity, ScanGate
 from kiln.monitor import ConsoleMonitor
+from kiln.store import Store
+
+if TYPE_CHECKING:
+    from kiln.catalog import ImageRecord
+    from kiln.evidence.catalogcheck import Check
+    from kiln.evidence.scan import ScanReport
 
 OutputOption = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
@@ -68,6 +76,17 @@ def scan(
     ] = "table",
     output: OutputOption = None,
     report: Annotated[Path | None, typer.Option("--report", help="Also write the JSON report here.")] = None,
+    fail_on: Annotated[
+        GateSeverity | None,
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 if a finding of this severity or worse remains (the image recipe's scan.allow "
+            "entries excepted).",
+        ),
+    ] = None,
+    only_fixable: Annotated[
+        bool, typer.Option("--only-fixable", help="With --fail-on: only findings with a fixed version count.")
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
     """Match the image's packages against the local vulnerability database."""
@@ -77,11 +96,17 @@ def scan(
     from kiln.evidence.target import resolve_image
     from kiln.evidence.vulndb import VulnDb
 
+    if only_fixable and fail_on is None:
+        raise typer.BadParameter("--only-fixable needs --fail-on SEVERITY", param_hint="'--only-fixable'")
     store = open_store(data_dir)
     db = VulnDb.open(store)
     db.require_data()  # before unpacking the image
     with resolve_image(store, image, only=SCAN_FILES) as resolved:
         result = scan_root(resolved.root, db, image=image)
+    gate = ScanGate(
+        fail_on=fail_on, only_fixable=only_fixable, allow=recipe_allow_list(store, resolved.record)
+    )
+    outcome = evaluate_gate(result, gate, date.today())
     if report is not None:
         report.write_bytes(result.to_json())
     if fmt == "json":
@@ -91,19 +116,43 @@ def scan(
     elif fmt == "sarif":
         _emit(sarif(result), output)
     else:
-        table = Table("CVE", "package", "installed", "fixed", "severity", "status", box=None)
-        for f in result.findings:
-            status = Text(f.status + (f" ({f.note})" if f.note else ""))
-            severity = Text(f.severity, style=SEVERITY_STYLE.get(f.severity, ""))
-            table.add_row(f.vuln_id, f.package, f.installed, f.fixed or "-", severity, status)
-        # Piped: wide enough that no column is cut (Rich would assume 80 columns).
-        (console if console.is_terminal else Console(width=250, highlight=False)).print(table)
-        s = result.summary()
-        by = ", ".join(f"{k} {v}" for k, v in sorted(s["by_severity"].items(), key=lambda kv: kv[0]))
-        console.print(
-            f"{s['vulnerabilities']} vulnerabilities ({s['fixable']} fixable) in {result.packages} "
-            f"packages, {result.distro} {result.release}" + (f": {by}" if by else "")
-        )
+        _print_findings(result, {f.vuln_id: e for f, e in outcome.suppressed})
+    if fail_on is None:
+        return
+    if outcome.failed:
+        err_console.print(f"[red]{escape(outcome.message(gate))}[/]")
+        raise typer.Exit(1)
+    allowed = f" ({len(outcome.suppressed)} allow-listed)" if outcome.suppressed else ""
+    err_console.print(f"[green]gate passed[/]: no finding of severity {fail_on} or worse{allowed}")
+
+
+def recipe_allow_list(store: Store, record: ImageRecord | None) -> list[AllowEntry]:
+    """The allow-list of the recipe a catalogued image was built from (recorded with its lock)."""
+    if record is None:
+        return []
+    from kiln.catalog import Catalog
+
+    with Catalog.open(store.database_url) as catalog:
+        lock = catalog.lock(record.ref) or {}
+    return ScanGate.model_validate(lock.get("scan") or {}).allow
+
+
+def _print_findings(result: ScanReport, allowed: dict[str, AllowEntry]) -> None:
+    table = Table("CVE", "package", "installed", "fixed", "severity", "status", box=None)
+    for f in result.findings:
+        note = f" ({f.note})" if f.note else ""
+        entry = allowed.get(f.vuln_id)
+        if entry is not None:
+            note += f" [allowed until {entry.expires}: {entry.reason}]"
+        severity = Text(f.severity, style=SEVERITY_STYLE.get(f.severity, ""))
+        table.add_row(f.vuln_id, f.package, f.installed, f.fixed or "-", severity, Text(f.status + note))
+    show(table)
+    s = result.summary()
+    by = ", ".join(f"{k} {v}" for k, v in sorted(s["by_severity"].items(), key=lambda kv: kv[0]))
+    console.print(
+        f"{s['vulnerabilities']} vulnerabilities ({s['fixable']} fixable) in {result.packages} "
+        f"packages, {result.distro} {result.release}" + (f": {by}" if by else "")
+    )
 
 
 def vulndb_import(
@@ -145,13 +194,21 @@ def vulndb_status(json_out: JsonOption = False, data_dir: DataDirOption = None) 
     table = Table("source", "records", "vulnerabilities", "imported", "from", box=None)
     for r in rows:
         table.add_row(r["source"], str(r["records"]), str(r["vulnerabilities"]), r["imported"], r["location"])
-    console.print(table)
+    show(table)
 
 
 def comply(
     image: Annotated[str, typer.Argument(help="Image (name, name@1.2.3, name@1.2.3/4) or a root directory.")],
     profile: Annotated[str, typer.Option("--profile", help="SSG profile (short or full id).")] = "standard",
-    target: Annotated[Literal["container", "machine"], typer.Option("--target")] = "machine",
+    target: Annotated[
+        Literal["auto", "container", "machine"],
+        typer.Option(
+            "--target",
+            help="The view: container (machine-only rules not applicable) or machine; auto, as in a "
+            "recipe's compliance gate: machine for an image with a disk (a root with a kernel), "
+            "else container.",
+        ),
+    ] = "auto",
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", help="Keep ARF, HTML and JSON here.")
     ] = None,
@@ -159,12 +216,13 @@ def comply(
     data_dir: DataDirOption = None,
 ) -> None:
     """OpenSCAP compliance of an image (ssg-debian content, Debian 12 derived at run time)."""
-    from kiln.evidence.compliance import evaluate
+    from kiln.evidence.compliance import VIEWS, auto_target, evaluate
     from kiln.evidence.target import resolve_image
 
     store = open_store(data_dir)
     with resolve_image(store, image) as resolved, store.scratch("comply-") as work:
-        result, arf, html = evaluate(resolved.root, profile, target, work)
+        view = auto_target(_boots(resolved.record, resolved.root)) if target == "auto" else target
+        result, arf, html = evaluate(resolved.root, profile, view, work)
         if output_dir is not None:
             output_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy(arf, output_dir / "arf.xml")
@@ -180,9 +238,11 @@ def comply(
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     console.print(
-        f"profile {s['profile']} ({target}): score {s['score']}% — "
+        f"profile {s['profile']}, {view} view: score {s['score']}% — "
         + ", ".join(f"{k} {v}" for k, v in s["counts"].items())
     )
+    other = "machine" if view == "container" else "container"
+    console.print(f"  {VIEWS[view]} (--target {other} for the other view)")
     if s["oscap_score"] != s["score"]:
         console.print(
             f"  oscap's own score {s['oscap_score']}%, counting rules only a running system can decide"
@@ -192,6 +252,15 @@ def comply(
             console.print(f"  [yellow]notchecked[/] {rule['title'] or rule['id']} ({rule['reason']})")
         elif rule["result"] not in ("pass", "notapplicable"):
             console.print(f"  [red]{rule['result']}[/] {rule['title'] or rule['id']}")
+
+
+def _boots(record: ImageRecord | None, root: Path) -> bool:
+    """A catalogued image with a disk output, or a root directory with a kernel."""
+    from kiln.evidence.facts import DISK_KINDS
+
+    if record is not None:
+        return any(a.kind in DISK_KINDS for a in record.artifacts)
+    return any((root / "boot").glob("vmlinuz*"))
 
 
 def keys_generate(
@@ -211,66 +280,103 @@ def keys_generate(
 
 def verify(
     image: Annotated[str, typer.Argument(help="Image: name, name@1.2.3 or name@1.2.3/4.")],
-    key: Annotated[Path, typer.Option("--key", help="Public key (or the private key file).")],
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Public key (or the private key file); needed for a signed image."),
+    ] = None,
+    require_signature: Annotated[
+        bool, typer.Option("--require-signature", help="An unsigned image fails (exit 1).")
+    ] = False,
     json_out: JsonOption = False,
     data_dir: DataDirOption = None,
 ) -> None:
     """Check the signature, artifacts, evidence and kept documents, and the catalog against the provenance.
 
-    Every catalogued field the signed provenance covers is compared; every difference is reported.
+    Every catalogued field the provenance covers is compared; every difference is reported. An unsigned
+    image gets every check but the signature, and is reported as not signed.
     """
+    report: dict[str, Any] = {"image": image, "verified": False, "signed": None, "checks": [], "error": None}
+    try:
+        checks = _verify(image, key, require_signature, report, data_dir)
+    except KilnError as exc:
+        if json_out:
+            print_json(report | {"error": exc.message, "hint": exc.hint})
+        raise
+    if json_out:
+        print_json(report | {"verified": True})
+        return
+    for c in checks:
+        if c.skipped:
+            err_console.print(f"[yellow]warning:[/] {escape(c.what)}: {escape(c.detail)}")
+        else:
+            console.print(f"[green]✓[/] {escape(c.what)}: {escape(c.detail)}", highlight=False)
+    signed = "" if report["signed"] else " (not signed)"
+    console.print(f"[green]verified[/] {report['image']}: {len(checks)} checks passed{signed}")
+
+
+def _verify(
+    image: str, key: Path | None, require_signature: bool, report: dict[str, Any], data_dir: Path | None
+) -> list[Check]:
+    """The checks of ``kiln verify`` (filling ``report`` as it goes); VerificationFailed if any fails."""
     from kiln.catalog import Catalog
     from kiln.evidence.signing import load_public_key
     from kiln.evidence.target import artifact_path
     from kiln.evidence.verify import CatalogEntry, VerificationFailed, run_checks
 
-    public = load_public_key(key.expanduser())  # a bad key path is a usage error, before the catalog
+    # a bad key path is a usage error, found before the catalog is opened
+    public = load_public_key(key.expanduser()) if key is not None else None
     store = open_store(data_dir)
     with Catalog.open(store.database_url) as catalog:
         record = catalog.get_image(image)
         packages = catalog.packages(record.ref)
         lock = catalog.lock(record.ref)
-    envelopes = [e for e in record.evidence if e.kind == "provenance-signed"]
-    if not envelopes:
-        raise KilnError(
-            f"{image}: no signed provenance recorded",
-            hint="set signing.key in the recipe (kiln keys generate PATH) and rebuild",
+    report["image"] = record.ref
+    signed = [e for e in record.evidence if e.kind == "provenance-signed"]
+    unsigned = [e for e in record.evidence if e.kind == "provenance"]
+    report["signed"] = bool(signed)
+    if not signed and not unsigned:
+        raise VerificationFailed(f"{record.ref}: no provenance recorded")
+    if signed and public is None:
+        raise UsageError(
+            f"{record.ref} is signed: --key is needed to verify it",
+            hint="kiln verify IMAGE --key PUBLIC_KEY (kiln keys generate wrote it as PATH.pub)",
         )
-    blob = store.blob_path(envelopes[0].digest)
+    provenance = (signed or unsigned)[0]
+    blob = store.blob_path(provenance.digest)
     if not blob.is_file():
-        raise VerificationFailed(f"{image}: provenance blob {envelopes[0].digest} is missing from the store")
+        raise VerificationFailed(
+            f"{record.ref}: provenance blob {provenance.digest} is missing from the store"
+        )
     checks = run_checks(
         blob.read_bytes(),
-        public,
+        public if signed else None,
         base=None,
         store=store,
         layouts=[artifact_path(store, a.path) for a in record.artifacts],
         catalog=CatalogEntry(record, packages, lock),
     )
-    failed = any(not c.ok for c in checks)
-    if json_out:
-        print_json([{"check": c.what, "ok": c.ok, "skipped": c.skipped, "detail": c.detail} for c in checks])
-    else:
-        for c in checks:
-            if c.skipped:
-                err_console.print(f"[yellow]warning:[/] {escape(c.what)}: {escape(c.detail)}")
-            elif c.ok and not failed:
-                console.print(f"[green]✓[/] {escape(c.what)}: {escape(c.detail)}", highlight=False)
-    if failed:
+    report["checks"] = [
+        {"check": c.what, "ok": c.ok, "skipped": c.skipped, "detail": c.detail} for c in checks
+    ]
+    if any(not c.ok for c in checks):
         raise VerificationFailed.of(checks)
-    if not json_out:
-        console.print(f"[green]verified[/] {record.ref}: {len(checks)} checks passed")
+    if not signed and require_signature:
+        raise VerificationFailed(
+            f"{record.ref} is not signed (--require-signature); every other check passed",
+            hint="set signing.key in the recipe (kiln keys generate PATH) and rebuild",
+        )
+    return checks
 
 
 def register(app: typer.Typer) -> None:
-    app.command("sbom")(sbom)
-    app.command("scan")(scan)
-    app.command("comply")(comply)
-    app.command("verify")(verify)
-    vulndb = typer.Typer(help="The local vulnerability database.", no_args_is_help=True)
+    for name, command in (("sbom", sbom), ("scan", scan), ("comply", comply), ("verify", verify)):
+        app.command(name, epilog=epilog(name))(command)
+    vulndb = typer.Typer(
+        help="The local vulnerability database.", no_args_is_help=True, epilog=epilog("vulndb")
+    )
     vulndb.command("import")(vulndb_import)
     vulndb.command("status")(vulndb_status)
     app.add_typer(vulndb, name="vulndb")
-    keys = typer.Typer(help="Signing keys for provenance.", no_args_is_help=True)
+    keys = typer.Typer(help="Signing keys for provenance.", no_args_is_help=True, epilog=epilog("keys"))
     keys.command("generate")(keys_generate)
     app.add_typer(keys, name="keys")

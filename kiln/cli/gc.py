@@ -7,12 +7,13 @@ from typing import Annotated
 import typer
 
 from kiln.cli.common import DataDirOption, JsonOption, console, print_json
+from kiln.cli.exitcodes import epilog
 from kiln.store import Store
 from kiln.units import human_size
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("gc")
+    @app.command("gc", epilog=epilog("gc"))
     def gc_command(
         data_dir: DataDirOption = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what it would remove.")] = False,

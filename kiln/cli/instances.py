@@ -8,14 +8,16 @@ from typing import Annotated, Literal
 import typer
 
 from kiln.cli.common import DataDirOption, console, open_store, settings
+from kiln.cli.exitcodes import epilog
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("test")
+    @app.command("test", epilog=epilog("test"))
     def test_command(
         image: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@VERSION/BUILD.")],
         instance: Annotated[
-            str | None, typer.Option("--instance", help="container or vm (default: as the image was built).")
+            Literal["container", "vm"] | None,
+            typer.Option("--instance", help="container or vm (default: as the image was built)."),
         ] = None,
         documents: Annotated[
             str | None, typer.Option("--documents", help="Extra test documents, comma-separated.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -13,6 +14,7 @@ from rich.markup import escape
 
 from kiln import __version__
 from kiln.cli.common import err_console
+from kiln.cli.exitcodes import overview
 from kiln.errors import KilnError
 
 app = typer.Typer(
@@ -21,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    epilog=overview(),
 )
 
 # Command modules, each exposing `register(app)`, and the top-level commands each provides. Only the
@@ -113,7 +116,17 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(1)
+    except typer.TyperException as exc:  # Click's usage errors (Typer vendors Click): short, exit 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"Error: {escape(exc.format_message())}")
+        sys.exit(exc.exit_code)
     except OSError as exc:
+        if exc.errno == errno.EPIPE:  # `kiln images list | head`: the reader has gone, nothing to say
+            _silence_stdout()
+            sys.exit(1)
         from kiln.diskspace import as_disk_full
         from kiln.settings import Settings
 
@@ -123,13 +136,13 @@ def main() -> None:
         err_console.print(f"[bold red]error:[/] {escape(full.message)}")
         err_console.print(f"[dim]hint:[/] {escape(full.hint or '')}")
         sys.exit(full.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import typer
 
+from kiln.cli.exitcodes import epilog
 from kiln.recipes.model import Recipe
 
 
@@ -22,7 +24,8 @@ def _build_request_schema() -> dict[str, Any]:
     return BuildRequest.model_json_schema()
 
 
-SCHEMAS = {
+SchemaKind = Literal["recipe", "component", "build-request"]
+SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "recipe": lambda: Recipe.model_json_schema(),
     "component": _component_schema,
     "build-request": _build_request_schema,
@@ -30,15 +33,12 @@ SCHEMAS = {
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("schema")
+    @app.command("schema", epilog=epilog("schema"))
     def schema_command(
-        kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(SCHEMAS)}.")] = "recipe",
+        kind: Annotated[SchemaKind, typer.Argument(help="Which format.")] = "recipe",
     ) -> None:
         """Print the JSON Schema of a Kiln file format."""
-        make = SCHEMAS.get(kind)
-        if make is None:
-            raise typer.BadParameter(f"unknown schema '{kind}' (choose from {', '.join(SCHEMAS)})")
-        schema = make()
+        schema = SCHEMAS[kind]()
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://kiln.dev/schemas/{kind}.json"
         typer.echo(json.dumps(schema, indent=2, sort_keys=True))

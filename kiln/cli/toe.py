@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from kiln.cli.common import DataDirOption, err_console, open_store, print_json, settings
+from kiln.cli.exitcodes import epilog
 from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.monitor import ConsoleMonitor, Monitor
 from kiln.sandbox.bwrap import SandboxOptions
@@ -223,6 +224,7 @@ def register(app: typer.Typer) -> None:
         name="toe",
         help="Run AWS Image Builder (AWSTOE) component documents locally, sandboxed.",
         no_args_is_help=True,
+        epilog=epilog("toe"),
     )
     toe.command("validate")(validate)
     toe.command("run")(run)

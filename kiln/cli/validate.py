@@ -9,12 +9,16 @@ import typer
 from rich.markup import escape
 
 from kiln.cli.common import JsonOption, err_console, print_json
+from kiln.cli.exitcodes import epilog
 from kiln.errors import Issue, ValidationFailed
 
 
 def validate(
     recipes: Annotated[list[Path], typer.Argument(help="Recipe YAML files.")],
     json_output: JsonOption = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Warnings ({{ Undeclared }} names, unused inputs) are errors.")
+    ] = False,
 ) -> None:
     """Validate RECIPES as ``kiln build`` does before it starts; every problem is reported
     (file:line:column: field: message), exit code 2."""
@@ -31,6 +35,10 @@ def validate(
             continue
         labels = [c.label for c in [*loaded.components, *loaded.tests]]
         warnings = [str(w) for w in loaded.warnings]
+        if strict and loaded.warnings:
+            issues.extend(loaded.warnings)
+            report.append({"path": str(path), "valid": False, "issues": warnings})
+            continue
         report.append({"path": str(path), "valid": True, "name": loaded.recipe.name, "components": labels,
                        "warnings": warnings})  # fmt: skip
         if not json_output:
@@ -47,4 +55,4 @@ def validate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("validate")(validate)
+    app.command("validate", epilog=epilog("validate"))(validate)

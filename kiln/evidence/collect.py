@@ -211,6 +211,7 @@ def evidence_summary(files: Sequence[EvidenceFile | Evidence]) -> dict[str, obje
         elif f.kind == "compliance-results":
             out["compliance_score"] = f.summary.get("score")
             out["profile"] = f.summary.get("profile", "")
+            out["view"] = f.summary.get("target", "")
         elif f.kind.startswith("provenance"):
             out["signature"] = f.summary.get("signature")
     return out

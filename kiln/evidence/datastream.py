@@ -51,6 +51,12 @@ def ssg_version(ds_text: str) -> str:
     return m.group(1) if m else "unknown"
 
 
+def profiles(datastream: Path) -> list[str]:
+    """The XCCDF profile ids a datastream offers (``xccdf_org.ssgproject.content_profile_standard``...)."""
+    text = datastream.read_text(encoding="utf-8")
+    return sorted(set(re.findall(r"<xccdf-1\.2:Profile\s+id=\"([^\"]+)\"", text)))
+
+
 def choose_content(os: OsRelease, target: str, work: Path, ssg_dir: Path = SSG_DIR) -> Content:
     """The datastream for ``os`` (Debian 10/11 as shipped, 12 derived from 11), adapted for ``target``."""
     if os.id != "debian" or os.version_id not in ("10", "11", "12"):

@@ -24,7 +24,7 @@ from kiln.toe.docpaths import is_local_relative
 from kiln.toe.loops import LoopSpec
 from kiln.toe.quirks import restore_unquoted_expressions
 from kiln.toe.schema import STANDARD_PHASES, ConstantBody, DocumentHeader, ParameterBody, PhaseSpec, StepSpec
-from kiln.toe.static_checks import check_references
+from kiln.toe.static_checks import check_references, check_undeclared
 from kiln.toe.variables import scalar_text
 from kiln.yamlsrc import Loc, SourceDocument, parse_yaml
 
@@ -202,6 +202,9 @@ class _Loader:
         self.phase_rules(phases_raw)
         for loc, field_path, message in check_references(phases_raw):
             self.add(loc, field_path, message)
+        declared = [p.name for p in params] + list(constants)
+        for loc, field_path, message in check_undeclared(phases_raw, declared):
+            self.warnings.append(self.src.issue(loc, message, field=field_path))
         if header is None:
             return None
         doc = Document(
@@ -391,4 +394,14 @@ def _message(err: Any) -> str:
         # pydantic's text names the model class ("... or instance of CreateFileItem"): internal.
         return "Input should be a mapping"
     msg = re.sub(r" after validation, not \d+$", "", str(err["msg"]))
-    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    value = err.get("input")
+    if err["type"] == "string_type" and isinstance(value, dict) and len(value) == 1:
+        # `- echo a: b` is the mapping {"echo a": "b"} to YAML: say how to write it
+        key, item = next(iter(value.items()))
+        text = f"{key}: {item}" if item is not None else f"{key}:"
+        msg += (
+            f"; YAML read an unquoted ': ' as a mapping: quote the whole line, e.g. '{text}' "
+            "(or use a block scalar: `|`)"
+        )
+    return msg

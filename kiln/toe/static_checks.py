@@ -1,8 +1,11 @@
-"""Checks across steps: chaining references must name an earlier step of the same stage."""
+"""Checks across steps: chaining references must name an earlier step of the same stage; a plain
+``{{ Name }}`` must be a parameter or constant of the document."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import difflib
+import re
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from kiln.toe.variables import SSM_PREFIX, expressions, parse_chain, strings_in
@@ -43,6 +46,49 @@ def check_references(phases_raw: list[Any]) -> Iterator[tuple[Loc, str, str]]:
                         message = _problem(expr, phase, j, order, steps)
                         if message:
                             yield loc, field, message
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def check_undeclared(phases_raw: list[Any], declared: Collection[str]) -> Iterator[tuple[Loc, str, str]]:
+    """(location, field path, message) for each ``{{ Name }}`` that is neither a parameter nor a
+    constant (loop variables and chaining have dots; they are checked elsewhere). AWSTOE leaves such
+    text as written, which is nearly always a typo: a warning, with the closest declared name."""
+    for i, phase_raw in enumerate(phases_raw):
+        if not isinstance(phase_raw, dict) or not isinstance(phase_raw.get("steps"), list):
+            continue
+        for j, step_raw in enumerate(phase_raw["steps"]):
+            if not isinstance(step_raw, dict):
+                continue
+            field = f"phases[{phase_raw.get('name')}].steps[{step_raw.get('name')}].inputs"
+            seen: set[str] = set()
+            for where, text in _strings_at(step_raw.get("inputs"), ()):
+                for expr in expressions(text):
+                    if expr in seen or expr in declared or not PLAIN_NAME.fullmatch(expr):
+                        continue
+                    seen.add(expr)
+                    close = difflib.get_close_matches(expr, list(declared), n=1, cutoff=0.6)
+                    close += [d for d in declared if d.lower() == expr.lower()]
+                    guess = f"; did you mean {{{{ {close[-1]} }}}}?" if close else ""
+                    yield (
+                        ("phases", i, "steps", j, "inputs", *where),
+                        field,
+                        f"{{{{ {expr} }}}} is not a parameter or constant of this document: it stays as "
+                        f"written{guess} (an error with --strict)",
+                    )
+
+
+def _strings_at(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string in a nested structure with its path (so a warning points at its own line)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, list):
+        for k, item in enumerate(value):
+            yield from _strings_at(item, (*path, k))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings_at(item, (*path, key))
 
 
 def _problem(

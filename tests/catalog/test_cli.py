@@ -91,6 +91,10 @@ def test_images_list_and_show(app: typer.Typer, home: Path, filled: dict[str, st
     assert shown["build"] == 1 and shown["build_id"] == filled["web1"]
     assert json.loads(invoke(app, "images", "show", "web", "--json", home=home))["build"] == 2
 
+    picked = runner.invoke(app, ["images", "show", "web@1.0.0", "--data-dir", str(home)])
+    assert "picked web@1.0.0/2, the newest of 2 builds of web@1.0.0" in " ".join(picked.stderr.split())
+    exact = runner.invoke(app, ["images", "show", "web@1.0.0/1", "--data-dir", str(home)])
+    assert exact.exit_code == 0 and "picked" not in exact.stderr
     human = invoke(app, "images", "show", "web", home=home)
     for text in ("web@1.0.0/2", "update-os", "port=80", "qcow2", "sbom-spdx", "packages: 211", "117.7 MiB"):
         assert text in human

@@ -66,13 +66,16 @@ def test_failing_step_fails_the_build_cleanly(tmp_path: Path, keep: bool) -> Non
     (tmp_path / "breaks.yaml").write_text(FAILING)
     (tmp_path / "broken.yaml").write_text(RECIPE)
     home = tmp_path / "home"
-    args = ["build", str(tmp_path / "broken.yaml"), *(["--keep-rootfs"] if keep else [])]
+    args = ["build", str(tmp_path / "broken.yaml"), *(["--keep-rootfs", "--json"] if keep else [])]
     # Mounts in the host namespace: cleanup must not rely on the private namespace dropping them.
     result = kiln(*args, home=home, check=False, env={"KILN_MOUNT_NAMESPACE": "host"})
     assert result.returncode == 1, result.stderr
     err = " ".join(result.stderr.split())
     assert "recipe broken" in err and "component breaks" in err and "phase build" in err
     assert "Explode" in err and "about to fail" in err
+    # where: the component's place in the recipe, the step's file:line, the exit code
+    assert "component breaks (1 of 1 in the recipe): phase build: step Explode" in err
+    assert f"ExecuteBash at {tmp_path / 'breaks.yaml'}:11), exit code 3" in err
     assert kiln("images", "list", "--json", home=home).json() == []
     builds = kiln("builds", "list", "--json", home=home).json()
     assert [b["status"] for b in builds] == ["failed"]
@@ -84,7 +87,11 @@ def test_failing_step_fails_the_build_cleanly(tmp_path: Path, keep: bool) -> Non
     if keep:
         roots = list(kept.iterdir())
         assert len(roots) == 1 and (roots[0] / "etc/breaks-was-here").is_file()
-        assert str(roots[0]) in " ".join(result.stderr.split()) + result.stdout
+        after_error = result.stderr[result.stderr.index("error:") :]
+        assert str(roots[0]) in " ".join(after_error.split())  # next to the error, not amid the output
+        report = json.loads(result.stdout)  # --json is printed when the build fails too
+        assert report["status"] == "failed" and report["build_id"] == builds[0]["id"]
+        assert report["kept_rootfs"] == str(roots[0]) and "step Explode" in report["error"]
     else:
         assert not kept.exists()
     assert Path(builds[0]["log_path"]).exists()

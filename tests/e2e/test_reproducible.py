@@ -39,17 +39,27 @@ components:
 """
 
 
-def build(tmp_path: Path, stamp: str) -> tuple[int, str, Path]:
+TRACKER = (
+    Path(__file__).resolve().parents[1] / "fixtures/vuln/debian-security-tracker-json/vunnel-debian.json"
+)
+
+
+def build(tmp_path: Path, stamp: str, *, gate: bool = False) -> tuple[int, str, Path]:
+    """Build twice; ``gate``: with a vulnerability gate (the second build runs in a throwaway data dir
+    whose vulnerability database is empty: it must not need one)."""
     (tmp_path / "motd.yaml").write_text(COMPONENT.replace("STAMP", stamp))
-    (tmp_path / "tiny.yaml").write_text(RECIPE)
+    (tmp_path / "tiny.yaml").write_text(RECIPE + ("scan: {fail_on: critical}\n" if gate else ""))
     home = tmp_path / "home"
+    if gate:
+        kiln("vulndb", "import", str(TRACKER), home=home)
     result = kiln("build", str(tmp_path / "tiny.yaml"), "--check-reproducible", home=home, check=False)
     return result.returncode, " ".join((result.stdout + result.stderr).split()), home
 
 
 def test_a_deterministic_recipe_is_reproducible(tmp_path: Path) -> None:
-    code, output, home = build(tmp_path, "echo done")
+    code, output, home = build(tmp_path, "echo done", gate=True)
     assert code == 0, output
+    assert "gate passed" in output
     assert re.search(r"reproducible: [2-9] artifact\(s\) bit-identical", output)  # OCI layout + lock file
     assert len(kiln("images", "list", "--json", home=home).json()) == 1
 

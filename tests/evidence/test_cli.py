@@ -73,7 +73,8 @@ def test_sbom_of_a_directory_is_deterministic(app: typer.Typer, home: Path, imag
 
 
 def test_comply_a_directory(app: typer.Typer, home: Path, image_root: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["comply", str(image_root), "--json", "--output-dir", str(tmp_path / "out")])
+    argv = ["comply", str(image_root), "--target", "machine", "--json", "--output-dir", str(tmp_path / "out")]
+    result = runner.invoke(app, argv)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert doc["profile"] == "standard" and 0 < doc["score"] < 100

@@ -136,7 +136,7 @@ def test_untouched_copy_verifies_every_part(built: Built, tmp_path: Path) -> Non
     home = copy_home(built, tmp_path / "home")
     result = verify(built, home, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
-    checks = {c["check"]: c for c in json.loads(result.stdout)}
+    checks = {c["check"]: c for c in json.loads(result.stdout)["checks"]}
     assert all(c["ok"] and not c["skipped"] for c in checks.values()), checks
     for part in ("image", "artifacts", "evidence", "components", "packages", "lock"):
         assert f"catalog {part}" in checks
@@ -263,7 +263,7 @@ def test_every_difference_is_reported_at_once(built: Built, tmp_path: Path) -> N
             tamper(home, *statements)
     result = verify(built, home, "--json")
     assert result.returncode == 1
-    failed = [c["check"] for c in json.loads(result.stdout) if not c["ok"]]
+    failed = [c["check"] for c in json.loads(result.stdout)["checks"] if not c["ok"]]
     assert failed == [
         "catalog image.digest",
         "catalog evidence[sbom-spdx].digest",

@@ -1,0 +1,41 @@
+"""Exit codes of every command, shown in its ``--help`` epilog and in ``kiln --help`` (README: the same).
+
+The convention is Click's: 0 success, 1 the command ran and the answer is "no" (a build, test, gate or
+verification failed), 2 a usage error or invalid input (unknown option, bad value, invalid recipe),
+130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+COMMON = "2 usage error or invalid input (nothing was done); 130 interrupted"
+
+EXIT_CODES: dict[str, str] = {
+    "build": "0 built and recorded; 1 the build failed (recorded as failed, nothing published)",
+    "validate": "0 every recipe is valid (warnings allowed)",
+    "images": "0 shown; 1 no such image",
+    "builds": "0 shown; 1 no such build",
+    "schema": "0 printed",
+    "toe": "0 every document succeeded (run) or is valid (validate); 1 a document failed (run)",
+    "sbom": "0 written; 1 the image cannot be read",
+    "scan": "0 no finding at or above --fail-on remains (allow-listed ones excepted); "
+    "1 findings remain, or the scan could not run",
+    "vulndb": "0 imported or shown; 1 the feed cannot be read",
+    "comply": "0 evaluated (whatever the score); 1 OpenSCAP could not evaluate, unknown profile",
+    "keys": "0 key pair written; 1 the file exists (use --force)",
+    "verify": "0 every check passed (an unsigned image: every digest; signature reported as not signed); "
+    "1 a check failed, or the image is unsigned and --require-signature was given",
+    "test": "0 every test passed; 1 a test failed",
+    "gc": "0 reclaimed (or reported with --dry-run)",
+}
+
+
+def epilog(command: str) -> str:
+    """The ``--help`` epilog of a top-level command (group or single command)."""
+    return f"Exit codes: {EXIT_CODES[command]}; {COMMON}."
+
+
+def overview() -> str:
+    """The epilog of ``kiln --help``: the convention, then every command's codes (one paragraph each)."""
+    lines = [f"Exit codes: 0 success; 1 failure; {COMMON}."]
+    lines += [f"{name}: {codes}." for name, codes in EXIT_CODES.items()]
+    return "\n\n".join(lines)

@@ -1,0 +1,79 @@
+"""Usage mistakes get Click's short usage error and exit code 2, never a traceback: a table of bad
+command lines, with at least one row for every command (a new command without rows fails here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from kiln.cli.main import build_app
+
+# (argv, what the error says). Every row runs the real `kiln` in a fresh process.
+BAD: list[tuple[list[str], str]] = [
+    (["bogus"], "No such command 'bogus'"),
+    (["--bogus"], "No such option: --bogus"),
+    (["build"], "Missing argument"),
+    (["build", "r.yaml", "--bogus"], "No such option: --bogus"),
+    (["build", "r.yaml", "--no-cache=maybe"], "--no-cache"),
+    (["validate"], "Missing argument"),
+    (["images", "push"], "No such command 'push'"),
+    (["images", "list", "-n", "0"], "No such option: -n"),
+    (["images", "list", "--below", "1.0"], "--below needs --package"),
+    (["images", "show"], "Missing argument"),
+    (["images", "packages", "--bogus"], "No such option"),
+    (["builds", "list", "-n", "0"], "greater than or equal to 1"),
+    (["builds", "list", "--limit", "many"], "Invalid value for '--limit'"),
+    (["builds", "show"], "Missing argument"),
+    (["schema", "foo"], "'foo' is not one of"),
+    (["toe", "exec"], "No such command 'exec'"),
+    (["toe", "validate"], "Missing option '--documents'"),
+    (["toe", "run", "--phases"], "requires an argument"),
+    (["sbom", "x", "--format", "xml"], "'xml' is not one of"),
+    (["scan"], "Missing argument"),
+    (["scan", "x", "--format", "xml"], "'xml' is not one of"),
+    (["scan", "x", "--fail-on", "severe"], "'severe' is not one of"),
+    (["scan", "x", "--only-fixable"], "--only-fixable needs --fail-on"),
+    (["vulndb", "nuke"], "No such command 'nuke'"),
+    (["vulndb", "import"], "Missing argument"),
+    (["vulndb", "status", "--bogus"], "No such option"),
+    (["comply", "x", "--target", "vm"], "'vm' is not one of"),
+    (["keys", "generate"], "Missing argument"),
+    (["verify"], "Missing argument"),
+    (["verify", "x", "--bogus"], "No such option"),
+    (["test", "x", "--instance", "docker"], "'docker' is not one of"),
+    (["test", "x", "--timeout", "soon"], "Invalid value for '--timeout'"),
+    (["gc", "extra"], "unexpected extra argument"),
+]
+
+
+def command_paths(command: object, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every leaf command's path (('images', 'list'), ('build',), ...) of Typer's (vendored) Click group."""
+    subcommands: dict[str, object] | None = getattr(command, "commands", None)
+    if subcommands is None:
+        return {prefix}
+    return {path for name, sub in subcommands.items() for path in command_paths(sub, (*prefix, name))}
+
+
+def test_every_command_has_rows() -> None:
+    group = typer.main.get_command(build_app())
+    leaves = command_paths(group)
+    covered = {path for path in leaves for argv, _ in BAD if tuple(argv[: len(path)]) == path}
+    assert leaves - covered == set(), "add bad command lines for these commands to BAD"
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_usage_error(argv: list[str], message: str, tmp_path: Path) -> None:
+    env = {**os.environ, "KILN_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, "-m", "kiln.cli.main", *argv], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert message in " ".join(done.stderr.split())
+    assert done.stdout == ""
+    assert not (tmp_path / "home").exists(), "a usage error must not create the data directory"
