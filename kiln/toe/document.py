@@ -396,9 +396,10 @@ def _message(err: Any) -> str:
     msg = re.sub(r" after validation, not \d+$", "", str(err["msg"]))
     msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     value = err.get("input")
-    if err["type"] == "string_type" and isinstance(value, dict) and len(value) == 1:
-        # `- echo a: b` is the mapping {"echo a": "b"} to YAML: say how to write it
-        key, item = next(iter(value.items()))
+    key, item = next(iter(value.items())) if isinstance(value, dict) and len(value) == 1 else ("", None)
+    if err["type"] == "string_type" and " " in str(key).strip():
+        # `- echo a: b` is the mapping {"echo a": "b"} to YAML: say how to write it (a command has a
+        # space before its colon; `{name: root}` was meant as a mapping)
         text = f"{key}: {item}" if item is not None else f"{key}:"
         msg += (
             f"; YAML read an unquoted ': ' as a mapping: quote the whole line, e.g. '{text}' "
