@@ -95,7 +95,8 @@ def _resolv_conf(root: Path, net: NetworkFds | None) -> list[str]:
     resolv = root / "etc/resolv.conf"
     if net is None or resolv.is_symlink() or not resolv.is_file():
         return []
-    return ["--ro-bind-data", str(net.resolv), "/etc/resolv.conf"]
+    # 0644: apt resolves names as its unprivileged _apt user
+    return ["--perms", "0644", "--ro-bind-data", str(net.resolv), "/etc/resolv.conf"]
 
 
 def sandbox_argv(root: Path, argv: Sequence[str], options: SandboxOptions = SandboxOptions(), *,
