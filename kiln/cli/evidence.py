@@ -71,8 +71,7 @@ def scan(
     data_dir: DataDirOption = None,
 ) -> None:
     """Match the image's packages against the local vulnerability database."""
-    from kiln.evidence.extract import SCAN_FILES
-    from kiln.evidence.scan import scan_root
+    from kiln.evidence.scan import SCAN_FILES, scan_root
     from kiln.evidence.scanexport import cyclonedx_vex, sarif
     from kiln.evidence.target import resolve_image
     from kiln.evidence.vulndb import VulnDb

@@ -1,7 +1,8 @@
 """A fresh container instance: an image's OCI layers unpacked into a new directory, never the build root.
 
 The layout is read by :mod:`kiln.outputs.layout`; the layers are applied (whiteouts, nothing escaping
-the new root) by :mod:`kiln.layers.unpack`.
+the new root) by :mod:`kiln.layers.unpack`. :func:`image_root` is the one way from a catalogued image
+reference to a root directory (``kiln toe run --target image:``, the evidence commands).
 """
 
 from __future__ import annotations
@@ -12,9 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from kiln.errors import KilnError
+from kiln.layers.extract import read_files, write_files
 from kiln.layers.unpack import unpack_layers
+from kiln.monitor import Monitor
 from kiln.outputs.layout import layer_sources, open_layout
+from kiln.store import Store
+
+if TYPE_CHECKING:
+    from kiln.catalog.schemas import ImageRecord
 
 
 @dataclass(frozen=True)
@@ -52,3 +61,60 @@ def fresh_instance(
         yield materialise(layout, holder / "rootfs", tag=tag, allow_devices=allow_devices)
     finally:
         shutil.rmtree(holder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class ImageRoot:
+    """A catalogued image version and a root directory made from its OCI layout."""
+
+    record: ImageRecord
+    root: Path
+
+
+@contextmanager
+def image_root(
+    store: Store,
+    ref: str,
+    *,
+    only: frozenset[str] | None = None,
+    keep: bool = False,
+    monitor: Monitor | None = None,
+) -> Iterator[ImageRoot]:
+    """The image ``ref`` (NAME, NAME@VERSION or NAME@VERSION/BUILD) unpacked into a new directory under
+    the data dir's ``tmp/``, removed afterwards unless ``keep`` (then it moves to ``<data dir>/kept/``).
+
+    ``only``: extract just these paths (a partial root, much faster; never kept).
+    """
+    from kiln.catalog import Catalog  # the catalog's engine is loaded only when an image is named
+
+    with Catalog.open(store.database_url) as catalog:
+        record = catalog.get_image(ref)
+    layouts = [a for a in record.artifacts if a.kind == "oci"]
+    if not layouts:
+        raise KilnError(
+            f"image {record.ref} has no OCI layout artifact to unpack",
+            hint="build it with the oci output, or name a root directory instead",
+        )
+    layout = store.artifact_path(layouts[0].path)
+    holder = Path(tempfile.mkdtemp(prefix="image-", dir=store.home / "tmp"))
+    root = holder / "rootfs"
+    try:
+        if only is not None:
+            root.mkdir()
+            write_files(read_files(layer_sources(open_layout(layout)), only.__contains__), root)
+            keep = False
+        elif monitor is not None:
+            with monitor.stage("image", f"unpack {record.ref}"):
+                materialise(layout, root)
+        else:
+            materialise(layout, root)
+        yield ImageRoot(record, root)
+    finally:
+        if keep and root.is_dir():
+            kept = store.home / "kept" / holder.name
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            holder.rename(kept)
+            if monitor is not None:
+                monitor.info(f"kept the root filesystem of {record.ref} at {kept / 'rootfs'}")
+        else:
+            shutil.rmtree(holder, ignore_errors=True)
