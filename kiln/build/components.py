@@ -19,8 +19,8 @@ from kiln.build.context import BuildContext, Layer
 from kiln.build.keys import component_layer_key, digest_of, validate_key
 from kiln.errors import StepFailed
 from kiln.lock import sandbox_lock
-from kiln.outputs.slim import SlimOptions, slim
 from kiln.recipes.loader import ResolvedComponent
+from kiln.rootfs.slim import SlimOptions, slim
 from kiln.sandbox.bwrap import Bind, SandboxOptions
 from kiln.sandbox.cachebind import archive_keyrings, cache_views
 from kiln.sandbox.overlay import overlay
