@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from kiln.errors import BuildFailed, KilnError
+from kiln.evidence.compliance import compliance_evidence
 from kiln.evidence.facts import (
     ComponentFact,
     EvidenceFile,
     EvidenceSettings,
     ImageFacts,
+    store_file,
 )
 from kiln.evidence.gates import evaluate, openvex
 from kiln.evidence.inventory import read_inventory
@@ -40,28 +42,6 @@ __all__ = [
     "provenance_evidence",
     "root_evidence",
 ]
-
-MEDIA = {
-    "sbom-spdx": "application/spdx+json",
-    "sbom-cyclonedx": "application/vnd.cyclonedx+json",
-    "vulnerability-report": "application/vnd.kiln.scan+json",
-    "vex": "application/openvex+json",
-    "compliance-arf": "application/xml",
-    "compliance-report": "text/html",
-    "compliance-results": "application/vnd.kiln.compliance+json",
-    "provenance": "application/vnd.in-toto+json",
-    "provenance-signed": "application/vnd.dsse.envelope.v1+json",
-}
-
-
-def store_file(
-    store: Store, work: Path, kind: str, data: bytes, summary: Mapping[str, object]
-) -> EvidenceFile:
-    """Write ``data`` into the store's content-addressed blobs."""
-    tmp = work / kind
-    tmp.write_bytes(data)
-    digest, _ = store.put_blob(tmp)
-    return EvidenceFile(kind, store.blob_path(digest), digest, MEDIA[kind], dict(summary))
 
 
 def _memo_path(store: Store, key: str) -> Path:
@@ -119,8 +99,6 @@ def root_evidence(
                 result.update(sboms[0].summary)
         files += _scan(rootfs, facts, settings, store, work, monitor)
         if settings.compliance is not None:
-            from kiln.evidence.compliance import compliance_evidence
-
             files += compliance_evidence(rootfs, facts, settings.compliance, store, work, monitor)
         summary.update(evidence_summary(files))
     return files

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from kiln.errors import BuildFailed, CommandFailed, KilnError
 from kiln.evidence.datastream import SSG_DIR, Content, choose_content
-from kiln.evidence.facts import EvidenceFile, ImageFacts
+from kiln.evidence.facts import EvidenceFile, ImageFacts, store_file
 from kiln.evidence.inventory import read_os_release
 from kiln.evidence.offline import undecidable_rules
 from kiln.evidence.settings import PROFILE_PREFIX, ComplianceGate
@@ -196,8 +196,6 @@ def compliance_evidence(
     rootfs: Path, facts: ImageFacts, gate: ComplianceGate, store: Store, work: Path, monitor: Monitor
 ) -> list[EvidenceFile]:
     """Evaluate during a build: store ARF, HTML and JSON results; fail under ``gate.min_score``."""
-    from kiln.evidence.collect import store_file
-
     target: Target = ("machine" if facts.has_disk else "container") if gate.target == "auto" else gate.target
     with monitor.stage("evidence", f"compliance ({gate.profile}, {target})") as stage:
         scratch = work / "oscap"
