@@ -28,8 +28,8 @@ from typing import Any, Literal
 from kiln.build.components import build_component, keep_root, validate_components
 from kiln.build.context import BuildContext
 from kiln.build.evidence import collect, sign
-from kiln.build.inventory import dpkg_packages
 from kiln.build.outputs import write_oci, write_root_outputs
+from kiln.build.package_index import dpkg_packages
 from kiln.build.parent import prepare_parent
 from kiln.build.reproducible import compare_products, twin_store
 from kiln.build.tests import run_tests

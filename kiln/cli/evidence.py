@@ -45,9 +45,9 @@ def sbom(
     data_dir: DataDirOption = None,
 ) -> None:
     """SBOM of an image: SPDX 2.3 or CycloneDX 1.6 JSON (the recorded one if the build made it)."""
-    from kiln.evidence.inventory import read_inventory
+    from kiln.evidence.installed import read_inventory
     from kiln.evidence.sbom import cyclonedx_json, spdx_json
-    from kiln.evidence.target import resolve_image
+    from kiln.evidence.subject import resolve_image
 
     store = open_store(data_dir)
     with resolve_image(store, image) as resolved:
@@ -71,10 +71,10 @@ def scan(
     data_dir: DataDirOption = None,
 ) -> None:
     """Match the image's packages against the local vulnerability database."""
-    from kiln.evidence.scan import SCAN_FILES, scan_root
     from kiln.evidence.scanexport import cyclonedx_vex, sarif
-    from kiln.evidence.target import resolve_image
+    from kiln.evidence.subject import resolve_image
     from kiln.evidence.vulndb import VulnDb
+    from kiln.evidence.vulnscan import SCAN_FILES, scan_root
 
     store = open_store(data_dir)
     db = VulnDb.open(store)
@@ -159,7 +159,7 @@ def comply(
 ) -> None:
     """OpenSCAP compliance of an image (ssg-debian content, Debian 12 derived at run time)."""
     from kiln.evidence.compliance import evaluate
-    from kiln.evidence.target import resolve_image
+    from kiln.evidence.subject import resolve_image
 
     store = open_store(data_dir)
     with resolve_image(store, image) as resolved, store.scratch("comply-") as work:
@@ -219,9 +219,9 @@ def verify(
     Every catalogued field the signed provenance covers is compared; every difference is reported.
     """
     from kiln.catalog import Catalog
+    from kiln.evidence.provenancecheck import CatalogEntry, VerificationFailed, run_checks
     from kiln.evidence.signing import load_public_key
-    from kiln.evidence.target import artifact_path
-    from kiln.evidence.verify import CatalogEntry, VerificationFailed, run_checks
+    from kiln.evidence.subject import artifact_path
     from kiln.models import Package
 
     public = load_public_key(key.expanduser())  # a bad key path is a usage error, before the catalog

@@ -92,7 +92,7 @@ def open_target(spec: str, *, network: bool, keep: bool, scratch: bool, data_dir
         if not root.is_dir():
             raise KilnError(f"--target rootfs:{value}: no such directory")
         if scratch:
-            from kiln.toe.image_target import scratch_overlay
+            from kiln.toe.scratch import scratch_overlay
 
             with (
                 scratch_overlay(root, open_store(data_dir)) as merged,

@@ -23,12 +23,12 @@ from kiln.evidence.facts import (
     store_file,
 )
 from kiln.evidence.gates import evaluate, openvex
-from kiln.evidence.inventory import read_inventory
+from kiln.evidence.installed import read_inventory
 from kiln.evidence.provenance import statement_bytes
 from kiln.evidence.sbom import ImageIdentity, cyclonedx_json, spdx_json
-from kiln.evidence.scan import scan_root
 from kiln.evidence.signing import load_private_key, sign_envelope
 from kiln.evidence.vulndb import VulnDb
+from kiln.evidence.vulnscan import scan_root
 from kiln.models import Evidence
 from kiln.monitor import Monitor
 from kiln.store import Store

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from kiln.errors import BuildFailed, CommandFailed, KilnError
 from kiln.evidence.datastream import SSG_DIR, Content, choose_content
 from kiln.evidence.facts import EvidenceFile, ImageFacts, store_file
-from kiln.evidence.inventory import read_os_release
+from kiln.evidence.installed import read_os_release
 from kiln.evidence.offline import undecidable_rules
 from kiln.evidence.settings import PROFILE_PREFIX, ComplianceGate
 from kiln.monitor import Monitor

@@ -11,8 +11,8 @@ import tarfile
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
-from kiln.layers.scan import OPAQUE_MARKER, WHITEOUT_PREFIX
 from kiln.layers.unpack import LayerSource, UnsafeLayer
+from kiln.layers.walk import OPAQUE_MARKER, WHITEOUT_PREFIX
 
 Entry = tuple[str, bytes]  # ("file", content) or ("symlink", target)
 

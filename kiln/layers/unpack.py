@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from kiln.errors import KilnError
-from kiln.layers.scan import KEPT_XATTRS, OPAQUE_MARKER, WHITEOUT_PREFIX
+from kiln.layers.walk import KEPT_XATTRS, OPAQUE_MARKER, WHITEOUT_PREFIX
 from kiln.sandbox.paths import resolve_in_root
 
 

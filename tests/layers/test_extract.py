@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import KilnError
-from kiln.evidence.inventory import read_os_release
-from kiln.evidence.scan import SCAN_FILES
+from kiln.evidence.installed import read_os_release
+from kiln.evidence.vulnscan import SCAN_FILES
 from kiln.layers.extract import read_files, write_files
 from kiln.outputs.layout import layer_sources, open_layout
 

@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple
 
 from kiln.errors import KilnError
 from kiln.evidence.debversion import compare
-from kiln.evidence.inventory import OsRelease, read_os_release
+from kiln.evidence.installed import OsRelease, read_os_release
 from kiln.evidence.vulndb import Record, VulnDb
 from kiln.rootfs.dpkg import STATUS_FILE, installed_packages
 
