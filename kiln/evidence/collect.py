@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from kiln.cachestore import KeyedCache
 from kiln.errors import BuildFailed, KilnError
 from kiln.evidence.compliance import compliance_evidence
 from kiln.evidence.facts import (
@@ -44,26 +45,30 @@ __all__ = [
 ]
 
 
-def _memo_path(store: Store, key: str) -> Path:
-    return store.home / "evidence-cache" / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+def _memo(store: Store) -> KeyedCache:
+    """Evidence made before, by key: a memo is complete when every blob it names is still stored."""
+    return KeyedCache(
+        store.home / "evidence-cache", requires=lambda _, meta: [Path(d["path"]) for d in meta["files"]]
+    )
+
+
+def _memo_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _reuse(store: Store, key: str) -> list[EvidenceFile] | None:
     """Evidence made before for the same image digest (SBOMs are a function of the image alone)."""
-    path = _memo_path(store, key)
-    if not path.is_file():
+    entry = _memo(store).get(_memo_key(key))
+    if entry is None:
         return None
-    files = [EvidenceFile(d["kind"], Path(d["path"]), d["digest"], d["media_type"], d["summary"])
-             for d in json.loads(path.read_text())]  # fmt: skip
-    return files if all(f.path.is_file() for f in files) else None
+    return [EvidenceFile(d["kind"], Path(d["path"]), d["digest"], d["media_type"], d["summary"])
+            for d in entry["files"]]  # fmt: skip
 
 
 def _remember(store: Store, key: str, files: list[EvidenceFile]) -> None:
-    path = _memo_path(store, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     records = [{"kind": f.kind, "path": str(f.path), "digest": f.digest, "media_type": f.media_type,
                 "summary": f.summary} for f in files]  # fmt: skip
-    path.write_text(json.dumps(records, sort_keys=True))
+    _memo(store).commit(_memo_key(key), {"files": records})
 
 
 def collect_evidence(
