@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from kiln.evidence.scan import scan_root
 from kiln.evidence.vulndb import VulnDb
 from kiln.evidence.vulnimport import import_feed
+from kiln.evidence.vulnscan import scan_root
 from kiln.monitor import ListMonitor
 from kiln.store import Store
 

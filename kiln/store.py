@@ -100,6 +100,11 @@ class Store:
         """Where one build writes its artifacts (recorded in the catalog only if the build succeeds)."""
         return self.home / "images" / name / f"{version}-{build_id[:12]}"
 
+    def artifact_path(self, path: str) -> Path:
+        """Where a recorded artifact path points (relative ones are inside the data dir)."""
+        p = Path(path)
+        return p if p.is_absolute() else self.home / p
+
     def log_path(self, build_id: str) -> Path:
         return self.home / "logs" / f"{build_id}.jsonl"
 

@@ -7,7 +7,6 @@ run, in recipe order, on the finished filesystem in a throwaway overlay: they ch
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,10 +16,11 @@ from typing import Any
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
 from kiln.build.keys import component_layer_key, digest_of, validate_key
+from kiln.cachestore import KeyedCache
 from kiln.errors import StepFailed, display_path
 from kiln.lock import sandbox_lock
-from kiln.outputs.slim import SlimOptions, slim
 from kiln.recipes.loader import ResolvedComponent
+from kiln.rootfs.slim import SlimOptions, slim
 from kiln.sandbox.bwrap import Bind, SandboxOptions
 from kiln.sandbox.cachebind import archive_keyrings, cache_views
 from kiln.sandbox.overlay import overlay
@@ -257,8 +257,8 @@ def validate_components(ctx: BuildContext) -> None:
     key = validate_key(
         ctx.layers[-1].key, ctx.loaded.components, ctx.loaded.recipe.settings, ctx.secret_identity
     )
-    marker = ctx.store.cache / "validated" / f"{key}.json"
-    if marker.is_file() and not ctx.options.no_cache:
+    passed = KeyedCache(ctx.store.cache / "validated")
+    if passed.get(key) is not None and not ctx.options.no_cache:
         ctx.monitor.info(
             "validate: cached (these layers passed these validate phases before)", status="cached"
         )
@@ -277,5 +277,4 @@ def validate_components(ctx: BuildContext) -> None:
                     ctx, component, "validate", merged, apt_binds, chains.get(component.index)
                 )
                 _check(ctx, component, "validate", result, merged)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"key": key, "build": ctx.build_id}))
+    passed.commit(key, {"key": key, "build": ctx.build_id})

@@ -4,14 +4,14 @@
 Concurrent builds share it (the rules are in kiln.cachelock): ``<key>.lock`` is held by the one build
 making the entry, from before its build phase until ``layer.json`` (written last, after a sync, by one
 rename) commits it; a second build of the same key waits and reuses the entry. ``<key>.lease`` is held
-shared by every build using the entry, so nothing removes it under them. An entry without
-``layer.json`` is debris of an interrupted build and is replaced by the next build of its key.
+shared by every build using the entry, so nothing removes it under them. An entry is complete by
+:mod:`kiln.cachestore`'s rule (``layer.json`` and the blob it describes); anything else is debris of an
+interrupted build and is replaced by the next build of its key.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from kiln.cachelock import FileLock, discard, syncfs, try_exclusive, write_atomic
+from kiln.cachelock import FileLock
+from kiln.cachestore import KeyedCache, write_marker
 from kiln.layers.tar import LayerBlob, write_layer
 from kiln.sandbox.run import run
 from kiln.store import Store
@@ -31,26 +32,18 @@ META_NAME = "layer.json"
 Cached = tuple[LayerBlob, dict[str, Any]]
 
 
+def entries(store: Store) -> KeyedCache:
+    """The layer cache as a keyed store: an entry is complete with its ``layer.json`` and blob."""
+    return KeyedCache(store.cache / "layers", META_NAME, requires=lambda entry, _: [entry / BLOB_NAME])
+
+
 def load(store: Store, key: str) -> Cached | None:
     """A complete cached layer, or None."""
-    return _load(store.layer_dir(key))
-
-
-def _load(entry: Path) -> Cached | None:
-    try:
-        meta = json.loads((entry / META_NAME).read_text())
-    except FileNotFoundError:
+    meta = entries(store).get(key)
+    if meta is None:
         return None
-    blob = LayerBlob(entry / BLOB_NAME, meta["digest"], meta["diff_id"], meta["size"])
-    if not blob.path.is_file():
-        return None
+    blob = LayerBlob(store.layer_dir(key) / BLOB_NAME, meta["digest"], meta["diff_id"], meta["size"])
     return blob, meta
-
-
-def _locks(store: Store, key: str) -> tuple[Path, Path]:
-    """(create lock, lease) of an entry: beside it, so they outlive the entry's removal."""
-    layers = store.layer_dir(key).parent
-    return layers / f"{key}.lock", layers / f"{key}.lease"
 
 
 @dataclass
@@ -77,20 +70,20 @@ class Claim:
 def claim(store: Store, key: str, *, reuse: bool = True, on_wait: Callable[[], None] | None = None) -> Claim:
     """Lease the entry ``key``; when it is not complete (or not to be reused), take its create lock,
     waiting for a build making it now (``on_wait`` says so), and clear any debris."""
-    create_path, lease_path = _locks(store, key)
-    lease = FileLock(lease_path)
+    cache = entries(store)
+    lease = cache.lease(key)
     lease.acquire(shared=True)
     try:
         hit = load(store, key)
         if reuse and hit is not None:
             return Claim(key, lease, None, hit)
-        create = FileLock(create_path)
+        create = cache.create_lock(key)
         create.acquire(on_wait=on_wait)
         hit = load(store, key)
         if hit is not None:
             create.release()
             return Claim(key, lease, None, hit if reuse else None)
-        discard(store.layer_dir(key))
+        cache.discard(key)
         return Claim(key, lease, create, None)
     except BaseException:
         lease.release()
@@ -99,15 +92,7 @@ def claim(store: Store, key: str, *, reuse: bool = True, on_wait: Callable[[], N
 
 def remove(store: Store, key: str) -> bool:
     """Remove the entry ``key`` unless a build makes or uses it (for gc); True when removed."""
-    held = try_exclusive(*_locks(store, key))
-    if held is None:
-        return False
-    try:
-        discard(store.layer_dir(key))
-        return True
-    finally:
-        for lock in held:
-            lock.release()
+    return entries(store).remove(key)
 
 
 def done(value: LayerBlob) -> Future[LayerBlob]:
@@ -138,9 +123,8 @@ def write(entry: Path, tree: Path, kind: Literal["rootfs", "upper"], epoch: int,
     blob = write_layer(tree, tmp, epoch=epoch, kind=kind, compresslevel=level)
     final = entry / BLOB_NAME
     os.replace(tmp, final)
-    syncfs(entry)
     record = {**meta, "digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}
-    write_atomic(entry / META_NAME, json.dumps(record, indent=2, sort_keys=True, default=str))
+    write_marker(entry / META_NAME, record, sync=entry)
     return LayerBlob(final, blob.digest, blob.diff_id, blob.size)
 
 

@@ -23,13 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kiln.build.components import build_component, keep_root, validate_components
 from kiln.build.context import BuildContext
 from kiln.build.evidence import collect, sign
-from kiln.build.inventory import dpkg_packages
 from kiln.build.outputs import write_oci, write_root_outputs
+from kiln.build.package_index import dpkg_packages
 from kiln.build.parent import prepare_parent
 from kiln.build.preflight import preflight
 from kiln.build.reproducible import compare_products, twin_store
@@ -41,12 +41,13 @@ from kiln.lifecycle.reclaim import reclaim_dead_scratch, tree_size
 from kiln.lock import lockfile_from_build, packages_with_hashes, verify_locked, write_lockfile
 from kiln.models import Artifact, BuildOptions, BuildRequest, Component, LayerInfo, Product
 from kiln.monitor import FanOut, JsonLinesMonitor, MaskingMonitor, Monitor
-from kiln.recipes.loader import LoadedRecipe, load_recipe
+from kiln.recipes.loader import LoadedRecipe, ResolvedComponent, load_recipe
 from kiln.sandbox.overlay import overlay
 from kiln.sandbox.tmpfs import ram_scratch
 from kiln.secrets import Secrets, load_secrets, secrets_tmpfs
 from kiln.settings import Settings
 from kiln.store import Store, file_sha256
+from kiln.verify.retest import KeptDocument
 
 
 @dataclass(frozen=True)
@@ -89,20 +90,23 @@ def keep_documents(ctx: BuildContext) -> list[dict[str, Any]]:
     entries = []
     folder = ctx.output_dir / "components"
     folder.mkdir(parents=True, exist_ok=True)
-    for role, items in (("component", ctx.loaded.components), ("test", ctx.loaded.tests)):
+    roles: tuple[tuple[Literal["component", "test"], list[ResolvedComponent]], ...] = (
+        ("component", ctx.loaded.components),
+        ("test", ctx.loaded.tests),
+    )
+    for role, items in roles:
         for item in items:
             target = folder / f"{role}-{item.index:02d}-{item.document.digest[7:19]}.yaml"
             shutil.copyfile(item.document.path, target)
-            entries.append(
-                {
-                    "role": role,
-                    "name": item.label,
-                    "digest": item.document.digest,
-                    "parameters": item.parameters,
-                    "phases": item.document.phase_names,
-                    "document": str(target.relative_to(ctx.output_dir)),
-                }
+            kept = KeptDocument(
+                role=role,
+                name=item.label,
+                digest=item.document.digest,
+                parameters=item.parameters,
+                phases=item.document.phase_names,
+                document=str(target.relative_to(ctx.output_dir)),
             )
+            entries.append(kept.model_dump(mode="json"))
     return entries
 
 

@@ -7,13 +7,13 @@ A pass is cached by (image digest, test documents, parameters), so a no-op rebui
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
 from kiln.build.components import sandbox_options
 from kiln.build.context import BuildContext
 from kiln.build.keys import digest_of, execution_settings
+from kiln.cachestore import KeyedCache
 from kiln.outputs.layout import open_layout
 from kiln.recipes.loader import ResolvedComponent
 from kiln.verify.phases import TestDocument, test_on_container, test_on_vm
@@ -24,6 +24,7 @@ def run_tests(ctx: BuildContext) -> None:
     tests = ctx.loaded.test_components
     if not tests:
         return
+    passed = KeyedCache(ctx.store.cache / "tested")
     for kind in ctx.loaded.recipe.test_instance_kinds():
         key = digest_of(
             {
@@ -34,8 +35,7 @@ def run_tests(ctx: BuildContext) -> None:
                 "settings": execution_settings(ctx.loaded.recipe.settings),
             }
         )
-        marker = ctx.store.cache / "tested" / f"{key}.json"
-        if marker.is_file() and not ctx.options.no_cache:
+        if passed.get(key) is not None and not ctx.options.no_cache:
             ctx.monitor.info(
                 f"test on {kind}: cached (this image passed these tests before)", status="cached"
             )
@@ -46,8 +46,7 @@ def run_tests(ctx: BuildContext) -> None:
         else:
             run_container(ctx, tests)
         ctx.tested_on.append(kind)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"key": key, "build": ctx.build_id, "image": ctx.manifest_digest}))
+        passed.commit(key, {"key": key, "build": ctx.build_id, "image": ctx.manifest_digest})
 
 
 def _documents(tests: list[ResolvedComponent]) -> list[TestDocument]:

@@ -24,7 +24,7 @@ from kiln.store import Store
 if TYPE_CHECKING:
     from kiln.catalog import ImageRecord
     from kiln.evidence.catalogcheck import Check
-    from kiln.evidence.scan import ScanReport
+    from kiln.evidence.vulnscan import ScanReport
 
 OutputOption = Annotated[
     Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
@@ -53,9 +53,9 @@ def sbom(
     data_dir: DataDirOption = None,
 ) -> None:
     """SBOM of an image: SPDX 2.3 or CycloneDX 1.6 JSON (the recorded one if the build made it)."""
-    from kiln.evidence.inventory import read_inventory
+    from kiln.evidence.installed import read_inventory
     from kiln.evidence.sbom import cyclonedx_json, spdx_json
-    from kiln.evidence.target import resolve_image
+    from kiln.evidence.subject import resolve_image
 
     store = open_store(data_dir)
     with resolve_image(store, image) as resolved:
@@ -90,11 +90,10 @@ def scan(
     data_dir: DataDirOption = None,
 ) -> None:
     """Match the image's packages against the local vulnerability database."""
-    from kiln.evidence.extract import SCAN_FILES
-    from kiln.evidence.scan import scan_root
     from kiln.evidence.scanexport import cyclonedx_vex, sarif
-    from kiln.evidence.target import resolve_image
+    from kiln.evidence.subject import resolve_image
     from kiln.evidence.vulndb import VulnDb
+    from kiln.evidence.vulnscan import SCAN_FILES, scan_root
 
     if only_fixable and fail_on is None:
         raise typer.BadParameter("--only-fixable needs --fail-on SEVERITY", param_hint="'--only-fixable'")
@@ -217,7 +216,7 @@ def comply(
 ) -> None:
     """OpenSCAP compliance of an image (ssg-debian content, Debian 12 derived at run time)."""
     from kiln.evidence.compliance import VIEWS, auto_target, evaluate
-    from kiln.evidence.target import resolve_image
+    from kiln.evidence.subject import resolve_image
 
     store = open_store(data_dir)
     with resolve_image(store, image) as resolved, store.scratch("comply-") as work:
@@ -319,9 +318,9 @@ def _verify(
 ) -> list[Check]:
     """The checks of ``kiln verify`` (filling ``report`` as it goes); VerificationFailed if any fails."""
     from kiln.catalog import Catalog
+    from kiln.evidence.provenancecheck import CatalogEntry, VerificationFailed, run_checks
     from kiln.evidence.signing import load_public_key
-    from kiln.evidence.target import artifact_path
-    from kiln.evidence.verify import CatalogEntry, VerificationFailed, run_checks
+    from kiln.evidence.subject import artifact_path
 
     # a bad key path is a usage error, found before the catalog is opened
     public = load_public_key(key.expanduser()) if key is not None else None

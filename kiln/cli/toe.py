@@ -93,7 +93,7 @@ def open_target(spec: str, *, network: bool, keep: bool, scratch: bool, data_dir
         if not root.is_dir():
             raise KilnError(f"--target rootfs:{value}: no such directory")
         if scratch:
-            from kiln.toe.image_target import scratch_overlay
+            from kiln.toe.scratch import scratch_overlay
 
             with (
                 scratch_overlay(root, open_store(data_dir)) as merged,
@@ -104,11 +104,11 @@ def open_target(spec: str, *, network: bool, keep: bool, scratch: bool, data_dir
             with RootfsTarget(root, options, env) as target:
                 yield target
     elif kind == "image" and value:
-        from kiln.toe.image_target import resolve_image_target
+        from kiln.verify.instance import image_root
 
         with (
-            resolve_image_target(value, open_store(data_dir), monitor, keep=keep) as root,
-            RootfsTarget(root, options, env) as target,
+            image_root(open_store(data_dir), value, keep=keep, monitor=monitor) as image,
+            RootfsTarget(image.root, options, env) as target,
         ):
             yield target
     else:

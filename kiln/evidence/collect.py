@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from kiln.cachestore import KeyedCache
 from kiln.errors import BuildFailed, KilnError
+from kiln.evidence.compliance import compliance_evidence
 from kiln.evidence.facts import (
     ComponentFact,
     EvidenceFile,
     EvidenceSettings,
     ImageFacts,
+    store_file,
 )
 from kiln.evidence.gates import evaluate, openvex
-from kiln.evidence.inventory import read_inventory
+from kiln.evidence.installed import read_inventory
 from kiln.evidence.provenance import statement_bytes
 from kiln.evidence.sbom import ImageIdentity, cyclonedx_json, spdx_json
-from kiln.evidence.scan import scan_root
 from kiln.evidence.signing import load_private_key, sign_envelope
 from kiln.evidence.vulndb import VulnDb
+from kiln.evidence.vulnscan import scan_root
 from kiln.models import Evidence
 from kiln.monitor import Monitor
 from kiln.store import Store
@@ -41,49 +44,31 @@ __all__ = [
     "root_evidence",
 ]
 
-MEDIA = {
-    "sbom-spdx": "application/spdx+json",
-    "sbom-cyclonedx": "application/vnd.cyclonedx+json",
-    "vulnerability-report": "application/vnd.kiln.scan+json",
-    "vex": "application/openvex+json",
-    "compliance-arf": "application/xml",
-    "compliance-report": "text/html",
-    "compliance-results": "application/vnd.kiln.compliance+json",
-    "provenance": "application/vnd.in-toto+json",
-    "provenance-signed": "application/vnd.dsse.envelope.v1+json",
-}
+
+def _memo(store: Store) -> KeyedCache:
+    """Evidence made before, by key: a memo is complete when every blob it names is still stored."""
+    return KeyedCache(
+        store.home / "evidence-cache", requires=lambda _, meta: [Path(d["path"]) for d in meta["files"]]
+    )
 
 
-def store_file(
-    store: Store, work: Path, kind: str, data: bytes, summary: Mapping[str, object]
-) -> EvidenceFile:
-    """Write ``data`` into the store's content-addressed blobs."""
-    tmp = work / kind
-    tmp.write_bytes(data)
-    digest, _ = store.put_blob(tmp)
-    return EvidenceFile(kind, store.blob_path(digest), digest, MEDIA[kind], dict(summary))
-
-
-def _memo_path(store: Store, key: str) -> Path:
-    return store.home / "evidence-cache" / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+def _memo_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _reuse(store: Store, key: str) -> list[EvidenceFile] | None:
     """Evidence made before for the same image digest (SBOMs are a function of the image alone)."""
-    path = _memo_path(store, key)
-    if not path.is_file():
+    entry = _memo(store).get(_memo_key(key))
+    if entry is None:
         return None
-    files = [EvidenceFile(d["kind"], Path(d["path"]), d["digest"], d["media_type"], d["summary"])
-             for d in json.loads(path.read_text())]  # fmt: skip
-    return files if all(f.path.is_file() for f in files) else None
+    return [EvidenceFile(d["kind"], Path(d["path"]), d["digest"], d["media_type"], d["summary"])
+            for d in entry["files"]]  # fmt: skip
 
 
 def _remember(store: Store, key: str, files: list[EvidenceFile]) -> None:
-    path = _memo_path(store, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     records = [{"kind": f.kind, "path": str(f.path), "digest": f.digest, "media_type": f.media_type,
                 "summary": f.summary} for f in files]  # fmt: skip
-    path.write_text(json.dumps(records, sort_keys=True))
+    _memo(store).commit(_memo_key(key), {"files": records})
 
 
 def collect_evidence(
@@ -119,8 +104,6 @@ def root_evidence(
                 result.update(sboms[0].summary)
         files += _scan(rootfs, facts, settings, store, work, monitor)
         if settings.compliance is not None:
-            from kiln.evidence.compliance import compliance_evidence
-
             files += compliance_evidence(rootfs, facts, settings.compliance, store, work, monitor)
         summary.update(evidence_summary(files))
     return files

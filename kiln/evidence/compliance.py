@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from kiln.errors import BuildFailed, CommandFailed, UsageError
 from kiln.evidence.datastream import SSG_DIR, Content, choose_content, profiles
-from kiln.evidence.facts import EvidenceFile, ImageFacts
-from kiln.evidence.inventory import read_os_release
+from kiln.evidence.facts import EvidenceFile, ImageFacts, store_file
+from kiln.evidence.installed import read_os_release
 from kiln.evidence.offline import undecidable_rules
 from kiln.evidence.settings import PROFILE_PREFIX, ComplianceGate
 from kiln.monitor import Monitor
@@ -207,8 +207,6 @@ def compliance_evidence(
     rootfs: Path, facts: ImageFacts, gate: ComplianceGate, store: Store, work: Path, monitor: Monitor
 ) -> list[EvidenceFile]:
     """Evaluate during a build: store ARF, HTML and JSON results; fail under ``gate.min_score``."""
-    from kiln.evidence.collect import store_file
-
     target: Target = auto_target(facts.has_disk) if gate.target == "auto" else gate.target
     with monitor.stage("evidence", f"compliance ({gate.profile}, {target})") as stage:
         scratch = work / "oscap"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kiln.errors import KilnError
-from kiln.evidence.inventory import OsRelease
+from kiln.evidence.installed import OsRelease
 
 SSG_DIR = Path("/usr/share/xml/scap/ssg/content")
 _PLATFORM = re.compile(r"(<ind:pattern operation=\"pattern match\">)\^11\.\[0-9\]\+\$(</ind:pattern>)")

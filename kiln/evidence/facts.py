@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, NamedTuple
 
 from kiln.evidence.settings import ComplianceGate, ScanGate
 from kiln.models import Artifact, Package
+from kiln.store import Store
 
 
 class ComponentFact(NamedTuple):
@@ -68,3 +70,26 @@ class EvidenceFile:
     digest: str
     media_type: str
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+MEDIA = {
+    "sbom-spdx": "application/spdx+json",
+    "sbom-cyclonedx": "application/vnd.cyclonedx+json",
+    "vulnerability-report": "application/vnd.kiln.scan+json",
+    "vex": "application/openvex+json",
+    "compliance-arf": "application/xml",
+    "compliance-report": "text/html",
+    "compliance-results": "application/vnd.kiln.compliance+json",
+    "provenance": "application/vnd.in-toto+json",
+    "provenance-signed": "application/vnd.dsse.envelope.v1+json",
+}
+
+
+def store_file(
+    store: Store, work: Path, kind: str, data: bytes, summary: Mapping[str, object]
+) -> EvidenceFile:
+    """Write ``data`` into the store's content-addressed blobs."""
+    tmp = work / kind
+    tmp.write_bytes(data)
+    digest, _ = store.put_blob(tmp)
+    return EvidenceFile(kind, store.blob_path(digest), digest, MEDIA[kind], dict(summary))

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from kiln import __version__
-from kiln.evidence.scan import Finding, ScanReport, severity_rank
 from kiln.evidence.settings import AllowEntry, ScanGate
+from kiln.evidence.vulnscan import Finding, ScanReport, severity_rank
 
 OPENVEX_CONTEXT = "https://openvex.dev/ns/v0.2.0"
 

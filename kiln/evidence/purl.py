@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from packageurl import PackageURL
 
-from kiln.evidence.inventory import OsRelease, PythonDist
+from kiln.evidence.installed import OsRelease, PythonDist
 from kiln.rootfs.dpkg import DebPackage
 
 

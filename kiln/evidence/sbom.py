@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from kiln import __version__
-from kiln.evidence.inventory import Inventory
+from kiln.evidence.installed import Inventory
 from kiln.evidence.licences import NOASSERTION
 from kiln.evidence.purl import deb_purl, oci_purl, pypi_purl
 

@@ -10,7 +10,7 @@ from packageurl import PackageURL
 
 from kiln import __version__
 from kiln.evidence.sbom import KILN_NAMESPACE
-from kiln.evidence.scan import Finding, ScanReport
+from kiln.evidence.vulnscan import Finding, ScanReport
 from kiln.rootfs.dpkg import STATUS_FILE
 
 TRACKER_URL = "https://security-tracker.debian.org/tracker/"

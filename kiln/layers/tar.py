@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from kiln.layers.pgzip import ParallelGzipWriter
-from kiln.layers.scan import Entry, LayerError, LayerKind, scan
+from kiln.layers.walk import Entry, LayerError, LayerKind, scan
 
 COPY_BUFSIZE = 1 << 20
 _TAR_TYPES = {

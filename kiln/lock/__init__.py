@@ -1,7 +1,7 @@
 """Lock files: record a build's resolved inputs and reproduce its exact package set (``--locked``)."""
 
 from kiln.lock.apply import SandboxLock, mmdebstrap_lock_args, sandbox_lock
-from kiln.lock.inventory import packages_with_hashes
+from kiln.lock.diff import verify_locked
 from kiln.lock.model import (
     ComponentLock,
     LockedPackage,
@@ -11,9 +11,9 @@ from kiln.lock.model import (
     read_lockfile,
     write_lockfile,
 )
+from kiln.lock.packages import packages_with_hashes
 from kiln.lock.record import lock_mismatches, lockfile_from_build
 from kiln.lock.repo import LockedRepo, prepare_locked_repo
-from kiln.lock.verify import verify_locked
 
 __all__ = [
     "ComponentLock",

@@ -10,7 +10,7 @@ import io
 import json
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -220,3 +220,23 @@ def open_layer(image: LayoutImage, desc: Descriptor) -> Iterator[IO[bytes]]:
         else:
             yield raw
         reader.finish()
+
+
+@dataclass(frozen=True)
+class LayoutLayer:
+    """One layer of a layout image, as :func:`kiln.layers.unpack.unpack_layers` reads it."""
+
+    image: LayoutImage
+    desc: Descriptor
+
+    @property
+    def digest(self) -> str:
+        return self.desc.digest
+
+    def open(self) -> AbstractContextManager[IO[bytes]]:
+        return open_layer(self.image, self.desc)
+
+
+def layer_sources(image: LayoutImage) -> list[LayoutLayer]:
+    """The image's layers, bottom first."""
+    return [LayoutLayer(image, desc) for desc in image.layers]

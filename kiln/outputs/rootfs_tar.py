@@ -8,9 +8,9 @@ import tempfile
 from pathlib import Path
 
 from kiln.layers.tar import write_layer
+from kiln.layers.unpack import unpack_layers
 from kiln.outputs.archive import Archive
-from kiln.outputs.layout import open_layout
-from kiln.verify.instance import materialise
+from kiln.outputs.layout import layer_sources, open_layout
 
 
 def write_rootfs_tar(
@@ -36,7 +36,8 @@ def write_rootfs_tar(
     work_parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".rootfs-", dir=work_parent))
     try:
-        root = materialise(image.layout, work / "rootfs", tag=tag).root
+        root = work / "rootfs"
+        unpack_layers(layer_sources(image), root)
         blob = write_layer(root, dest, epoch=epoch, kind="rootfs", compress=compress)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -14,9 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kiln.errors import Issue, ValidationFailed
+from kiln.errors import Issue, ValidationFailed, display_path
 from kiln.recipes.model import ComponentRef, Recipe
 from kiln.toe.document import Document, check_parameters
+from kiln.toe.guest_steps import guest_step_problems
 from kiln.toe.nesting import load_checked
 from kiln.yamlsrc import SourceDocument, parse_yaml
 
@@ -135,6 +136,18 @@ def _resolve(
     return resolved
 
 
+def _vm_test_issues(components: Sequence[ResolvedComponent]) -> list[Issue]:
+    """Test steps a VM instance cannot run (see :mod:`kiln.toe.guest_steps`), at their file:line."""
+    issues = []
+    for component in components:
+        phase = component.document.phase("test")
+        for step in phase.steps if phase is not None else []:
+            for suffix, message in guest_step_problems(step):
+                where = f"phases[test].steps[{step.name}]{suffix}"
+                issues.append(Issue(display_path(component.document.path), step.line, None, where, message))
+    return issues
+
+
 def load_recipe(path: Path, text: str | None = None) -> LoadedRecipe:
     """Parse and validate ``path`` (or ``text``, read from there) and all its components; raise
     ValidationFailed with every issue. Relative component paths resolve against ``path``'s folder."""
@@ -155,6 +168,8 @@ def load_recipe(path: Path, text: str | None = None) -> LoadedRecipe:
     for index, test in enumerate(tests):
         if "test" not in test.document.phase_names:
             issues.append(source.issue(("tests", index), f"{test.label}: has no test phase"))
+    if "vm" in recipe.test_instance_kinds():
+        issues.extend(_vm_test_issues([*components, *tests]))
     if issues:
         raise ValidationFailed(issues)
     digest = "sha256:" + hashlib.sha256(source.text.encode()).hexdigest()

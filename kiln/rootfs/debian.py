@@ -26,6 +26,7 @@ from kiln.rootfs import parentcache
 from kiln.rootfs.dpkg import cached_deb_sha256, installed_packages
 from kiln.rootfs.kernels import DEFER_INITRAMFS, make_initramfs
 from kiln.rootfs.parentcache import Version
+from kiln.rootfs.slim import SlimOptions, slim
 from kiln.sandbox.run import require_tool, run
 from kiln.sandbox.tmpfs import nearly_full, ram_scratch
 from kiln.store import Store
@@ -182,8 +183,6 @@ def slim_parent(parent: DebianParent, rootfs: Path, monitor: Monitor) -> dict[st
     """Apply the slim rules (docs, man pages, locales, caches, logs) and keep later installs slim."""
     if parent.slim is None:
         return None
-    from kiln.outputs.slim import SlimOptions, slim
-
     report = slim(rootfs, SlimOptions(keep_locales=parent.slim))
     monitor.info(
         f"slim: parent root {report.size_before / 1e6:.1f} MB -> {report.size_after / 1e6:.1f} MB",

@@ -7,12 +7,12 @@
 
 ``--refresh-parent`` makes a new version beside the current one and swaps ``current`` once it is
 complete. The old version stays while any build holds its lease: the last one removes it on release
-(or the next build making a version does). Rules shared with the other caches: kiln.cachelock.
+(or the next build making a version does). Rules shared with the other caches: kiln.cachelock (locks,
+atomic commits) and kiln.cachestore (a version is complete when its ``parent.json`` reads back).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kiln.cachelock import FileLock, discard, fsync_dir, syncfs, try_exclusive, write_atomic
+from kiln.cachelock import FileLock, discard, fsync_dir, try_exclusive
+from kiln.cachestore import read_marker, write_marker
 
 META_NAME = "parent.json"
 
@@ -55,7 +56,7 @@ def current_dir(entry: Path) -> Path | None:
     link = entry / "current"
     if link.is_symlink():
         return entry / link.readlink()
-    if (entry / META_NAME).is_file():
+    if read_marker(entry / META_NAME) is not None:
         return entry  # the layout from before versions
     return None
 
@@ -63,10 +64,7 @@ def current_dir(entry: Path) -> Path | None:
 def current_meta(entry: Path) -> dict[str, Any] | None:
     """``parent.json`` of the current version (no lease: for a look only)."""
     directory = current_dir(entry)
-    try:
-        return json.loads((directory / META_NAME).read_text()) if directory else None
-    except FileNotFoundError:
-        return None
+    return read_marker(directory / META_NAME) if directory else None
 
 
 def lease_current(entry: Path) -> Version | None:
@@ -80,9 +78,8 @@ def lease_current(entry: Path) -> Version | None:
             lease.acquire(shared=True)
         except FileNotFoundError:
             continue  # removed while we looked: look again
-        try:
-            meta = json.loads((directory / META_NAME).read_text())
-        except FileNotFoundError:
+        meta = read_marker(directory / META_NAME)
+        if meta is None:
             lease.release()
             continue
         return Version(entry, directory, meta, lease)
@@ -98,8 +95,7 @@ def new_version(entry: Path) -> Path:
 def publish(entry: Path, directory: Path, meta: dict[str, Any]) -> None:
     """Commit a finished version (``directory/rootfs``): synced, then made current by one rename.
     The version it replaces goes now if nobody uses it, else when its last user releases it."""
-    write_atomic(directory / META_NAME, json.dumps(meta, indent=2, sort_keys=True))
-    syncfs(directory)
+    write_marker(directory / META_NAME, meta, sync=directory)
     previous = current_dir(entry)
     link = entry / f".current-{uuid.uuid4().hex[:8]}"
     link.symlink_to(directory.name)
@@ -140,9 +136,9 @@ def sweep(entry: Path) -> None:
         elif child.name.startswith(".current-"):
             child.unlink()
         elif child.name.startswith("v-") and child != current:
-            if (child / META_NAME).is_file():
+            if read_marker(child / META_NAME) is not None:
                 collect(entry, child)
             else:
                 shutil.rmtree(child, ignore_errors=True)
-    if current is not None and current != entry and (entry / META_NAME).is_file():
+    if current is not None and current != entry and read_marker(entry / META_NAME) is not None:
         collect(entry, entry)

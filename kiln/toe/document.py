@@ -21,9 +21,16 @@ from kiln.inputfile import decode_text, read_input_bytes
 from kiln.toe.actions import Action, lookup
 from kiln.toe.conditions import IfSpec
 from kiln.toe.docpaths import is_local_relative
+from kiln.toe.document_model import (
+    STANDARD_PHASES,
+    ConstantBody,
+    DocumentHeader,
+    ParameterBody,
+    PhaseSpec,
+    StepSpec,
+)
 from kiln.toe.loops import LoopSpec
 from kiln.toe.quirks import restore_unquoted_expressions
-from kiln.toe.schema import STANDARD_PHASES, ConstantBody, DocumentHeader, ParameterBody, PhaseSpec, StepSpec
 from kiln.toe.static_checks import check_references, check_undeclared
 from kiln.toe.variables import scalar_text
 from kiln.yamlsrc import Loc, SourceDocument, parse_yaml

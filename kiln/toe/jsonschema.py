@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from kiln.toe.actions import Action
+from kiln.toe.document_model import ConstantBody, ParameterBody
 from kiln.toe.loops import LoopSpec
-from kiln.toe.schema import ConstantBody, ParameterBody
 
 SCHEMA_ID = "https://kiln.dev/schemas/awstoe-component.json"
 

@@ -28,7 +28,7 @@ from kiln.toe.results import (
     StepResult,
     combine,
 )
-from kiln.toe.step_exec import StepOutcome, execute_step
+from kiln.toe.step_exec import RunOptions, StepOutcome, execute_step
 from kiln.toe.targets import HostTarget, RootfsTarget, Target
 
 __all__ = [
@@ -40,15 +40,6 @@ __all__ = [
 def services(settings: Settings) -> dict[str, Any]:
     """The external services steps may use, from the settings (KILN_S3_ENDPOINT_URL ...)."""
     return {"s3": {"endpoint_url": settings.s3_endpoint_url}} if settings.s3_endpoint_url else {}
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Settings beyond the document: nesting stack (ExecuteDocument), S3 endpoint, environment."""
-
-    stack: tuple[str, ...] = ()
-    services: Mapping[str, Any] = field(default_factory=dict)
-    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def run_document(
@@ -152,6 +143,7 @@ class _Run:
             monitor=self.monitor,
             label=self.label,
             options=self.options,
+            run_nested=run_document,
         )
         status = outcome.status
         if status == FAILED and step.on_failure == "Ignore":

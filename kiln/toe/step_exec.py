@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -15,16 +15,39 @@ from kiln.monitor import Monitor
 from kiln.toe.actions import ActionContext, ActionFailed, RebootRequested
 from kiln.toe.conditions import ConditionError, Evaluator
 from kiln.toe.docpaths import MAX_NESTING
+from kiln.toe.document import Document, Step, load_document, parameter_errors
 from kiln.toe.loops import Iteration, LoopError, iterations, loop_resolver
 from kiln.toe.results import FAILED, SKIPPED, SUCCESS, DocumentResult
 from kiln.toe.targets import Target
 from kiln.toe.variables import Resolver, chain_resolver, chained, substitute, variables_resolver
 
-if TYPE_CHECKING:
-    from kiln.toe.document import Document, Step
-    from kiln.toe.runner import RunOptions
-
 MAX_REBOOT_RERUNS = 1
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Settings beyond the document: nesting stack (ExecuteDocument), S3 endpoint, environment."""
+
+    stack: tuple[str, ...] = ()
+    services: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+class DocumentRunner(Protocol):
+    """How ExecuteDocument runs a nested document (:func:`kiln.toe.runner.run_document`, passed down
+    by the runner, so this module does not import it)."""
+
+    def __call__(
+        self,
+        doc: Document,
+        *,
+        phases: Sequence[str],
+        parameters: Mapping[str, str],
+        target: Target,
+        monitor: Monitor,
+        label: str | None = None,
+        options: RunOptions | None = None,
+    ) -> DocumentResult: ...
 
 
 @dataclass
@@ -69,6 +92,7 @@ def execute_step(
     monitor: Monitor,
     label: str,
     options: RunOptions,
+    run_nested: DocumentRunner,
 ) -> StepOutcome:
     outcome = StepOutcome(SUCCESS, time.time())
     base = chained(
@@ -97,7 +121,7 @@ def execute_step(
             )
             return outcome
     runner = _Attempts(
-        step, target, base, output, label, phase, options, document, monitor, outcome.processes
+        step, target, base, output, label, phase, options, document, monitor, outcome.processes, run_nested
     )
     for attempt in range(1, step.max_attempts + 1):
         outcome.attempts = attempt
@@ -160,6 +184,7 @@ class _Attempts:
     document: Document
     monitor: Monitor
     processes: list[str]
+    run_nested: DocumentRunner
     last_inputs: Any = None  # the latest substituted inputs, reported even when the step fails
 
     def attempt(self) -> tuple[Any, dict[str, Any], int]:
@@ -250,9 +275,6 @@ class _Attempts:
 
     def nested(self, path: Path, phases: list[str], parameters: dict[str, str]) -> DocumentResult:
         """ExecuteDocument: run another document on the same target, guarding depth and cycles."""
-        from kiln.toe.document import load_document, parameter_errors
-        from kiln.toe.runner import run_document
-
         stack = self.options.stack
         identity = str(path.resolve())
         if identity in stack:
@@ -267,7 +289,7 @@ class _Attempts:
         problems = [message for _, message in parameter_errors(doc, parameters)]
         if problems:
             raise ActionFailed("ExecuteDocument: " + "; ".join(problems))
-        return run_document(
+        return self.run_nested(
             doc, phases=phases, parameters=parameters, target=self.target, monitor=self.monitor,
             label=f"{self.label} > {doc.name}", options=self.options,
         )  # fmt: skip

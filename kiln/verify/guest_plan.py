@@ -19,6 +19,7 @@ from typing import Any
 
 from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.toe.document import Document, check_parameters, load_document
+from kiln.toe.guest_steps import guest_step_problems
 from kiln.toe.results import (
     FAILED,
     SKIPPED,
@@ -31,7 +32,6 @@ from kiln.toe.results import (
 from kiln.toe.variables import expressions, strings_in, substitute, variables_resolver
 
 TEST_PHASE = "test"
-GUEST_ACTIONS = ("ExecuteBash", "ExecuteBinary")
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,10 @@ def plan_tests(
             ) -> None:  # fmt: skip
                 issues.append(Issue(_file, _line, None, f"{_where}{field}", message))
 
-            if step.action not in GUEST_ACTIONS:
-                problem(f"{step.action} cannot run in a VM test phase (VM tests run "
-                        f"{' and '.join(GUEST_ACTIONS)} steps); use a container instance, or a bash step",
-                        ".action")  # fmt: skip
-                continue
-            if step.loop is not None or step.condition is not None:
-                problem("loop and if are not supported in VM test phases yet")
+            refused = guest_step_problems(step)
+            for field, message in refused:
+                problem(message, field)
+            if refused:
                 continue
             try:
                 inputs = substitute(step.inputs, resolve)

@@ -16,8 +16,8 @@ from kiln.catalog import Catalog
 from kiln.catalog.schemas import ArtifactRecord, EvidenceRecord, NewImage
 from kiln.cli.main import build_app
 from kiln.evidence.collect import EvidenceSettings, ImageFacts, collect_evidence
+from kiln.evidence.provenancecheck import VerificationFailed
 from kiln.evidence.signing import SignatureInvalid
-from kiln.evidence.verify import VerificationFailed
 from kiln.models import Artifact
 from kiln.monitor import ListMonitor
 from kiln.store import Store

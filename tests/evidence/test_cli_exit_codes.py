@@ -19,8 +19,8 @@ from kiln.catalog import ArtifactRecord, Catalog, EvidenceRecord, NewImage
 from kiln.cli.main import build_app
 from kiln.errors import KilnError
 from kiln.evidence.collect import EvidenceSettings, ImageFacts, collect_evidence
-from kiln.evidence.scan import installed_sources
 from kiln.evidence.vulnimport import import_feed
+from kiln.evidence.vulnscan import installed_sources
 from kiln.models import Artifact
 from kiln.monitor import ListMonitor
 from kiln.store import Store

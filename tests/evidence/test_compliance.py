@@ -13,7 +13,7 @@ from kiln.errors import BuildFailed
 from kiln.evidence.collect import EvidenceSettings, ImageFacts, collect_evidence
 from kiln.evidence.compliance import ComplianceResult, evaluate
 from kiln.evidence.datastream import ContentMissing, choose_content
-from kiln.evidence.inventory import OsRelease
+from kiln.evidence.installed import OsRelease
 from kiln.evidence.settings import ComplianceGate
 from kiln.monitor import ListMonitor
 from kiln.recipes.loader import BUILTIN_DIR

@@ -26,6 +26,7 @@ from kiln.evidence.provenance import (
     STATEMENT_TYPE,
     statement,
 )
+from kiln.evidence.provenancecheck import VerificationFailed, verify_provenance
 from kiln.evidence.signing import (
     SignatureInvalid,
     SigningKeyError,
@@ -36,7 +37,6 @@ from kiln.evidence.signing import (
     pae,
     sign_envelope,
 )
-from kiln.evidence.verify import VerificationFailed, verify_provenance
 from kiln.models import Artifact, Package
 from kiln.monitor import ListMonitor
 from kiln.store import Store

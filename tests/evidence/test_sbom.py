@@ -11,7 +11,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from kiln.evidence.inventory import Inventory, read_inventory
+from kiln.evidence.installed import Inventory, read_inventory
 from kiln.evidence.licences import copyright_licences, debian_to_spdx
 from kiln.evidence.sbom import cyclonedx_json, spdx_json
 from kiln.sandbox.run import run

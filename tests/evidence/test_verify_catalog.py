@@ -20,6 +20,7 @@ import pytest
 
 from kiln.catalog import Catalog
 from kiln.evidence.provenance import BUILD_TYPE_V1, CATALOG_LOCK, PACKAGE_LIST
+from kiln.evidence.provenancecheck import CatalogEntry, run_checks
 from kiln.evidence.signing import (
     generate_key,
     load_private_key,
@@ -27,7 +28,6 @@ from kiln.evidence.signing import (
     open_envelope,
     sign_envelope,
 )
-from kiln.evidence.verify import CatalogEntry, run_checks
 from kiln.store import Store
 
 pytestmark = pytest.mark.e2e

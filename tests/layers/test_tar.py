@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kiln.layers.scan import Entry, LayerError, LayerKind
 from kiln.layers.tar import write_layer
+from kiln.layers.walk import Entry, LayerError, LayerKind
 from kiln.rootfs.debian import ParentRoot
 from kiln.sandbox.run import run
 from tests.layers.helpers import CAP_NET_BIND_SERVICE, make_tree, make_upper, members, names

@@ -139,3 +139,48 @@ def test_disk_outputs_take_disk_options(tmp_path: Path) -> None:
         "R:8:5: outputs[0].size: a disk must be at least 64M",
         "R:9:5: outputs[0].boot: Input should be 'uefi', 'bios' or 'hybrid'",
     ]
+
+
+FILE_TEST = """\
+name: file-test
+schemaVersion: 1.0
+phases:
+  - name: test
+    steps:
+      - name: Marker
+        action: ExecuteBash
+        inputs:
+          commands: ['true']
+      - name: WriteFile
+        action: CreateFile
+        inputs:
+          - path: /tmp/x
+            content: x
+      - name: Looped
+        action: ExecuteBash
+        loop: {forEach: [a, b]}
+        inputs:
+          commands: ['true']
+"""
+
+
+def test_vm_test_phases_run_only_what_a_guest_can_at_load_time(tmp_path: Path) -> None:
+    """A VM guest runs ExecuteBash/ExecuteBinary scripts: other test steps are refused with file:line
+    when the recipe loads, not after the build (disk outputs test on a VM unless settings say otherwise)."""
+    doc = tmp_path / "file-test.yaml"
+    doc.write_text(FILE_TEST)
+    vm = GOOD + f"tests:\n  - path: {doc}\noutputs:\n  - type: qcow2\n    size: 2G\n"
+    assert errors(tmp_path, vm) == [
+        f"{doc}:10: phases[test].steps[WriteFile].action: CreateFile cannot run in a VM test phase (VM tests "
+        "run ExecuteBash and ExecuteBinary steps); use a container instance, or a bash step",
+        f"{doc}:15: phases[test].steps[Looped]: loop and if are not supported in VM test phases yet",
+    ]
+    container = vm.replace("  - type: qcow2", "  - type: oci\n  - type: qcow2") + (
+        "settings: {test_instances: [container]}\n"
+    )
+    assert [c.label for c in load_recipe(write(tmp_path, container)).test_components] == ["file-test"]
+
+
+def test_the_examples_validate() -> None:
+    for recipe in sorted((REPO / "examples/recipes").glob("*.yaml")):
+        assert load_recipe(recipe).recipe.name, recipe

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from debian.debfile import DebFile
 
-from kiln.build.inventory import dpkg_packages
+from kiln.build.package_index import dpkg_packages
 from kiln.errors import KilnError
-from kiln.evidence.inventory import read_inventory
+from kiln.evidence.installed import read_inventory
 from kiln.evidence.sbom import cyclonedx_json, spdx_json
-from kiln.evidence.scan import installed_sources
+from kiln.evidence.vulnscan import installed_sources
 from kiln.lock import packages_with_hashes
 from kiln.rootfs.debian import ParentRoot, deb_inventory
 from kiln.rootfs.dpkg import INSTALLED_STATES, STATUS_FILE, deb_filename, installed_packages

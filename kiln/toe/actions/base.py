@@ -12,15 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from kiln.errors import KilnError
-
-if TYPE_CHECKING:
-    from kiln.toe.runner import Target
+from kiln.toe.targets import Target
 
 Outputs = dict[str, Any]
 

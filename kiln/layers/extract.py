@@ -1,29 +1,26 @@
-"""Pull a few files out of an OCI image without unpacking it: enough of a root for the scanner.
+"""Pull a few files out of an image's layers without unpacking them all: enough of a root for a scanner.
 
-Layers are read in order as tar streams; only wanted paths are kept, and OCI whiteouts (``.wh.NAME``)
-and opaque markers (``.wh..wh..opq``) of later layers remove what earlier layers put there.
+Layers (:class:`kiln.layers.unpack.LayerSource`) are read in order as tar streams; only wanted paths
+are kept, and OCI whiteouts (``.wh.NAME``) and opaque markers (``.wh..wh..opq``) of later layers
+remove what earlier layers put there.
 """
 
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
-from kiln.errors import KilnError
-from kiln.outputs.layout import open_layer, open_layout
-from kiln.rootfs.dpkg import STATUS_FILE
+from kiln.layers.unpack import LayerSource, UnsafeLayer
+from kiln.layers.walk import OPAQUE_MARKER, WHITEOUT_PREFIX
 
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
-SCAN_FILES = frozenset({STATUS_FILE, "etc/os-release", "usr/lib/os-release"})
 Entry = tuple[str, bytes]  # ("file", content) or ("symlink", target)
 
 
 def _rel(name: str) -> str:
     parts = [p for p in PurePosixPath(name.lstrip("/")).parts if p not in ("", ".")]
     if ".." in parts:
-        raise KilnError(f"layer entry escapes the root: {name!r}")
+        raise UnsafeLayer(f"layer entry escapes the root: {name!r}")
     return "/".join(parts)
 
 
@@ -32,20 +29,19 @@ def _drop(kept: dict[str, Entry], target: str, keep: set[str]) -> None:
         del kept[path]
 
 
-def read_files(layout: Path, wanted: Callable[[str], bool]) -> dict[str, Entry]:
-    """The final content of every wanted path across the image's layers."""
-    image = open_layout(layout)
+def read_files(layers: Iterable[LayerSource], wanted: Callable[[str], bool]) -> dict[str, Entry]:
+    """The final content of every wanted path across ``layers`` (bottom first)."""
     kept: dict[str, Entry] = {}
-    for desc in image.layers:
+    for source in layers:
         written: set[str] = set()
-        with open_layer(image, desc) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        with source.open() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 rel = _rel(member.name)
                 parent, _, base = rel.rpartition("/")
-                if base == OPAQUE:
+                if base == OPAQUE_MARKER:
                     _drop(kept, parent, written)
-                elif base.startswith(WHITEOUT):
-                    _drop(kept, f"{parent}/{base[len(WHITEOUT) :]}".lstrip("/"), written)
+                elif base.startswith(WHITEOUT_PREFIX):
+                    _drop(kept, f"{parent}/{base[len(WHITEOUT_PREFIX) :]}".lstrip("/"), written)
                 elif not member.isdir():
                     _drop(kept, rel, written)  # a file or link replaces whatever was there
                     if wanted(rel) and member.isfile():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kiln.outputs.slim import DPKG_CONFIG, SlimError, SlimOptions, slim, tree_size
 from kiln.rootfs.debian import ParentRoot
+from kiln.rootfs.slim import DPKG_CONFIG, SlimError, SlimOptions, slim, tree_size
 from kiln.sandbox.bwrap import SandboxOptions
 from kiln.sandbox.launch import run_in_sandbox
 from kiln.sandbox.run import run

@@ -13,11 +13,11 @@ from cyclonedx.validation.json import JsonStrictValidator
 from kiln.errors import KilnError
 from kiln.evidence.feeds import debian_tracker
 from kiln.evidence.gates import evaluate, openvex
-from kiln.evidence.scan import ScanReport, installed_sources, match, scan_root
 from kiln.evidence.scanexport import cyclonedx_vex, sarif
 from kiln.evidence.settings import AllowEntry, ScanGate
 from kiln.evidence.vulndb import VulnDb
 from kiln.evidence.vulnimport import import_feed
+from kiln.evidence.vulnscan import ScanReport, installed_sources, match, scan_root
 from kiln.monitor import ListMonitor
 from kiln.store import Store
 from tests.evidence.synthetic import tracker_for

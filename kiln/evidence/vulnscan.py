@@ -17,14 +17,16 @@ from typing import Any, Literal, NamedTuple
 
 from kiln.errors import KilnError
 from kiln.evidence.debversion import compare
-from kiln.evidence.inventory import OsRelease, read_os_release
+from kiln.evidence.installed import OsRelease, read_os_release
 from kiln.evidence.vulndb import Record, VulnDb
-from kiln.rootfs.dpkg import installed_packages
+from kiln.rootfs.dpkg import STATUS_FILE, installed_packages
 
 Severity = Literal["unknown", "negligible", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("unknown", "negligible", "low", "medium", "high", "critical")
 FindingStatus = Literal["fixable", "no-fix", "undetermined"]
 REPORT_FORMAT = "kiln-scan-v1"
+SCAN_FILES = frozenset({STATUS_FILE, "etc/os-release", "usr/lib/os-release"})
+"""What the scanner reads: the rest of an image need not be unpacked to scan it."""
 
 _URGENCY: dict[str, Severity] = {
     "unimportant": "negligible",

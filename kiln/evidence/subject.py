@@ -26,8 +26,7 @@ class ResolvedImage:
 
 
 def artifact_path(store: Store, path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else store.home / p
+    return store.artifact_path(path)
 
 
 def directory_identity(root: Path) -> ImageIdentity:
@@ -46,37 +45,19 @@ def directory_identity(root: Path) -> ImageIdentity:
 
 @contextmanager
 def resolve_image(store: Store, ref: str, *, only: frozenset[str] | None = None) -> Iterator[ResolvedImage]:
-    """Yield the image's root filesystem (unpacked from its OCI layout when catalogued).
-
-    ``only``: for a catalogued image, extract just these paths (a partial root, much faster).
-    """
+    """Yield the image's root filesystem: ``ref`` itself when it is a root directory, else the catalogued
+    image unpacked (see :func:`kiln.verify.instance.image_root`; ``only``: just these paths)."""
     path = Path(ref)
     if path.is_dir():
         if not (path / "etc").is_dir():
             raise KilnError(f"{ref}: not a root filesystem (no etc/)")
         yield ResolvedImage(directory_identity(path), path, None, None)
         return
-    from kiln.catalog import Catalog
-    from kiln.verify.instance import fresh_instance
+    from kiln.verify.instance import image_root
 
-    catalog = Catalog.open(store.database_url)
-    try:
-        record = catalog.get_image(ref)
-    finally:
-        catalog.close()
-    layouts = [a for a in record.artifacts if a.kind == "oci"]
-    if not layouts:
-        raise KilnError(f"{ref}: no OCI artifact to unpack", hint="evidence commands need an 'oci' output")
-    identity = ImageIdentity(record.name, f"{record.version}/{record.build}", record.digest, record.created)
-    layout = artifact_path(store, layouts[0].path)
-    if only is not None:
-        from kiln.evidence.extract import read_files, write_files
-
-        with store.scratch("partial-root-") as scratch:
-            partial = scratch / "root"
-            partial.mkdir()
-            write_files(read_files(layout, only.__contains__), partial)
-            yield ResolvedImage(identity, partial, record, None)
-        return
-    with fresh_instance(layout, store.home / "tmp") as instance:
-        yield ResolvedImage(identity, instance.root, record, None)
+    with image_root(store, ref, only=only) as image:
+        record = image.record
+        identity = ImageIdentity(
+            record.name, f"{record.version}/{record.build}", record.digest, record.created
+        )
+        yield ResolvedImage(identity, image.root, record, None)

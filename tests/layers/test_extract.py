@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import KilnError
-from kiln.evidence.extract import SCAN_FILES, read_files, write_files
-from kiln.evidence.inventory import read_os_release
+from kiln.evidence.installed import read_os_release
+from kiln.evidence.vulnscan import SCAN_FILES
+from kiln.layers.extract import read_files, write_files
+from kiln.outputs.layout import layer_sources, open_layout
 
 TAR = "application/vnd.oci.image.layer.v1.tar"
 
@@ -83,7 +85,8 @@ def test_layers_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
     wipe = _tar([("var/lib/dpkg/.wh..wh..opq", "", ""), ("var/lib/dpkg/status", "final\n", "")])
     layout = make_layout(tmp_path / "oci", [base, upgrade, wipe])
     files = read_files(
-        layout, lambda p: p in SCAN_FILES or p.startswith("var/lib/dpkg/") or p == "etc/passwd"
+        layer_sources(open_layout(layout)),
+        lambda p: p in SCAN_FILES or p.startswith("var/lib/dpkg/") or p == "etc/passwd",
     )
     assert files == {
         "usr/lib/os-release": ("file", b"ID=debian\nVERSION_CODENAME=bookworm\n"),
@@ -97,4 +100,4 @@ def test_layers_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
 def test_escaping_entries_are_refused(tmp_path: Path) -> None:
     layout = make_layout(tmp_path / "oci", [_tar([("../etc/shadow", "x", "")])])
     with pytest.raises(KilnError, match="escapes the root"):
-        read_files(layout, lambda p: True)
+        read_files(layer_sources(open_layout(layout)), lambda p: True)
