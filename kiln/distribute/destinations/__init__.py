@@ -1,0 +1,5 @@
+"""Every destination kind; importing this package registers them all."""
+
+from kiln.distribute.destinations import directory
+
+__all__ = ["directory"]
