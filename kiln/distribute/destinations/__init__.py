@@ -1,5 +1,5 @@
 """Every destination kind; importing this package registers them all."""
 
-from kiln.distribute.destinations import directory
+from kiln.distribute.destinations import directory, oci
 
-__all__ = ["directory"]
+__all__ = ["directory", "oci"]
