@@ -65,3 +65,15 @@ def registry(root: Path, *, htpasswd: bool = False) -> Iterator[str]:
     with server(["docker-registry", "serve", str(root / "config.yml")], f"http://127.0.0.1:{port}/v2/",
                 env=env, log=root / "registry.log"):  # fmt: skip
         yield f"127.0.0.1:{port}"
+
+
+@contextmanager
+def moto(root: Path) -> Iterator[str]:
+    """moto's server mode (S3, EC2, ... over real HTTP) on 127.0.0.1; yields its endpoint URL."""
+    port = free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    binary = Path(__file__).resolve().parents[2] / ".venv/bin/moto_server"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    with server([str(binary), "-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/moto-api/",
+                env=env, log=root / "moto.log"):  # fmt: skip
+        yield f"http://127.0.0.1:{port}"
