@@ -45,8 +45,8 @@ def register(app: typer.Typer) -> None:
 
         with Catalog.open(open_store(data_dir).database_url) as catalog:
             image = catalog.get_image(ref)
-            path = config or Path(catalog.get_build(image.build_id).recipe_path)
-            loaded = load_distribution(path)
+            recipe = Path(catalog.get_build(image.build_id).recipe_path)
+            loaded = load_distribution(config or recipe, recipe)
             requester = os.environ.get("USER") or None
             if unpublish:
                 outcomes = run.unpublish(catalog, image.ref, loaded, settings=settings(), environ=os.environ,

@@ -22,8 +22,9 @@ class DistributionConfig:
     boot: str | None  # the first disk output's boot mode
 
 
-def load_distribution(path: Path) -> DistributionConfig:
-    """The validated ``distribution:`` list of ``path`` (errors name file:line:column, exit 2)."""
+def load_distribution(path: Path, recipe: Path | None = None) -> DistributionConfig:
+    """The validated ``distribution:`` list of ``path`` (errors name file:line:column, exit 2); the
+    disk boot mode from ``recipe`` (the image's own recipe, when the targets come from elsewhere)."""
     if not path.is_file():
         raise KilnError(
             f"{path}: the recipe is gone, so its distribution targets are unknown",
@@ -36,13 +37,16 @@ def load_distribution(path: Path) -> DistributionConfig:
         targets = TypeAdapter(Targets).validate_python(source.data.get("distribution") or [])
     except ValidationError as exc:
         raise ValidationFailed(source.issues_from(exc, ("distribution",))) from None
-    boot = None
-    outputs = source.data.get("outputs")
+    return DistributionConfig(path.resolve(), targets, _boot(recipe if recipe and recipe.is_file() else path))
+
+
+def _boot(path: Path) -> str | None:
+    """The first disk output's boot mode, read leniently (the recipe was validated when it built)."""
+    data = parse_yaml(path).data
+    outputs = data.get("outputs") if isinstance(data, dict) else None
     for output in outputs if isinstance(outputs, list) else []:
         if isinstance(output, dict) and output.get("type") in DISK_TYPES:
-            boot = str(output.get("boot", "uefi"))
-            break
+            return str(output.get("boot", "uefi"))
         if output in DISK_TYPES:
-            boot = "uefi"
-            break
-    return DistributionConfig(path.resolve(), targets, boot)
+            return "uefi"
+    return None

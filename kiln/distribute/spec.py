@@ -10,7 +10,7 @@ import json
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 REGISTRY_REPO = re.compile(r"^[a-z0-9.-]+(:\d{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
@@ -124,21 +124,45 @@ class LaunchPermissions(BaseModel):
     organizational_units: list[str] = Field(default_factory=list, description="OU ARNs")
 
 
-class AmiTarget(S3Target):
-    """Upload a raw or VHD disk to S3, import it as an EBS snapshot, register an AMI, copy it."""
+class AmiTarget(_Target):
+    """A raw or VHD disk as an EC2 AMI: a snapshot (S3 upload + ImportSnapshot, or the EBS direct
+    APIs for raw disks), an image registered with the boot mode, tags, launch permissions, copies."""
 
-    type: Literal["ami"]  # type: ignore[assignment]
+    type: Literal["ami"]
+    region: str = "us-east-1"
+    endpoint_url: str | None = Field(None, description="one endpoint for S3, EC2, EBS and IAM (emulators)")
+    snapshot_method: Literal["import", "ebs-direct"] = Field(
+        "import",
+        description="import: upload to S3 + ImportSnapshot (raw, vhd); ebs-direct: EBS direct APIs (raw)",
+    )
+    bucket: str | None = Field(None, description="S3 bucket for the disk upload (snapshot_method import)")
+    prefix: Template = "{{ name }}/{{ version }}-{{ build }}"
+    role_name: str = Field("vmimport", description="the service role ImportSnapshot uses")
     image_name: Template = "{{ name }}-{{ version }}-{{ build }}"
-    disk: Literal["raw", "vhd"] | None = Field(None, description="which disk artifact (default: the first)")
+    disk: Literal["raw", "vhd"] | None = Field(
+        None, description="which disk artifact (default: raw, else vhd)"
+    )
     boot_mode: Literal["uefi", "legacy-bios", "uefi-preferred"] | None = Field(
-        None, description="default: from the recipe's disk output (uefi, bios → legacy-bios, hybrid)"
+        None,
+        description="default: the recipe's disk boot (uefi; bios → legacy-bios; hybrid → uefi-preferred)",
     )
     architecture: Literal["x86_64", "arm64"] = "x86_64"
     ena_support: bool = True
     sriov_net_support: bool = True
+    tags: dict[str, str] = Field(default_factory=dict, description="tags on the AMIs and snapshots")
     regions: list[str] = Field(default_factory=list, description="copy the AMI to these regions too")
     launch_permissions: LaunchPermissions = Field(default_factory=LaunchPermissions)
-    import_timeout: int = Field(3600, ge=10, le=86400, description="seconds to wait for the snapshot import")
+    import_timeout: int = Field(3600, ge=10, le=86400, description="seconds to wait for a snapshot")
+    multipart_threshold: Size = "64M"
+    part_size: Size = "16M"
+
+    @model_validator(mode="after")
+    def _method(self) -> AmiTarget:
+        if self.snapshot_method == "import" and not self.bucket:
+            raise ValueError("snapshot_method import needs a bucket")
+        if self.snapshot_method == "ebs-direct" and self.disk == "vhd":
+            raise ValueError("snapshot_method ebs-direct uploads raw disks only")
+        return self
 
 
 Target = Annotated[DirectoryTarget | OciTarget | S3Target | AmiTarget, Field(discriminator="type")]

@@ -74,6 +74,7 @@ def moto(root: Path) -> Iterator[str]:
     root.mkdir(parents=True, exist_ok=True)
     binary = Path(__file__).resolve().parents[2] / ".venv/bin/moto_server"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["MOTO_RECORDER_FILEPATH"] = str(root / "recording.jsonl")  # POST /moto-api/recorder/start-recording
     with server([str(binary), "-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/moto-api/",
                 env=env, log=root / "moto.log"):  # fmt: skip
         yield f"http://127.0.0.1:{port}"

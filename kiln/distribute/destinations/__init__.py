@@ -1,5 +1,5 @@
 """Every destination kind; importing this package registers them all."""
 
-from kiln.distribute.destinations import directory, oci, s3
+from kiln.distribute.destinations import ami, directory, oci, s3
 
-__all__ = ["directory", "oci", "s3"]
+__all__ = ["ami", "directory", "oci", "s3"]
