@@ -35,6 +35,7 @@ COMMAND_MODULES = {
     "kiln.cli.instances": ("test",),
     "kiln.cli.gc": ("gc",),
     "kiln.cli.distribute": ("distribute", "distributions"),
+    "kiln.cli.promote": ("promote", "channels", "promotions"),
 }
 
 _debug = False

@@ -28,6 +28,12 @@ phases:
           - path: /etc/motd
             content: "distributed\\n"
             overwrite: true
+  - name: test
+    steps:
+      - name: Read
+        action: ExecuteBash
+        inputs:
+          commands: ["grep -qx distributed /etc/motd"]
 """
 
 RECIPE = """\
