@@ -67,6 +67,30 @@ def register(app: typer.Typer) -> None:
         if any(o.result == "failed" for o in outcomes):
             raise typer.Exit(1)
 
+    @app.command("preflight")
+    def preflight_command(
+        recipe: Annotated[Path, typer.Argument(help="The recipe (its `distribution:` targets).")],
+        target: Annotated[
+            list[str] | None, typer.Option("--target", "-t", help="Only this target (repeatable).")
+        ] = None,
+        config: Annotated[
+            Path | None, typer.Option("--config", help="Targets from this file's `distribution:` instead.")
+        ] = None,
+    ) -> None:
+        """Check the distribution targets before a build starts: credentials resolve, endpoints answer,
+        buckets, repositories and roles exist. Exit 1 naming every problem (a pipeline stops here)."""
+        from kiln.distribute import run
+        from kiln.distribute.config import load_distribution
+        from kiln.yamlsrc import parse_yaml
+
+        data = parse_yaml(recipe).data
+        name = str(data.get("name", "image")) if isinstance(data, dict) else "image"
+        version = str(data.get("version", "0.0.0")) if isinstance(data, dict) else "0.0.0"
+        loaded = load_distribution(config or recipe, recipe)
+        checked = run.preflight_planned(loaded, name=name, version=version, settings=settings(),
+                                        environ=os.environ, only=target)  # fmt: skip
+        console.print(f"preflight passed: {', '.join(checked)}")
+
     @app.command("distributions")
     def distributions_command(
         ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@VERSION/BUILD")],

@@ -102,6 +102,57 @@ def register(app: typer.Typer) -> None:
             shown = "  ".join(f"{c}={escape(p or '-')}" for c, p in pointers.items())
             console.print(f"{escape(image_name)}  {shown}")
 
+    @channels.command("show")
+    def channels_show(
+        name: Annotated[str, typer.Argument(help="Image name.")],
+        policy: PolicyOption = None,
+        data_dir: DataDirOption = None,
+        json_output: JsonOption = False,
+    ) -> None:
+        """Each channel's image, re-evaluated now: what would fail the policy today (exit 1 if any)."""
+        _check(name, policy, None, data_dir, json_output, apply=False)
+
+    @channels.command("check")
+    def channels_check(
+        name: Annotated[str, typer.Argument(help="Image name.")],
+        policy: PolicyOption = None,
+        key: KeyOption = None,
+        data_dir: DataDirOption = None,
+        json_output: JsonOption = False,
+    ) -> None:
+        """Like show, then apply the policy's on_violation: with `demote`, a failing channel moves back
+        to the newest earlier version that passes (recorded and signed, with the cause)."""
+        _check(name, policy, key or settings().signing_key, data_dir, json_output, apply=True)
+
+    def _check(
+        name: str,
+        policy: Path | None,
+        key: Path | None,
+        data_dir: Path | None,
+        json_output: bool,
+        *,
+        apply: bool,
+    ) -> None:
+        from kiln.promotion.decide import check_channels
+        from kiln.promotion.policy import load_policy
+
+        with _catalog(data_dir) as (catalog, home):
+            loaded = load_policy(_policy_path(policy, home))
+            statuses = check_channels(catalog, name, loaded, key=key, who=_who(), apply=apply)
+        if json_output:
+            print_json([{"channel": s.channel, "image": s.image, "demoted_to": s.demoted_to,
+                         "failed": [r.as_dict() for r in s.failed]} for s in statuses])  # fmt: skip
+        else:
+            for s in statuses:
+                verdict = "[green]passes[/]" if not s.failed else "[red]FLAGGED[/]"
+                console.print(f"{s.channel}: {escape(s.image)} {verdict}")
+                for r in s.failed:
+                    console.print(f"  [red]✗[/] {r.rule}: {escape(r.detail)}")
+                if s.demoted_to:
+                    console.print(f"  demoted to {escape(s.demoted_to)}")
+        if any(s.failed and not s.demoted_to for s in statuses):
+            raise typer.Exit(1)
+
     @channels.command("history")
     def channels_history(
         name: Annotated[str, typer.Argument(help="Image name.")],

@@ -45,6 +45,7 @@ class PublishContext:
     environ: Mapping[str, str]
     base_dir: Path = field(default_factory=Path.cwd)
     boot: str | None = None  # the recipe's disk boot mode (uefi, bios, hybrid), for AMIs
+    planned: bool = False  # a preflight before the build: ``image`` is a placeholder without files
     log: Callable[[str], None] = lambda _message: None
 
     def render(self, template: str) -> str:

@@ -10,11 +10,19 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from kiln.catalog import Catalog
 from kiln.catalog import distributions as jobs
-from kiln.distribute.base import DistributionError, PreflightFailed, PublishContext, destination_for
+from kiln.catalog.schemas import ImageRecord
+from kiln.distribute.base import (
+    Destination,
+    DistributionError,
+    PreflightFailed,
+    PublishContext,
+    destination_for,
+)
 from kiln.distribute.config import DistributionConfig
 from kiln.distribute.spec import Target
 from kiln.errors import KilnError
@@ -75,14 +83,7 @@ def distribute(
             outcomes[target.name] = Outcome(target.name, target.type, "skipped")
         else:
             todo.append((target, destination_for(target, ctx)))
-    problems = []
-    for target, destination in todo:
-        try:
-            destination.preflight()
-        except PreflightFailed as exc:
-            problems.append(f"{target.name}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
-    if problems:
-        raise PreflightFailed("preflight failed, nothing was published:\n  " + "\n  ".join(problems))
+    _preflight(todo, "nothing was published")
     for target, destination in todo:
         job = jobs.start(catalog, image.ref, target=target.name, kind=target.type,
                          config_digest=target.digest(), requester=requester)  # fmt: skip
@@ -105,6 +106,40 @@ def distribute(
         jobs.finish(catalog, job, status="succeeded", external=external)
         outcomes[target.name] = Outcome(target.name, target.type, "published", external, seconds=seconds)
     return [outcomes[t.name] for t in _select(config, only)]
+
+
+def _preflight(todo: list[tuple[Target, Destination]], consequence: str) -> None:
+    problems = []
+    for target, destination in todo:
+        try:
+            destination.preflight()
+        except PreflightFailed as exc:
+            problems.append(f"{target.name}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+    if problems:
+        raise PreflightFailed(f"preflight failed, {consequence}:\n  " + "\n  ".join(problems))
+
+
+def preflight_planned(
+    config: DistributionConfig,
+    *,
+    name: str,
+    version: str,
+    settings: Settings,
+    environ: Mapping[str, str],
+    only: list[str] | None = None,
+) -> list[str]:
+    """Before a build: check every target's credentials, endpoint and bucket/repository for the image
+    the recipe will make (templates render with build 0); returns the targets checked."""
+    placeholder = ImageRecord(
+        name=name, version=version, build=0, digest="sha256:" + "0" * 64, created=datetime.now(UTC),
+        parent="", parent_digest=None, recipe_digest="", description="", size=0, state="active",
+        build_id="", components=[], artifacts=[], evidence=[],
+    )  # fmt: skip
+    ctx = PublishContext(image=placeholder, settings=settings, environ=environ, base_dir=config.path.parent,
+                         boot=config.boot, planned=True)  # fmt: skip
+    targets = _select(config, only)
+    _preflight([(t, destination_for(t, ctx)) for t in targets], "do not start the build")
+    return [t.name for t in targets]
 
 
 def unpublish(
@@ -142,4 +177,4 @@ def unpublish(
     return outcomes
 
 
-__all__ = ["DistributionError", "Outcome", "distribute", "unpublish"]
+__all__ = ["DistributionError", "Outcome", "distribute", "preflight_planned", "unpublish"]

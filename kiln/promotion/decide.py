@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,49 @@ def rollback(
     envelope = _signed(decision, key)
     return moves.record(catalog, image.ref, channel=channel, action=action, allowed=True, decision=decision,
                         envelope=envelope, who=who, at=now)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    channel: str
+    image: str
+    failed: list[RuleResult]
+    demoted_to: str | None = None
+
+
+def check_channels(
+    catalog: Catalog, name: str, policy: LoadedPolicy, *, key: Path | None, who: str, apply: bool,
+    now: datetime | None = None,
+) -> list[ChannelStatus]:  # fmt: skip
+    """Re-evaluate each channel's current image of ``name`` now (new scans, expired waivers, stale
+    evidence, a changed state). With ``apply`` and ``on_violation: demote``, a failing channel moves back
+    to the newest earlier version that passes, recorded (and signed) as a demotion with the cause."""
+    now = now or datetime.now(UTC)
+    statuses = []
+    for channel in policy.policy.channels:
+        history = moves.pointer_moves(catalog, name, channel)
+        if not history:
+            continue
+        current = history[-1].image
+        failed = [
+            r for r in evaluate(catalog, catalog.get_image(current), channel, policy, now) if not r.passed
+        ]
+        status = ChannelStatus(channel, current, failed)
+        if failed and apply and policy.policy.on_violation == "demote":
+            for earlier in dict.fromkeys(m.image for m in reversed(history) if m.image != current):
+                candidate = catalog.get_image(earlier)
+                if all(r.passed for r in evaluate(catalog, candidate, channel, policy, now)):
+                    cause = [r.as_dict() for r in failed]
+                    decision = _decision("demote", candidate.ref, candidate.digest, channel, who, now,
+                                         previous=current, cause=cause, allowed=True,
+                                         policy={"digest": policy.digest})  # fmt: skip
+                    envelope = _signed(decision, key)
+                    moves.record(catalog, candidate.ref, channel=channel, action="demote", allowed=True,
+                                 decision=decision, envelope=envelope, who=who, at=now)  # fmt: skip
+                    status = ChannelStatus(channel, current, failed, candidate.ref)
+                    break
+        statuses.append(status)
+    return statuses
 
 
 def _first_of_run(history: list[PromotionRecord]) -> int:

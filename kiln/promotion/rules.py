@@ -33,7 +33,8 @@ class RuleResult:
 
 
 def _evidence(image: ImageRecord, *kinds: str) -> EvidenceRecord | None:
-    return next((e for e in image.evidence if e.kind in kinds), None)
+    """The newest evidence of these kinds (a scan attached after the build supersedes the build's)."""
+    return next((e for e in reversed(image.evidence) if e.kind in kinds), None)
 
 
 def _read(evidence: EvidenceRecord) -> bytes:

@@ -46,6 +46,12 @@ def test_promote_list_show_verify_and_deny(built: Built, tmp_path: Path) -> None
         e["digest"] for e in built.image["evidence"] if e["kind"] == "provenance-signed"
     )
 
+    show = kiln("channels", "show", "tiny-dist", "--policy", str(policy), "--json", home=built.home)
+    assert show.returncode == 0, show.stderr
+    assert json.loads(show.stdout) == [
+        {"channel": "dev", "image": built.ref, "demoted_to": None, "failed": []}
+    ]
+
     nokey = kiln("promote", built.ref, "--to", "dev", "--policy", str(policy), home=built.home,
                  env={"KILN_SIGNING_KEY": ""})  # fmt: skip
     assert nokey.returncode == 1 and "no signing key" in nokey.stderr

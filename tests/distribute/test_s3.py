@@ -112,3 +112,21 @@ def test_preflight_fails_fast_and_clearly(
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_preflight_before_a_build(endpoint: str, tmp_path: Path) -> None:
+    """`kiln preflight RECIPE`: a pipeline checks the targets before spending a build on them."""
+    s3_client(endpoint).create_bucket(Bucket="ready")  # type: ignore[attr-defined]
+    recipe = tmp_path / "recipe.yaml"
+    body = (
+        "name: web\nversion: 1.0.0\nparent: debian:bookworm\ncomponents: [update-os]\ndistribution:\n"
+        f"  - {{name: ok, type: s3, bucket: ready, endpoint_url: '{endpoint}'}}\n"
+        f"  - {{name: missing, type: s3, bucket: not-there, endpoint_url: '{endpoint}'}}\n"
+    )
+    recipe.write_text(body)
+    result = kiln("preflight", str(recipe), home=tmp_path / "home", env=AWS)
+    assert result.returncode == 1
+    assert "preflight failed, do not start the build" in result.stderr
+    assert "missing: target missing: bucket not-there does not exist" in result.stderr
+    ok = kiln("preflight", str(recipe), "--target", "ok", home=tmp_path / "home", env=AWS)
+    assert ok.returncode == 0 and "preflight passed: ok" in ok.stdout, ok.stderr

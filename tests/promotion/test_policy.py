@@ -18,7 +18,7 @@ from kiln.catalog import promotions as moves
 from kiln.errors import KilnError, ValidationFailed
 from kiln.evidence.signing import generate_key, load_private_key, sign_envelope
 from kiln.models import Evidence
-from kiln.promotion.decide import PromotionDenied, promote, rollback, verify
+from kiln.promotion.decide import PromotionDenied, check_channels, promote, rollback, verify
 from kiln.promotion.policy import load_policy
 
 NOW = datetime.now(UTC)
@@ -236,3 +236,39 @@ def test_no_signing_key_fails_closed_and_bad_policy_names_its_line(world: World,
     bad.write_text("version: 1\nchannels: [dev, prod]\npolicies:\n  qa: {}\n")
     with pytest.raises(ValidationFailed, match=r"unknown channel.*qa"):
         load_policy(bad)
+
+
+def test_a_cve_found_after_promotion_flags_and_demotes(world: World, tmp_path: Path) -> None:
+    first = world.image("img-cve")
+    world.to_staging(first)
+    second = world.image("img-cve")
+    world.to_staging(second, NOW + timedelta(minutes=1))
+    later = NOW + timedelta(hours=1)
+    assert all(not s.failed for s in check_channels(world.catalog, "img-cve", world.policy, key=None, who="x",
+                                                   apply=False, now=later))  # fmt: skip
+    # A new scan of the second build (attached after the build) finds a critical CVE.
+    report = {"scanned_at": later.isoformat(), "sources": [{"imported_at": later.timestamp()}],
+              "findings": [{"vuln_id": "CVE-2026-7777", "package": "openssl", "severity": "critical",
+                            "status": "fixable"}]}  # fmt: skip
+    world.catalog.add_evidence(second, world.file("vulnerability-report", json.dumps(report).encode()))
+    shown = check_channels(world.catalog, "img-cve", world.policy, key=None, who="x", apply=False, now=later)
+    staging = next(s for s in shown if s.channel == "staging")
+    assert staging.image == second and [r.rule for r in staging.failed] == ["scan"]
+    assert "CVE-2026-7777" in staging.failed[0].detail and staging.demoted_to is None
+
+    demoting = load_policy(_with(world, tmp_path, "on_violation: demote\n"))
+    applied = check_channels(world.catalog, "img-cve", demoting, key=world.trusted.private, who="sched",
+                             apply=True, now=later)  # fmt: skip
+    assert next(s for s in applied if s.channel == "staging").demoted_to == first
+    move = moves.current(world.catalog, "img-cve", "staging")
+    assert move is not None and move.image == first and move.action == "demote"
+    assert move.decision["cause"][0]["rule"] == "scan" and move.decision["previous"] == second
+    verify(move, world.trusted.public)
+
+
+def _with(world: World, tmp_path: Path, extra: str) -> Path:
+    """The module's policy plus ``extra``, beside a copy of its trusted key."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY + extra)
+    (tmp_path / "trusted.key.pub").write_bytes(world.trusted.public.read_bytes())
+    return path

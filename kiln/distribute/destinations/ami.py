@@ -76,7 +76,8 @@ class Ami(Destination):
     # --- contract -----------------------------------------------------------------------------
 
     def preflight(self) -> None:
-        self.disk()
+        if not self.ctx.planned:
+            self.disk()
         ec2 = self.client("ec2", quick=True)
         try:
             known = {r["RegionName"] for r in ec2.describe_regions(AllRegions=True)["Regions"]}

@@ -80,7 +80,8 @@ class Oci(Destination):
 
     def preflight(self) -> None:
         require_tool("skopeo")
-        self._layout()
+        if not self.ctx.planned:
+            self._layout()
         named = self.ctx.environ.get("REGISTRY_AUTH_FILE")
         if named and not Path(named).is_file():
             raise PreflightFailed(
