@@ -21,6 +21,12 @@ PolicyOption = Annotated[
         "--policy", help="Promotion policy YAML (default: DATA_DIR/promotion-policy.yaml, else built-in)."
     ),
 ]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="Distribution targets (channel tags) from this file (default: the recipe)."
+    ),
+]
 KeyOption = Annotated[
     Path | None, typer.Option("--key", help="Key that signs the decision (default: KILN_SIGNING_KEY).")
 ]
@@ -47,6 +53,22 @@ def _who() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
+def _tag_channel(catalog: Catalog, ref: str, channel: str, config: Path | None) -> None:
+    """Re-tag the registry targets that ask for channel tags (`channel_tags: true`) after a move."""
+    import os
+
+    from kiln.distribute.config import load_distribution
+    from kiln.distribute.run import tag_channel
+
+    image = catalog.get_image(ref)
+    recipe = Path(catalog.get_build(image.build_id).recipe_path)
+    if config is None and not recipe.is_file():
+        return
+    for written in tag_channel(catalog, image.ref, load_distribution(config or recipe, recipe), channel,
+                               settings=settings(), environ=os.environ):  # fmt: skip
+        console.print(f"tagged {escape(written)}")
+
+
 def register(app: typer.Typer) -> None:
     channels = typer.Typer(help="Channels of image names (dev → staging → prod) and their history.")
     promotions = typer.Typer(help="Recorded, signed promotion decisions.")
@@ -59,6 +81,7 @@ def register(app: typer.Typer) -> None:
         to: Annotated[str, typer.Option("--to", help="The channel to enter.")],
         policy: PolicyOption = None,
         key: KeyOption = None,
+        config: ConfigOption = None,
         data_dir: DataDirOption = None,
         json_output: JsonOption = False,
     ) -> None:
@@ -70,6 +93,7 @@ def register(app: typer.Typer) -> None:
         with _catalog(data_dir) as (catalog, home):
             loaded = load_policy(_policy_path(policy, home))
             record, results = promote(catalog, ref, to, loaded, key=key or settings().signing_key, who=_who())
+            _tag_channel(catalog, record.image, to, config)
         if json_output:
             print_json(record.model_dump(mode="json"))
             return
@@ -183,6 +207,7 @@ def register(app: typer.Typer) -> None:
         channel: Annotated[str, typer.Argument(help="Channel to point back at its previous version.")],
         reason: Annotated[str, typer.Option("--reason", help="Recorded with the rollback.")] = "",
         key: KeyOption = None,
+        config: ConfigOption = None,
         data_dir: DataDirOption = None,
         json_output: JsonOption = False,
     ) -> None:
@@ -193,6 +218,7 @@ def register(app: typer.Typer) -> None:
             record = rollback(
                 catalog, name, channel, key=key or settings().signing_key, who=_who(), reason=reason
             )
+            _tag_channel(catalog, record.image, channel, config)
         if json_output:
             print_json(record.model_dump(mode="json"))
             return

@@ -142,6 +142,31 @@ def preflight_planned(
     return [t.name for t in targets]
 
 
+def tag_channel(
+    catalog: Catalog,
+    ref: str,
+    config: DistributionConfig,
+    channel: str,
+    *,
+    settings: Settings,
+    environ: Mapping[str, str],
+) -> list[str]:
+    """After a promotion: tag the image ``channel`` in every OCI target that asks for channel tags and
+    where it is published; returns the tags written."""
+    from kiln.distribute.destinations.oci import Oci
+    from kiln.distribute.spec import OciTarget
+
+    image = catalog.get_image(ref)
+    ctx = PublishContext(image=image, settings=settings, environ=environ, base_dir=config.path.parent)
+    latest = jobs.latest(catalog, image.ref)
+    written: list[str] = []
+    for target in config.targets:
+        last = latest.get(target.name)
+        if isinstance(target, OciTarget) and target.channel_tags and last and last.status == "succeeded":
+            written += Oci(target, ctx).tag(last.external, channel)
+    return written
+
+
 def unpublish(
     catalog: Catalog,
     ref: str,

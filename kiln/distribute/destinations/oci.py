@@ -166,6 +166,20 @@ class Oci(Destination):
             result["fallback_index"] = _digest(body)
         return result
 
+    def tag(self, external: External, tag: str) -> list[str]:
+        """Point ``tag`` (a channel name) at the published image in every repository; returns them."""
+        done = []
+        for repository, entry in external.get("repositories", {}).items():
+            with self._registry(repository) as registry:
+                found = registry.manifest(entry["digest"])
+                if found is None:
+                    raise DistributionError(
+                        f"{repository}@{entry['digest']} is gone; distribute the image again"
+                    )
+                registry.put_manifest(tag, found[0], found[1] or MANIFEST)
+            done.append(f"{repository}:{tag}")
+        return done
+
     def unpublish(self, external: External) -> list[str]:
         orphans: list[str] = []
         for repository, entry in external.get("repositories", {}).items():
