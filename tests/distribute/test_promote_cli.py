@@ -46,6 +46,9 @@ def test_promote_list_show_verify_and_deny(built: Built, tmp_path: Path) -> None
         e["digest"] for e in built.image["evidence"] if e["kind"] == "provenance-signed"
     )
 
+    by_channel = kiln("distributions", "tiny-dist@dev", "--json", home=built.home)
+    assert by_channel.returncode == 0 and all(r["image"] == built.ref for r in json.loads(by_channel.stdout))
+
     show = kiln("channels", "show", "tiny-dist", "--policy", str(policy), "--json", home=built.home)
     assert show.returncode == 0, show.stderr
     assert json.loads(show.stdout) == [

@@ -272,3 +272,15 @@ def _with(world: World, tmp_path: Path, extra: str) -> Path:
     path.write_text(POLICY + extra)
     (tmp_path / "trusted.key.pub").write_bytes(world.trusted.public.read_bytes())
     return path
+
+
+def test_name_at_channel_resolves_where_references_are_accepted(world: World) -> None:
+    first = world.image("img-ref")
+    world.to_staging(first)
+    second = world.image("img-ref")
+    promote(world.catalog, second, "dev", world.policy, key=world.trusted.private, who="ci", now=NOW)
+    assert world.catalog.get_image("img-ref@dev").ref == second
+    assert world.catalog.get_image("kiln:img-ref@staging").ref == first
+    assert world.catalog.get_image("img-ref@1.0.0/1").ref == first  # versions still parse as before
+    with pytest.raises(KilnError, match="no image of img-ref in channel prod"):
+        world.catalog.get_image("img-ref@prod")
