@@ -224,6 +224,34 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"{channel} of {name} is back at {record.image} (decision {record.id}, signed)")
 
+    @promotions.command("list")
+    def promotions_list(
+        name: Annotated[str | None, typer.Argument(help="Only this image name.")] = None,
+        data_dir: DataDirOption = None,
+        json_output: JsonOption = False,
+    ) -> None:
+        """Every recorded decision of every image name (or one), oldest first."""
+        from kiln.catalog import promotions as moves
+
+        with _catalog(data_dir) as (catalog, _):
+            records = moves.history(catalog, name)
+        if json_output:
+            print_json([r.model_dump(mode="json", exclude={"envelope"}) for r in records])
+            return
+        for r in records:
+            verdict = "allowed" if r.allowed else "denied"
+            when = r.at.strftime("%Y-%m-%d %H:%M:%S")
+            console.print(
+                f"{r.id:>4} {when} {escape(r.image)} {r.action} → {r.channel} {verdict} by {escape(r.who)}"
+            )
+
+    @promotions.command("schema")
+    def promotions_schema() -> None:
+        """The JSON Schema of promotion policy files (for editors and CI validation)."""
+        from kiln.promotion.policy import policy_schema
+
+        print_json(policy_schema())
+
     @promotions.command("show")
     def promotions_show(
         decision: Annotated[int, typer.Argument(help="Decision id (see: kiln channels history NAME).")],

@@ -1,6 +1,5 @@
 """The promotion policy file (YAML, ``version: 1``): ordered channels and, per channel, the rules an
-image version must pass to enter it. ``kiln schema promotion-policy`` is not wired; the JSON Schema is
-:func:`policy_schema`."""
+image version must pass to enter it. ``kiln promotions schema`` prints its JSON Schema."""
 
 from __future__ import annotations
 

@@ -55,6 +55,11 @@ def test_promote_list_show_verify_and_deny(built: Built, tmp_path: Path) -> None
         {"channel": "dev", "image": built.ref, "demoted_to": None, "failed": []}
     ]
 
+    listed_all = json.loads(kiln("promotions", "list", "tiny-dist", "--json", home=built.home).stdout)
+    assert [r["id"] for r in listed_all] == [h["id"] for h in history]
+    schema = json.loads(kiln("promotions", "schema", home=built.home).stdout)
+    assert {"channels", "policies", "on_violation"} <= set(schema["properties"])
+
     nokey = kiln("promote", built.ref, "--to", "dev", "--policy", str(policy), home=built.home,
                  env={"KILN_SIGNING_KEY": ""})  # fmt: skip
     assert nokey.returncode == 1 and "no signing key" in nokey.stderr
