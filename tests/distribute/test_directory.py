@@ -130,3 +130,33 @@ def test_registration_fails_loudly_on_a_duplicate_kind() -> None:
                 return []
 
     assert PublishContext and PreflightFailed
+
+
+def test_disabled_images_are_not_distributed(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from kiln.catalog import Catalog, NewImage
+    from kiln.models import Artifact
+
+    home = tmp_path / "home"
+    data = tmp_path / "image.tar"
+    data.write_bytes(b"not much")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"name: off\nversion: 1.0.0\ndistribution:\n  - {{name: d, type: directory, path: {tmp_path}/out}}\n"
+    )
+    with Catalog.open(f"sqlite:///{home}/catalog.db") as catalog:
+        build = catalog.start_build(recipe_name="off", recipe_version="1.0.0", recipe_path=str(recipe),
+                                    log_path=str(tmp_path / "log"))  # fmt: skip
+        artifact = Artifact(kind="rootfs-tar", path=str(data), size=8,
+                            digest="sha256:" + hashlib.sha256(b"not much").hexdigest())  # fmt: skip
+        catalog.finish_build(build, NewImage(name="off", version="1.0.0", digest="sha256:" + "1" * 64,
+                                             created=datetime.now(UTC), parent="debian:bookworm",
+                                             artifacts=[artifact]))  # fmt: skip
+    published = kiln("distribute", "off", "--json", home=home)  # targets from the recorded recipe
+    assert published.returncode == 0, published.stderr
+    assert (tmp_path / "out/off/1.0.0-1/image.tar").read_bytes() == b"not much"
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("UPDATE images SET state = 'disabled'")
+    refused = kiln("distribute", "off", home=home)
+    assert refused.returncode == 1 and "disabled images are not distributed" in refused.stderr
