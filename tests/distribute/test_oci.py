@@ -122,17 +122,19 @@ def test_credentials_come_from_the_auth_file_and_never_leak(built: Built, tmp_pa
 def test_promotion_tags_the_channel_in_the_registry(
     built: Built, plain_registry: str, tmp_path: Path
 ) -> None:
-    repo = f"{plain_registry}/kiln/channels"
+    repos = [f"{plain_registry}/kiln/channels", f"{plain_registry}/mirror/channels"]  # several per target
     config = write_targets(
         tmp_path / "targets.yaml",
-        f"  - {{name: reg-channels, type: oci, repositories: ['{repo}'], tls_verify: false, channel_tags: true}}\n",
+        f"  - {{name: reg-channels, type: oci, repositories: {repos}, tls_verify: false, channel_tags: true}}\n",
     )
     pushed = kiln("distribute", built.ref, "--config", str(config), home=built.home)
     assert pushed.returncode == 0, pushed.stderr
     env = {"KILN_SIGNING_KEY": str(built.key)}  # the built-in policy (dev: image active) suffices
     promoted = kiln("promote", built.ref, "--to", "dev", "--config", str(config), home=built.home, env=env)
     assert promoted.returncode == 0, promoted.stderr
-    assert f"tagged {repo}:dev" in promoted.stdout
-    raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{repo}:dev"],
-                         capture_output=True, check=True).stdout  # fmt: skip
-    assert "sha256:" + hashlib.sha256(raw).hexdigest() == built.image["digest"]
+    for repo in repos:
+        assert f"tagged {repo}:dev" in promoted.stdout
+        for tag in ("dev", "1.2.3"):
+            raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{repo}:{tag}"],
+                                 capture_output=True, check=True).stdout  # fmt: skip
+            assert "sha256:" + hashlib.sha256(raw).hexdigest() == built.image["digest"]
