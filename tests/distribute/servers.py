@@ -50,7 +50,7 @@ def server(argv: Sequence[str], url: str, *, env: dict[str, str] | None = None, 
 
 
 @contextmanager
-def registry(root: Path, *, htpasswd: bool = False) -> Iterator[str]:
+def registry(root: Path, *, htpasswd: bool = False, delete: bool = True) -> Iterator[str]:
     """Debian's docker-registry (distribution 2.8, no referrers API) on 127.0.0.1; yields host:port."""
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
@@ -58,6 +58,8 @@ def registry(root: Path, *, htpasswd: bool = False) -> Iterator[str]:
     config = config.replace("REGISTRY_DATA_DIR", str(root / "data")).replace(
         "127.0.0.1:5000", f"127.0.0.1:{port}"
     )
+    if not delete:
+        config = config.replace("enabled: true", "enabled: false")
     if htpasswd:
         config += f"auth:\n  htpasswd:\n    realm: kiln-test\n    path: {FIXTURES / 'registry/htpasswd'}\n"
     (root / "config.yml").write_text(config)

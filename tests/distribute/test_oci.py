@@ -138,3 +138,25 @@ def test_promotion_tags_the_channel_in_the_registry(
             raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{repo}:{tag}"],
                                  capture_output=True, check=True).stdout  # fmt: skip
             assert "sha256:" + hashlib.sha256(raw).hexdigest() == built.image["digest"]
+
+
+def test_what_cannot_be_removed_is_listed_as_orphans(built: Built, tmp_path: Path) -> None:
+    with registry(tmp_path / "no-delete", delete=False) as host:
+        repo = f"{host}/kiln/kept"
+        config = write_targets(
+            tmp_path / "targets.yaml",
+            f"  - {{name: reg-kept, type: oci, repositories: ['{repo}'], tls_verify: false}}\n",
+        )
+        assert kiln("distribute", built.ref, "--config", str(config), home=built.home).returncode == 0
+        retire = kiln(
+            "distribute", built.ref, "--config", str(config), "--unpublish", "--json", home=built.home
+        )
+        assert retire.returncode == 1
+        (outcome,) = json.loads(retire.stdout)["targets"]
+        orphans = outcome["external"]["orphans"]
+        referrers = outcome["external"]["repositories"][repo]["referrers"]
+        assert set(referrers) == {"sbom-spdx", "sbom-cyclonedx", "provenance-signed"}, referrers
+        assert outcome["result"] == "failed" and len(orphans) == 5  # 3 referrers + fallback index + image
+        assert all(o.startswith(f"{repo}@sha256:") and "HTTP 405" in o for o in orphans)
+    history = json.loads(kiln("distributions", built.ref, "--json", home=built.home).stdout)
+    assert [r["status"] for r in history if r["target"] == "reg-kept"] == ["succeeded", "failed"]
