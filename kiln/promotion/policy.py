@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kiln.errors import ValidationFailed
-from kiln.evidence.scan import Severity
+from kiln.evidence.vulnscan import Severity
 from kiln.inputfile import read_input
 from kiln.yamlsrc import parse_yaml
 

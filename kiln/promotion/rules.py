@@ -15,8 +15,8 @@ from kiln.catalog import Catalog, EvidenceRecord, ImageRecord
 from kiln.catalog import promotions as moves
 from kiln.catalog.refs import REF
 from kiln.errors import KilnError
-from kiln.evidence.scan import SEVERITIES
 from kiln.evidence.signing import SignatureInvalid, load_public_key, open_envelope
+from kiln.evidence.vulnscan import SEVERITIES
 from kiln.promotion.policy import ChannelPolicy, LoadedPolicy, ScanRule
 
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
