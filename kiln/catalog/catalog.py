@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from kiln.catalog import migrate, queries
 from kiln.catalog.engine import WRITE, make_engine
-from kiln.catalog.models import BuildRow, EvidenceRow, ImageRow
+from kiln.catalog.models import BuildRow, EvidenceRow, ImageRow, PromotionRow
 from kiln.catalog.queries import LineageEntry, PackageMatch, image_options
 from kiln.catalog.records import build_record, image_record, image_row
 from kiln.catalog.refs import ImageRef, hostname, process_alive, this_process
@@ -28,6 +28,7 @@ from kiln.errors import KilnError, NotFound
 
 BUILD_NUMBER_RETRIES = 5
 BUILD_ID = re.compile(r"^[0-9a-f]{1,32}$")
+CHANNEL_REF = re.compile(r"^(?:kiln:)?(?P<name>[a-z0-9][a-z0-9._-]*)@(?P<channel>[a-z][a-z0-9-]{0,31})$")
 
 
 def utcnow() -> datetime:
@@ -188,11 +189,28 @@ class Catalog:
             return [image_record(r) for r in rows]
 
     def get_image(self, ref: str) -> ImageRecord:
-        """``name`` (latest version), ``name@1.2.3`` (its latest build) or ``name@1.2.3/4``."""
-        parsed = ImageRef.parse(ref)
+        """``name`` (latest version), ``name@1.2.3`` (its latest build), ``name@1.2.3/4`` or
+        ``name@CHANNEL`` (the version a promotion channel points at, e.g. ``web@prod``)."""
+        channel = CHANNEL_REF.match(ref.strip())
         with self._read() as s:
-            row = self._image_row(s, parsed)
+            if channel:
+                return image_record(self._channel_row(s, channel["name"], channel["channel"]))
+            row = self._image_row(s, ImageRef.parse(ref))
             return image_record(row)
+
+    def _channel_row(self, s: Session, name: str, channel: str) -> ImageRow:
+        """The image of the channel's newest allowed move (promotion, rollback, demotion)."""
+        row = s.scalar(
+            select(ImageRow)
+            .options(*image_options())
+            .join(PromotionRow, PromotionRow.image_id == ImageRow.id)
+            .where(PromotionRow.image_name == name, PromotionRow.channel == channel, PromotionRow.allowed)
+            .order_by(PromotionRow.id.desc())
+            .limit(1)
+        )
+        if row is None:
+            raise NotFound(f"no image of {name} in channel {channel}", hint=f"see: kiln channels list {name}")
+        return row
 
     def add_evidence(self, ref: str, evidence: EvidenceRecord) -> ImageRecord:
         """Attach evidence produced after the build (e.g. a later scan) to a recorded image."""

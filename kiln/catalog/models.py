@@ -153,3 +153,38 @@ class PackageRow(_ImageChild, Base):
     architecture: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(255), index=True)
     source_version: Mapped[str] = mapped_column(String(255))
+
+
+class DistributionRow(Base):
+    """One attempt to publish an image version to one distribution target (a job of its own)."""
+
+    __tablename__ = "distributions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    target: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    config_digest: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    external: Mapped[dict[str, Any]]
+    started: Mapped[datetime]
+    finished: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    requester: Mapped[str | None] = mapped_column(String(255))
+
+
+class PromotionRow(Base):
+    """A promotion decision (allowed or denied) or a rollback of a channel of an image name."""
+
+    __tablename__ = "promotions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_name: Mapped[str] = mapped_column(String(255), index=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    allowed: Mapped[bool]
+    decision: Mapped[dict[str, Any]]
+    envelope: Mapped[str | None] = mapped_column(Text)
+    who: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime]

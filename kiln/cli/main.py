@@ -37,6 +37,8 @@ COMMAND_MODULES = {
     "kiln.cli.evidence": ("sbom", "scan", "vulndb", "comply", "keys", "verify"),
     "kiln.cli.instances": ("test",),
     "kiln.cli.gc": ("gc",),
+    "kiln.cli.distribute": ("distribute", "distributions", "preflight"),
+    "kiln.cli.promote": ("promote", "channels", "promotions"),
 }
 
 _debug = False

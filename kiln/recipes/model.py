@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kiln.distribute.spec import Targets
 from kiln.evidence.settings import ComplianceGate, ScanGate, SigningSettings
 from kiln.models import EPOCH_MAX, EPOCH_MIN
 from kiln.outputs.disk import DiskOptions, parse_size
@@ -288,6 +289,9 @@ class Recipe(Strict):
     signing: SigningSettings | None = Field(None, description="sign the provenance (else KILN_SIGNING_KEY)")
     secrets: list[SecretSpec] = Field(
         default_factory=list, description="values steps need that are never recorded (see README: Secrets)"
+    )
+    distribution: Targets = Field(
+        default_factory=list, description="where `kiln distribute` publishes the image (see README)"
     )
 
     @field_validator("name")
