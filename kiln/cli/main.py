@@ -34,6 +34,7 @@ COMMAND_MODULES = {
     "kiln.cli.evidence": ("sbom", "scan", "vulndb", "comply", "keys", "verify"),
     "kiln.cli.instances": ("test",),
     "kiln.cli.gc": ("gc",),
+    "kiln.cli.serve": ("serve",),
 }
 
 _debug = False

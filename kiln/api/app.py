@@ -1,0 +1,46 @@
+"""The app factory: one FastAPI application per data directory (no module-level state)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from kiln import __version__
+from kiln.api import problems
+from kiln.api.config import ApiConfig
+from kiln.api.routes import builds, images
+from kiln.catalog import Catalog
+from kiln.store import Store
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(config: ApiConfig) -> FastAPI:
+    """The API (and web UI) over ``config.data_dir``'s catalog; opens the catalog now, closes it at
+    shutdown."""
+    store = Store.open(config.data_dir, config.settings)
+    catalog = Catalog.open(store.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        catalog.close()
+
+    app = FastAPI(
+        title="Kiln",
+        version=__version__,
+        summary="Golden image factory: images, SBOMs, scans, compliance, provenance and builds.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.store = store
+    app.state.catalog = catalog
+    problems.install(app)
+    for router in (images.router, builds.router):
+        app.include_router(router, prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES)
+    return app
