@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kiln import __version__
+from kiln.access.secret import server_secret
 from kiln.api import problems
+from kiln.api.auth import AuditMiddleware
 from kiln.api.config import ApiConfig
-from kiln.api.routes import builds, images
+from kiln.api.routes import audit, builds, images
 from kiln.catalog import Catalog
+from kiln.executors.local import LocalExecutor
 from kiln.store import Store
 
 API_PREFIX = "/api/v1"
@@ -40,7 +43,10 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.config = config
     app.state.store = store
     app.state.catalog = catalog
+    app.state.secret = server_secret(store.home)
+    app.state.executor = LocalExecutor(store, config.settings)
+    app.add_middleware(AuditMiddleware, catalog=catalog)
     problems.install(app)
-    for router in (images.router, builds.router):
+    for router in (images.router, builds.router, audit.router):
         app.include_router(router, prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES)
     return app

@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Request
 from kiln.api.config import ApiConfig
 from kiln.catalog import Catalog, ImageRecord
 from kiln.catalog.schemas import NAME
+from kiln.executors.local import LocalExecutor
 from kiln.store import Store
 
 NAME_PATTERN = NAME.pattern
@@ -31,9 +32,15 @@ def get_store(request: Request) -> Store:
     return store
 
 
+def get_executor(request: Request) -> LocalExecutor:
+    executor: LocalExecutor = request.app.state.executor
+    return executor
+
+
 ConfigDep = Annotated[ApiConfig, Depends(get_config)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 StoreDep = Annotated[Store, Depends(get_store)]
+ExecutorDep = Annotated[LocalExecutor, Depends(get_executor)]
 
 ImageName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=255, description="Image name.")]
 ImageVersion = Annotated[str, Path(pattern=VERSION_PATTERN, max_length=64, description="x.y.z")]

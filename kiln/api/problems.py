@@ -55,14 +55,15 @@ def status_of(exc: KilnError) -> int:
         return exc.status
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, ValidationFailed):
+    if isinstance(exc, ValidationFailed) or getattr(exc, "issues", None):
         return 422
     return 400
 
 
 def _kiln_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KilnError)
-    errors = [str(i) for i in exc.issues] if isinstance(exc, ValidationFailed) else None
+    issues = getattr(exc, "issues", None)
+    errors = [str(i) for i in issues] if issues else None
     headers = {"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None
     return problem(status_of(exc), exc.message, hint=exc.hint, errors=errors, headers=headers)
 

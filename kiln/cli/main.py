@@ -35,6 +35,8 @@ COMMAND_MODULES = {
     "kiln.cli.instances": ("test",),
     "kiln.cli.gc": ("gc",),
     "kiln.cli.serve": ("serve",),
+    "kiln.cli.tokens": ("tokens",),
+    "kiln.cli.audit": ("audit",),
 }
 
 _debug = False

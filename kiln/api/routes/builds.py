@@ -6,11 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 
-from kiln.api.deps import BuildId, CatalogDep, StoreDep
+from kiln.api.auth import BuildsReader, BuildsWriter
+from kiln.api.deps import BuildId, CatalogDep, ConfigDep, ExecutorDep, StoreDep
 from kiln.api.logs import follow, log_file, read_records
+from kiln.api.problems import ApiError
 from kiln.api.schemas import Page, page_of
+from kiln.api.submit import BuildSubmission, build_request
 from kiln.catalog import BuildRecord
+from kiln.executors.local import Submitted
 
 router = APIRouter(prefix="/builds", tags=["builds"])
 
@@ -19,6 +24,7 @@ MAX_LISTED = 5000
 
 @router.get("", summary="Recent builds, newest first")
 def list_builds(
+    _: BuildsReader,
     catalog: CatalogDep,
     status: Annotated[str | None, Query(pattern="^(running|succeeded|failed)$")] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
@@ -29,7 +35,7 @@ def list_builds(
 
 
 @router.get("/{build_id}", summary="One build")
-def show_build(catalog: CatalogDep, build_id: BuildId) -> BuildRecord:
+def show_build(_: BuildsReader, catalog: CatalogDep, build_id: BuildId) -> BuildRecord:
     return catalog.get_build(build_id)
 
 
@@ -41,7 +47,7 @@ def show_build(catalog: CatalogDep, build_id: BuildId) -> BuildRecord:
                                  "text/event-stream": {"schema": {"type": "string"}}}}},
 )  # fmt: skip
 def build_log(
-    request: Request,
+    _: BuildsReader,
     catalog: CatalogDep,
     store: StoreDep,
     build_id: BuildId,
@@ -51,8 +57,8 @@ def build_log(
     build = catalog.get_build(build_id)
     path = log_file(store, build)
     if not follow_log:
-        records, _ = read_records(path)
-        body = "".join(text + "\n" for _, text in records)
+        records, _end = read_records(path)
+        body = "".join(text + "\n" for _offset, text in records)
         return Response(body, media_type="application/x-ndjson")
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
 
@@ -64,3 +70,37 @@ def build_log(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+class Cancelled(BaseModel):
+    build_id: str
+    cancelled: bool
+
+
+@router.post("", status_code=202, summary="Start a build in a worker process; returns once it is recorded")
+def submit_build(
+    who: BuildsWriter,
+    request: Request,
+    submission: BuildSubmission,
+    catalog: CatalogDep,
+    store: StoreDep,
+    config: ConfigDep,
+    executor: ExecutorDep,
+) -> Submitted:
+    build = build_request(submission, catalog, store, who, config.settings.source_date_epoch)
+    submitted = executor.submit(build, wait=config.submit_timeout)
+    request.state.audit_target = submitted.build_id
+    return submitted
+
+
+@router.post("/{build_id}/cancel", status_code=202, summary="Cancel a running build started through the API")
+def cancel_build(
+    _: BuildsWriter, request: Request, catalog: CatalogDep, executor: ExecutorDep, build_id: BuildId
+) -> Cancelled:
+    build = catalog.get_build(build_id)
+    request.state.audit_target = build.id
+    if build.status != "running":
+        raise ApiError(409, f"build {build.id} is {build.status}; only a running build can be cancelled")
+    if not executor.cancel(build.id):
+        raise ApiError(409, f"build {build.id} was not started by this server; stop it where it runs")
+    return Cancelled(build_id=build.id, cancelled=True)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse, Response
 
 from kiln.api import evidence
+from kiln.api.auth import require
 from kiln.api.deps import CatalogDep, ConfigDep, ImageDep, StoreDep
 from kiln.api.files import artifact_location, file_below, list_files
 from kiln.api.problems import ApiError
 from kiln.api.schemas import ArtifactFile, ImageDetail, ImageHit, Page, Verification, page_of
 from kiln.catalog import PackageRecord
 
-router = APIRouter(prefix="/images", tags=["images"])
+router = APIRouter(
+    prefix="/images", tags=["images"], dependencies=[Depends(require("images:read", public=True))]
+)
 
 IMAGE = "/{name}/{version}/{build}"
 BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
