@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiln.catalog import BuildRecord, ImageRecord, PackageRecord
-from kiln.errors import KilnError
 
 T = TypeVar("T")
 
@@ -61,27 +58,13 @@ class ArtifactFile(_Model):
     size: int
 
 
-def encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith("o:") and text[2:].isdigit():
-            return int(text[2:])
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise KilnError(f"invalid cursor {cursor!r}", hint="pass the next_cursor of the previous page unchanged")
-
-
 def page_of(items: list[T], cursor: str | None, limit: int) -> Page[T]:
-    start = decode_cursor(cursor)
+    """``cursor`` is the position after the previous page (decimal): pages are stable while the catalog
+    only grows at the end of the order, and a cursor past the end is an empty last page."""
+    start = int(cursor) if cursor else 0
     chunk = items[start : start + limit]
     more = start + limit < len(items)
-    return Page[T](items=chunk, next_cursor=encode_cursor(start + limit) if more else None)
+    return Page[T](items=chunk, next_cursor=str(start + limit) if more else None)
 
 
 BuildPage = Page[BuildRecord]

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from kiln.access.tokens import Principal
 from kiln.catalog import Catalog
 from kiln.catalog.models import BuildRow
 from kiln.errors import KilnError, NotFound
+from kiln.executors.local import JobError, JobFailed
 from kiln.models import BuildOptions, BuildRequest, RecipeSource
 from kiln.store import Store
 
@@ -33,27 +34,29 @@ class SubmitOptions(BaseModel):
     refresh_parent: bool = False
 
 
-class BuildSubmission(BaseModel):
-    """Give ``recipe`` (YAML text, with its component documents in ``components`` by file name) or
-    ``recipe_ref`` (``name`` or ``name@x.y.z``: the recipe file of that recipe's latest build)."""
+class UploadedRecipe(BaseModel):
+    """A recipe's YAML text, with the component documents it names by file name."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    recipe: RecipeText | None = None
+    recipe: RecipeText
     components: dict[Annotated[str, StringConstraints(pattern=FILE_NAME.pattern)], RecipeText] = Field(
         default_factory=dict, max_length=100
     )
-    recipe_ref: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*(@\d+\.\d+\.\d+)?$",
-                                                 max_length=300)] | None = None  # fmt: skip
     options: SubmitOptions = SubmitOptions()
 
-    @model_validator(mode="after")
-    def _one_source(self) -> BuildSubmission:
-        if (self.recipe is None) == (self.recipe_ref is None):
-            raise ValueError("give exactly one of 'recipe' (YAML text) or 'recipe_ref' (name[@version])")
-        if self.recipe_ref is not None and self.components:
-            raise ValueError("'components' go with an uploaded 'recipe', not with 'recipe_ref'")
-        return self
+
+class CataloguedRecipe(BaseModel):
+    """``name`` or ``name@x.y.z``: the recipe file of that recipe's latest recorded build."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    recipe_ref: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*(@\d+\.\d+\.\d+)?$",
+                                                 max_length=300)]  # fmt: skip
+    options: SubmitOptions = SubmitOptions()
+
+
+BuildSubmission = UploadedRecipe | CataloguedRecipe
 
 
 def _refs(section: Any) -> list[Any]:
@@ -103,10 +106,9 @@ def catalogued_recipe(catalog: Catalog, ref: str) -> RecipeSource:
 
 def build_request(submission: BuildSubmission, catalog: Catalog, store: Store, who: Principal,
                   epoch: int | None) -> BuildRequest:  # fmt: skip
-    if submission.recipe_ref is not None:
+    if isinstance(submission, CataloguedRecipe):
         source = catalogued_recipe(catalog, submission.recipe_ref)
     else:
-        assert submission.recipe is not None
         check_uploaded(submission.recipe, submission.components)
         folder = store.home / "uploads" / uuid.uuid4().hex
         folder.mkdir(parents=True)
@@ -122,4 +124,16 @@ def build_request(submission: BuildSubmission, catalog: Catalog, store: Store, w
         ),
         source_date_epoch=epoch,
         requester=f"api token {who.name} ({who.token_id})",
+    )
+
+
+def without_folder(exc: JobFailed, folder: Path) -> JobFailed:
+    """The worker's error with the server-side upload folder cut from its paths (``recipe.yaml:3``)."""
+    prefix = f"{folder}/"
+    return JobFailed(
+        JobError(
+            message=exc.message.replace(prefix, ""),
+            hint=exc.hint.replace(prefix, "") if exc.hint else None,
+            issues=[i.replace(prefix, "") for i in exc.issues] if exc.issues else None,
+        )
     )

@@ -19,7 +19,8 @@ def test_list_and_page(client: TestClient) -> None:
     second = client.get("/api/v1/images", params={"limit": 1, "cursor": first["next_cursor"]}).json()
     assert [i["ref"] for i in second["items"]] == ["web@1.0.0/1"] and second["next_cursor"] is None
     bad = client.get("/api/v1/images", params={"cursor": "nonsense"})
-    assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert client.get("/api/v1/images", params={"cursor": "999"}).json() == {"items": [], "next_cursor": None}
 
 
 def test_package_query_with_debian_version_bound(client: TestClient) -> None:

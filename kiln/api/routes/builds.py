@@ -13,13 +13,23 @@ from kiln.api.deps import BuildId, CatalogDep, ConfigDep, ExecutorDep, StoreDep
 from kiln.api.logs import follow, log_file, read_records
 from kiln.api.problems import ApiError
 from kiln.api.schemas import Page, page_of
-from kiln.api.submit import BuildSubmission, build_request
+from kiln.api.submit import BuildSubmission, build_request, without_folder
 from kiln.catalog import BuildRecord
-from kiln.executors.local import Submitted
+from kiln.executors.local import JobFailed, Submitted
 
 router = APIRouter(prefix="/builds", tags=["builds"])
 
 MAX_LISTED = 5000
+SSE_EVENT = {
+    "type": "object",
+    "description": "one event: 'record' (data: a log record as JSON, id: resume offset) or 'end' "
+    '(data: {"status": ...})',
+    "properties": {
+        "event": {"enum": ["record", "end"]},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+    },
+}
 
 
 @router.get("", summary="Recent builds, newest first")
@@ -27,7 +37,7 @@ def list_builds(
     _: BuildsReader,
     catalog: CatalogDep,
     status: Annotated[str | None, Query(pattern="^(running|succeeded|failed)$")] = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[BuildRecord]:
     builds = [b for b in catalog.list_builds(MAX_LISTED) if status is None or b.status == status]
@@ -44,7 +54,7 @@ def show_build(_: BuildsReader, catalog: CatalogDep, build_id: BuildId) -> Build
     summary="The build's event log: JSON lines, or with follow=true Server-Sent Events until it ends",
     response_class=Response,
     responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}},
-                                 "text/event-stream": {"schema": {"type": "string"}}}}},
+                                 "text/event-stream": {"schema": SSE_EVENT}}}},
 )  # fmt: skip
 def build_log(
     _: BuildsReader,
@@ -88,7 +98,10 @@ def submit_build(
     executor: ExecutorDep,
 ) -> Submitted:
     build = build_request(submission, catalog, store, who, config.settings.source_date_epoch)
-    submitted = executor.submit(build, wait=config.submit_timeout)
+    try:
+        submitted = executor.submit(build, wait=config.submit_timeout)
+    except JobFailed as exc:
+        raise without_folder(exc, build.recipe.path.parent) from None
     request.state.audit_target = submitted.build_id
     return submitted
 

@@ -23,7 +23,7 @@ IMAGE = "/{name}/{version}/{build}"
 BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 FILES = {"type": "array", "items": ArtifactFile.model_json_schema()}
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
-Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page.")]
+Cursor = Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="next_cursor of the previous page.")]
 
 
 @router.get("", summary="List or search image versions")
