@@ -16,6 +16,7 @@ from kiln.api.routes import audit, builds, images
 from kiln.catalog import Catalog
 from kiln.executors.local import LocalExecutor
 from kiln.store import Store
+from kiln.web import app as web
 
 API_PREFIX = "/api/v1"
 
@@ -49,4 +50,5 @@ def create_app(config: ApiConfig) -> FastAPI:
     problems.install(app)
     for router in (images.router, builds.router, audit.router):
         app.include_router(router, prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES)
+    web.install(app)
     return app

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
@@ -60,24 +61,40 @@ def status_of(exc: KilnError) -> int:
     return 400
 
 
-def _kiln_error(request: Request, exc: Exception) -> JSONResponse:
+def _for_people(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and hasattr(request.app.state, "error_page")
+
+
+def _page(request: Request, status: int, detail: str, hint: str | None) -> Response:
+    """The web UI's HTML error page (set by kiln.web.app) for everything outside /api/."""
+    render: Callable[[Request, int, str, str, str | None], Response] = request.app.state.error_page
+    return render(request, status, TITLES.get(status, "Error"), detail, hint)
+
+
+def _kiln_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, KilnError)
+    if _for_people(request):
+        return _page(request, status_of(exc), exc.message, exc.hint)
     issues = getattr(exc, "issues", None)
     errors = [str(i) for i in issues] if issues else None
     headers = {"WWW-Authenticate": "Bearer"} if status_of(exc) == 401 else None
     return problem(status_of(exc), exc.message, hint=exc.hint, errors=errors, headers=headers)
 
 
-def _http_error(request: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if _for_people(request):
+        return _page(request, exc.status_code, str(exc.detail), None)
     return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
-def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+def _invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()
     ]
+    if _for_people(request):
+        return _page(request, 422, "; ".join(errors), None)
     return problem(422, "invalid request: " + "; ".join(errors), errors=errors)
 
 
