@@ -220,6 +220,18 @@ class Catalog:
         with self._read() as s:
             return queries.images_with_package(s, name, version_below)
 
+    def images_page(self, name: str | None, offset: int, limit: int) -> tuple[list[ImageRecord], int]:
+        """A page of :meth:`list_images` (same order) and the total number of images."""
+        with self._read() as s:
+            return queries.images_page(s, name, offset, limit)
+
+    def images_with_package_page(
+        self, name: str, version_below: str | None, offset: int, limit: int
+    ) -> tuple[list[PackageMatch], int]:
+        """A page of :meth:`images_with_package` (same order and matches) and the total."""
+        with self._read() as s:
+            return queries.images_with_package_page(s, name, version_below, offset, limit)
+
     def lock(self, ref: str) -> dict[str, Any] | None:
         """The lock data (resolved inputs) recorded with an image, for reproducing its build."""
         with self._read() as s:

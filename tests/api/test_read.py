@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.api.seed import CVE, FIXED, Seeded
+from kiln.catalog import Catalog, PackageRecord
+from kiln.store import Store
+from tests.api.conftest import make_client
+from tests.api.seed import CVE, FIXED, Seeded, record_image
 
 WEB = "/api/v1/images/web/1.0.0/1"
 
@@ -110,3 +114,34 @@ def test_builds_and_log(client: TestClient, seeded: Seeded) -> None:
     assert text.count("event: record") == 5 and 'event: end\ndata: {"status": "succeeded"}' in text
     assert client.get("/api/v1/builds/zzz").status_code == 422
     assert client.get("/api/v1/builds/abcdef").status_code == 404
+
+
+def test_pages_equal_the_catalogs_full_answers(tmp_path: Path) -> None:
+    """The API pages in SQL (only a page's images are loaded): pages put together are exactly the
+    catalog's full list and package query, in the same order."""
+    store = Store.open_at(tmp_path, tmp_path / "cache")
+    with Catalog.open(store.database_url) as catalog:
+        for i in range(7):
+            record_image(catalog, store, f"img{i % 3}", f"1.{i}.0", "debian:bookworm", full=False)
+        record_image(catalog, store, "img1", "1.1.0", "debian:bookworm", full=False)  # a second build
+        full = [i.ref for i in catalog.list_images()]
+        by_package = [(m.image.ref, m.packages) for m in catalog.images_with_package("openssl", FIXED)]
+    assert len(full) == 8 and len(by_package) == 8
+    with make_client(tmp_path, public_read=True) as client:
+        for params, expected in (
+            ({}, full),
+            ({"package": "openssl", "below": FIXED}, [r for r, _ in by_package]),
+        ):
+            refs, cursor = [], None
+            while True:
+                body = client.get(
+                    "/api/v1/images", params={**params, "limit": 3, **({"cursor": cursor} if cursor else {})}
+                ).json()
+                refs += [h["ref"] for h in body["items"]]
+                if (cursor := body["next_cursor"]) is None:
+                    break
+            assert refs == expected
+        first = client.get(
+            "/api/v1/images", params={"package": "openssl", "below": FIXED, "limit": 1}
+        ).json()["items"][0]
+        assert [PackageRecord(**p) for p in first["packages"]] == by_package[0][1]

@@ -12,7 +12,7 @@ from kiln.api.auth import require
 from kiln.api.deps import CatalogDep, ConfigDep, ImageDep, StoreDep
 from kiln.api.files import artifact_location, file_below, list_files
 from kiln.api.problems import ApiError
-from kiln.api.schemas import ArtifactFile, ImageDetail, ImageHit, Page, Verification, page_of
+from kiln.api.schemas import ArtifactFile, ImageDetail, ImageHit, Page, Verification
 from kiln.catalog import PackageRecord
 
 router = APIRouter(
@@ -42,15 +42,21 @@ def list_images(
 ) -> Page[ImageHit]:
     if below is not None and package is None:
         raise ApiError(400, "below needs package", hint="e.g. ?package=openssl&below=3.0.13-1")
-    if package is not None:
-        hits = [
-            ImageHit(ref=m.image.ref, image=m.image, packages=m.packages)
-            for m in catalog.images_with_package(package, below)
-            if name is None or m.image.name == name
-        ]
+    start = int(cursor) if cursor else 0
+    if package is not None and name is None:
+        matches, total = catalog.images_with_package_page(package, below, start, limit)
+        hits = [ImageHit(ref=m.image.ref, image=m.image, packages=m.packages) for m in matches]
+    elif package is not None:
+        found = [m for m in catalog.images_with_package(package, below) if m.image.name == name]
+        hits, total = (
+            [ImageHit(ref=m.image.ref, image=m.image, packages=m.packages) for m in found],
+            len(found),
+        )
+        hits = hits[start : start + limit]
     else:
-        hits = [ImageHit(ref=i.ref, image=i) for i in catalog.list_images(name)]
-    return page_of(hits, cursor, limit)
+        images, total = catalog.images_page(name, start, limit)
+        hits = [ImageHit(ref=i.ref, image=i) for i in images]
+    return Page[ImageHit](items=hits, next_cursor=str(start + limit) if start + limit < total else None)
 
 
 @router.get(IMAGE, summary="One image version with its lineage")
