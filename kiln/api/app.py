@@ -12,7 +12,7 @@ from kiln.access.secret import server_secret
 from kiln.api import problems
 from kiln.api.auth import AuditMiddleware
 from kiln.api.config import ApiConfig
-from kiln.api.routes import audit, builds, images
+from kiln.api.routes import audit, builds, images, registry
 from kiln.catalog import Catalog
 from kiln.executors.local import LocalExecutor
 from kiln.store import Store
@@ -48,7 +48,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.executor = LocalExecutor(store, config.settings)
     app.add_middleware(AuditMiddleware, catalog=catalog)
     problems.install(app)
-    for router in (images.router, builds.router, audit.router):
+    for router in (images.router, builds.router, registry.router, audit.router):
         app.include_router(router, prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES)
     web.install(app)
     return app

@@ -102,13 +102,12 @@ def images_with_package(s: Session, name: str, version_below: str | None = None)
 
 
 def _ordered(s: Session, ids: Collection[int] | None, name: str | None) -> list[int]:
-    """Image ids in catalog order (name, semantic version, build number), from key columns only."""
+    """Image ids in catalog order (name, semantic version, build number), from key columns only
+    (filtered here: an IN list of thousands of ids costs more than reading every key)."""
     query = select(ImageRow.id, ImageRow.name, ImageRow.version, ImageRow.build_number)
-    if ids is not None:
-        query = query.where(ImageRow.id.in_(ids))
     if name is not None:
         query = query.where(ImageRow.name == name)
-    keys = s.execute(query).all()
+    keys = [k for k in s.execute(query) if ids is None or k.id in ids]
     return [k.id for k in sorted(keys, key=lambda k: (k.name, semver_key(k.version), k.build_number))]
 
 

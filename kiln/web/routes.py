@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from kiln.access.tokens import TokenRefused, authenticate
 from kiln.api import evidence
 from kiln.api.deps import BuildId, BuildNumber, CatalogDep, ConfigDep, ImageName, ImageVersion, StoreDep
+from kiln.api.diff import diff
 from kiln.api.logs import log_file, read_records
 from kiln.api.problems import ApiError
 from kiln.catalog import BuildRecord, Catalog, ImageRecord
@@ -21,6 +22,7 @@ from kiln.errors import KilnError
 from kiln.evidence.collect import evidence_summary
 from kiln.units import human_size
 from kiln.web.assets import HTMX_FILE, HTMX_SHA256, TEMPLATES, subresource_integrity
+from kiln.web.lineage import layout
 from kiln.web.session import check_csrf, clear_session, csrf_token, set_cookies, who
 
 router = APIRouter(include_in_schema=False)
@@ -112,14 +114,30 @@ def image_page(
         for index, a in enumerate(image.artifacts)
     ]  # fmt: skip
     packages = [p for p in catalog.packages(image.ref) if not pq or pq in p.name or pq in p.source]
+    lineage, children = catalog.lineage(image.ref), catalog.children(image.ref)
     context = {
-        "who": principal, "image": image, "lineage": catalog.lineage(image.ref),
-        "children": catalog.children(image.ref), "scan": _optional(store, image, "vulnerability-report"),
+        "who": principal, "image": image, "lineage": lineage, "children": children,
+        "graph": layout(image, lineage, children, image_url),
+        "scan": _optional(store, image, "vulnerability-report"),
         "compliance": compliance, "failed": failed, "artifacts": artifacts, "packages": packages, "pq": pq,
         "verification": evidence.verify(catalog, store, image, config.verify_key),
         "base": f"{request.url.scheme}://{request.url.netloc}",
     }  # fmt: skip
     return page(request, "image.html", context)
+
+
+@router.get("/images/{name}/{version}/{build}/diff", response_class=HTMLResponse)
+def diff_page(
+    request: Request,
+    catalog: CatalogDep,
+    name: ImageName,
+    version: ImageVersion,
+    build: BuildNumber,
+    against: Annotated[str, Query(max_length=300)],
+) -> HTMLResponse:
+    principal = who(request, "images:read")
+    new = catalog.get_image(f"{name}@{version}/{build}")
+    return page(request, "diff.html", {"who": principal, "d": diff(catalog, catalog.get_image(against), new)})
 
 
 @router.get("/builds", response_class=HTMLResponse)

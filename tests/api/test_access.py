@@ -65,6 +65,13 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, object]] = {
         "/api/v1/images/web/1.0.0/1/artifacts/0/files/index.json",
         None,
     ),
+    ("GET", "/api/v1/images/{name}/{version}/{build}/diff"): (
+        "images:read",
+        "/api/v1/images/app/2.0.0/1/diff?against=web@1.0.0/1",
+        None,
+    ),
+    ("GET", "/api/v1/components"): ("images:read", "/api/v1/components", None),
+    ("GET", "/api/v1/vulndb"): ("images:read", "/api/v1/vulndb", None),
     ("GET", "/api/v1/builds"): ("builds:read", "/api/v1/builds", None),
     ("GET", "/api/v1/builds/{build_id}"): ("builds:read", "/api/v1/builds/{build}", None),
     ("GET", "/api/v1/builds/{build_id}/log"): ("builds:read", "/api/v1/builds/{build}/log", None),

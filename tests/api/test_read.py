@@ -145,3 +145,17 @@ def test_pages_equal_the_catalogs_full_answers(tmp_path: Path) -> None:
             "/api/v1/images", params={"package": "openssl", "below": FIXED, "limit": 1}
         ).json()["items"][0]
         assert [PackageRecord(**p) for p in first["packages"]] == by_package[0][1]
+
+
+def test_diff_components_and_vulndb(client: TestClient) -> None:
+    same = client.get("/api/v1/images/app/2.0.0/1/diff", params={"against": "web@1.0.0/1"}).json()
+    assert (same["old"], same["new"], same["added"], same["removed"], same["changed"]) == (
+        "web@1.0.0/1",
+        "app@2.0.0/1",
+        [],
+        [],
+        [],
+    )
+    assert client.get("/api/v1/images/app/2.0.0/1/diff", params={"against": "web@9.0.0/1"}).status_code == 404
+    assert "update-os" in client.get("/api/v1/components").json()
+    assert client.get("/api/v1/vulndb").json() == []

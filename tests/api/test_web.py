@@ -83,6 +83,10 @@ def test_journey_without_javascript(browser: TestClient, reader: str, home: Seed
     for expected in (CVE, FIXED, "87.5%", "Prevent empty passwords", "app@2.0.0/1", "debian:bookworm",
                      "/api/v1/images/web/1.0.0/1/artifacts/1", "the server has no verification key"):  # fmt: skip
         assert expected in page.text, expected
+    app = browser.get("/images/app/2.0.0/1").text
+    assert '<svg role="img"' in app and '<a href="/images/web/1.0.0/1">' in app  # lineage graph links
+    compare = browser.get("/images/app/2.0.0/1/diff", params={"against": "web@1.0.0/1"})
+    assert "app@2.0.0/1 compared with web@1.0.0/1" in compare.text
     filtered = browser.get("/images/web/1.0.0/1", params={"pq": "bash"}).text
     assert "5.2.15-2+b7" in filtered and "libssl3</td>" not in filtered
     download = browser.get("/api/v1/images/web/1.0.0/1/artifacts/1", headers={"Range": "bytes=0-3"})

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, Response
 from kiln.api import evidence
 from kiln.api.auth import require
 from kiln.api.deps import CatalogDep, ConfigDep, ImageDep, StoreDep
+from kiln.api.diff import ImageDiff, diff
 from kiln.api.files import artifact_location, file_below, list_files
 from kiln.api.problems import ApiError
 from kiln.api.schemas import ArtifactFile, ImageDetail, ImageHit, Page, Verification
@@ -143,3 +144,13 @@ def artifact_file(store: StoreDep, image: ImageDep, index: ArtifactIndex, path: 
         raise ApiError(404, f"artifact #{index} of {image.ref} is a file, not a directory")
     target = file_below(location, path)
     return FileResponse(target, filename=target.name)
+
+
+RefParam = Annotated[
+    str, Query(pattern=r"^[a-z0-9][a-z0-9._-]*@\d+\.\d+\.\d+/\d{1,9}$", description="name@x.y.z/build")
+]
+
+
+@router.get(IMAGE + "/diff", summary="Packages and components changed since another image version")
+def image_diff(catalog: CatalogDep, image: ImageDep, against: RefParam) -> ImageDiff:
+    return diff(catalog, catalog.get_image(against), image)
