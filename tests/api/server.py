@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def kiln_serve(home: Path, *args: str) -> Iterator[str]:
+def kiln_serve(
+    home: Path, *args: str, scheme: str = "http", verify: ssl.SSLContext | bool = True
+) -> Iterator[str]:
     """``kiln serve`` on a free loopback port; yields its base URL and always stops it."""
     port = free_port()
     proc = subprocess.Popen(
@@ -32,12 +35,12 @@ def kiln_serve(home: Path, *args: str) -> Iterator[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(url + "/api/v1/openapi.json", timeout=1)
+                httpx.get(url + "/api/v1/openapi.json", timeout=1, verify=verify)
                 break
             except httpx.TransportError:
                 if proc.poll() is not None or time.monotonic() > deadline:
