@@ -12,6 +12,7 @@ from kiln.access.secret import server_secret
 from kiln.api import problems
 from kiln.api.auth import AuditMiddleware
 from kiln.api.config import ApiConfig
+from kiln.api.limits import BodyLimit
 from kiln.api.routes import audit, builds, images, registry
 from kiln.catalog import Catalog
 from kiln.executors.local import LocalExecutor
@@ -46,7 +47,8 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.catalog = catalog
     app.state.secret = server_secret(store.home)
     app.state.executor = LocalExecutor(store, config.settings)
-    app.add_middleware(AuditMiddleware, catalog=catalog)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(AuditMiddleware, catalog=catalog)  # outermost: refused bodies are audited too
     problems.install(app)
     for router in (images.router, builds.router, registry.router, audit.router):
         app.include_router(router, prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES)

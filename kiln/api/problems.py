@@ -31,8 +31,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {MEDIA_TYPE: {}}} for code in (400, 401, 403, 404, 409, 416, 422)
 }
 
-TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-          416: "Range Not Satisfiable", 422: "Unprocessable Content", 503: "Service Unavailable"}  # fmt: skip
+TITLES = {
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+    411: "Length Required", 413: "Content Too Large", 416: "Range Not Satisfiable",
+    422: "Unprocessable Content", 503: "Service Unavailable",
+}  # fmt: skip
 
 
 class ApiError(KilnError):

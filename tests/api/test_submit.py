@@ -104,6 +104,22 @@ def test_request_shape_errors(writer: tuple[TestClient, dict[str, str], Path]) -
     assert unknown.status_code == 404 and "no build of a recipe 'nothing@1.0.0'" in unknown.json()["detail"]
 
 
+def test_request_bodies_are_capped(writer: tuple[TestClient, dict[str, str], Path]) -> None:
+    client, auth, home = writer
+    huge = client.post("/api/v1/builds", content=b"{" + b" " * (9 << 20) + b"}",
+                       headers={**auth, "Content-Type": "application/json"})  # fmt: skip
+    assert huge.status_code == 413 and "over 8 MiB" in huge.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"recipe_ref": "x"}'
+
+    chunked = client.post(
+        "/api/v1/builds", content=chunks(), headers={**auth, "Content-Type": "application/json"}
+    )
+    assert chunked.status_code == 411
+    assert not (home / "jobs").exists()
+
+
 def _follow(client: TestClient, build_id: str, auth: dict[str, str]) -> list[dict[str, object]]:
     events = []
     with client.stream(
