@@ -8,6 +8,7 @@ import hmac
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from kiln.errors import KilnError, NotFound
 
 TOKEN = re.compile(r"^kiln_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+IMAGE_PATTERN = re.compile(r"^[a-z0-9._*?\[\]!-]{1,255}$")
 DURATION = re.compile(r"^(\d{1,6})([mhdw])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 LAST_USED_EVERY = timedelta(seconds=60)  # how stale last_used may get (saves a write per request)
@@ -33,6 +35,7 @@ class TokenInfo(BaseModel):
     id: str
     name: str
     scopes: list[str]
+    images: list[str] | None
     created: datetime
     expires: datetime | None
     revoked: datetime | None
@@ -47,9 +50,13 @@ class Principal(BaseModel):
     name: str
     token_id: str | None
     scopes: frozenset[str]
+    images: tuple[str, ...] | None = None  # name patterns the token may see (None: all)
 
     def allows(self, scope: str) -> bool:
         return allows(self.scopes, scope)
+
+    def sees(self, image_name: str) -> bool:
+        return self.images is None or any(fnmatchcase(image_name, p) for p in self.images)
 
 
 ANONYMOUS = Principal(name="anonymous", token_id=None, scopes=frozenset())
@@ -57,6 +64,14 @@ ANONYMOUS = Principal(name="anonymous", token_id=None, scopes=frozenset())
 
 class TokenRefused(KilnError):
     """The presented token is unknown, malformed, expired or revoked (HTTP 401)."""
+
+
+def check_pattern(pattern: str) -> str:
+    """An image name pattern (shell-style: ``team-a-*``, ``web``, ``base-[0-9]*``)."""
+    if not IMAGE_PATTERN.match(pattern):
+        hint = "image names and the wildcards * ? [ ]; e.g. --images 'team-a-*'"
+        raise AccessInputError(f"invalid image pattern {pattern!r}", hint=hint)
+    return pattern
 
 
 def parse_duration(text: str) -> timedelta:
@@ -73,7 +88,7 @@ def digest(secret: bytes, token: str) -> str:
 
 def _info(row: TokenRow) -> TokenInfo:
     return TokenInfo(
-        id=row.id, name=row.name, scopes=list(row.scopes), created=row.created,
+        id=row.id, name=row.name, scopes=list(row.scopes), images=row.images, created=row.created,
         expires=row.expires, revoked=row.revoked, last_used=row.last_used,
     )  # fmt: skip
 
@@ -85,6 +100,7 @@ def create_token(
     scopes: list[str],
     expires_in: timedelta | None,
     now: datetime | None = None,
+    images: list[str] | None = None,
 ) -> tuple[str, TokenInfo]:
     """A new token (returned once, in clear) and its listing."""
     if not NAME.match(name):
@@ -92,6 +108,7 @@ def create_token(
     if not scopes:
         raise AccessInputError("a token needs at least one --scope", hint="e.g. --scope images:read")
     granted = sorted({check_scope(s) for s in scopes})
+    patterns = sorted({check_pattern(p) for p in images}) if images else None
     now = now or datetime.now(UTC)
     token_id = secrets.token_hex(6)
     token = f"kiln_{token_id}_{secrets.token_urlsafe(32)}"
@@ -103,6 +120,7 @@ def create_token(
             name=name,
             digest=digest(secret, token),
             scopes=granted,
+            images=patterns,
             created=now,
             expires=now + expires_in if expires_in else None,
             revoked=None,
@@ -146,7 +164,8 @@ def authenticate(catalog: Catalog, secret: bytes, token: str, now: datetime | No
         if row.expires is not None and as_utc(row.expires) <= now:
             raise TokenRefused(f"API token {row.name!r} expired at {row.expires:%Y-%m-%d %H:%M} UTC")
         stale = row.last_used is None or now - as_utc(row.last_used) > LAST_USED_EVERY
-        principal = Principal(name=row.name, token_id=row.id, scopes=frozenset(row.scopes))
+        images = tuple(row.images) if row.images is not None else None
+        principal = Principal(name=row.name, token_id=row.id, scopes=frozenset(row.scopes), images=images)
     if stale:
         with catalog.session(write=True) as s, s.begin():
             fresh = s.get(TokenRow, match[1])

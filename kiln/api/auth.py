@@ -52,11 +52,13 @@ def require(scope: str, *, public: bool = False) -> Callable[[Request], Principa
         principal = principal_of(request)
         if principal is None:
             if public and request.app.state.config.public_read:
+                request.state.principal = ANONYMOUS
                 return ANONYMOUS
             raise ApiError(401, "authentication required", hint="send 'Authorization: Bearer <token>' "
                            "(kiln tokens create NAME --scope ...)")  # fmt: skip
         if not principal.allows(scope):
             raise ApiError(403, f"token {principal.name!r} lacks the scope {scope!r}")
+        request.state.principal = principal
         return principal
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
@@ -103,3 +105,13 @@ class AuditMiddleware:
                     status=status,
                 )
             )
+
+
+def caller(request: Request) -> Principal:
+    """The principal a scope dependency admitted earlier in this request."""
+    principal: Principal = getattr(request.state, "principal", ANONYMOUS)
+    return principal
+
+
+def visible_image(request: Request, name: str) -> bool:
+    return caller(request).sees(name)

@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Request
 from kiln.api.config import ApiConfig
 from kiln.catalog import Catalog, ImageRecord
 from kiln.catalog.schemas import NAME
+from kiln.errors import NotFound
 from kiln.executors.local import LocalExecutor
 from kiln.store import Store
 
@@ -50,8 +51,16 @@ BuildId = Annotated[
 ]
 
 
-def get_image(catalog: CatalogDep, name: ImageName, version: ImageVersion, build: BuildNumber) -> ImageRecord:
-    return catalog.get_image(f"{name}@{version}/{build}")
+def get_image(
+    request: Request, catalog: CatalogDep, name: ImageName, version: ImageVersion, build: BuildNumber
+) -> ImageRecord:
+    """The image the path names, if the caller's token may see it (else the same 404 as a missing one)."""
+    from kiln.api.auth import visible_image
+
+    ref = f"{name}@{version}/{build}"
+    if not visible_image(request, name):
+        raise NotFound(f"no image {ref}")
+    return catalog.get_image(ref)
 
 
 ImageDep = Annotated[ImageRecord, Depends(get_image)]

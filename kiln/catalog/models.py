@@ -164,6 +164,7 @@ class TokenRow(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     digest: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 of the whole token, hex
     scopes: Mapped[list[str]] = mapped_column(JSON)
+    images: Mapped[list[str] | None] = mapped_column(JSON)  # image name patterns (None: every image)
     created: Mapped[datetime]
     expires: Mapped[datetime | None]
     revoked: Mapped[datetime | None]

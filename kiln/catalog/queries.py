@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from debian.debian_support import Version
@@ -101,13 +101,20 @@ def images_with_package(s: Session, name: str, version_below: str | None = None)
     ]
 
 
-def _ordered(s: Session, ids: Collection[int] | None, name: str | None) -> list[int]:
+NameFilter = Callable[[str], bool]
+
+
+def _ordered(
+    s: Session, ids: Collection[int] | None, name: str | None, visible: NameFilter | None = None
+) -> list[int]:
     """Image ids in catalog order (name, semantic version, build number), from key columns only
     (filtered here: an IN list of thousands of ids costs more than reading every key)."""
     query = select(ImageRow.id, ImageRow.name, ImageRow.version, ImageRow.build_number)
     if name is not None:
         query = query.where(ImageRow.name == name)
-    keys = [k for k in s.execute(query) if ids is None or k.id in ids]
+    keys = [
+        k for k in s.execute(query) if (ids is None or k.id in ids) and (visible is None or visible(k.name))
+    ]
     return [k.id for k in sorted(keys, key=lambda k: (k.name, semver_key(k.version), k.build_number))]
 
 
@@ -118,14 +125,22 @@ def _records(s: Session, ids: list[int]) -> list[ImageRow]:
     return [rows[i] for i in ids]
 
 
-def images_page(s: Session, name: str | None, offset: int, limit: int) -> tuple[list[ImageRecord], int]:
-    """One page of :meth:`Catalog.list_images` and the total; only the page's images are loaded."""
-    ids = _ordered(s, None, name)
+def images_page(
+    s: Session, name: str | None, offset: int, limit: int, visible: NameFilter | None = None
+) -> tuple[list[ImageRecord], int]:
+    """One page of :meth:`Catalog.list_images` (only names ``visible`` accepts) and the total; only
+    the page's images are loaded."""
+    ids = _ordered(s, None, name, visible)
     return [image_record(r) for r in _records(s, ids[offset : offset + limit])], len(ids)
 
 
 def images_with_package_page(
-    s: Session, name: str, version_below: str | None, offset: int, limit: int
+    s: Session,
+    name: str,
+    version_below: str | None,
+    offset: int,
+    limit: int,
+    visible: NameFilter | None = None,
 ) -> tuple[list[PackageMatch], int]:
     """One page of :func:`images_with_package` and the total: the package rows are read as plain
     tuples, and only the page's images are loaded whole."""
@@ -141,7 +156,7 @@ def images_with_package_page(
         hits.setdefault(row.image_id, []).append(row)
     if not hits:
         return [], 0
-    ids = _ordered(s, hits, None)
+    ids = _ordered(s, hits, None, visible)
     page = []
     for image in _records(s, ids[offset : offset + limit]):
         rows = sorted(hits[image.id], key=lambda p: (p.name, p.architecture))

@@ -36,6 +36,12 @@ def create(
     expires: Annotated[
         str | None, typer.Option("--expires", help="Lifetime: 90d, 12h, 30m, 2w (default: never).")
     ] = None,
+    images: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--images", help="Only images whose name matches: 'team-a-*' (repeatable; default all)."
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -45,7 +51,7 @@ def create(
 
     lifetime = parse_duration(expires) if expires else None
     with _opened(data_dir) as (store, catalog):
-        token, info = create_token(catalog, server_secret(store.home), name, scope, lifetime)
+        token, info = create_token(catalog, server_secret(store.home), name, scope, lifetime, images=images)
     if json_out:
         print_json({"token": token, **info.model_dump(mode="json")})
         return
@@ -68,9 +74,10 @@ def list_command(data_dir: DataDirOption = None, json_out: JsonOption = False) -
     if not tokens:
         console.print("no API tokens; create one with: kiln tokens create NAME --scope images:read")
         return
-    table = Table("ID", "NAME", "SCOPES", "CREATED", "EXPIRES", "REVOKED", "LAST USED", box=None)
+    table = Table("ID", "NAME", "SCOPES", "IMAGES", "CREATED", "EXPIRES", "REVOKED", "LAST USED", box=None)
     for t in tokens:
-        table.add_row(t.id, escape(t.name), " ".join(t.scopes), _when(t.created), _when(t.expires),
+        table.add_row(t.id, escape(t.name), " ".join(t.scopes), escape(" ".join(t.images or ["*"])),
+                      _when(t.created), _when(t.expires),
                       _when(t.revoked), _when(t.last_used))  # fmt: skip
     console.print(table)
 

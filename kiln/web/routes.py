@@ -10,15 +10,15 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from kiln.access.tokens import TokenRefused, authenticate
+from kiln.access.tokens import Principal, TokenRefused, authenticate
 from kiln.api import evidence
 from kiln.api.deps import BuildId, BuildNumber, CatalogDep, ConfigDep, ImageName, ImageVersion, StoreDep
 from kiln.api.diff import diff
 from kiln.api.logs import log_file, read_records
 from kiln.api.problems import ApiError
-from kiln.catalog import BuildRecord, Catalog, ImageRecord
+from kiln.catalog import BuildRecord, Catalog, ImageRecord, LineageEntry
 from kiln.catalog.buildlog import clock, describe, where
-from kiln.errors import KilnError
+from kiln.errors import KilnError, NotFound
 from kiln.evidence.collect import evidence_summary
 from kiln.units import human_size
 from kiln.web.assets import HTMX_FILE, HTMX_SHA256, TEMPLATES, subresource_integrity
@@ -68,19 +68,32 @@ def catalog_page(
     principal = who(request, "images:read")
     package, below, q = package or None, below or None, q or None
     error = None
+
+    def shown(name: str) -> bool:
+        return principal.sees(name) and (not q or q in name)
+
+    found: list[tuple[ImageRecord, list[Any]]] = []
+    total = 0
     try:
         if package:
-            found = [(m.image, m.packages) for m in catalog.images_with_package(package, below)]
+            matches, total = catalog.images_with_package_page(package, below, 0, MAX_HITS, shown)
+            found = [(m.image, m.packages) for m in matches]
         else:
-            found = [(i, []) for i in catalog.list_images()]
+            images, total = catalog.images_page(None, 0, MAX_HITS, shown)
+            found = [(i, []) for i in images]
     except KilnError as exc:
-        found, error = [], exc.message
-    hits = [
-        Hit(i.ref, image_url(i), i, p, evidence_summary(i.evidence)) for i, p in found if not q or q in i.name
-    ]
-    context = {"who": principal, "hits": hits[:MAX_HITS], "truncated": len(hits) > MAX_HITS, "q": q,
+        error = exc.message
+    hits = [Hit(i.ref, image_url(i), i, p, evidence_summary(i.evidence)) for i, p in found]
+    context = {"who": principal, "hits": hits, "total": total, "truncated": total > len(hits), "q": q,
                "package": package, "below": below, "error": error}  # fmt: skip
     return page(request, "catalog.html", context)
+
+
+def visible(principal: Principal, catalog: Catalog, ref: str) -> ImageRecord:
+    """The image, if the session's token may see it (else the same 404 as a missing image)."""
+    if not principal.sees(ref.partition("@")[0]):
+        raise NotFound(f"no image {ref}")
+    return catalog.get_image(ref)
 
 
 def _optional(store: StoreDep, image: ImageRecord, kind: str) -> dict[str, Any] | None:
@@ -102,7 +115,7 @@ def image_page(
     pq: Annotated[str | None, Query(max_length=255)] = None,
 ) -> HTMLResponse:
     principal = who(request, "images:read")
-    image = catalog.get_image(f"{name}@{version}/{build}")
+    image = visible(principal, catalog, f"{name}@{version}/{build}")
     compliance = _optional(store, image, "compliance-results")
     failed = [
         r for r in (compliance or {}).get("rules", []) if r.get("result") not in ("pass", "notapplicable")
@@ -114,7 +127,11 @@ def image_page(
         for index, a in enumerate(image.artifacts)
     ]  # fmt: skip
     packages = [p for p in catalog.packages(image.ref) if not pq or pq in p.name or pq in p.source]
-    lineage, children = catalog.lineage(image.ref), catalog.children(image.ref)
+    hidden = LineageEntry(ref="(not visible)", image=None)
+    lineage = [
+        e if e.image is None or principal.sees(e.image.name) else hidden for e in catalog.lineage(image.ref)
+    ]
+    children = [c for c in catalog.children(image.ref) if principal.sees(c.name)]
     context = {
         "who": principal, "image": image, "lineage": lineage, "children": children,
         "graph": layout(image, lineage, children, image_url),
@@ -136,8 +153,12 @@ def diff_page(
     against: Annotated[str, Query(max_length=300)],
 ) -> HTMLResponse:
     principal = who(request, "images:read")
-    new = catalog.get_image(f"{name}@{version}/{build}")
-    return page(request, "diff.html", {"who": principal, "d": diff(catalog, catalog.get_image(against), new)})
+    new = visible(principal, catalog, f"{name}@{version}/{build}")
+    return page(
+        request,
+        "diff.html",
+        {"who": principal, "d": diff(catalog, visible(principal, catalog, against), new)},
+    )
 
 
 @router.get("/builds", response_class=HTMLResponse)

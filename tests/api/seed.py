@@ -101,7 +101,7 @@ def record_image(catalog: Catalog, store: Store, name: str, version: str, parent
             _evidence(store, "sbom-cyclonedx", {"bomFormat": "CycloneDX", "specVersion": "1.6"}, {"packages": 3}),
             _evidence(store, "vulnerability-report", scan_report(ref),
                       {"vulnerabilities": 1, "fixable": 1, "by_severity": {"high": 1}}),
-            _evidence(store, "compliance-results", COMPLIANCE, {"compliance_score": 87.5, "profile": "standard"}),
+            _evidence(store, "compliance-results", COMPLIANCE, {"score": 87.5, "profile": "standard"}),
         ]  # fmt: skip
     image = catalog.finish_build(
         build_id,

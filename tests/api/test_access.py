@@ -14,6 +14,7 @@ from kiln.access.scopes import SCOPES, allows
 from kiln.access.secret import server_secret
 from kiln.access.tokens import create_token, revoke_token
 from kiln.catalog import Catalog
+from kiln.errors import KilnError
 from kiln.store import Store
 from tests.api.conftest import make_client
 from tests.api.seed import Seeded, seed
@@ -191,3 +192,46 @@ def test_mutating_calls_are_audited(client: TestClient, tokens: dict[str, str], 
     assert records[0]["target"] == home.build_id and records[0]["remote"] == "testclient"
     older = client.get("/api/v1/audit", params={"before": records[1]["id"], "limit": 1}, headers=admin).json()
     assert older[0]["id"] < records[1]["id"]
+
+
+def test_image_patterns_limit_what_a_token_sees(home: Seeded) -> None:
+    store = Store.open_at(home.home, home.home / "cache")
+    with Catalog.open(store.database_url) as catalog:
+        token, info = create_token(
+            catalog, server_secret(store.home), "team-app", ["images:read"], None, images=["app*"]
+        )
+    assert info.images == ["app*"]
+    auth = {"Authorization": f"Bearer {token}"}
+    with make_client(home.home) as client:
+        assert [i["ref"] for i in client.get("/api/v1/images", headers=auth).json()["items"]] == [
+            "app@2.0.0/1"
+        ]
+        by_package = client.get("/api/v1/images", params={"package": "openssl"}, headers=auth).json()["items"]
+        assert [i["ref"] for i in by_package] == ["app@2.0.0/1"]
+        assert (
+            client.get("/api/v1/images", params={"name": "web", "package": "openssl"}, headers=auth).json()[
+                "items"
+            ]
+            == []
+        )
+        hidden = client.get("/api/v1/images/web/1.0.0/1/artifacts/1", headers=auth)
+        assert hidden.status_code == 404 and hidden.json()["detail"] == "no image web@1.0.0/1"
+        app = client.get("/api/v1/images/app/2.0.0/1", headers=auth).json()
+        assert app["lineage"] == ["(not visible)", "debian:bookworm"]
+        assert (
+            client.get(
+                "/api/v1/images/app/2.0.0/1/diff", params={"against": "web@1.0.0/1"}, headers=auth
+            ).status_code
+            == 404
+        )
+        client.cookies.set("kiln_session", token)
+        assert "web@1.0.0/1" not in client.get("/", params={"package": "openssl"}).text
+        assert client.get("/images/web/1.0.0/1").status_code == 404
+        # The image's own record names its parent; the hidden parent is neither linked nor shown.
+        assert 'href="/images/web/1.0.0/1"' not in client.get("/images/app/2.0.0/1").text
+
+
+def test_bad_image_pattern_is_refused(home: Seeded) -> None:
+    store = Store.open_at(home.home, home.home / "cache")
+    with Catalog.open(store.database_url) as catalog, pytest.raises(KilnError, match="invalid image pattern"):
+        create_token(catalog, server_secret(store.home), "x", ["images:read"], None, images=["../*"])

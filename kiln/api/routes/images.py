@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from kiln.api import evidence
-from kiln.api.auth import require
+from kiln.api.auth import caller, require
 from kiln.api.deps import CatalogDep, ConfigDep, ImageDep, StoreDep
 from kiln.api.diff import ImageDiff, diff
 from kiln.api.files import artifact_location, file_below, list_files
 from kiln.api.problems import ApiError
 from kiln.api.schemas import ArtifactFile, ImageDetail, ImageHit, Page, Verification
 from kiln.catalog import PackageRecord
+from kiln.errors import NotFound
 
 router = APIRouter(
     prefix="/images", tags=["images"], dependencies=[Depends(require("images:read", public=True))]
@@ -29,6 +30,7 @@ Cursor = Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="next_cur
 
 @router.get("", summary="List or search image versions")
 def list_images(
+    request: Request,
     catalog: CatalogDep,
     name: Annotated[str | None, Query(max_length=255, description="Only versions of this image.")] = None,
     package: Annotated[
@@ -44,29 +46,36 @@ def list_images(
     if below is not None and package is None:
         raise ApiError(400, "below needs package", hint="e.g. ?package=openssl&below=3.0.13-1")
     start = int(cursor) if cursor else 0
+    visible = caller(request).sees
     if package is not None and name is None:
-        matches, total = catalog.images_with_package_page(package, below, start, limit)
+        matches, total = catalog.images_with_package_page(package, below, start, limit, visible)
         hits = [ImageHit(ref=m.image.ref, image=m.image, packages=m.packages) for m in matches]
     elif package is not None:
-        found = [m for m in catalog.images_with_package(package, below) if m.image.name == name]
+        found = [
+            m for m in catalog.images_with_package(package, below) if m.image.name == name and visible(name)
+        ]
         hits, total = (
             [ImageHit(ref=m.image.ref, image=m.image, packages=m.packages) for m in found],
             len(found),
         )
         hits = hits[start : start + limit]
     else:
-        images, total = catalog.images_page(name, start, limit)
+        images, total = catalog.images_page(name, start, limit, visible)
         hits = [ImageHit(ref=i.ref, image=i) for i in images]
     return Page[ImageHit](items=hits, next_cursor=str(start + limit) if start + limit < total else None)
 
 
 @router.get(IMAGE, summary="One image version with its lineage")
-def show_image(catalog: CatalogDep, image: ImageDep) -> ImageDetail:
+def show_image(request: Request, catalog: CatalogDep, image: ImageDep) -> ImageDetail:
+    visible = caller(request).sees
     return ImageDetail(
         ref=image.ref,
         image=image,
-        lineage=[entry.ref for entry in catalog.lineage(image.ref)],
-        children=[child.ref for child in catalog.children(image.ref)],
+        lineage=[
+            e.ref if e.image is None or visible(e.image.name) else "(not visible)"
+            for e in catalog.lineage(image.ref)
+        ],
+        children=[child.ref for child in catalog.children(image.ref) if visible(child.name)],
     )
 
 
@@ -152,5 +161,7 @@ RefParam = Annotated[
 
 
 @router.get(IMAGE + "/diff", summary="Packages and components changed since another image version")
-def image_diff(catalog: CatalogDep, image: ImageDep, against: RefParam) -> ImageDiff:
+def image_diff(request: Request, catalog: CatalogDep, image: ImageDep, against: RefParam) -> ImageDiff:
+    if not caller(request).sees(against.partition("@")[0]):
+        raise NotFound(f"no image {against}")
     return diff(catalog, catalog.get_image(against), image)

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("scopes", sa.JSON(), nullable=False),
+        sa.Column("images", sa.JSON(), nullable=True),
         sa.Column("created", sa.DateTime(), nullable=False),
         sa.Column("expires", sa.DateTime(), nullable=True),
         sa.Column("revoked", sa.DateTime(), nullable=True),
