@@ -6,7 +6,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kiln.catalog import BuildRecord, ImageRecord, PackageRecord
+from kiln.catalog import ImageRecord, PackageRecord
 
 T = TypeVar("T")
 
@@ -65,6 +65,3 @@ def page_of(items: list[T], cursor: str | None, limit: int) -> Page[T]:
     chunk = items[start : start + limit]
     more = start + limit < len(items)
     return Page[T](items=chunk, next_cursor=str(start + limit) if more else None)
-
-
-BuildPage = Page[BuildRecord]

@@ -167,3 +167,25 @@ def test_build_through_the_api_then_rebuild_by_reference_and_cancel(
         time.sleep(0.2)
     assert state["status"] == "failed" and state["error"] == "interrupted"
     assert client.post(f"/api/v1/builds/{running}/cancel", headers=auth).status_code == 409
+
+
+def test_following_a_build_whose_process_died_ends(
+    writer: tuple[TestClient, dict[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed with SIGKILL cannot record its end; the follower notices the dead process."""
+    import subprocess
+    import sys
+
+    from kiln.api.routes import builds
+
+    client, auth, home = writer
+    log = home / "logs" / "dead.jsonl"
+    log.write_text('{"kind": "start", "scope": "build", "message": "build dead 1.0.0", "time": 1}\n')
+    script = ("import sys; from kiln.catalog import Catalog; c = Catalog.open(sys.argv[1]); "
+              "print(c.start_build(recipe_name='dead', recipe_version='1.0.0', recipe_path='r', log_path=sys.argv[2]))")  # fmt: skip
+    build_id = subprocess.run([sys.executable, "-c", script, f"sqlite:///{home}/catalog.db", str(log)],
+                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    monkeypatch.setattr(builds, "REAP_EVERY", 1)
+    events = _follow(client, build_id, auth)
+    assert events[-1] == {"event": "end", "status": "failed"}
+    assert "interrupted" in client.get(f"/api/v1/builds/{build_id}", headers=auth).json()["error"]

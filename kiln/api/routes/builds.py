@@ -20,6 +20,7 @@ from kiln.executors.local import JobFailed, Submitted
 router = APIRouter(prefix="/builds", tags=["builds"])
 
 MAX_LISTED = 5000
+REAP_EVERY = 20  # log polls (about 5 s) between checks for builds whose process died
 SSE_EVENT = {
     "type": "object",
     "description": "one event: 'record' (data: a log record as JSON, id: resume offset) or 'end' "
@@ -72,7 +73,13 @@ def build_log(
         return Response(body, media_type="application/x-ndjson")
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
 
+    polls = 0
+
     def status() -> str:
+        nonlocal polls
+        polls += 1
+        if polls % REAP_EVERY == 0:  # a worker killed with SIGKILL cannot record its end: notice it
+            catalog.reap_interrupted()
         return catalog.get_build(build.id).status
 
     return StreamingResponse(
