@@ -1,6 +1,6 @@
 """The web UI in a real browser: Playwright driving Debian's chromium (no browser download) against a
 real ``kiln serve``. Log in with a token, find an image by package name, open it, see a CVE with its
-fix, then follow a running build's log until it succeeds. Screenshots go to the test's tmp dir."""
+fix, open the lineage graph and follow a node, then follow a running build's log until it succeeds. Screenshots go to the test's tmp dir."""
 
 from __future__ import annotations
 
@@ -81,6 +81,11 @@ def test_journey(tmp_path: Path) -> None:
                 expect(row).to_contain_text(FIXED)
                 expect(row).to_contain_text("high")
                 page.screenshot(path=str(shots / "image.png"), full_page=True)
+                page.get_by_role("link", name="app@2.0.0/1").first.click()  # built on it
+                expect(page.get_by_role("heading", name="app@2.0.0/1")).to_be_visible()
+                page.screenshot(path=str(shots / "lineage.png"), full_page=True)
+                page.locator("svg a[href='/images/web/1.0.0/1']").click()  # a node of the lineage graph
+                expect(page.get_by_role("heading", name="web@1.0.0/1")).to_be_visible()
 
                 page.get_by_role("link", name="Builds").click()
                 page.get_by_role("link", name=build_id[:12]).click()
@@ -104,4 +109,5 @@ def test_journey(tmp_path: Path) -> None:
         "catalog.png",
         "image-phone.png",
         "image.png",
+        "lineage.png",
     ]
