@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from kiln.errors import KilnError, ValidationFailed
 from kiln.models import BuildRequest
 from kiln.monitor import Event, Monitor
+from kiln.sandbox.namespace import process_start
 from kiln.settings import Settings
 from kiln.store import Store
 
@@ -88,7 +89,7 @@ class LocalExecutor:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 cwd=job_dir,
             )  # fmt: skip
-        (job_dir / "pid").write_text(str(proc.pid))
+        (job_dir / "pid").write_text(f"{proc.pid} {process_start(proc.pid)}")
         threading.Thread(target=proc.wait, name=f"reap-{job[:8]}", daemon=True).start()
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -110,7 +111,10 @@ class LocalExecutor:
             marker = job_dir / "build"
             if marker.is_file() and marker.read_text().strip() == build_id:
                 try:
-                    os.kill(int((job_dir / "pid").read_text()), signal.SIGTERM)
+                    pid, started = (job_dir / "pid").read_text().split()
+                    if str(process_start(pid)) != started:
+                        return False  # the worker is gone (its pid may belong to another process now)
+                    os.kill(int(pid), signal.SIGTERM)
                 except (ProcessLookupError, FileNotFoundError, ValueError):
                     return False
                 (job_dir / "cancelled").write_text("")
