@@ -11,6 +11,7 @@ from kiln import __version__
 from kiln.access.secret import server_secret
 from kiln.api import problems
 from kiln.api.auth import AuditMiddleware
+from kiln.api.cache import ReadCache
 from kiln.api.config import ApiConfig
 from kiln.api.limits import BodyLimit
 from kiln.api.routes import audit, builds, images, registry
@@ -27,10 +28,12 @@ def create_app(config: ApiConfig) -> FastAPI:
     shutdown."""
     store = Store.open(config.data_dir, config.settings)
     catalog = Catalog.open(store.database_url)
+    cache = ReadCache(store.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        cache.close()
         catalog.close()
 
     app = FastAPI(
@@ -45,6 +48,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.config = config
     app.state.store = store
     app.state.catalog = catalog
+    app.state.cache = cache
     app.state.secret = server_secret(store.home)
     app.state.executor = LocalExecutor(store, config.settings)
     app.add_middleware(BodyLimit)

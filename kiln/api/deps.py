@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from kiln.api.cache import ReadCache
 from kiln.api.config import ApiConfig
 from kiln.catalog import Catalog, ImageRecord
 from kiln.catalog.schemas import NAME
@@ -38,10 +39,16 @@ def get_executor(request: Request) -> LocalExecutor:
     return executor
 
 
+def get_cache(request: Request) -> ReadCache:
+    cache: ReadCache = request.app.state.cache
+    return cache
+
+
 ConfigDep = Annotated[ApiConfig, Depends(get_config)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 StoreDep = Annotated[Store, Depends(get_store)]
 ExecutorDep = Annotated[LocalExecutor, Depends(get_executor)]
+CacheDep = Annotated[ReadCache, Depends(get_cache)]
 
 ImageName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=255, description="Image name.")]
 ImageVersion = Annotated[str, Path(pattern=VERSION_PATTERN, max_length=64, description="x.y.z")]

@@ -12,7 +12,16 @@ from fastapi.templating import Jinja2Templates
 
 from kiln.access.tokens import Principal, TokenRefused, authenticate
 from kiln.api import evidence
-from kiln.api.deps import BuildId, BuildNumber, CatalogDep, ConfigDep, ImageName, ImageVersion, StoreDep
+from kiln.api.deps import (
+    BuildId,
+    BuildNumber,
+    CacheDep,
+    CatalogDep,
+    ConfigDep,
+    ImageName,
+    ImageVersion,
+    StoreDep,
+)
 from kiln.api.diff import diff
 from kiln.api.logs import log_file, read_records
 from kiln.api.problems import ApiError
@@ -103,19 +112,10 @@ def _optional(store: StoreDep, image: ImageRecord, kind: str) -> dict[str, Any] 
         return None
 
 
-@router.get("/images/{name}/{version}/{build}", response_class=HTMLResponse)
-def image_page(
-    request: Request,
-    catalog: CatalogDep,
-    store: StoreDep,
-    config: ConfigDep,
-    name: ImageName,
-    version: ImageVersion,
-    build: BuildNumber,
-    pq: Annotated[str | None, Query(max_length=255)] = None,
-) -> HTMLResponse:
-    principal = who(request, "images:read")
-    image = visible(principal, catalog, f"{name}@{version}/{build}")
+def _image_facts(
+    catalog: Catalog, store: StoreDep, principal: Principal, image: ImageRecord, pq: str | None
+) -> dict[str, Any]:
+    """What the image page shows from the catalog and the evidence blobs (cached per catalog revision)."""
     compliance = _optional(store, image, "compliance-results")
     failed = [
         r for r in (compliance or {}).get("rules", []) if r.get("result") not in ("pass", "notapplicable")
@@ -132,12 +132,33 @@ def image_page(
         e if e.image is None or principal.sees(e.image.name) else hidden for e in catalog.lineage(image.ref)
     ]
     children = [c for c in catalog.children(image.ref) if principal.sees(c.name)]
-    context = {
-        "who": principal, "image": image, "lineage": lineage, "children": children,
+    return {
+        "image": image, "lineage": lineage, "children": children,
         "graph": layout(image, lineage, children, image_url),
         "scan": _optional(store, image, "vulnerability-report"),
-        "compliance": compliance, "failed": failed, "artifacts": artifacts, "packages": packages, "pq": pq,
-        "verification": evidence.verify(catalog, store, image, config.verify_key),
+        "compliance": compliance, "failed": failed, "artifacts": artifacts, "packages": packages,
+    }  # fmt: skip
+
+
+@router.get("/images/{name}/{version}/{build}", response_class=HTMLResponse)
+def image_page(
+    request: Request,
+    catalog: CatalogDep,
+    cache: CacheDep,
+    store: StoreDep,
+    config: ConfigDep,
+    name: ImageName,
+    version: ImageVersion,
+    build: BuildNumber,
+    pq: Annotated[str | None, Query(max_length=255)] = None,
+) -> HTMLResponse:
+    principal = who(request, "images:read")
+    image = visible(principal, catalog, f"{name}@{version}/{build}")
+    key = ("image-page", image.ref, pq, principal.images)
+    facts = cache.get(key, lambda: _image_facts(catalog, store, principal, image, pq))
+    context = {
+        **facts, "who": principal, "pq": pq,
+        "verification": evidence.verify(catalog, store, image, config.verify_key),  # files: never cached
         "base": f"{request.url.scheme}://{request.url.netloc}",
     }  # fmt: skip
     return page(request, "image.html", context)

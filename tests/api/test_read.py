@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from kiln.catalog import Catalog, PackageRecord
 from kiln.store import Store
 from tests.api.conftest import make_client
-from tests.api.seed import CVE, FIXED, Seeded, record_image
+from tests.api.seed import CVE, FIXED, Seeded, record_image, seed
 
 WEB = "/api/v1/images/web/1.0.0/1"
 
@@ -159,3 +159,24 @@ def test_diff_components_and_vulndb(client: TestClient) -> None:
     assert client.get("/api/v1/images/app/2.0.0/1/diff", params={"against": "web@9.0.0/1"}).status_code == 404
     assert "update-os" in client.get("/api/v1/components").json()
     assert client.get("/api/v1/vulndb").json() == []
+
+
+def test_cached_answers_follow_every_commit(tmp_path: Path) -> None:
+    """Read answers are cached per catalog revision: a commit by any other connection (a build in
+    another process, a raw state change) is seen by the very next request."""
+    import sqlite3
+
+    seeded = seed(tmp_path / "home")
+    with make_client(seeded.home, public_read=True) as client:
+        first = client.get("/api/v1/images").json()
+        assert client.get("/api/v1/images").json() == first and client.app.state.cache._values  # type: ignore[attr-defined]
+        assert "active" in client.get("/images/web/1.0.0/1").text
+        store = Store.open_at(seeded.home, seeded.home / "cache")
+        with Catalog.open(store.database_url) as catalog:
+            record_image(catalog, store, "new", "1.0.0", "debian:bookworm", full=False)
+        assert [i["ref"] for i in client.get("/api/v1/images").json()["items"]][1] == "new@1.0.0/1"
+        with sqlite3.connect(seeded.home / "catalog.db") as raw:
+            raw.execute("UPDATE images SET state = 'deprecated' WHERE name = 'web'")
+        listed = client.get("/api/v1/images", params={"name": "web"}).json()["items"]
+        assert listed[0]["image"]["state"] == "deprecated"
+        assert "<dt>State</dt><dd>deprecated</dd>" in client.get("/images/web/1.0.0/1").text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -9,12 +10,12 @@ from fastapi.responses import FileResponse, Response
 
 from kiln.api import evidence
 from kiln.api.auth import caller, require
-from kiln.api.deps import CatalogDep, ConfigDep, ImageDep, StoreDep
+from kiln.api.deps import CacheDep, CatalogDep, ConfigDep, ImageDep, StoreDep
 from kiln.api.diff import ImageDiff, diff
 from kiln.api.files import artifact_location, file_below, list_files
 from kiln.api.problems import ApiError
 from kiln.api.schemas import ArtifactFile, ImageDetail, ImageHit, Page, Verification
-from kiln.catalog import PackageRecord
+from kiln.catalog import Catalog, PackageRecord
 from kiln.errors import NotFound
 
 router = APIRouter(
@@ -28,10 +29,11 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="next_cursor of the previous page.")]
 
 
-@router.get("", summary="List or search image versions")
+@router.get("", summary="List or search image versions", response_model=Page[ImageHit])
 def list_images(
     request: Request,
     catalog: CatalogDep,
+    cache: CacheDep,
     name: Annotated[str | None, Query(max_length=255, description="Only versions of this image.")] = None,
     package: Annotated[
         str | None, Query(max_length=255, description="Only images with this binary or source package.")
@@ -42,11 +44,24 @@ def list_images(
     ] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
-) -> Page[ImageHit]:
+) -> Response:
     if below is not None and package is None:
         raise ApiError(400, "below needs package", hint="e.g. ?package=openssl&below=3.0.13-1")
-    start = int(cursor) if cursor else 0
-    visible = caller(request).sees
+    who = caller(request)
+
+    def answer() -> bytes:
+        return (
+            _page(catalog, who.sees, name, package, below, int(cursor) if cursor else 0, limit)
+            .model_dump_json()
+            .encode()
+        )
+
+    key = ("images", name, package, below, cursor, limit, who.images)
+    return Response(cache.get(key, answer), media_type="application/json")
+
+
+def _page(catalog: Catalog, visible: Callable[[str], bool], name: str | None, package: str | None,
+          below: str | None, start: int, limit: int) -> Page[ImageHit]:  # fmt: skip
     if package is not None and name is None:
         matches, total = catalog.images_with_package_page(package, below, start, limit, visible)
         hits = [ImageHit(ref=m.image.ref, image=m.image, packages=m.packages) for m in matches]
