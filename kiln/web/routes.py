@@ -154,20 +154,21 @@ def image_page(
     pq: Annotated[str | None, Query(max_length=255)] = None,
 ) -> HTMLResponse:
     principal = who(request, "images:read")
-    image = visible(principal, catalog, f"{name}@{version}/{build}")
+    ref = f"{name}@{version}/{build}"
     base = f"{request.url.scheme}://{request.url.netloc}"
 
     def body() -> Markup:
+        image = visible(principal, catalog, ref)  # a missing or hidden image raises (nothing cached)
         facts = _image_facts(catalog, store, principal, image, pq)
         verification = evidence.verify(catalog, store, image, config.verify_key)
         inner = templates.get_template("_image_body.html")
         return Markup(inner.render({**facts, "pq": pq, "verification": verification, "base": base}))
 
     # Verification with a key reads the artifacts' files: then never cached (a tampered file shows at once).
-    key = ("image-page", image.ref, pq, principal.images, base)
+    key = ("image-page", ref, pq, principal.images, base)
     context = {
         "who": principal,
-        "image": image,
+        "ref": ref,
         "body": cache.get(key, body) if config.verify_key is None else body(),
     }
     return page(request, "image.html", context)
