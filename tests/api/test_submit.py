@@ -151,6 +151,11 @@ def test_build_through_the_api_then_rebuild_by_reference_and_cancel(
     assert any("requested by api token ci" in str(e.get("message")) for e in events)
     build = client.get(f"/api/v1/builds/{build_id}", headers=auth).json()
     assert build["status"] == "succeeded" and build["image"] == "api-motd@1.0.0/1"
+    again = client.post("/api/v1/builds", json={"recipe_ref": "api-motd@1.0.0"}, headers=auth).json()[
+        "build_id"
+    ]
+    assert _follow(client, again, auth)[-1] == {"event": "end", "status": "succeeded"}
+    assert client.get(f"/api/v1/builds/{again}", headers=auth).json()["image"] == "api-motd@1.0.0/2"
 
     slow = {
         "recipe": RECIPE.format(name="api-slow", component="slow.yaml"),
