@@ -9,11 +9,11 @@ KILN := $(VENV)/bin/kiln
 DEB_PACKAGES := mmdebstrap bubblewrap skopeo docker-registry umoci qemu-utils qemu-system-x86 ovmf \
 	openscap-scanner ssg-debian e2fsprogs dosfstools mtools fdisk systemd-boot-efi extlinux \
 	syslinux syslinux-common debian-archive-keyring ca-certificates git postgresql diffoscope-minimal \
-	passt python3-seccomp
+	passt python3-seccomp chromium
 STAMP_DEB := $(VENV)/.deb-packages
 STAMP_PY := $(VENV)/.py-packages
 
-.PHONY: demo test lint typecheck unit e2e deps clean bench
+.PHONY: demo test lint typecheck unit e2e deps clean bench openapi
 
 deps: $(STAMP_DEB) $(STAMP_PY)
 
@@ -52,3 +52,7 @@ bench: deps
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# The committed OpenAPI document (tests/api/test_openapi.py fails when it differs from the code).
+openapi: deps
+	$(PY) -m kiln.api.openapi > docs/openapi.json

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,21 @@ class Catalog:
         compared as Debian versions), with the matching packages of each."""
         with self._read() as s:
             return queries.images_with_package(s, name, version_below)
+
+    def images_page(
+        self, name: str | None, offset: int, limit: int, visible: Callable[[str], bool] | None = None
+    ) -> tuple[list[ImageRecord], int]:
+        """A page of :meth:`list_images` (same order; only names ``visible`` accepts) and the total."""
+        with self._read() as s:
+            return queries.images_page(s, name, offset, limit, visible)
+
+    def images_with_package_page(
+        self, name: str, version_below: str | None, offset: int, limit: int,
+        visible: Callable[[str], bool] | None = None,
+    ) -> tuple[list[PackageMatch], int]:  # fmt: skip
+        """A page of :meth:`images_with_package` (same order and matches) and the total."""
+        with self._read() as s:
+            return queries.images_with_package_page(s, name, version_below, offset, limit, visible)
 
     def lock(self, ref: str) -> dict[str, Any] | None:
         """The lock data (resolved inputs) recorded with an image, for reproducing its build."""

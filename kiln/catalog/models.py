@@ -188,3 +188,33 @@ class PromotionRow(Base):
     envelope: Mapped[str | None] = mapped_column(Text)
     who: Mapped[str] = mapped_column(String(255))
     at: Mapped[datetime]
+
+
+class TokenRow(Base):
+    """An API token: only an HMAC of it is stored (kiln.access.tokens)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public part, shown in listings
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    digest: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 of the whole token, hex
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    images: Mapped[list[str] | None] = mapped_column(JSON)  # image name patterns (None: every image)
+    created: Mapped[datetime]
+    expires: Mapped[datetime | None]
+    revoked: Mapped[datetime | None]
+    last_used: Mapped[datetime | None]
+
+
+class AuditRow(Base):
+    """One mutating call of the API (or web UI): who, what, when, from where, and the result."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(255))
+    target: Mapped[str | None] = mapped_column(Text)
+    remote: Mapped[str] = mapped_column(String(255))
+    status: Mapped[int] = mapped_column(Integer)

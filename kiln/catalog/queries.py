@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 from debian.debian_support import Version
 from pydantic import BaseModel, ConfigDict
@@ -100,6 +101,74 @@ def images_with_package(s: Session, name: str, version_below: str | None = None)
     ]
 
 
+NameFilter = Callable[[str], bool]
+
+
+def _ordered(
+    s: Session, ids: Collection[int] | None, name: str | None, visible: NameFilter | None = None
+) -> list[int]:
+    """Image ids in catalog order (name, semantic version, build number), from key columns only
+    (filtered here: an IN list of thousands of ids costs more than reading every key)."""
+    query = select(ImageRow.id, ImageRow.name, ImageRow.version, ImageRow.build_number)
+    if name is not None:
+        query = query.where(ImageRow.name == name)
+    keys = [
+        k for k in s.execute(query) if (ids is None or k.id in ids) and (visible is None or visible(k.name))
+    ]
+    return [k.id for k in sorted(keys, key=lambda k: (k.name, semver_key(k.version), k.build_number))]
+
+
+def _records(s: Session, ids: list[int]) -> list[ImageRow]:
+    rows = {
+        r.id: r for r in s.scalars(select(ImageRow).options(*image_options()).where(ImageRow.id.in_(ids)))
+    }
+    return [rows[i] for i in ids]
+
+
+def images_page(
+    s: Session, name: str | None, offset: int, limit: int, visible: NameFilter | None = None
+) -> tuple[list[ImageRecord], int]:
+    """One page of :meth:`Catalog.list_images` (only names ``visible`` accepts) and the total; only
+    the page's images are loaded."""
+    ids = _ordered(s, None, name, visible)
+    return [image_record(r) for r in _records(s, ids[offset : offset + limit])], len(ids)
+
+
+def images_with_package_page(
+    s: Session,
+    name: str,
+    version_below: str | None,
+    offset: int,
+    limit: int,
+    visible: NameFilter | None = None,
+) -> tuple[list[PackageMatch], int]:
+    """One page of :func:`images_with_package` and the total: the package rows are read as plain
+    tuples, and only the page's images are loaded whole."""
+    below = debian_version(version_below, name) if version_below is not None else None
+    columns = (PackageRow.image_id, PackageRow.name, PackageRow.version, PackageRow.architecture,
+               PackageRow.source, PackageRow.source_version)  # fmt: skip
+    hits: dict[int, list[Any]] = {}  # package rows as plain tuples
+    for row in s.execute(select(*columns).where(or_(PackageRow.name == name, PackageRow.source == name))):
+        if below is not None:
+            version = row.version if row.name == name else row.source_version
+            if debian_version(version, row.name) >= below:
+                continue
+        hits.setdefault(row.image_id, []).append(row)
+    if not hits:
+        return [], 0
+    ids = _ordered(s, hits, None, visible)
+    page = []
+    for image in _records(s, ids[offset : offset + limit]):
+        rows = sorted(hits[image.id], key=lambda p: (p.name, p.architecture))
+        packages = [
+            PackageRecord(name=p.name, version=p.version, architecture=p.architecture, source=p.source,
+                          source_version=p.source_version)
+            for p in rows
+        ]  # fmt: skip
+        page.append(PackageMatch(image=image_record(image), packages=packages))
+    return page, len(ids)
+
+
 def resolve_parent(s: Session, row: ImageRow) -> ImageRow | None:
     """The recorded image ``row`` was built on, or None when its parent is external (a distribution
     release, an OCI image) or no longer recorded. ``name@x.y.z/n`` is exact; a looser reference is
@@ -107,7 +176,8 @@ def resolve_parent(s: Session, row: ImageRow) -> ImageRow | None:
     if not REF.match(row.parent):
         return None
     ref = ImageRef.parse(row.parent)
-    query = select(ImageRow).options(*image_options()).where(ImageRow.name == ref.name)
+    # No eager loading: of the candidates only the chosen one becomes a record (its children load then).
+    query = select(ImageRow).where(ImageRow.name == ref.name)
     if ref.version:
         query = query.where(ImageRow.version == ref.version)
     if ref.build is not None:

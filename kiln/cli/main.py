@@ -39,6 +39,9 @@ COMMAND_MODULES = {
     "kiln.cli.gc": ("gc",),
     "kiln.cli.distribute": ("distribute", "distributions", "preflight"),
     "kiln.cli.promote": ("promote", "channels", "promotions"),
+    "kiln.cli.serve": ("serve",),
+    "kiln.cli.tokens": ("tokens",),
+    "kiln.cli.audit": ("audit",),
 }
 
 _debug = False

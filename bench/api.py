@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""API benchmark: p50/p99 latency of GET /api/v1/images?package=openssl and of an image page, on a
+generated catalog of 2,000 image versions, with 20 concurrent clients for 30 s each, on loopback.
+
+The floor is a static file served by the same uvicorn process (same client, same connection reuse),
+so the figures show what the catalog query and rendering add. Every image carries ~150 packages
+(openssl and libssl3 among them, so the package query matches every image; the API returns the first
+page of 50). Requests are authenticated with a real token (the API) and a session cookie (the page).
+Usage: .venv/bin/python bench/api.py [--images 2000] [--clients 20] [--seconds 30] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kiln.access.secret import server_secret  # noqa: E402
+from kiln.access.tokens import create_token  # noqa: E402
+from kiln.catalog import Catalog, ComponentRecord, EvidenceRecord, NewImage, PackageRecord  # noqa: E402
+from kiln.catalog.models import BuildRow  # noqa: E402
+from kiln.catalog.records import image_row  # noqa: E402
+from kiln.store import Store  # noqa: E402
+
+KILN = REPO / ".venv/bin/kiln"
+NAMES = 100  # image names; each with images // NAMES versions
+
+
+def packages(i: int) -> list[PackageRecord]:
+    ssl = f"3.0.{11 + i % 5}-1~deb12u{1 + i % 3}"
+    base = [
+        PackageRecord(name=n, version=ssl, architecture="amd64", source="openssl", source_version=ssl)
+        for n in ("openssl", "libssl3")
+    ]
+    filler = [
+        PackageRecord(
+            name=f"pkg{j:03d}",
+            version=f"1.{j}.{i % 7}-1",
+            architecture="amd64",
+            source=f"src{j // 3:03d}",
+            source_version=f"1.{j}.{i % 7}-1",
+        )
+        for j in range(148)
+    ]
+    return base + filler
+
+
+def generate(home: Path, count: int) -> tuple[str, str]:
+    """Write ``count`` image versions (one build each) straight into the catalog; returns (token, a ref)."""
+    store = Store.open_at(home, home / "cache")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with Catalog.open(store.database_url) as catalog:
+        with catalog.session(write=True) as s, s.begin():
+            for i in range(count):
+                name, minor = f"team{i % NAMES:03d}-image", i // NAMES
+                when = start + timedelta(minutes=i)
+                build_id = uuid.uuid4().hex
+                s.add(
+                    BuildRow(
+                        id=build_id,
+                        recipe_name=name,
+                        recipe_version=f"1.{minor}.0",
+                        recipe_path="/r.yaml",
+                        status="succeeded",
+                        started=when,
+                        finished=when + timedelta(minutes=3),
+                        log_path=str(home / "logs" / f"{build_id}.jsonl"),
+                        error=None,
+                        host="bench",
+                        pid=1,
+                        pid_start=None,
+                    )
+                )
+                summary = {"vulnerabilities": 3, "fixable": 2, "by_severity": {"high": 1, "medium": 2}}
+                image = NewImage(
+                    name=name,
+                    version=f"1.{minor}.0",
+                    digest=f"sha256:{i:064x}",
+                    created=when,
+                    parent="debian:bookworm" if minor == 0 else f"{name}@1.{minor - 1}.0/1",
+                    description="bench",
+                    size=50_000_000 + i,
+                    packages=packages(i),
+                    components=[
+                        ComponentRecord(name="hardening", version="1.0.0", digest="sha256:" + "a" * 64)
+                    ],
+                    evidence=[
+                        EvidenceRecord(
+                            kind="vulnerability-report",
+                            path="x",
+                            digest="sha256:" + "b" * 64,
+                            summary=summary,
+                        )
+                    ],
+                )
+                s.add(image_row(image, build_id=build_id, build_number=1, recorded=when))
+        token, _ = create_token(catalog, server_secret(store.home), "bench", ["images:read"], None)
+    return token, f"team042-image/1.{count // NAMES // 2}.0/1"
+
+
+async def load(url: str, clients: int, seconds: float, headers: dict[str, str]) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def client() -> None:
+        nonlocal errors
+        async with httpx.AsyncClient(headers=headers, timeout=30) as http:
+            while time.monotonic() < deadline:
+                began = time.perf_counter()
+                try:
+                    response = await http.get(url)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - began)
+                errors += not ok
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies, errors
+
+
+def quantile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
+
+
+def serve(home: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [str(KILN), "serve", "--port", str(port), "--workers", str(workers), "--data-dir", str(home)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/static/style.css", timeout=1)
+            return proc
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                raise SystemExit(
+                    f"kiln serve failed: {proc.stderr.read().decode() if proc.stderr else ''}"
+                ) from None
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("kiln serve did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--port", type=int, default=18440)
+    parser.add_argument("--workers", type=int, default=1, help="kiln serve --workers")
+    parser.add_argument("--keep", action="store_true", help="keep the generated data dir")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="kiln-bench-api-"))
+    print(
+        f"{args.images} image versions, {args.clients} clients, {args.seconds:.0f} s per target, "
+        f"{args.workers} server process(es), {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    )
+    try:
+        began = time.monotonic()
+        token, ref = generate(home, args.images)
+        print(
+            f"generated {args.images} image versions in {time.monotonic() - began:.1f}s ({home})",
+            file=sys.stderr,
+        )
+        proc = serve(home, args.port, args.workers)
+        try:
+            base = f"http://127.0.0.1:{args.port}"
+            bearer = f"Bearer {token}"
+            targets = [
+                ("floor: static file", f"{base}/static/style.css", {}),
+                ("API ?package=openssl", f"{base}/api/v1/images?package=openssl", {"Authorization": bearer}),
+                ("image page", f"{base}/images/{ref}", {"Cookie": f"kiln_session={token}"}),
+            ]
+            print(f"{'target':<24} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            for label, url, headers in targets:
+                assert httpx.get(url, headers=headers).status_code == 200, url
+                latencies, errors = asyncio.run(load(url, args.clients, args.seconds, headers))
+                print(
+                    f"{label:<24} {len(latencies):>9} {len(latencies) / args.seconds:>8.1f} "
+                    f"{quantile(latencies, 50):>8.1f} {quantile(latencies, 99):>8.1f} {errors:>7}",
+                    flush=True,
+                )
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    finally:
+        if args.keep:
+            print(f"kept {home}", file=sys.stderr)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.pop("KILN_HOME", None)
+    main()

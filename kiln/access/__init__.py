@@ -1,0 +1,1 @@
+"""Who may do what: API tokens with scopes (stored as HMACs), and the audit log of mutating calls."""

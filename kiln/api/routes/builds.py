@@ -1,0 +1,126 @@
+"""``/builds``: build records, their logs (JSON lines, or live as Server-Sent Events)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
+
+from kiln.api.auth import BuildsReader, BuildsWriter
+from kiln.api.deps import BuildId, CatalogDep, ConfigDep, ExecutorDep, StoreDep
+from kiln.api.logs import follow, log_file, read_records
+from kiln.api.problems import ApiError
+from kiln.api.schemas import Page, page_of
+from kiln.api.submit import BuildSubmission, build_request, without_folder
+from kiln.catalog import BuildRecord
+from kiln.executors.local import JobFailed, Submitted
+
+router = APIRouter(prefix="/builds", tags=["builds"])
+
+MAX_LISTED = 5000
+REAP_EVERY = 20  # log polls (about 5 s) between checks for builds whose process died
+SSE_EVENT = {
+    "type": "object",
+    "description": "one event: 'record' (data: a log record as JSON, id: resume offset) or 'end' "
+    '(data: {"status": ...})',
+    "properties": {
+        "event": {"enum": ["record", "end"]},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+    },
+}
+
+
+@router.get("", summary="Recent builds, newest first")
+def list_builds(
+    _: BuildsReader,
+    catalog: CatalogDep,
+    status: Annotated[str | None, Query(pattern="^(running|succeeded|failed)$")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[BuildRecord]:
+    builds = [b for b in catalog.list_builds(MAX_LISTED) if status is None or b.status == status]
+    return page_of(builds, cursor, limit)
+
+
+@router.get("/{build_id}", summary="One build")
+def show_build(_: BuildsReader, catalog: CatalogDep, build_id: BuildId) -> BuildRecord:
+    return catalog.get_build(build_id)
+
+
+@router.get(
+    "/{build_id}/log",
+    summary="The build's event log: JSON lines, or with follow=true Server-Sent Events until it ends",
+    response_class=Response,
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                                 "text/event-stream": {"schema": SSE_EVENT}}}},
+)  # fmt: skip
+def build_log(
+    _: BuildsReader,
+    catalog: CatalogDep,
+    store: StoreDep,
+    build_id: BuildId,
+    follow_log: Annotated[bool, Query(alias="follow")] = False,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> Response:
+    build = catalog.get_build(build_id)
+    path = log_file(store, build)
+    if not follow_log:
+        records, _end = read_records(path)
+        body = "".join(text + "\n" for _offset, text in records)
+        return Response(body, media_type="application/x-ndjson")
+    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+
+    polls = 0
+
+    def status() -> str:
+        nonlocal polls
+        polls += 1
+        if polls % REAP_EVERY == 0:  # a worker killed with SIGKILL cannot record its end: notice it
+            catalog.reap_interrupted()
+        return catalog.get_build(build.id).status
+
+    return StreamingResponse(
+        follow(path, status, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+class Cancelled(BaseModel):
+    build_id: str
+    cancelled: bool
+
+
+@router.post("", status_code=202, summary="Start a build in a worker process; returns once it is recorded")
+def submit_build(
+    who: BuildsWriter,
+    request: Request,
+    submission: BuildSubmission,
+    catalog: CatalogDep,
+    store: StoreDep,
+    config: ConfigDep,
+    executor: ExecutorDep,
+) -> Submitted:
+    build = build_request(submission, catalog, store, who, config.settings.source_date_epoch)
+    try:
+        submitted = executor.submit(build, wait=config.submit_timeout)
+    except JobFailed as exc:
+        raise without_folder(exc, build.recipe.path.parent) from None
+    request.state.audit_target = submitted.build_id
+    return submitted
+
+
+@router.post("/{build_id}/cancel", status_code=202, summary="Cancel a running build started through the API")
+def cancel_build(
+    _: BuildsWriter, request: Request, catalog: CatalogDep, executor: ExecutorDep, build_id: BuildId
+) -> Cancelled:
+    build = catalog.get_build(build_id)
+    request.state.audit_target = build.id
+    if build.status != "running":
+        raise ApiError(409, f"build {build.id} is {build.status}; only a running build can be cancelled")
+    if not executor.cancel(build.id):
+        raise ApiError(409, f"build {build.id} was not started by this server; stop it where it runs")
+    return Cancelled(build_id=build.id, cancelled=True)

@@ -1,0 +1,182 @@
+"""``/images``: the catalog's image versions, their packages, evidence and artifacts (read-only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse, Response
+
+from kiln.api import evidence
+from kiln.api.auth import caller, require
+from kiln.api.deps import CacheDep, CatalogDep, ConfigDep, ImageDep, StoreDep
+from kiln.api.diff import ImageDiff, diff
+from kiln.api.files import artifact_location, file_below, list_files
+from kiln.api.problems import ApiError
+from kiln.api.schemas import ArtifactFile, ImageDetail, ImageHit, Page, Verification
+from kiln.catalog import Catalog, PackageRecord
+from kiln.errors import NotFound
+
+router = APIRouter(
+    prefix="/images", tags=["images"], dependencies=[Depends(require("images:read", public=True))]
+)
+
+IMAGE = "/{name}/{version}/{build}"
+BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+FILES = {"type": "array", "items": ArtifactFile.model_json_schema()}
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+Cursor = Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="next_cursor of the previous page.")]
+
+
+@router.get("", summary="List or search image versions", response_model=Page[ImageHit])
+def list_images(
+    request: Request,
+    catalog: CatalogDep,
+    cache: CacheDep,
+    name: Annotated[str | None, Query(max_length=255, description="Only versions of this image.")] = None,
+    package: Annotated[
+        str | None, Query(max_length=255, description="Only images with this binary or source package.")
+    ] = None,
+    below: Annotated[
+        str | None,
+        Query(max_length=255, description="With package: only where it is older than this Debian version."),
+    ] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Response:
+    if below is not None and package is None:
+        raise ApiError(400, "below needs package", hint="e.g. ?package=openssl&below=3.0.13-1")
+    who = caller(request)
+
+    def answer() -> bytes:
+        return (
+            _page(catalog, who.sees, name, package, below, int(cursor) if cursor else 0, limit)
+            .model_dump_json()
+            .encode()
+        )
+
+    key = ("images", name, package, below, cursor, limit, who.images)
+    return Response(cache.get(key, answer), media_type="application/json")
+
+
+def _page(catalog: Catalog, visible: Callable[[str], bool], name: str | None, package: str | None,
+          below: str | None, start: int, limit: int) -> Page[ImageHit]:  # fmt: skip
+    if package is not None and name is None:
+        matches, total = catalog.images_with_package_page(package, below, start, limit, visible)
+        hits = [ImageHit(ref=m.image.ref, image=m.image, packages=m.packages) for m in matches]
+    elif package is not None:
+        found = [
+            m for m in catalog.images_with_package(package, below) if m.image.name == name and visible(name)
+        ]
+        hits, total = (
+            [ImageHit(ref=m.image.ref, image=m.image, packages=m.packages) for m in found],
+            len(found),
+        )
+        hits = hits[start : start + limit]
+    else:
+        images, total = catalog.images_page(name, start, limit, visible)
+        hits = [ImageHit(ref=i.ref, image=i) for i in images]
+    return Page[ImageHit](items=hits, next_cursor=str(start + limit) if start + limit < total else None)
+
+
+@router.get(IMAGE, summary="One image version with its lineage")
+def show_image(request: Request, catalog: CatalogDep, image: ImageDep) -> ImageDetail:
+    visible = caller(request).sees
+    return ImageDetail(
+        ref=image.ref,
+        image=image,
+        lineage=[
+            e.ref if e.image is None or visible(e.image.name) else "(not visible)"
+            for e in catalog.lineage(image.ref)
+        ],
+        children=[child.ref for child in catalog.children(image.ref) if visible(child.name)],
+    )
+
+
+@router.get(IMAGE + "/packages", summary="Packages recorded for an image")
+def packages(
+    catalog: CatalogDep,
+    image: ImageDep,
+    q: Annotated[str | None, Query(max_length=255, description="Substring of the package name.")] = None,
+) -> list[PackageRecord]:
+    found = catalog.packages(image.ref)
+    return [p for p in found if q is None or q in p.name or q in p.source]
+
+
+@router.get(
+    IMAGE + "/sbom",
+    summary="The SBOM recorded by the build",
+    response_class=Response,
+    responses={200: {"content": {"application/spdx+json": {"schema": {"type": "object"}},
+                                 "application/vnd.cyclonedx+json": {"schema": {"type": "object"}}}}},
+)  # fmt: skip
+def sbom(store: StoreDep, image: ImageDep, format: Literal["spdx", "cyclonedx"] = "spdx") -> Response:
+    data, media = evidence.blob(store, image, "sbom-spdx" if format == "spdx" else "sbom-cyclonedx")
+    return Response(data, media_type=media)
+
+
+@router.get(IMAGE + "/scan", summary="Vulnerability report recorded by the build")
+def scan(store: StoreDep, image: ImageDep) -> dict[str, Any]:
+    return evidence.json_blob(store, image, "vulnerability-report")
+
+
+@router.get(IMAGE + "/compliance", summary="OpenSCAP compliance results recorded by the build")
+def compliance(store: StoreDep, image: ImageDep) -> dict[str, Any]:
+    return evidence.json_blob(store, image, "compliance-results")
+
+
+@router.get(IMAGE + "/provenance", summary="Signed in-toto/SLSA provenance (DSSE envelope)")
+def provenance(store: StoreDep, image: ImageDep) -> dict[str, Any]:
+    return evidence.json_blob(store, image, "provenance-signed")
+
+
+@router.get(IMAGE + "/verification", summary="Check the provenance against artifacts and catalog")
+def verification(catalog: CatalogDep, store: StoreDep, config: ConfigDep, image: ImageDep) -> Verification:
+    return evidence.verify(catalog, store, image, config.verify_key)
+
+
+ArtifactIndex = Annotated[int, Path(ge=0, le=1000, description="Position in the image's artifacts.")]
+
+
+@router.get(
+    IMAGE + "/artifacts/{index}",
+    summary="Download an artifact (Range supported), or list a directory artifact's files",
+    response_model=None,
+    responses={200: {"content": {**BINARY["content"], "application/json": {"schema": FILES}}}, 206: BINARY},
+)
+def artifact(store: StoreDep, image: ImageDep, index: ArtifactIndex) -> FileResponse | list[ArtifactFile]:
+    if index >= len(image.artifacts):
+        raise ApiError(404, f"{image.ref} has {len(image.artifacts)} artifact(s); no #{index}")
+    location = artifact_location(store, image.artifacts[index])
+    if location.is_dir():
+        return [ArtifactFile(path=p, size=s) for p, s in list_files(location)]
+    return FileResponse(location, filename=location.name)
+
+
+@router.get(
+    IMAGE + "/artifacts/{index}/files/{path:path}",
+    summary="Download one file of a directory artifact (an OCI layout's blob, say)",
+    response_class=FileResponse,
+    responses={200: BINARY, 206: BINARY},
+)
+def artifact_file(store: StoreDep, image: ImageDep, index: ArtifactIndex, path: str) -> FileResponse:
+    if index >= len(image.artifacts):
+        raise ApiError(404, f"{image.ref} has {len(image.artifacts)} artifact(s); no #{index}")
+    location = artifact_location(store, image.artifacts[index])
+    if not location.is_dir():
+        raise ApiError(404, f"artifact #{index} of {image.ref} is a file, not a directory")
+    target = file_below(location, path)
+    return FileResponse(target, filename=target.name)
+
+
+RefParam = Annotated[
+    str, Query(pattern=r"^[a-z0-9][a-z0-9._-]*@\d+\.\d+\.\d+/\d{1,9}$", description="name@x.y.z/build")
+]
+
+
+@router.get(IMAGE + "/diff", summary="Packages and components changed since another image version")
+def image_diff(request: Request, catalog: CatalogDep, image: ImageDep, against: RefParam) -> ImageDiff:
+    if not caller(request).sees(against.partition("@")[0]):
+        raise NotFound(f"no image {against}")
+    return diff(catalog, catalog.get_image(against), image)
