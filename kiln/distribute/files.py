@@ -9,19 +9,9 @@ from pathlib import Path
 
 from kiln.catalog.schemas import ImageRecord
 from kiln.errors import KilnError
+from kiln.evidence.facts import MEDIA
 
 MANIFEST_SCHEMA = "https://kiln.dev/schemas/distribution-manifest/v1"
-MEDIA = {
-    "sbom-spdx": "application/spdx+json",
-    "sbom-cyclonedx": "application/vnd.cyclonedx+json",
-    "vulnerability-report": "application/vnd.kiln.scan+json",
-    "vex": "application/openvex+json",
-    "compliance-arf": "application/xml",
-    "compliance-report": "text/html",
-    "compliance-results": "application/vnd.kiln.compliance+json",
-    "provenance": "application/vnd.in-toto+json",
-    "provenance-signed": "application/vnd.dsse.envelope.v1+json",
-}
 SUFFIX = {"compliance-arf": ".xml", "compliance-report": ".html"}
 
 
