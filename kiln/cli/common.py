@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console, RenderableType
 
+from kiln.errors import Issue, ValidationFailed
 from kiln.settings import Settings
 from kiln.store import Store
 
@@ -57,3 +58,16 @@ def open_store(data_dir: Path | None) -> Store:
 def print_json(value: Any) -> None:
     """Stable JSON on stdout (sorted keys, ISO times)."""
     typer.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def finish_validation(
+    kind: str, report: list[dict[str, Any]], issues: list[Issue], *, json_output: bool
+) -> None:
+    """End a validate command: the JSON report (exit 2 when anything is invalid), else the issues."""
+    if json_output:
+        print_json({kind: report, "valid": not issues})
+        if issues:
+            raise typer.Exit(2)
+        return
+    if issues:
+        raise ValidationFailed(issues)

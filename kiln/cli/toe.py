@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from kiln.cli.common import DataDirOption, err_console, open_store, print_json, settings
+from kiln.cli.common import DataDirOption, err_console, finish_validation, open_store, settings
 from kiln.cli.exitcodes import epilog
 from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.monitor import ConsoleMonitor, Monitor
@@ -64,13 +64,7 @@ def validate(
             for warning in warnings:
                 err_console.print(f"[yellow]warning:[/] {escape(warning)}")
             err_console.print(f"[green]valid[/] {path} ({doc.name}: {', '.join(doc.phase_names)})")
-    if json_output:
-        print_json({"documents": report, "valid": not issues})
-        if issues:
-            raise typer.Exit(2)
-        return
-    if issues:
-        raise ValidationFailed(issues)
+    finish_validation("documents", report, issues, json_output=json_output)
 
 
 @contextmanager

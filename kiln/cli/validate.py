@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from kiln.cli.common import JsonOption, err_console, print_json
+from kiln.cli.common import JsonOption, err_console, finish_validation
 from kiln.cli.exitcodes import epilog
 from kiln.errors import Issue, ValidationFailed
 
@@ -45,13 +45,7 @@ def validate(
             for warning in warnings:
                 err_console.print(f"[yellow]warning:[/] {escape(warning)}")
             err_console.print(f"[green]valid[/] {path} ({loaded.recipe.name}: {len(labels)} component(s))")
-    if json_output:
-        print_json({"recipes": report, "valid": not issues})
-        if issues:
-            raise typer.Exit(2)
-        return
-    if issues:
-        raise ValidationFailed(issues)
+    finish_validation("recipes", report, issues, json_output=json_output)
 
 
 def register(app: typer.Typer) -> None:
