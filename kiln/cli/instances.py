@@ -31,10 +31,11 @@ def register(app: typer.Typer) -> None:
         from kiln.sandbox.namespace import contain_process_tree
         from kiln.verify.retest import retest
 
-        contain_process_tree(settings().private_namespaces)  # qemu and sandboxes die with this command
+        config = settings()
+        contain_process_tree(config.private_namespaces)  # qemu and sandboxes die with this command
         plan = retest(
             open_store(data_dir), image, monitor=ConsoleMonitor(verbose=verbose), instance=instance,
             documents=[Path(p) for p in (documents or "").split(",") if p], timeout=timeout,
-            accel=settings().accel,
+            accel=config.accel,
         )  # fmt: skip
         console.print(f"[bold green]tests passed[/] on {plan.ref} ({', '.join(plan.kinds)})")

@@ -208,7 +208,7 @@ def secrets_mount_point(secrets: Secrets, stack: ExitStack) -> Path:
 
     if not secrets:
         return Path("/nonexistent")  # never used: no tmpfs without secrets
-    enter_private_mount_namespace()
+    enter_private_mount_namespace(settings().private_namespaces)  # KILN_MOUNT_NAMESPACE=host: none
     parent = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiln-toe-secrets-")))
     return parent / "secrets"
 
