@@ -42,6 +42,7 @@ from kiln.lock import lockfile_from_build, packages_with_hashes, verify_locked, 
 from kiln.models import Artifact, BuildOptions, BuildRequest, Component, LayerInfo, Product
 from kiln.monitor import FanOut, JsonLinesMonitor, MaskingMonitor, Monitor
 from kiln.recipes.loader import LoadedRecipe, ResolvedComponent, load_recipe
+from kiln.registry.resolver import data_dir_registry
 from kiln.sandbox.overlay import overlay
 from kiln.sandbox.tmpfs import ram_scratch
 from kiln.secrets import Secrets, load_secrets, secrets_tmpfs
@@ -313,6 +314,16 @@ def _recipe_secrets(loaded: LoadedRecipe, overrides: Mapping[str, str]) -> list[
     ]
 
 
+def load_request(request: BuildRequest, settings: Settings) -> LoadedRecipe:
+    """The request's recipe, validated; ``NAME@PATTERN`` components resolved in the data dir's catalog
+    (opened only for such a reference)."""
+    registry = data_dir_registry(request.data_dir, settings)
+    try:
+        return load_recipe(request.recipe.path, text=request.recipe.text, registry=registry)
+    finally:
+        registry.close()
+
+
 def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | None = None,
               environ: Mapping[str, str] | None = None) -> BuildResult:  # fmt: skip
     """Build what ``request`` asks for and record it; raise a KilnError (and record a failed build) if
@@ -323,7 +334,7 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
     None). Neither the environment nor any other global state is read or changed.
     """
     settings = settings or Settings()
-    loaded = load_recipe(request.recipe.path, text=request.recipe.text)  # nothing is written on bad input
+    loaded = load_request(request, settings)  # nothing is written on bad input
     store = Store.open(request.data_dir, settings)
     specs = _recipe_secrets(loaded, request.secrets)
     secrets = load_secrets(specs, base_dir=loaded.path.parent, environ=environ or {})

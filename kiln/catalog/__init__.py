@@ -1,5 +1,6 @@
 """The catalog: builds and image versions (SQLAlchemy 2 + Alembic; SQLite default, PostgreSQL supported)."""
 
+from kiln.catalog import registry_models as registry_models  # registers the registry tables
 from kiln.catalog.catalog import Catalog
 from kiln.catalog.queries import LineageEntry, PackageMatch
 from kiln.catalog.refs import ImageRef

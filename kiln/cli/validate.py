@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from kiln.cli.common import JsonOption, err_console, finish_validation
+from kiln.cli.common import JsonOption, err_console, finish_validation, settings
 from kiln.cli.exitcodes import epilog
 from kiln.errors import Issue, ValidationFailed
 
@@ -23,12 +23,15 @@ def validate(
     """Validate RECIPES as ``kiln build`` does before it starts; every problem is reported
     (file:line:column: field: message), exit code 2."""
     from kiln.recipes.loader import load_recipe
+    from kiln.registry.resolver import data_dir_registry
 
     issues: list[Issue] = []
     report = []
+    config = settings()
+    registry = data_dir_registry(config.data_dir.expanduser().absolute(), config)  # for NAME@PATTERN
     for path in recipes:
         try:
-            loaded = load_recipe(path)
+            loaded = load_recipe(path, registry=registry)
         except ValidationFailed as exc:
             issues.extend(exc.issues)
             report.append({"path": str(path), "valid": False, "issues": [str(i) for i in exc.issues]})
@@ -45,6 +48,7 @@ def validate(
             for warning in warnings:
                 err_console.print(f"[yellow]warning:[/] {escape(warning)}")
             err_console.print(f"[green]valid[/] {path} ({loaded.recipe.name}: {len(labels)} component(s))")
+    registry.close()
     finish_validation("recipes", report, issues, json_output=json_output)
 
 

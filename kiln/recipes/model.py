@@ -8,9 +8,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kiln.distribute.spec import Targets
+from kiln.errors import UsageError
 from kiln.evidence.settings import ComplianceGate, ScanGate, SigningSettings
 from kiln.models import EPOCH_MAX, EPOCH_MIN
 from kiln.outputs.disk import DiskOptions, parse_size
+from kiln.registry.semver import parse_pattern
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -64,7 +66,11 @@ class ComponentRef(Strict):
     """One component of the recipe: a document file (``path``) or a built-in (``name``)."""
 
     path: str | None = Field(None, description="AWSTOE document, relative to the recipe file")
-    name: str | None = Field(None, description="name of a built-in component")
+    name: str | None = Field(
+        None,
+        description="a built-in component (update-os), or a registry reference NAME@PATTERN "
+        "(nginx@1.x, nginx@1.2.x, nginx@1.2.3, nginx@latest: see `kiln components`)",
+    )
     version: str | None = Field(None, description="component version recorded with the image")
     parameters: dict[str, str] = Field(default_factory=dict)
     secret_parameters: dict[str, str] = Field(
@@ -78,7 +84,7 @@ class ComponentRef(Strict):
     def _shorthand(cls, data: Any) -> Any:
         if isinstance(data, str):
             is_path = data.endswith((".yaml", ".yml", ".json")) or (
-                "/" in data and not data.startswith("hardening/")
+                "/" in data and "@" not in data and not data.startswith("hardening/")
             )
             return {"path": data} if is_path else {"name": data}
         if isinstance(data, dict) and isinstance(data.get("parameters"), list):
@@ -93,6 +99,23 @@ class ComponentRef(Strict):
         if (self.path is None) == (self.name is None):
             raise ValueError("give exactly one of 'path' or 'name'")
         return self
+
+    @model_validator(mode="after")
+    def _registry_pattern(self) -> ComponentRef:
+        if self.name is not None and "@" in self.name:
+            try:
+                parse_pattern(self.name.partition("@")[2])
+            except UsageError as exc:
+                raise ValueError(f"{exc.message} ({exc.hint})") from None
+        return self
+
+    @property
+    def registry(self) -> tuple[str, str] | None:
+        """``(NAME, PATTERN)`` of a registry reference ``NAME@PATTERN``; None for files and built-ins."""
+        if self.name is None or "@" not in self.name:
+            return None
+        name, _, pattern = self.name.partition("@")
+        return name, pattern
 
     @property
     def label(self) -> str:

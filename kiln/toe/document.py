@@ -91,6 +91,7 @@ class Document:
     calls: list[DocumentCall] = field(default_factory=list)
     # What AWSTOE accepts but ignores (input keys an action does not use): errors only when strict.
     warnings: list[Issue] = field(default_factory=list)
+    version: str | None = None  # Kiln's registry: the document's own `version:` (x.y.z)
 
     @property
     def phase_names(self) -> list[str]:
@@ -225,6 +226,7 @@ class _Loader:
             phases=phases,
             calls=self.calls,
             warnings=self.warnings,
+            version=header.version,
         )
         return doc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,6 +25,7 @@ from kiln.toe.variables import NAME, scalar_text
 # with "." or spaces cannot be used in chaining expressions, which split on ".").
 STEP_NAME = r"^[^\r\n]{1,128}$"
 PHASE_NAME = r"^[^\r\n]{1,128}$"
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 STANDARD_PHASES = ("build", "validate", "test")
 DEFAULT_TIMEOUT = 7200
 MAX_TIMEOUT = 2**31 - 1
@@ -76,10 +78,20 @@ class DocumentHeader(_Strict):
 
     name: str | None = None
     description: str | None = None
+    version: str | None = Field(
+        None, description="Kiln extension: the document's semantic version in the registry (x.y.z)"
+    )
     schema_version: str | StrictFloat | StrictInt = Field(alias="schemaVersion")
     parameters: list[Annotated[dict[str, ParameterBody], BeforeValidator(_one_named)]] | None = None
     constants: list[Annotated[dict[str, ConstantBody], BeforeValidator(_one_named)]] | None = None
     phases: list[Any] = Field(min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _semantic_version(cls, value: Any) -> Any:
+        if value is not None and not SEMVER.match(str(value)):
+            raise ValueError(f"'{value}' is not a semantic version MAJOR.MINOR.PATCH (e.g. 1.0.0)")
+        return None if value is None else str(value)
 
     @field_validator("schema_version")
     @classmethod
