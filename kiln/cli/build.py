@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kiln.cli.common import DataDirOption, JsonOption, console, print_json, settings
+from kiln.cli.common import DataDirOption, JsonOption, console, open_store, print_json, settings
 from kiln.cli.exitcodes import epilog
 from kiln.errors import KilnError
 from kiln.monitor import Event, Monitor
@@ -18,6 +18,7 @@ from kiln.units import human_size
 
 if TYPE_CHECKING:
     from kiln.build import BuildResult
+    from kiln.models import RecipeSource
 
 
 def evidence_lines(summary: dict[str, object]) -> list[str]:
@@ -62,7 +63,12 @@ def print_result(result: BuildResult) -> None:
 
 
 def build_command(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    recipe: Annotated[
+        Path,
+        typer.Argument(
+            help="Recipe YAML file, or kiln:recipes/NAME[@VERSION] (a published recipe: 1.2.3, 1.x, latest)."
+        ),
+    ],
     data_dir: DataDirOption = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")] = False,
     keep_rootfs: Annotated[
@@ -96,16 +102,17 @@ def build_command(
     """Build RECIPE: parent, components, outputs; record the image version in the catalog."""
     from kiln.build import run_build
     from kiln.lock import read_lockfile
-    from kiln.models import BuildOptions, BuildRequest, RecipeSource
+    from kiln.models import BuildOptions, BuildRequest
     from kiln.monitor import ConsoleMonitor, FanOut
     from kiln.sandbox.namespace import contain_process_tree
 
     seen = BuildEvents()
     try:
         config = settings()
+        home = (data_dir or config.data_dir).expanduser().absolute()
         request = BuildRequest(
-            recipe=RecipeSource.read(recipe),
-            data_dir=(data_dir or config.data_dir).expanduser().absolute(),
+            recipe=recipe_source(recipe, home),
+            data_dir=home,
             options=BuildOptions(
                 no_cache=no_cache,
                 keep_rootfs=keep_rootfs,
@@ -141,6 +148,22 @@ def build_command(
         )
     else:
         print_result(result)
+
+
+PUBLISHED = "kiln:recipes/"
+
+
+def recipe_source(recipe: Path, data_dir: Path) -> RecipeSource:
+    """The recipe file, or the published recipe ``kiln:recipes/NAME[@PATTERN]`` of the catalog."""
+    from kiln.catalog import Catalog
+    from kiln.models import RecipeSource
+    from kiln.registry.recipes import load_published_recipe
+    from kiln.registry.semver import split_ref
+
+    if not str(recipe).startswith(PUBLISHED):
+        return RecipeSource.read(recipe)
+    with Catalog.open(open_store(data_dir).database_url) as catalog:
+        return load_published_recipe(catalog, *split_ref(str(recipe).removeprefix(PUBLISHED)))
 
 
 class BuildEvents(Monitor):
