@@ -50,7 +50,7 @@ def _published(outcome: PublishOutcome, json_out: bool) -> None:
 
 
 def components_publish(
-    file: Annotated[Path, typer.Argument(help="AWSTOE component document (YAML).")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="AWSTOE component document (YAML).")],
     version: Annotated[
         str | None, typer.Option("--version", help="Semantic version (default: the document's version:).")
     ] = None,
@@ -151,7 +151,7 @@ def components_deprecate(
 
 
 def recipes_publish(
-    file: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Recipe YAML file.")],
     data_dir: DataDirOption = None,
     json_out: JsonOption = False,
 ) -> None:

@@ -68,6 +68,15 @@ BAD: list[tuple[list[str], str]] = [
     (["tokens", "create", "--bogus"], "No such option: --bogus"),
     (["tokens", "list", "--bogus"], "No such option: --bogus"),
     (["tokens", "revoke", "--bogus"], "No such option: --bogus"),
+    (["components", "publish"], "Missing argument 'FILE'"),
+    (["components", "publish", "c.yaml", "--version"], "requires an argument"),
+    (["components", "list", "--name"], "requires an argument"),
+    (["components", "show"], "Missing argument 'NAME[@VERSION]'"),
+    (["components", "show", "x", "--bogus"], "No such option: --bogus"),
+    (["components", "deprecate", "x@1.0.0"], "Missing option '--reason'"),
+    (["recipes", "publish"], "Missing argument 'FILE'"),
+    (["recipes", "list", "--bogus"], "No such option: --bogus"),
+    (["recipes", "show"], "Missing argument 'NAME[@VERSION]'"),
 ]
 
 
