@@ -102,6 +102,7 @@ def keep_documents(ctx: BuildContext) -> list[dict[str, Any]]:
             kept = KeptDocument(
                 role=role,
                 name=item.label,
+                version=item.version,
                 digest=item.document.digest,
                 parameters=item.parameters,
                 phases=item.document.phase_names,

@@ -68,6 +68,7 @@ class LockedPackage(_Frozen):
 
 class ComponentLock(_Frozen):
     name: str = Field(min_length=1)
+    version: str | None = Field(None, description="the version recorded (a registry version, builtin, local)")
     digest: str = Field(pattern=DIGEST)
     parameters: dict[str, Any] = Field(default_factory=dict)
     role: Literal["component", "test"] = "component"

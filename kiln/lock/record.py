@@ -38,6 +38,7 @@ def lockfile_from_build(data: Mapping[str, Any], packages: Iterable[LockedPackag
         components=[
             ComponentLock(
                 name=c["name"],
+                version=c.get("version"),
                 digest=c["digest"],
                 parameters=c.get("parameters") or {},
                 role=c.get("role", "component"),

@@ -39,6 +39,7 @@ class KeptDocument(BaseModel):
 
     role: Literal["component", "test"] = "component"
     name: str
+    version: str | None = None  # as the image records it: a registry version, "builtin" or "local"
     digest: str
     parameters: dict[str, str] = Field(default_factory=dict)
     phases: list[str] = Field(default_factory=list)
