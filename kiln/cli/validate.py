@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -29,26 +30,28 @@ def validate(
     report = []
     config = settings()
     registry = data_dir_registry(config.data_dir.expanduser().absolute(), config)  # for NAME@PATTERN
-    for path in recipes:
-        try:
-            loaded = load_recipe(path, registry=registry)
-        except ValidationFailed as exc:
-            issues.extend(exc.issues)
-            report.append({"path": str(path), "valid": False, "issues": [str(i) for i in exc.issues]})
-            continue
-        labels = [c.label for c in [*loaded.components, *loaded.tests]]
-        warnings = [str(w) for w in loaded.warnings]
-        if strict and loaded.warnings:
-            issues.extend(loaded.warnings)
-            report.append({"path": str(path), "valid": False, "issues": warnings})
-            continue
-        report.append({"path": str(path), "valid": True, "name": loaded.recipe.name, "components": labels,
-                       "warnings": warnings})  # fmt: skip
-        if not json_output:
-            for warning in warnings:
-                err_console.print(f"[yellow]warning:[/] {escape(warning)}")
-            err_console.print(f"[green]valid[/] {path} ({loaded.recipe.name}: {len(labels)} component(s))")
-    registry.close()
+    with closing(registry):
+        for path in recipes:
+            try:
+                loaded = load_recipe(path, registry=registry)
+            except ValidationFailed as exc:
+                issues.extend(exc.issues)
+                report.append({"path": str(path), "valid": False, "issues": [str(i) for i in exc.issues]})
+                continue
+            labels = [c.label for c in [*loaded.components, *loaded.tests]]
+            warnings = [str(w) for w in loaded.warnings]
+            if strict and loaded.warnings:
+                issues.extend(loaded.warnings)
+                report.append({"path": str(path), "valid": False, "issues": warnings})
+                continue
+            report.append({"path": str(path), "valid": True, "name": loaded.recipe.name, "components": labels,
+                           "warnings": warnings})  # fmt: skip
+            if not json_output:
+                for warning in warnings:
+                    err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+                err_console.print(
+                    f"[green]valid[/] {path} ({loaded.recipe.name}: {len(labels)} component(s))"
+                )
     finish_validation("recipes", report, issues, json_output=json_output)
 
 

@@ -103,6 +103,8 @@ class ComponentRef(Strict):
     @model_validator(mode="after")
     def _registry_pattern(self) -> ComponentRef:
         if self.name is not None and "@" in self.name:
+            if self.version is not None:
+                raise ValueError("'version' cannot be combined with a registry reference NAME@PATTERN")
             try:
                 parse_pattern(self.name.partition("@")[2])
             except UsageError as exc:

@@ -68,6 +68,8 @@ def test_build_of_a_published_recipe_records_the_registry_version(tmp_path: Path
 
     # Pinned to the deprecated version: it builds, and warns with the reason.
     (tmp_path / "pinned.yaml").write_text(RECIPE.replace("note@1.x", "note@1.1.0"))
+    strict = kiln("build", str(tmp_path / "pinned.yaml"), "--strict", home=home, check=False)
+    assert strict.returncode == 2 and "pinned.yaml:4" in strict.stderr and "is deprecated" in strict.stderr
     pinned = kiln("build", str(tmp_path / "pinned.yaml"), "--json", home=home)
     assert "component note@1.1.0 is deprecated: writes the wrong file" in " ".join(pinned.stderr.split())
     assert [c["version"] for c in pinned.json()["image"]["components"]] == ["1.1.0"]

@@ -184,3 +184,27 @@ def test_files_and_builtins_without_version_work_as_before(tmp_path: Path) -> No
                       "components: [update-os, hardening/sshd, local.yaml]\n")  # fmt: skip
     loaded = load_recipe(recipe)  # no registry needed
     assert [c.version for c in loaded.components] == ["builtin", "builtin", "local"]
+
+
+def test_reference_forms(nginx: Catalog, tmp_path: Path) -> None:
+    registry = CatalogRegistry(lambda: nginx, tmp_path / "documents")
+    recipe = tmp_path / "web.yaml"
+    recipe.write_text("name: web\nversion: 1.0.0\nparent: debian:bookworm\ncomponents:\n"
+                      "  - hardening/sshd@1.0.0\n  - {name: nginx@latest, parameters: {}}\n")  # fmt: skip
+    loaded = load_recipe(recipe, registry=registry)
+    assert [(c.label, c.version) for c in loaded.components] == [
+        ("hardening/sshd", "1.0.0"),
+        ("nginx", "1.10.0"),
+    ]
+    recipe.write_text("name: web\nversion: 1.0.0\nparent: debian:bookworm\ncomponents:\n"
+                      "  - {name: nginx@1.x, version: 9.9.9}\n")  # fmt: skip
+    with pytest.raises(ValidationFailed, match="'version' cannot be combined with a registry reference"):
+        load_recipe(recipe, registry=registry)
+    with pytest.raises(ValidationFailed, match="registry references need the catalog"):
+        load_recipe(_plain(tmp_path))
+
+
+def _plain(folder: Path) -> Path:
+    path = folder / "plain.yaml"
+    path.write_text("name: web\nversion: 1.0.0\nparent: debian:bookworm\ncomponents: [nginx@1.x]\n")
+    return path
