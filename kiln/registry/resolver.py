@@ -1,6 +1,6 @@
 """The recipe loader's view of the registry: ``NAME@PATTERN`` → one exact version, saved as a file.
 
-Documents are saved content-addressed under the data directory (``registry/sha256-HEX.yaml``), so a
+Documents are saved under the data directory (``registry/documents/NAME@VERSION.DIGEST.yaml``), so a
 build reads, copies and records them exactly like a component file; the catalog is opened only when
 a recipe has a registry reference.
 """
@@ -31,7 +31,8 @@ class CatalogRegistry:
             self._catalog = self._open()
         chosen = resolve_component(self._catalog, name, pattern)
         found = get_component(self._catalog, name, chosen.version)
-        path = self.documents / f"{chosen.digest.replace(':', '-')}.yaml"
+        # named for people reading a step's file:line; content-addressed for everything else
+        path = self.documents / f"{name.replace('/', '--')}@{chosen.version}.{chosen.digest[7:23]}.yaml"
         if not path.is_file():
             save(path, found.document)
         return RegistryDocument(name, chosen.version, chosen.digest, path, chosen.deprecation_reason)
