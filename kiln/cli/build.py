@@ -66,7 +66,7 @@ def build_command(
     recipe: Annotated[
         Path,
         typer.Argument(
-            help="Recipe YAML file, or kiln:recipes/NAME[@VERSION] (a published recipe: 1.2.3, 1.x, latest)."
+            help="Recipe YAML file, or kiln:recipes/NAME\\[@VERSION] (published: 1.2.3, 1.x, latest)."
         ),
     ],
     data_dir: DataDirOption = None,

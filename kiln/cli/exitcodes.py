@@ -28,10 +28,9 @@ EXIT_CODES: dict[str, str] = {
     "gc": "0 reclaimed (or reported with --dry-run)",
     "components": "0 published (or already published, unchanged), listed, shown or deprecated; "
     "1 no such component or version, or the version is already published with other content "
-    "(immutable); 2 also for an invalid document (file:line errors) or version",
+    "(versions are immutable)",
     "recipes": "0 published (or already published, unchanged), listed or shown; 1 no such recipe or "
-    "version, or the version is already published with other content (immutable); 2 also for an "
-    "invalid recipe or one that uses local component files",
+    "version, or the version is already published with other content (versions are immutable)",
 }
 
 

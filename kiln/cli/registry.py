@@ -129,8 +129,7 @@ def components_deprecate(
     data_dir: DataDirOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Deprecate one component version: still usable, but builds using it warn, and wildcards pick an
-    active version when there is one."""
+    """Deprecate one component version: still usable, with a warning; wildcards prefer active ones."""
     from kiln.errors import UsageError
     from kiln.registry.components import deprecate_component
 
