@@ -208,3 +208,25 @@ def _plain(folder: Path) -> Path:
     path = folder / "plain.yaml"
     path.write_text("name: web\nversion: 1.0.0\nparent: debian:bookworm\ncomponents: [nginx@1.x]\n")
     return path
+
+
+def test_concurrent_publishers_agree(catalog: Catalog, write_doc: Callable[..., Path]) -> None:
+    """Eight publishers of one version at once: one creates it, the others find it unchanged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    doc = write_doc("raced", "1.0.0")
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: publish_component(catalog, doc, who=WHO), range(8)))
+    assert sorted(o.created for o in outcomes) == [False] * 7 + [True]
+    assert len(list_components(catalog, "raced")) == 1
+
+
+def test_byte_order_mark_is_not_part_of_the_digest(catalog: Catalog, tmp_path: Path) -> None:
+    """The stored text (without a file's BOM) is what builds read and record: one digest throughout."""
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + _named(tmp_path, "bom").read_bytes())
+    published = publish_component(catalog, path, version="1.0.0", who=WHO)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nversion: 1.0.0\nparent: debian:bookworm\ncomponents: [bom@1.0.0]\n")
+    (component,) = load_recipe(recipe, registry=CatalogRegistry(lambda: catalog, tmp_path / "d")).components
+    assert component.document.digest == published.digest
