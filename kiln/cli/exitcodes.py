@@ -26,6 +26,9 @@ EXIT_CODES: dict[str, str] = {
     "1 a check failed, or the image is unsigned and --require-signature was given",
     "test": "0 every test passed; 1 a test failed",
     "gc": "0 reclaimed (or reported with --dry-run)",
+    "events": "0 shown (with --follow: runs until interrupted)",
+    "webhooks": "0 done; 1 no such webhook or delivery, or a delivery still pending; "
+    "2 a refused URL (not http(s), private without --allow-private) or an invalid secret reference",
 }
 
 
