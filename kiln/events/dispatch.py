@@ -13,8 +13,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +34,7 @@ from kiln.events.webhooks import SecretRef
 
 if TYPE_CHECKING:
     from kiln.catalog import Catalog
+    from kiln.settings import Settings
 
 Clock = Callable[[], datetime]
 Sender = Callable[[str, bytes, dict[str, str], float], int]
@@ -199,3 +202,19 @@ def start(catalog: Catalog, stop: threading.Event, *, policy: RetryPolicy | None
     thread = threading.Thread(target=dispatcher.run, args=(stop,), name="kiln-webhooks", daemon=True)
     thread.start()
     return thread
+
+
+@contextmanager
+def hosted(data_dir: Path, settings: Settings) -> Iterator[None]:
+    """A dispatcher thread over ``data_dir``'s catalog for the duration of the block (``kiln serve``)."""
+    from kiln.catalog import Catalog
+    from kiln.store import Store
+
+    stop = threading.Event()
+    with Catalog.open(Store.open(data_dir, settings).database_url) as catalog:
+        thread = start(catalog, stop)
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=30)

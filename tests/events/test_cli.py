@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from kiln.catalog import Catalog
@@ -98,3 +99,37 @@ def test_events_follow_streams_new_events(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_kiln_serve_delivers_webhooks(tmp_path: Path, receiver: Receiver, secret: str) -> None:
+    import socket
+
+    home = tmp_path / "home"
+    assert (
+        kiln(
+            home, "webhooks", "add", receiver.url, "--secret-env", "KILN_TEST_HOOK_SECRET", "--allow-private"
+        ).returncode
+        == 0
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "KILN_HOME": str(home)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kiln.cli.main", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        with Catalog.open(Store.open(home).database_url) as catalog:
+            emit(catalog, model.build_event("started", "ab" * 16, "web", "1.0.0"))
+        deadline = time.monotonic() + 20
+        while not receiver.requests and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.1)
+        assert len(receiver.requests) == 1, (
+            server.stderr.read() if server.poll() is not None else "no delivery"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
