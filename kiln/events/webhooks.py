@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kiln.catalog.models import WebhookRow
 from kiln.errors import KilnError, NotFound, UsageError
@@ -130,18 +131,51 @@ def add(catalog: Catalog, config: WebhookConfig) -> Webhook:
     check_url(config.url, allow_private=config.allow_private)
     check_secret_source(config.secret)
     with catalog.session(write=True) as s, s.begin():
-        row = WebhookRow(
-            url=config.url,
-            secret_ref=str(config.secret),
-            types=config.types,
-            pipeline=config.pipeline,
-            allow_private=config.allow_private,
-            enabled=True,
-            created=datetime.now(UTC),
-        )
+        row = _row(config)
         s.add(row)
         s.flush()
         return webhook_of(row)
+
+
+def replace_pipeline_webhooks(s: Session, pipeline: str, configs: list[WebhookConfig]) -> list[int]:
+    """For ``kiln pipelines apply``: make ``configs`` the pipeline's webhooks, in the caller's
+    transaction (a pipeline's hooks are those with its name; global ones are left alone). URLs are
+    checked first; an unchanged webhook keeps its id and delivery log. Returns the ids."""
+    for config in configs:
+        if config.pipeline not in (None, pipeline):
+            raise UsageError(f"webhook {config.url}: bound to pipeline {config.pipeline}, not {pipeline}")
+        check_url(config.url, allow_private=config.allow_private)
+        check_secret_source(config.secret)
+    wanted = [c.model_copy(update={"pipeline": pipeline}) for c in configs]
+    rows = s.scalars(select(WebhookRow).where(WebhookRow.pipeline == pipeline)).all()
+    existing = {_key(r.url, r.secret_ref, r.types, r.allow_private): r for r in rows}
+    ids = []
+    for config in wanted:
+        row = existing.pop(_key(config.url, str(config.secret), config.types, config.allow_private), None)
+        if row is None:
+            row = _row(config)
+            s.add(row)
+            s.flush()
+        ids.append(row.id)
+    for stale in existing.values():
+        s.delete(stale)
+    return ids
+
+
+def _key(url: str, secret: str, types: list[str], allow_private: bool) -> tuple[object, ...]:
+    return (url, secret, tuple(types), allow_private)
+
+
+def _row(config: WebhookConfig) -> WebhookRow:
+    return WebhookRow(
+        url=config.url,
+        secret_ref=str(config.secret),
+        types=config.types,
+        pipeline=config.pipeline,
+        allow_private=config.allow_private,
+        enabled=True,
+        created=datetime.now(UTC),
+    )
 
 
 def listing(catalog: Catalog, pipeline: str | None = None) -> list[Webhook]:

@@ -153,3 +153,22 @@ def test_follow_yields_new_events_as_they_are_committed(catalog: Catalog) -> Non
     assert seen == [f"builds/{'1' * 32}", f"builds/{'3' * 32}"]
     with catalog.session() as s:
         assert s.scalar(select(func.count()).select_from(EventRow)) == 4
+
+
+def test_a_build_whose_process_died_gets_its_failed_event(catalog_url: str, catalog: Catalog) -> None:
+    import sys
+
+    from kiln.sandbox.run import run
+
+    script = (
+        "import sys; from kiln.catalog import Catalog; c = Catalog.open(sys.argv[1]); "
+        "print(c.start_build(recipe_name='web', recipe_version='1.0.0', recipe_path='r', log_path='l'))"
+    )
+    dead = run([sys.executable, "-c", script, catalog_url], timeout=120).stdout.strip()
+    with Catalog.open(catalog_url) as reopened:  # opening reaps it
+        events = [e for _, e in page(reopened)]
+    assert [(e.type, e.subject) for e in events] == [
+        (model.BUILD_STARTED, f"builds/{dead}"),
+        (model.BUILD_FAILED, f"builds/{dead}"),
+    ]
+    assert events[1].data["error"].startswith("interrupted: the build process")

@@ -220,3 +220,27 @@ def test_two_dispatchers_never_send_one_delivery_twice(
         {r.headers["webhook-id"] for r in receiver.requests}
     )
     assert len(receiver.requests) == 10
+
+
+def test_pipeline_webhooks_are_replaced_on_apply(catalog: Catalog, receiver: Receiver) -> None:
+    from kiln.errors import UsageError
+    from kiln.events.webhooks import listing, replace_pipeline_webhooks
+
+    glob = hook(catalog, receiver.url)
+    a = WebhookConfig(url=receiver.url + "/a", secret=ENV, allow_private=True)
+    b = WebhookConfig(url=receiver.url + "/b", secret=ENV, types=["pipeline.*"], allow_private=True)
+    with catalog.session(write=True) as s, s.begin():
+        first = replace_pipeline_webhooks(s, "nightly", [a, b])
+    with catalog.session(write=True) as s, s.begin():
+        second = replace_pipeline_webhooks(s, "nightly", [b])
+    assert second == first[1:]  # unchanged: same id (and delivery log); a is gone
+    assert [(h.id, h.pipeline) for h in listing(catalog)] == [(glob, None), (first[1], "nightly")]
+    with pytest.raises(TargetRefused), catalog.session(write=True) as s, s.begin():
+        replace_pipeline_webhooks(s, "nightly", [WebhookConfig(url="http://10.0.0.1/", secret=ENV)])
+    with (
+        pytest.raises(UsageError, match="bound to pipeline weekly"),
+        catalog.session(write=True) as s,
+        s.begin(),
+    ):
+        replace_pipeline_webhooks(s, "nightly", [a.model_copy(update={"pipeline": "weekly"})])
+    assert len(listing(catalog, pipeline="nightly")) == 1
