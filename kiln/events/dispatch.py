@@ -9,6 +9,7 @@ retried when the claim lapses (delivery is at least once: receivers dedupe on ``
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 import urllib.error
@@ -166,7 +167,7 @@ class Dispatcher:
                 error = f"HTTP {status}"
         except KilnError as exc:
             error = exc.message
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # no answer, or not HTTP
             error = f"{type(exc).__name__}: {exc}"
         self._record(delivery_id, status, error, int((time.monotonic() - started) * 1000))
 
