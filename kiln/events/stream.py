@@ -40,6 +40,18 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def scan(
+    catalog: Catalog, *, after: int = 0, types: list[str] | None = None, limit: int = PAGE
+) -> tuple[list[tuple[int, Event]], int]:
+    """Up to ``limit`` events after the cursor ``after`` (those matching ``types``) and the cursor to
+    poll from next (past the events the globs left out)."""
+    query = select(EventRow).where(EventRow.id > after).order_by(EventRow.id).limit(limit)
+    with catalog.session() as s:
+        rows = s.scalars(query).all()
+        found = [(r.id, to_event(r)) for r in rows if type_matches(r.type, types or [])]
+    return found, rows[-1].id if rows else after
+
+
 def page(
     catalog: Catalog,
     *,
