@@ -14,7 +14,7 @@ from kiln.api.auth import AuditMiddleware
 from kiln.api.cache import ReadCache
 from kiln.api.config import ApiConfig
 from kiln.api.limits import BodyLimit
-from kiln.api.routes import audit, builds, images, registry
+from kiln.api.routes import audit, builds, events, images, registry
 from kiln.catalog import Catalog
 from kiln.executors.local import LocalExecutor
 from kiln.store import Store
@@ -54,7 +54,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_middleware(AuditMiddleware, catalog=catalog)  # outermost: refused bodies are audited too
     problems.install(app)
-    for router in (images.router, builds.router, registry.router, audit.router):
+    for router in (images.router, builds.router, registry.router, audit.router, events.router):
         app.include_router(router, prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES)
     web.install(app)
     return app

@@ -379,7 +379,9 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
         secrets.masker.scrub(exc)  # the message is recorded and shown: no secret value in it
         message = "interrupted" if isinstance(exc, KeyboardInterrupt) else (str(exc) or type(exc).__name__)
         try:
-            catalog.fail_build(build_id, secrets.masker.mask(message))
+            catalog.fail_build(
+                build_id, secrets.masker.mask(message), cancelled=isinstance(exc, KeyboardInterrupt)
+            )
         except Exception as unrecorded:  # the catalog's own disk may be the full one
             events.warning(f"could not record the build as failed ({unrecorded}); the next command will")
         raise

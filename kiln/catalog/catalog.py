@@ -26,6 +26,7 @@ from kiln.catalog.records import build_record, image_record, image_row
 from kiln.catalog.refs import ImageRef, hostname, process_alive, this_process
 from kiln.catalog.schemas import BuildRecord, EvidenceRecord, ImageRecord, NewImage, PackageRecord, semver_key
 from kiln.errors import KilnError, NotFound
+from kiln.events import model as events
 
 BUILD_NUMBER_RETRIES = 5
 BUILD_ID = re.compile(r"^[0-9a-f]{1,32}$")
@@ -98,16 +99,24 @@ class Catalog:
                     pid_start=pid_start,
                 )
             )
+            _emit(s, events.build_event("started", build_id, recipe_name, recipe_version))
         return build_id
 
-    def fail_build(self, build_id: str, error: str) -> None:
+    def fail_build(self, build_id: str, error: str, *, cancelled: bool = False) -> None:
+        """Mark a build failed (``cancelled``: it was stopped on request; the event says so)."""
         with self._write.begin() as s:
             row = self._build_row(s, build_id)
             if row.status == "succeeded":
                 raise KilnError(f"build {build_id} already succeeded; it cannot be marked failed")
+            was_running = row.status == "running"
             row.status = "failed"
             row.error = error
             row.finished = row.finished or utcnow()
+            if was_running:
+                outcome: events.BuildOutcome = "cancelled" if cancelled else "failed"
+                _emit(
+                    s, events.build_event(outcome, row.id, row.recipe_name, row.recipe_version, error=error)
+                )
 
     def finish_build(self, build_id: str, image: NewImage) -> ImageRecord:
         """In one transaction: number the image (max+1 for its name and version), record it with
@@ -133,6 +142,13 @@ class Catalog:
                     build.finished = now
                     build.error = None
                     s.flush()
+                    ref = f"{row.name}@{row.version}/{row.build_number}"
+                    recipe = (build.recipe_name, build.recipe_version)
+                    _emit(s, events.build_event("succeeded", build.id, *recipe, image=ref))
+                    _emit(
+                        s,
+                        events.image_recorded(row.name, row.version, row.build_number, row.digest, build.id),
+                    )
                     return image_record(row)
             except IntegrityError:
                 # Another build of the same name+version took this number concurrently: renumber.
@@ -174,6 +190,8 @@ class Catalog:
                     f"interrupted: the build process (pid {row.pid}) ended without finishing the build"
                 )
                 row.finished = max(_last_log_time(row.log_path) or row.started, row.started)
+                recipe = (row.recipe_name, row.recipe_version)
+                _emit(s, events.build_event("failed", row.id, *recipe, error=row.error))
                 reaped.append(row.id)
         return reaped
 
@@ -314,6 +332,13 @@ class Catalog:
                 hint="matches " + ", ".join(r.id for r in rows) + "; give more characters",
             )
         return rows[0]
+
+
+def _emit(s: Session, event: events.Event) -> None:
+    """Record ``event`` in the transaction of the change it reports (kiln.events.emit)."""
+    from kiln.events.emit import emit  # deferred: kiln.events.emit imports the catalog's models
+
+    emit(s, event)
 
 
 def _serialize_numbering(s: Session, image: NewImage) -> None:

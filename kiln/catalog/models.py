@@ -218,3 +218,67 @@ class AuditRow(Base):
     target: Mapped[str | None] = mapped_column(Text)
     remote: Mapped[str] = mapped_column(String(255))
     status: Mapped[int] = mapped_column(Integer)
+
+
+class EventRow(Base):
+    """One CloudEvent (kiln.events): append-only; ``id`` is the cursor ``kiln events --follow`` polls."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)  # the CloudEvents id
+    type: Mapped[str] = mapped_column(String(128), index=True)
+    source: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str | None] = mapped_column(Text)
+    pipeline: Mapped[str | None] = mapped_column(String(255))
+    time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    data: Mapped[dict[str, Any]]
+
+
+class WebhookRow(Base):
+    """A webhook: where events go. The secret is a reference (``env:VAR``, ``file:PATH``), never a value."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret_ref: Mapped[str] = mapped_column(Text)
+    types: Mapped[list[str]] = mapped_column(JSON)
+    pipeline: Mapped[str | None] = mapped_column(String(255))
+    allow_private: Mapped[bool]
+    enabled: Mapped[bool]
+    created: Mapped[datetime]
+
+
+class DeliveryRow(Base):
+    """One event owed to one webhook: pending until delivered or out of attempts."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_row: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    created: Mapped[datetime]
+    finished: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    redelivery_of: Mapped[int | None] = mapped_column(Integer)
+
+
+class DeliveryAttemptRow(Base):
+    """One HTTP attempt of a delivery (the delivery log); no header or secret is kept."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

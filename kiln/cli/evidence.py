@@ -162,10 +162,15 @@ def vulndb_import(
     data_dir: DataDirOption = None,
 ) -> None:
     """Import a vulnerability feed (replaces that feed's previous data atomically)."""
-    from kiln.evidence.vulnimport import import_feed
+    from kiln.catalog import Catalog
+    from kiln.events.cve import import_with_events
 
-    info = import_feed(open_store(data_dir), location, ConsoleMonitor(), kind=kind)
+    store = open_store(data_dir)
+    with Catalog.open(store.database_url) as catalog:
+        info, found = import_with_events(store, catalog, location, ConsoleMonitor(), kind=kind)
     console.print(f"imported {info.name}: {info.records} records, {info.vulnerabilities} vulnerabilities")
+    if found:
+        console.print(f"{len(found)} new (image, vulnerability) pairs affect active images: see kiln events")
 
 
 def vulndb_status(json_out: JsonOption = False, data_dir: DataDirOption = None) -> None:

@@ -31,6 +31,9 @@ EXIT_CODES: dict[str, str] = {
     "(versions are immutable)",
     "recipes": "0 published (or already published, unchanged), listed or shown; 1 no such recipe or "
     "version, or the version is already published with other content (versions are immutable)",
+    "events": "0 shown (with --follow: runs until interrupted)",
+    "webhooks": "0 done; 1 no such webhook or delivery, or a delivery still pending; "
+    "2 a refused URL (not http(s), private without --allow-private) or an invalid secret reference",
 }
 
 

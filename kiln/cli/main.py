@@ -43,6 +43,7 @@ COMMAND_MODULES = {
     "kiln.cli.tokens": ("tokens",),
     "kiln.cli.audit": ("audit",),
     "kiln.cli.registry": ("components", "recipes"),
+    "kiln.cli.events": ("events", "webhooks"),
 }
 
 _debug = False

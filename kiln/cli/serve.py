@@ -25,9 +25,12 @@ def serve_command(
     verify_key: Annotated[
         Path | None, typer.Option("--verify-key", help="Public key that checks images' provenance.")
     ] = None,
+    no_webhooks: Annotated[
+        bool, typer.Option("--no-webhooks", help="Do not deliver webhooks from this process.")
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Serve the REST API (/api/v1) and the web UI."""
+    """Serve the REST API (/api/v1) and the web UI (and deliver webhooks, unless --no-webhooks)."""
     from kiln.api.config import ApiConfig
     from kiln.api.server import check_binding, serve
     from kiln.errors import KilnError
@@ -48,7 +51,13 @@ def serve_command(
     )
     scheme = "https" if tls else "http"
     console.print(f"serving {api.data_dir} on {scheme}://{host}:{port}/ (API: /api/v1, Ctrl-C stops)")
-    serve(api, host=host, port=port, workers=workers, tls=tls)
+    if no_webhooks:
+        serve(api, host=host, port=port, workers=workers, tls=tls)
+        return
+    from kiln.events.dispatch import hosted
+
+    with hosted(api.data_dir, config):
+        serve(api, host=host, port=port, workers=workers, tls=tls)
 
 
 def register(app: typer.Typer) -> None:

@@ -83,6 +83,7 @@ class LocalExecutor:
         job_dir.mkdir(parents=True)
         (job_dir / "request.json").write_text(request.model_dump_json())
         (job_dir / "settings.json").write_text(json.dumps(settings_dict(self.settings)))
+        self._queued(job, request)  # before the worker can record build.started
         with open(job_dir / "worker.log", "wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "kiln.executors.local", str(job_dir)],
@@ -102,6 +103,15 @@ class LocalExecutor:
             time.sleep(POLL_SECONDS)
         raise KilnError(f"the build worker of job {job} did not start its build within {wait:.0f}s",
                         hint=f"see {job_dir / 'worker.log'}")  # fmt: skip
+
+    def _queued(self, job: str, request: BuildRequest) -> None:
+        """The ``build.queued`` event (the worker records ``build.started`` with the build id)."""
+        from kiln.catalog import Catalog
+        from kiln.events.emit import emit
+        from kiln.events.model import build_queued
+
+        with Catalog.open(self.store.database_url) as catalog:
+            emit(catalog, build_queued(job, str(request.recipe.path), request.requester))
 
     def cancel(self, build_id: str) -> bool:
         """SIGTERM the worker of ``build_id``; False when no worker of this executor runs it."""

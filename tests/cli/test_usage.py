@@ -77,6 +77,16 @@ BAD: list[tuple[list[str], str]] = [
     (["recipes", "publish"], "Missing argument 'FILE'"),
     (["recipes", "list", "--bogus"], "No such option: --bogus"),
     (["recipes", "show"], "Missing argument 'NAME[@VERSION]'"),
+    (["events", "--since"], "requires an argument"),
+    (["events", "--limit", "0"], "greater than or equal to 1"),
+    (["webhooks", "ping"], "No such command 'ping'"),
+    (["webhooks", "add"], "Missing argument"),
+    (["webhooks", "list", "--bogus"], "No such option: --bogus"),
+    (["webhooks", "remove", "one"], "Invalid value for 'webhook_id'"),
+    (["webhooks", "deliveries", "--limit", "0"], "greater than or equal to 1"),
+    (["webhooks", "redeliver"], "Missing argument"),
+    (["webhooks", "dispatch", "--forever"], "No such option: --forever"),
+    (["webhooks", "new-secret", "x"], "unexpected extra argument"),
 ]
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import inspect, text
 
 from kiln.catalog import Catalog
 from kiln.catalog.engine import make_engine
-from kiln.catalog.migrate import current_revision, downgrade, schema_drift, upgrade
+from kiln.catalog.migrate import SCHEMA_HEAD, current_revision, downgrade, schema_drift, upgrade
 from kiln.registry.components import list_components, publish_component
 
 REGISTRY = {"registry_components", "registry_recipes"}
@@ -40,7 +40,7 @@ def test_upgrade_from_0003_keeps_data_and_downgrade_keeps_it_too(
 ) -> None:
     _fill_0003(catalog_url)
     with Catalog.open(catalog_url) as catalog:  # upgrades to head
-        assert current_revision(catalog.engine) == "0004"
+        assert current_revision(catalog.engine) == SCHEMA_HEAD
         assert set(inspect(catalog.engine).get_table_names()) >= REGISTRY
         assert schema_drift(catalog.engine) == []
         image = catalog.get_image("web@1.0.0/1")
@@ -52,5 +52,5 @@ def test_upgrade_from_0003_keeps_data_and_downgrade_keeps_it_too(
         with catalog.engine.connect() as conn:
             assert conn.execute(text("SELECT digest FROM images WHERE name = 'web'")).scalar() == "sha256:aa"
         upgrade(catalog.engine)
-        assert current_revision(catalog.engine) == "0004"
+        assert current_revision(catalog.engine) == SCHEMA_HEAD
         assert catalog.get_image("web").digest == "sha256:aa"
