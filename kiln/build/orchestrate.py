@@ -200,8 +200,8 @@ def product_of(ctx: BuildContext) -> Product:
     )
 
 
-def record(catalog: Catalog, product: Product, monitor: Monitor) -> ImageRecord:
-    """Record the image version in one transaction."""
+def record(catalog: Catalog, product: Product, monitor: Monitor, attempt: int | None = None) -> ImageRecord:
+    """Record the image version in one transaction (fenced by the queue's ``attempt``, if queued)."""
     image = NewImage(
         name=product.name,
         version=product.version,
@@ -219,7 +219,7 @@ def record(catalog: Catalog, product: Product, monitor: Monitor) -> ImageRecord:
         lock=product.lock,
     )
     with monitor.stage("catalog", "record image version"):
-        return catalog.finish_build(product.build_id, image)
+        return catalog.finish_build(product.build_id, image, attempt=attempt)
 
 
 def settle_parent(ctx: BuildContext) -> None:
@@ -339,12 +339,16 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
         catalog.close()
         raise
     log_path = store.home / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
-    build_id = catalog.start_build(
-        recipe_name=loaded.recipe.name,
-        recipe_version=loaded.recipe.version,
-        recipe_path=str(loaded.path),
-        log_path=str(log_path),
-    )
+    recipe = {"recipe_name": loaded.recipe.name, "recipe_version": loaded.recipe.version,
+              "recipe_path": str(loaded.path), "log_path": str(log_path)}  # fmt: skip
+    queued = request.queued
+    attempt = queued.attempt if queued else None
+    try:
+        build_id = (catalog.adopt_build(queued.build_id, queued.attempt, **recipe) if queued
+                    else catalog.start_build(**recipe))  # fmt: skip
+    except BaseException:
+        catalog.close()
+        raise
     log = JsonLinesMonitor(log_path)
     events = MaskingMonitor(FanOut([monitor, log]), secrets.masker)
     started = datetime.now(UTC)
@@ -359,7 +363,7 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
             try:
                 if request.options.check_reproducible:
                     check_reproducible(inputs, store, request.options, product, events)
-                image = record(catalog, product, events)
+                image = record(catalog, product, events, attempt)
             except BaseException:
                 shutil.rmtree(store.output_dir(product.name, product.version, build_id), ignore_errors=True)
                 raise
@@ -367,7 +371,7 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
         secrets.masker.scrub(exc)  # the message is recorded and shown: no secret value in it
         message = "interrupted" if isinstance(exc, KeyboardInterrupt) else (str(exc) or type(exc).__name__)
         try:
-            catalog.fail_build(build_id, secrets.masker.mask(message))
+            catalog.fail_build(build_id, secrets.masker.mask(message), attempt=attempt)
         except Exception as unrecorded:  # the catalog's own disk may be the full one
             events.warning(f"could not record the build as failed ({unrecorded}); the next command will")
         raise

@@ -1,0 +1,26 @@
+"""Fencing of queued builds: only the attempt a worker claimed last may write the build's result."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kiln.catalog.models import BuildJobRow
+from kiln.errors import KilnError
+
+
+class Superseded(KilnError):
+    """This attempt was given up for lost and the build handed to another one: it records nothing."""
+
+
+def check_fence(s: Session, build_id: str, attempt: int) -> None:
+    """Raise :class:`Superseded` unless ``attempt`` is the build's current attempt; on PostgreSQL the
+    row stays locked until the caller's transaction ends (a retry cannot slip in between)."""
+    current = s.scalar(select(BuildJobRow.attempt).where(BuildJobRow.build_id == build_id).with_for_update())
+    if current is None:
+        raise KilnError(f"build {build_id} was not queued; it has no attempts")
+    if current != attempt:
+        raise Superseded(
+            f"attempt {attempt} of build {build_id} was superseded by attempt {current}; "
+            "its result is not recorded"
+        )
