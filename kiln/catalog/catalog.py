@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from kiln.catalog import migrate, queries
 from kiln.catalog.engine import WRITE, make_engine
-from kiln.catalog.fencing import check_fence
-from kiln.catalog.models import BuildRow, EvidenceRow, ImageRow, PromotionRow
+from kiln.catalog.fencing import check_fence, close_attempt
+from kiln.catalog.models import BuildJobRow, BuildRow, EvidenceRow, ImageRow, PromotionRow
 from kiln.catalog.queries import LineageEntry, PackageMatch, image_options
 from kiln.catalog.records import build_record, image_record, image_row
 from kiln.catalog.refs import ImageRef, hostname, process_alive, this_process
@@ -119,6 +119,7 @@ class Catalog:
             row = self._build_row(s, build_id)
             if attempt is not None:
                 check_fence(s, row.id, attempt)
+                close_attempt(s, row.id, attempt, "failed", error)
             if row.status == "succeeded":
                 raise KilnError(f"build {build_id} already succeeded; it cannot be marked failed")
             row.status = "failed"
@@ -135,6 +136,7 @@ class Catalog:
                     build = self._build_row(s, build_id)
                     if attempt is not None:
                         check_fence(s, build.id, attempt)
+                        close_attempt(s, build.id, attempt, "succeeded")
                     _serialize_numbering(s, image)
                     if build.status != "running":
                         raise KilnError(
@@ -176,7 +178,9 @@ class Catalog:
 
     def reap_interrupted(self) -> list[str]:
         """Mark builds of this host whose process is gone as failed ("interrupted"); returns their ids."""
-        mine = (BuildRow.status == "running", BuildRow.host == hostname())
+        # Queued builds (kiln.executors.queue) are the queue's: its stalled-job sweep retries them.
+        queued = select(BuildJobRow.build_id).where(BuildJobRow.build_id == BuildRow.id).exists()
+        mine = (BuildRow.status == "running", BuildRow.host == hostname(), ~queued)
         with self._read() as s:
             if all(
                 process_alive(pid, start)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from kiln.catalog.models import BuildJobRow
+from kiln.catalog.models import BuildAttemptRow, BuildJobRow
 from kiln.errors import KilnError
 
 
@@ -24,3 +26,16 @@ def check_fence(s: Session, build_id: str, attempt: int) -> None:
             f"attempt {attempt} of build {build_id} was superseded by attempt {current}; "
             "its result is not recorded"
         )
+
+
+def close_attempt(s: Session, build_id: str, attempt: int, outcome: str, error: str | None = None) -> None:
+    """Record how ``attempt`` ended, in the transaction that records the build's result."""
+    s.execute(
+        update(BuildAttemptRow)
+        .where(
+            BuildAttemptRow.build_id == build_id,
+            BuildAttemptRow.attempt == attempt,
+            BuildAttemptRow.finished.is_(None),
+        )
+        .values(finished=datetime.now(UTC), outcome=outcome, error=error)
+    )

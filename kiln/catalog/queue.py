@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from kiln.capabilities import Capabilities, waiting_reason
@@ -47,6 +47,7 @@ def add_queued(
             pid=0,
         )
     )
+    s.flush()  # the build row first: no ORM relationship orders the two inserts
     s.add(
         BuildJobRow(
             build_id=build_id,
@@ -154,7 +155,15 @@ def cancelled(catalog: Catalog, build_id: str, attempt: int) -> None:
         build = s.get(BuildRow, build_id)
         if job is not None and build is not None and job.attempt == attempt and build.status != "succeeded":
             build.status, build.finished, build.error = "failed", build.finished or utcnow(), "cancelled"
-        _close_open_attempts(s, build_id, "cancelled", "cancelled")
+        s.execute(
+            update(BuildAttemptRow)
+            .where(BuildAttemptRow.build_id == build_id, BuildAttemptRow.attempt == attempt)
+            .values(
+                finished=func.coalesce(BuildAttemptRow.finished, utcnow()),
+                outcome="cancelled",
+                error="cancelled",
+            )
+        )
 
 
 def attempts(catalog: Catalog, build_id: str) -> list[dict[str, Any]]:
