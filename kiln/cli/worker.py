@@ -32,25 +32,29 @@ def worker_command(
     data_dir: DataDirOption = None,
 ) -> None:
     """Run queued builds (needs KILN_DATABASE_URL=postgresql://...); SIGTERM or Ctrl-C stops it."""
-    from kiln.capabilities import check_queue_base, queues_served, worker_capabilities
+    from kiln.capabilities import check_queue_base, parse_tokens, queues_served, worker_capabilities
     from kiln.errors import UsageError
     from kiln.executors.worker import WorkerConfig, run_worker
 
     config = settings()
-    store = open_store(data_dir)
-    if not store.database_url.startswith("postgres"):
+    url = config.database_url or ""
+    if not url.startswith("postgres"):  # checked before anything is created
         raise UsageError(
-            "kiln worker needs a PostgreSQL catalog; this one is SQLite "
-            f"({store.database_url.removeprefix('sqlite:///')})",
+            "kiln worker needs a PostgreSQL catalog; this one is SQLite"
+            + (f" ({url})" if url else " (KILN_DATABASE_URL is not set)"),
             hint="set KILN_DATABASE_URL=postgresql://user@host/db (the same for the server and every "
             "worker); with SQLite, kiln serve runs builds itself",
         )
+    check_queue_base(queue)
+    if capability is not None:
+        parse_tokens(capability)  # a usage error before the data directory is made
+    store = open_store(data_dir)
     offer = worker_capabilities(capability, store.home)
     worker = WorkerConfig(
         url=store.database_url,
         settings=config,
         data_dir=store.home,
-        queue=check_queue_base(queue),
+        queue=queue,
         offer=offer,
         concurrency=concurrency,
         stalled_after=stalled_after,

@@ -68,6 +68,10 @@ BAD: list[tuple[list[str], str]] = [
     (["tokens", "create", "--bogus"], "No such option: --bogus"),
     (["tokens", "list", "--bogus"], "No such option: --bogus"),
     (["tokens", "revoke", "--bogus"], "No such option: --bogus"),
+    (["worker", "--bogus"], "No such option: --bogus"),
+    (["worker", "--concurrency", "0"], "Invalid value for '--concurrency'"),
+    (["worker", "--stalled-after", "soon"], "Invalid value for '--stalled-after'"),
+    (["worker"], "kiln worker needs a PostgreSQL catalog; this one is SQLite"),
 ]
 
 
