@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,7 @@ def test_killed_worker_build_is_retried_once_elsewhere(
     victim_name = "a" if victim is first else "b"
     victim.kill()  # SIGKILL: no chance to record anything
     victim.wait()
+    killed_at = datetime.now(UTC)
     job_dir = tmp_path / "workers" / victim_name / "jobs" / f"{build_id}-1"
     wait_for(
         lambda: not processes_mentioning(str(job_dir)), 10, "the killed worker's build processes are gone"
@@ -223,6 +225,11 @@ def test_killed_worker_build_is_retried_once_elsewhere(
     history = attempts()
     assert [(a["attempt"], a["outcome"]) for a in history] == [(1, "lost"), (2, "succeeded")]
     assert history[0]["worker"] != history[1]["worker"]
+    started_again = history[1]["started"]
+    assert isinstance(started_again, datetime)
+    retried_after = (started_again - killed_at).total_seconds()
+    print(f"SIGKILL to retry on the other worker: {retried_after:.1f}s (stalled after {STALLED_AFTER}s)")
+    assert retried_after < 4 * STALLED_AFTER + 10  # heartbeat timeout + sweep period + fetch polling
 
     workers.start(victim_name)  # the restarted worker cleans up what the killed one left
     leftovers = tmp_path / "workers" / victim_name / "tmp"
@@ -243,6 +250,7 @@ def test_running_build_is_aborted_and_its_processes_killed(
     assert executor.cancel(build_id) is True
     wait_for(lambda: status(queue_url, build_id) == "failed", 15, "the build is aborted")
     aborted = time.monotonic() - started
+    print(f"cancel to build recorded failed: {aborted:.1f}s")
     wait_for(lambda: not processes_mentioning(str(job_dir)) and not processes_mentioning("sleep 300"), 30,
              "the build's processes are gone")  # fmt: skip
     with Catalog(queue_url) as catalog:
