@@ -222,6 +222,20 @@ def record(catalog: Catalog, product: Product, monitor: Monitor, attempt: int | 
         return catalog.finish_build(product.build_id, image, attempt=attempt)
 
 
+def share(product: Product, settings: Settings, store: Store, monitor: Monitor) -> None:
+    """With ``KILN_STORE_URL``: put the artifacts and evidence into the shared store, by digest, so any
+    machine can read what the catalog is about to reference."""
+    if not settings.store_url:
+        return
+    from kiln.objectstore import open_object_store, publish
+
+    shared = open_object_store(settings.store_url, store.home)
+    files = [(a.kind, a.path, a.digest) for a in product.artifacts]
+    files += [(e.kind, e.path, e.digest) for e in product.evidence]
+    with monitor.stage("share", f"artifacts and evidence to {shared.url}"):
+        publish(shared, files)
+
+
 def settle_parent(ctx: BuildContext) -> None:
     """Wait for a new parent's copy into the cache (it reads the memory scratch the build is about to
     drop). The image does not depend on it: a failed copy only means the next build bootstraps again."""
@@ -363,6 +377,7 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
             try:
                 if request.options.check_reproducible:
                     check_reproducible(inputs, store, request.options, product, events)
+                share(product, settings, store, events)  # blobs in the shared store before the record
                 image = record(catalog, product, events, attempt)
             except BaseException:
                 shutil.rmtree(store.output_dir(product.name, product.version, build_id), ignore_errors=True)

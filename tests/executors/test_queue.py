@@ -17,6 +17,7 @@ from kiln.catalog import Catalog
 from kiln.catalog import queue as jobs
 from kiln.executors.queue import QueueExecutor
 from kiln.models import BuildRequest, RecipeSource
+from kiln.objectstore import open_object_store
 from kiln.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,6 +75,7 @@ class Workers:
 
     def __init__(self, url: str, root: Path) -> None:
         self.url, self.root = url, root
+        self.store_url: str | None = None  # KILN_STORE_URL of the workers started next
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, capability: str = "amd64,disk>=1G") -> subprocess.Popen[bytes]:
@@ -82,7 +84,8 @@ class Workers:
         with open(self.root / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
                 [str(KILN), "worker", "--capability", capability, "--stalled-after", str(STALLED_AFTER)],
-                env=env_for(self.url, home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**env_for(self.url, home), **({"KILN_STORE_URL": self.store_url} if self.store_url else {})},
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.procs[name] = proc
         wait_for(lambda: any(w.pid == proc.pid for w in self.live()), 30, f"worker {name} registers")
@@ -174,6 +177,7 @@ def test_unrunnable_build_waits_with_a_reason_and_is_cancelled_at_once(
 def test_queued_build_runs_on_a_worker_and_is_recorded(
     workers: Workers, queue_url: str, tmp_path: Path
 ) -> None:
+    workers.store_url = str(tmp_path / "shared-store")
     workers.start("one")
     executor = QueueExecutor(queue_url, Settings())
     source = recipe(tmp_path / "r", "queue-motd", "motd.yaml", MOTD)
@@ -188,6 +192,9 @@ def test_queued_build_runs_on_a_worker_and_is_recorded(
     assert [(a["attempt"], a["outcome"]) for a in history] == [(1, "succeeded")]
     oci = next(a for a in image.artifacts if a.kind == "oci")
     assert oci.path.startswith(str(tmp_path / "workers" / "one"))  # written in the worker's data dir
+    shared = open_object_store(workers.store_url, tmp_path / "reader")  # and published by digest
+    assert all(shared.has(d) for d in [oci.digest, *(e.digest for e in image.evidence)])
+    assert image.evidence
 
 
 @pytest.mark.e2e
