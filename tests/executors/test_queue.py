@@ -264,3 +264,31 @@ def test_running_build_is_aborted_and_its_processes_killed(
         assert catalog.get_build(build_id).error == "cancelled"
         assert [a["outcome"] for a in jobs.attempts(catalog, build_id)] == ["cancelled"]
     assert aborted < 15
+
+
+@pytest.mark.e2e
+def test_builds_spread_over_two_workers_with_the_same_digest(
+    workers: Workers, queue_url: str, tmp_path: Path
+) -> None:
+    workers.start("a")
+    workers.start("b")
+    executor = QueueExecutor(queue_url, Settings())
+    # The same recipe from four folders (four requests: identical ones would be de-duplicated).
+    ids = [
+        executor.submit(
+            BuildRequest(
+                recipe=recipe(tmp_path / f"r{n}", "spread", "motd.yaml", MOTD),
+                data_dir=tmp_path / "submitter",
+            )
+        ).build_id
+        for n in range(4)
+    ]
+    assert len(set(ids)) == 4
+    wait_for(lambda: all(status(queue_url, b) in ("succeeded", "failed") for b in ids), 600, "all builds end")
+    with Catalog(queue_url) as catalog:
+        assert [catalog.get_build(b).status for b in ids] == ["succeeded"] * 4
+        images = catalog.list_images("spread")
+        ran_on = {jobs.attempts(catalog, b)[0]["worker"] for b in ids}
+    assert sorted(i.build for i in images) == [1, 2, 3, 4]
+    assert len({i.digest for i in images}) == 1  # reproducible: either worker, the same image
+    assert len(ran_on) == 2, "both workers took builds"
