@@ -243,3 +243,12 @@ def why_waiting(catalog: Catalog, build_id: str) -> str | None:
     base = job.queue.split(".", 1)[0]
     offers = [(w.queue, Capabilities.model_validate(w.capabilities)) for w in live_workers(catalog)]
     return waiting_reason(needs, base, offers)
+
+
+def current_builds(catalog: Catalog) -> dict[str, str]:
+    """worker id -> the build its open attempt runs."""
+    with catalog.session() as s:
+        rows = s.execute(
+            select(BuildAttemptRow.worker, BuildAttemptRow.build_id).where(BuildAttemptRow.finished.is_(None))
+        ).all()
+        return {worker: build for worker, build in rows}

@@ -26,6 +26,7 @@ EXIT_CODES: dict[str, str] = {
     "1 a check failed, or the image is unsigned and --require-signature was given",
     "test": "0 every test passed; 1 a test failed",
     "gc": "0 reclaimed (or reported with --dry-run)",
+    "status": "0 shown; 2 also when the catalog is SQLite (there is no queue)",
     "worker": "0 stopped (SIGTERM, Ctrl-C); 2 also when the catalog is SQLite (a worker needs PostgreSQL)",
 }
 

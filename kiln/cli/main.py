@@ -43,6 +43,7 @@ COMMAND_MODULES = {
     "kiln.cli.tokens": ("tokens",),
     "kiln.cli.audit": ("audit",),
     "kiln.cli.worker": ("worker",),
+    "kiln.cli.status": ("status",),
 }
 
 _debug = False

@@ -72,6 +72,8 @@ BAD: list[tuple[list[str], str]] = [
     (["worker", "--concurrency", "0"], "Invalid value for '--concurrency'"),
     (["worker", "--stalled-after", "soon"], "Invalid value for '--stalled-after'"),
     (["worker"], "kiln worker needs a PostgreSQL catalog; this one is SQLite"),
+    (["status", "--bogus"], "No such option: --bogus"),
+    (["status"], "kiln status shows the build queue of a PostgreSQL catalog"),
 ]
 
 

@@ -3,8 +3,10 @@ data directory, standing in for machines), real builds of a tiny recipe on the c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -165,6 +167,18 @@ def test_unrunnable_build_waits_with_a_reason_and_is_cancelled_at_once(
                            env=env_for(queue_url, tmp_path / "cli"), capture_output=True, text=True)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert "waiting: no worker with capability arm64" in shown.stdout
+    listed = subprocess.run(
+        [str(KILN), "status", "--json"],
+        env=env_for(queue_url, tmp_path / "cli"),
+        capture_output=True,
+        text=True,
+    )
+    assert listed.returncode == 0, listed.stderr
+    report = json.loads(listed.stdout)
+    assert [(w["host"], w["capabilities"], w["current_build"]) for w in report["workers"]] == [
+        (socket.gethostname(), ["amd64", "disk>=1G"], None)
+    ]
+    assert {"name": "builds.arm64", "todo": 1, "doing": 0} in report["queues"]
     started = time.monotonic()
     assert executor.cancel(build_id) is True
     assert status(queue_url, build_id) == "failed"
