@@ -4,8 +4,11 @@ cancels a waiting one at once."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from kiln.access.secret import server_secret
 from kiln.access.tokens import create_token
@@ -13,6 +16,7 @@ from kiln.api.app import create_app
 from kiln.api.config import ApiConfig
 from kiln.catalog import Catalog
 from kiln.executors.queue import QueueExecutor
+from kiln.models import BuildRequest, RecipeSource
 from kiln.settings import Settings
 from kiln.store import Store
 from tests.executors.test_queue import MOTD, RECIPE
@@ -45,3 +49,45 @@ def test_api_queues_and_cancels_on_postgresql(queue_url: str, tmp_path: Path) ->
         assert (build["status"], build["error"]) == ("failed", "cancelled")
     with Catalog.open(queue_url) as catalog:
         assert [b.recipe_name for b in catalog.list_builds()] == ["api-queued"]  # nothing phantom
+
+
+def test_job_and_build_row_commit_together(
+    queue_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after Procrastinate inserted the job (before commit) leaves neither the job nor the
+    build: they are one transaction on one connection."""
+    executor = QueueExecutor(queue_url, Settings())
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "motd.yaml").write_text(MOTD)
+    (folder / "recipe.yaml").write_text(RECIPE.format(name="atomic", component="motd.yaml"))
+    request = BuildRequest(recipe=RecipeSource.read(folder / "recipe.yaml"), data_dir=tmp_path)
+    real = executor.app.configure_task
+
+    def configure_then_fail(*args: Any, **kwargs: Any) -> Any:
+        deferrer = real(*args, **kwargs)
+
+        class Failing:
+            def defer(self, **task_kwargs: Any) -> int:
+                job_id: int = deferrer.defer(**task_kwargs)
+                assert job_id > 0  # the job row exists inside the transaction
+                raise RuntimeError("the server died before commit")
+
+        return Failing()
+
+    monkeypatch.setattr(executor.app, "configure_task", configure_then_fail)
+    with pytest.raises(RuntimeError, match="died before commit"):
+        executor.submit(request)
+    with Catalog.open(queue_url) as catalog, catalog.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM procrastinate_jobs")).scalar() == 0
+        assert catalog.list_builds() == []
+    monkeypatch.undo()
+    build_id = executor.submit(request).build_id  # and without the failure both are there
+    with Catalog.open(queue_url) as catalog, catalog.engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM procrastinate_jobs WHERE args->>'build_id' = :b"), {"b": build_id}
+            ).scalar()
+            == 1
+        )
+        assert catalog.get_build(build_id).status == "queued"
