@@ -18,7 +18,7 @@ import pytest
 from kiln.catalog import Catalog
 from kiln.catalog import queue as jobs
 from kiln.executors.queue import QueueExecutor
-from kiln.models import BuildRequest, RecipeSource
+from kiln.models import BuildOptions, BuildRequest, RecipeSource
 from kiln.objectstore import open_object_store
 from kiln.settings import Settings
 
@@ -218,14 +218,17 @@ def test_killed_worker_build_is_retried_once_elsewhere(
     first, second = workers.start("a"), workers.start("b")
     executor = QueueExecutor(queue_url, Settings())
     source = recipe(tmp_path / "r", "queue-sleep", "sleep.yaml", SLEEP.format(seconds=15))
-    build_id = executor.submit(BuildRequest(recipe=source, data_dir=tmp_path / "submitter")).build_id
+    request = BuildRequest(
+        recipe=source, data_dir=tmp_path / "submitter", options=BuildOptions(no_cache=True)
+    )
+    build_id = executor.submit(request).build_id  # no_cache: the step really sleeps, on both attempts
 
     def attempts() -> list[dict[str, object]]:
         with Catalog(queue_url) as catalog:
             return jobs.attempts(catalog, build_id)
 
     wait_for(lambda: attempts(), 60, "a worker claims the build")
-    time.sleep(4)  # the build is under way (parent unpacked, the step sleeping)
+    wait_for(lambda: processes_mentioning("sleep 15"), 120, "the step sleeps")
     with Catalog(queue_url) as catalog:
         owner = next(w for w in jobs.live_workers(catalog) if w.id == attempts()[0]["worker"])
     victim = first if owner.pid == first.pid else second
