@@ -109,12 +109,12 @@ def host_arch() -> str:
     return MACHINE_ARCH.get(machine, machine)
 
 
-def detect(data_dir: Path) -> Capabilities:
+def detect(data_dir: Path, accel: str = "auto") -> Capabilities:
     """This machine's defaults: its architecture, qemu if installed, KVM if the probe boots under it,
     the free disk of the data directory."""
     qemu = shutil.which(f"qemu-system-{platform.machine()}") is not None
-    kvm = False
-    if qemu:
+    kvm = accel == "kvm"  # KILN_ACCEL decides when set; "auto" boots the KVM probe
+    if qemu and accel == "auto":
         from kiln.verify.accel import probe_kvm
 
         try:
@@ -127,11 +127,11 @@ def detect(data_dir: Path) -> Capabilities:
 
 
 def worker_capabilities(
-    declared: str | None, data_dir: Path, *, detected: Capabilities | None = None
+    declared: str | None, data_dir: Path, *, accel: str = "auto", detected: Capabilities | None = None
 ) -> Capabilities:
     """``--capability`` given: exactly what it lists (the architecture and disk detected unless listed);
     not given: what :func:`detect` finds."""
-    found = detected or detect(data_dir)
+    found = detected or detect(data_dir, accel)
     if declared is None:
         return found
     named = parse_tokens(declared)

@@ -49,7 +49,7 @@ def worker_command(
     if capability is not None:
         parse_tokens(capability)  # a usage error before the data directory is made
     store = open_store(data_dir)
-    offer = worker_capabilities(capability, store.home)
+    offer = worker_capabilities(capability, store.home, accel=config.accel)
     worker = WorkerConfig(
         url=store.database_url,
         settings=config,

@@ -9,6 +9,8 @@ import pytest
 
 from kiln.capabilities import (
     Capabilities,
+    detect,
+    host_arch,
     parse_tokens,
     queue_for,
     queues_served,
@@ -70,3 +72,14 @@ def test_waiting_reasons_name_what_is_missing() -> None:
     assert waiting_reason(Capabilities(arch="amd64"), "gpu", [("builds", amd)]) == (
         "waiting: no worker serves queue gpu (start one: kiln worker --queue gpu)"
     )
+
+
+def test_detected_defaults(tmp_path: Path) -> None:
+    import platform
+    import shutil
+
+    found = detect(tmp_path, accel="tcg")
+    assert found.arch == host_arch() and found.arch != ""
+    assert found.qemu == (shutil.which(f"qemu-system-{platform.machine()}") is not None)
+    assert found.kvm is False  # KILN_ACCEL=tcg: no KVM offered, no probe
+    assert abs(found.disk_gb - shutil.disk_usage(tmp_path).free // 10**9) <= 2  # others write meanwhile
