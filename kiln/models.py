@@ -96,6 +96,14 @@ class RecipeSource(_Model):
         return cls(text=read_input(path), path=path.absolute())
 
 
+class QueuedAttempt(_Model):
+    """A build the queue executor registered before it ran: its id and the attempt (fencing token) a
+    worker claimed; only this attempt may record the build's result."""
+
+    build_id: str
+    attempt: int
+
+
 class BuildRequest(_Model):
     """Everything one build needs, serialisable: it can be queued, logged, replayed."""
 
@@ -106,6 +114,9 @@ class BuildRequest(_Model):
     # name -> "env:VAR" | "file:PATH", over the recipe's own sources
     secrets: dict[str, str] = Field(default_factory=dict)
     requester: str | None = None  # who asked (a user, a token, a pipeline): recorded, never trusted
+    # worker capabilities needed over the recipe's own (architecture, qemu for VM tests): kvm, disk>=50G
+    requires: list[str] = Field(default_factory=list)
+    queued: QueuedAttempt | None = None  # set by a queue worker: run this registered build
 
     @field_validator("source_date_epoch")
     @classmethod

@@ -10,6 +10,7 @@ variable                   meaning
 ``KILN_HOME``              data directory (default ``$XDG_DATA_HOME/kiln``, ``~/.local/share/kiln``)
 ``KILN_CACHE_DIR``         cache directory shared between data directories (default ``HOME/cache``)
 ``KILN_DATABASE_URL``      catalog database (default SQLite ``HOME/catalog.db``)
+``KILN_STORE_URL``         shared artifact store: a directory or ``s3://bucket/prefix`` (kiln.objectstore)
 ``KILN_TMPFS``             ``0``: no RAM scratch for bootstraps and overlay upper directories
 ``KILN_MOUNT_NAMESPACE``   ``host``: builds stay in the host's mount and PID namespaces (debugging)
 ``KILN_ACCEL``             ``kvm`` or ``tcg``: skip the KVM probe for VM tests
@@ -40,6 +41,7 @@ class Settings:
     home: Path | None = None  # None: the default data directory
     cache_dir: Path | None = None
     database_url: str | None = None
+    store_url: str | None = None
     tmpfs: bool = True
     private_namespaces: bool = True
     accel: Accel = "auto"
@@ -66,6 +68,7 @@ class Settings:
             home=path("KILN_HOME") or (Path(xdg) / "kiln" if xdg else None),
             cache_dir=path("KILN_CACHE_DIR"),
             database_url=env.get("KILN_DATABASE_URL") or None,
+            store_url=env.get("KILN_STORE_URL") or None,
             tmpfs=env.get("KILN_TMPFS", "1") != "0",
             private_namespaces=env.get("KILN_MOUNT_NAMESPACE") != "host",
             accel=accel if accel in ("kvm", "tcg") else "auto",  # type: ignore[arg-type]

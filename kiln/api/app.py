@@ -16,7 +16,7 @@ from kiln.api.config import ApiConfig
 from kiln.api.limits import BodyLimit
 from kiln.api.routes import audit, builds, events, images, registry
 from kiln.catalog import Catalog
-from kiln.executors.local import LocalExecutor
+from kiln.executors.base import executor_for
 from kiln.store import Store
 from kiln.web import app as web
 
@@ -50,7 +50,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.catalog = catalog
     app.state.cache = cache
     app.state.secret = server_secret(store.home)
-    app.state.executor = LocalExecutor(store, config.settings)
+    app.state.executor = executor_for(store, config.settings)
     app.add_middleware(BodyLimit)
     app.add_middleware(AuditMiddleware, catalog=catalog)  # outermost: refused bodies are audited too
     problems.install(app)

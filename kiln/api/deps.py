@@ -11,7 +11,7 @@ from kiln.api.config import ApiConfig
 from kiln.catalog import Catalog, ImageRecord
 from kiln.catalog.schemas import NAME
 from kiln.errors import NotFound
-from kiln.executors.local import LocalExecutor
+from kiln.executors.base import Executor
 from kiln.store import Store
 
 NAME_PATTERN = NAME.pattern
@@ -34,8 +34,8 @@ def get_store(request: Request) -> Store:
     return store
 
 
-def get_executor(request: Request) -> LocalExecutor:
-    executor: LocalExecutor = request.app.state.executor
+def get_executor(request: Request) -> Executor:
+    executor: Executor = request.app.state.executor
     return executor
 
 
@@ -47,7 +47,7 @@ def get_cache(request: Request) -> ReadCache:
 ConfigDep = Annotated[ApiConfig, Depends(get_config)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 StoreDep = Annotated[Store, Depends(get_store)]
-ExecutorDep = Annotated[LocalExecutor, Depends(get_executor)]
+ExecutorDep = Annotated[Executor, Depends(get_executor)]
 CacheDep = Annotated[ReadCache, Depends(get_cache)]
 
 ImageName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=255, description="Image name.")]

@@ -202,8 +202,8 @@ def product_of(ctx: BuildContext) -> Product:
     )
 
 
-def record(catalog: Catalog, product: Product, monitor: Monitor) -> ImageRecord:
-    """Record the image version in one transaction."""
+def record(catalog: Catalog, product: Product, monitor: Monitor, attempt: int | None = None) -> ImageRecord:
+    """Record the image version in one transaction (fenced by the queue's ``attempt``, if queued)."""
     image = NewImage(
         name=product.name,
         version=product.version,
@@ -221,7 +221,21 @@ def record(catalog: Catalog, product: Product, monitor: Monitor) -> ImageRecord:
         lock=product.lock,
     )
     with monitor.stage("catalog", "record image version"):
-        return catalog.finish_build(product.build_id, image)
+        return catalog.finish_build(product.build_id, image, attempt=attempt)
+
+
+def share(product: Product, settings: Settings, store: Store, monitor: Monitor) -> None:
+    """With ``KILN_STORE_URL``: put the artifacts and evidence into the shared store, by digest, so any
+    machine can read what the catalog is about to reference."""
+    if not settings.store_url:
+        return
+    from kiln.objectstore import open_object_store, publish
+
+    shared = open_object_store(settings.store_url, store.home)
+    files = [(a.kind, a.path, a.digest) for a in product.artifacts]
+    files += [(e.kind, e.path, e.digest) for e in product.evidence]
+    with monitor.stage("share", f"artifacts and evidence to {shared.url}"):
+        publish(shared, files)
 
 
 def settle_parent(ctx: BuildContext) -> None:
@@ -351,12 +365,16 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
         catalog.close()
         raise
     log_path = store.home / "logs" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
-    build_id = catalog.start_build(
-        recipe_name=loaded.recipe.name,
-        recipe_version=loaded.recipe.version,
-        recipe_path=str(loaded.path),
-        log_path=str(log_path),
-    )
+    recipe = {"recipe_name": loaded.recipe.name, "recipe_version": loaded.recipe.version,
+              "recipe_path": str(loaded.path), "log_path": str(log_path)}  # fmt: skip
+    queued = request.queued
+    attempt = queued.attempt if queued else None
+    try:
+        build_id = (catalog.adopt_build(queued.build_id, queued.attempt, **recipe) if queued
+                    else catalog.start_build(**recipe))  # fmt: skip
+    except BaseException:
+        catalog.close()
+        raise
     log = JsonLinesMonitor(log_path)
     events = MaskingMonitor(FanOut([monitor, log]), secrets.masker)
     started = datetime.now(UTC)
@@ -371,7 +389,8 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
             try:
                 if request.options.check_reproducible:
                     check_reproducible(inputs, store, request.options, product, events)
-                image = record(catalog, product, events)
+                share(product, settings, store, events)  # blobs in the shared store before the record
+                image = record(catalog, product, events, attempt)
             except BaseException:
                 shutil.rmtree(store.output_dir(product.name, product.version, build_id), ignore_errors=True)
                 raise
@@ -380,7 +399,10 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
         message = "interrupted" if isinstance(exc, KeyboardInterrupt) else (str(exc) or type(exc).__name__)
         try:
             catalog.fail_build(
-                build_id, secrets.masker.mask(message), cancelled=isinstance(exc, KeyboardInterrupt)
+                build_id,
+                secrets.masker.mask(message),
+                cancelled=isinstance(exc, KeyboardInterrupt),
+                attempt=attempt,
             )
         except Exception as unrecorded:  # the catalog's own disk may be the full one
             events.warning(f"could not record the build as failed ({unrecorded}); the next command will")

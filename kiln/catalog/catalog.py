@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from kiln.catalog import migrate, queries
 from kiln.catalog.engine import WRITE, make_engine
-from kiln.catalog.models import BuildRow, EvidenceRow, ImageRow, PromotionRow
+from kiln.catalog.fencing import check_fence, close_attempt
+from kiln.catalog.models import BuildJobRow, BuildRow, EvidenceRow, ImageRow, PromotionRow
 from kiln.catalog.queries import LineageEntry, PackageMatch, image_options
 from kiln.catalog.records import build_record, image_record, image_row
 from kiln.catalog.refs import ImageRef, hostname, process_alive, this_process
@@ -102,10 +103,30 @@ class Catalog:
             _emit(s, events.build_event("started", build_id, recipe_name, recipe_version))
         return build_id
 
-    def fail_build(self, build_id: str, error: str, *, cancelled: bool = False) -> None:
-        """Mark a build failed (``cancelled``: it was stopped on request; the event says so)."""
+    def adopt_build(self, build_id: str, attempt: int, *, recipe_name: str, recipe_version: str,
+                    recipe_path: str, log_path: str) -> str:  # fmt: skip
+        """Take over a build the queue registered (kiln.executors.queue) as this process's attempt
+        ``attempt``; refused when another attempt superseded it (fencing)."""
+        pid, pid_start = this_process()
         with self._write.begin() as s:
             row = self._build_row(s, build_id)
+            check_fence(s, row.id, attempt)
+            row.recipe_name, row.recipe_version, row.recipe_path = recipe_name, recipe_version, recipe_path
+            row.log_path, row.host, row.pid, row.pid_start = log_path, hostname(), pid, pid_start
+            row.status, row.error, row.finished = "running", None, None
+            _emit(s, events.build_event("started", row.id, recipe_name, recipe_version))
+            return row.id
+
+    def fail_build(
+        self, build_id: str, error: str, *, cancelled: bool = False, attempt: int | None = None
+    ) -> None:
+        """Mark a build failed (``cancelled``: it was stopped on request; the event says so). A queued
+        build's ``attempt`` must still be its current one (fencing)."""
+        with self._write.begin() as s:
+            row = self._build_row(s, build_id)
+            if attempt is not None:
+                check_fence(s, row.id, attempt)
+                close_attempt(s, row.id, attempt, "failed", error)
             if row.status == "succeeded":
                 raise KilnError(f"build {build_id} already succeeded; it cannot be marked failed")
             was_running = row.status == "running"
@@ -118,13 +139,17 @@ class Catalog:
                     s, events.build_event(outcome, row.id, row.recipe_name, row.recipe_version, error=error)
                 )
 
-    def finish_build(self, build_id: str, image: NewImage) -> ImageRecord:
+    def finish_build(self, build_id: str, image: NewImage, *, attempt: int | None = None) -> ImageRecord:
         """In one transaction: number the image (max+1 for its name and version), record it with
-        its components, artifacts, evidence and packages, and mark the build succeeded."""
-        for attempt in range(BUILD_NUMBER_RETRIES):
+        its components, artifacts, evidence and packages, and mark the build succeeded. A queued
+        build's ``attempt`` must still be its current one (an attempt given up for lost cannot record)."""
+        for retry in range(BUILD_NUMBER_RETRIES):
             try:
                 with self._write.begin() as s:
                     build = self._build_row(s, build_id)
+                    if attempt is not None:
+                        check_fence(s, build.id, attempt)
+                        close_attempt(s, build.id, attempt, "succeeded")
                     _serialize_numbering(s, image)
                     if build.status != "running":
                         raise KilnError(
@@ -152,7 +177,7 @@ class Catalog:
                     return image_record(row)
             except IntegrityError:
                 # Another build of the same name+version took this number concurrently: renumber.
-                if attempt == BUILD_NUMBER_RETRIES - 1:
+                if retry == BUILD_NUMBER_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -173,7 +198,9 @@ class Catalog:
 
     def reap_interrupted(self) -> list[str]:
         """Mark builds of this host whose process is gone as failed ("interrupted"); returns their ids."""
-        mine = (BuildRow.status == "running", BuildRow.host == hostname())
+        # Queued builds (kiln.executors.queue) are the queue's: its stalled-job sweep retries them.
+        queued = select(BuildJobRow.build_id).where(BuildJobRow.build_id == BuildRow.id).exists()
+        mine = (BuildRow.status == "running", BuildRow.host == hostname(), ~queued)
         with self._read() as s:
             if all(
                 process_alive(pid, start)

@@ -282,3 +282,52 @@ class DeliveryAttemptRow(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class BuildJobRow(Base):
+    """A build queued for the scale-out executor (kiln.executors.queue): where it waits, what it needs,
+    and the fencing token of its current attempt (only that attempt may record the build's result)."""
+
+    __tablename__ = "build_jobs"
+
+    build_id: Mapped[str] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(BigInteger, index=True)  # procrastinate_jobs.id
+    queue: Mapped[str] = mapped_column(String(255))
+    requirements: Mapped[dict[str, Any]]
+    queueing_lock: Mapped[str | None] = mapped_column(String(64))  # identical requests wait once
+    attempt: Mapped[int] = mapped_column(Integer)  # 0 until a worker claims it
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    submitted: Mapped[datetime]
+
+
+class BuildAttemptRow(Base):
+    """One attempt of a queued build on one worker (history: a retried build keeps every attempt)."""
+
+    __tablename__ = "build_attempts"
+    __table_args__ = (UniqueConstraint("build_id", "attempt", name="uq_build_attempts_build_attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    build_id: Mapped[str] = mapped_column(ForeignKey("builds.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    started: Mapped[datetime]
+    finished: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))  # succeeded, failed, lost, cancelled
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkerRow(Base):
+    """A registered build worker (``kiln worker``) and what it can run."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(64))
+    capabilities: Mapped[dict[str, Any]]
+    concurrency: Mapped[int] = mapped_column(Integer)
+    started: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    stopped: Mapped[datetime | None]

@@ -13,7 +13,7 @@ from kiln.models import Artifact, Component, Evidence, Package
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
-BuildStatus = Literal["running", "succeeded", "failed"]
+BuildStatus = Literal["queued", "running", "succeeded", "failed"]
 ImageState = Literal["active", "deprecated", "disabled", "deleted"]
 
 

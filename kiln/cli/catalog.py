@@ -258,12 +258,24 @@ def builds_show(
     """Show one build; with --log, its event log."""
     with _catalog(data_dir) as catalog:
         build = catalog.get_build(build_id)
+        waiting = _waiting(catalog, build)
     if log:
         _print_log(Path(build.log_path), raw=json_out)
     elif json_out:
-        print_json(build.model_dump(mode="json"))
+        print_json({**build.model_dump(mode="json"), **({"waiting": waiting} if waiting else {})})
     else:
         _print_build(build)
+        if waiting:
+            console.print(f"[yellow]{escape(waiting)}[/]")
+
+
+def _waiting(catalog: Catalog, build: BuildRecord) -> str | None:
+    """Why a queued build has not started (no worker with the capabilities it needs)."""
+    if build.status != "queued":
+        return None
+    from kiln.catalog.queue import why_waiting
+
+    return why_waiting(catalog, build.id)
 
 
 def _status(status: str) -> str:

@@ -34,6 +34,8 @@ EXIT_CODES: dict[str, str] = {
     "events": "0 shown (with --follow: runs until interrupted)",
     "webhooks": "0 done; 1 no such webhook or delivery, or a delivery still pending; "
     "2 a refused URL (not http(s), private without --allow-private) or an invalid secret reference",
+    "status": "0 shown; 2 also when the catalog is SQLite (there is no queue)",
+    "worker": "0 stopped (SIGTERM, Ctrl-C); 2 also when the catalog is SQLite (a worker needs PostgreSQL)",
 }
 
 

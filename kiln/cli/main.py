@@ -44,6 +44,8 @@ COMMAND_MODULES = {
     "kiln.cli.audit": ("audit",),
     "kiln.cli.registry": ("components", "recipes"),
     "kiln.cli.events": ("events", "webhooks"),
+    "kiln.cli.worker": ("worker",),
+    "kiln.cli.status": ("status",),
 }
 
 _debug = False

@@ -21,41 +21,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from kiln.errors import KilnError, ValidationFailed
+from kiln.executors.base import JobError, JobFailed, Submitted
 from kiln.models import BuildRequest
 from kiln.monitor import Event, Monitor
 from kiln.sandbox.namespace import process_start
 from kiln.settings import Settings
 from kiln.store import Store
 
+__all__ = ["JobError", "JobFailed", "LocalExecutor", "Submitted", "work"]
+
 POLL_SECONDS = 0.05
-
-
-class JobError(BaseModel):
-    """Why a worker ended before its build was recorded."""
-
-    model_config = ConfigDict(frozen=True)
-
-    message: str
-    hint: str | None = None
-    issues: list[str] | None = None
-
-
-class Submitted(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    job: str
-    build_id: str
-
-
-class JobFailed(KilnError):
-    """The worker refused the request before a build started (bad recipe, say)."""
-
-    def __init__(self, error: JobError) -> None:
-        super().__init__(error.message, hint=error.hint)
-        self.issues = error.issues
 
 
 def settings_dict(settings: Settings) -> dict[str, Any]:
@@ -156,6 +132,18 @@ class _BuildIdMonitor(Monitor):
             self.written = True
 
 
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this process when ``parent`` (a ``kiln worker``) dies, so a killed worker leaves no build
+    running on its host (the build's PID namespace ends with this process's supervisor)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(70)
+
+
 def work(job_dir: Path) -> int:
     """The worker process: contain, build, report. Returns the exit code."""
     from kiln.build import run_build
@@ -180,4 +168,6 @@ def work(job_dir: Path) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[2] == "--parent":
+        die_with_parent(int(sys.argv[3]))
     sys.exit(work(Path(sys.argv[1])))

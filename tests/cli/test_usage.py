@@ -87,6 +87,12 @@ BAD: list[tuple[list[str], str]] = [
     (["webhooks", "redeliver"], "Missing argument"),
     (["webhooks", "dispatch", "--forever"], "No such option: --forever"),
     (["webhooks", "new-secret", "x"], "unexpected extra argument"),
+    (["worker", "--bogus"], "No such option: --bogus"),
+    (["worker", "--concurrency", "0"], "Invalid value for '--concurrency'"),
+    (["worker", "--stalled-after", "soon"], "Invalid value for '--stalled-after'"),
+    (["worker"], "kiln worker needs a PostgreSQL catalog; this one is SQLite"),
+    (["status", "--bogus"], "No such option: --bogus"),
+    (["status"], "kiln status shows the build queue of a PostgreSQL catalog"),
 ]
 
 

@@ -119,8 +119,10 @@ def cancel_build(
 ) -> Cancelled:
     build = catalog.get_build(build_id)
     request.state.audit_target = build.id
-    if build.status != "running":
-        raise ApiError(409, f"build {build.id} is {build.status}; only a running build can be cancelled")
+    if build.status not in ("queued", "running"):
+        raise ApiError(
+            409, f"build {build.id} is {build.status}; only a queued or running build can be cancelled"
+        )
     if not executor.cancel(build.id):
         raise ApiError(409, f"build {build.id} was not started by this server; stop it where it runs")
     return Cancelled(build_id=build.id, cancelled=True)

@@ -1,0 +1,202 @@
+"""``kiln worker``: a Procrastinate worker that runs queued builds, each in a child process exactly as
+the local executor runs it (``python -m kiln.executors.local``: own PID and mount namespaces), armed to
+die with this process.
+
+Per job: claim the next attempt in the catalog (the fencing token), run the child, record how the
+attempt ended. Abort (``cancel``) or shutdown: SIGTERM the child (the build ends like Ctrl-C and
+records itself failed), SIGKILL after :data:`KILL_AFTER`. Alongside, every worker registers itself
+and its capabilities, and sweeps stalled jobs: a job whose worker stopped heartbeating is retried
+(a new attempt; the old one can no longer record) or, with its attempts used up, marked failed. One
+worker at a time sweeps (a PostgreSQL advisory lock), so a lost job is retried exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kiln.capabilities import Capabilities, queues_served
+from kiln.catalog import Catalog
+from kiln.catalog import queue as jobs
+from kiln.errors import KilnError
+from kiln.executors.base import JobError
+from kiln.executors.local import settings_dict
+from kiln.executors.queue import TASK, conninfo, make_app
+from kiln.models import BuildRequest, QueuedAttempt
+from kiln.settings import Settings
+from kiln.store import Store
+
+log = logging.getLogger(__name__)
+KILL_AFTER = 10.0  # seconds between SIGTERM and SIGKILL of an aborted build
+SWEEP_LOCK = 0x6B696C6E  # advisory lock: one stalled-job sweeper at a time
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    url: str
+    settings: Settings
+    data_dir: Path
+    queue: str
+    offer: Capabilities
+    concurrency: int = 1
+    stalled_after: float = 30.0  # seconds without heartbeat before a worker's jobs are recovered
+
+
+class BuildJobFailed(KilnError):
+    """The build ran and failed (recorded in the catalog); the job ends failed, without retry."""
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), KILL_AFTER)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+def _child_error(job_dir: Path, code: int) -> str:
+    try:
+        return JobError.model_validate_json((job_dir / "error.json").read_text()).message
+    except (OSError, ValueError):
+        return f"the build process exited with code {code}"
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.id = uuid.uuid4().hex
+        self.store = Store.open(config.data_dir, config.settings)
+        self.catalog = Catalog.open(config.url)
+        self.app = make_app(config.url, asynchronous=True)
+        self.app.task(name=TASK, pass_context=True)(self.build)
+
+    async def build(self, context: Any, build_id: str, request: dict[str, Any]) -> None:
+        attempt = await asyncio.to_thread(jobs.claim, self.catalog, build_id, self.id)
+        if attempt is None:
+            return  # cancelled or finished meanwhile, or out of attempts (recorded by claim)
+        queued = BuildRequest.model_validate(request).model_copy(
+            update={"data_dir": self.store.home, "queued": QueuedAttempt(build_id=build_id, attempt=attempt)}
+        )
+        job_dir = self.store.home / "jobs" / f"{build_id}-{attempt}"
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "request.json").write_text(queued.model_dump_json())
+        (job_dir / "settings.json").write_text(json.dumps(settings_dict(self.config.settings)))
+        with open(job_dir / "worker.log", "wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "kiln.executors.local",
+                str(job_dir),
+                "--parent",
+                str(os.getpid()),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=job_dir,
+            )
+        try:
+            code = await proc.wait()
+        except asyncio.CancelledError:  # abort requested (cancel) or the worker shuts down
+            await _stop(proc)
+            await asyncio.to_thread(jobs.cancelled, self.catalog, build_id, attempt)
+            raise
+        if code == 0:
+            await asyncio.to_thread(jobs.end_attempt, self.catalog, build_id, attempt, "succeeded")
+            return
+        error = _child_error(job_dir, code)
+        await asyncio.to_thread(jobs.end_attempt, self.catalog, build_id, attempt, "failed", error)
+        raise BuildJobFailed(f"build {build_id} failed: {error}")
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.stalled_after / 3)
+            try:
+                await asyncio.to_thread(jobs.worker_seen, self.catalog, self.id)
+            except Exception as exc:  # the database is away: procrastinate's own loop notices too
+                log.warning("worker heartbeat failed: %s", exc)
+
+    async def _sweep(self) -> None:
+        import psycopg
+
+        while True:
+            await asyncio.sleep(self.config.stalled_after / 2)
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    conninfo(self.config.url), autocommit=True
+                ) as conn:
+                    cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (SWEEP_LOCK,))
+                    row = await cursor.fetchone()
+                    if row and row[0]:
+                        await self.recover_stalled()
+            except Exception as exc:
+                log.warning("stalled-job sweep failed: %s", exc)
+
+    async def recover_stalled(self) -> list[str]:
+        """Retry (or fail, attempts used up) the builds of workers that stopped heartbeating."""
+        from procrastinate.jobs import Status
+
+        manager = self.app.job_manager
+        handled = []
+        for job in await manager.get_stalled_jobs(
+            seconds_since_heartbeat=self.config.stalled_after, task_name=TASK
+        ):
+            build_id = str(job.task_kwargs["build_id"])
+            reason = f"worker lost (no heartbeat for {self.config.stalled_after:.0f}s)"
+            if await asyncio.to_thread(jobs.requeue_lost, self.catalog, build_id, reason):
+                await manager.retry_job(job)
+            else:
+                await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+            handled.append(build_id)
+        return handled
+
+    async def run(self) -> None:
+        from kiln.lifecycle.reclaim import reclaim_dead_scratch
+
+        reclaim_dead_scratch(self.store)  # what a killed predecessor on this host left
+        queues = queues_served(self.config.queue, self.config.offer)
+        await asyncio.to_thread(
+            jobs.register_worker,
+            self.catalog,
+            self.id,
+            pid=os.getpid(),
+            queue=self.config.queue,
+            offer=self.config.offer,
+            concurrency=self.config.concurrency,
+        )
+        side = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._sweep())]
+        try:
+            async with self.app.open_async():
+                await self.app.run_worker_async(
+                    queues=queues,
+                    concurrency=self.config.concurrency,
+                    name=f"kiln-{self.id[:12]}",
+                    update_heartbeat_interval=self.config.stalled_after / 3,
+                    stalled_worker_timeout=self.config.stalled_after,
+                    abort_job_polling_interval=1.0,
+                    install_signal_handlers=True,
+                    wait=True,
+                )
+        finally:
+            for task in side:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(jobs.worker_seen, self.catalog, self.id, stopped=True)
+            self.catalog.close()
+
+
+def run_worker(config: WorkerConfig) -> None:
+    asyncio.run(Worker(config).run())

@@ -1,0 +1,27 @@
+"""A private PostgreSQL server (one per session, 127.0.0.1) and a fresh database per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.catalog.conftest import postgres_url
+
+__all__ = ["postgres_url"]
+
+
+@pytest.fixture
+def queue_url(postgres_url: str) -> Iterator[str]:
+    name = f"kiln_queue_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url + "postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield postgres_url + name
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
