@@ -164,7 +164,9 @@ def _package_hits(s: Session, spec: PackageSpec) -> dict[int, list[Any]]:
     return hits
 
 
-def _release(s: Session, parent: str, parent_digest: str | None, cache: dict[str, str | None]) -> str | None:
+def image_release(
+    s: Session, parent: str, parent_digest: str | None, cache: dict[str, str | None]
+) -> str | None:
     """The Debian codename an image was built on: its parent ``debian:CODENAME``, or its catalogued
     parent's, followed up the lineage by digest."""
     for _ in range(MAX_PARENT_DEPTH):
@@ -214,7 +216,7 @@ def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date) -> dict[int, li
     cache: dict[str, str | None] = {}
     hits: dict[int, list[CveHit]] = {}
     for image_id, parent, parent_digest, allow in parents:
-        release = _release(s, parent, parent_digest, cache)
+        release = image_release(s, parent, parent_digest, cache)
         if release is None:
             continue
         wanted = [r for recs in by_package.values() for r in recs if r.release == release]
@@ -285,3 +287,9 @@ def query_catalog(
     """:func:`find_images` in one read transaction of ``catalog`` (the CLI's and the API's entry)."""
     with catalog.session() as s:
         return find_images(s, query, db, today)
+
+
+def release_of(catalog: Catalog, image: ImageRecord) -> str | None:
+    """The Debian codename ``image`` was built on (None: not a Debian parent, or unknown)."""
+    with catalog.session() as s:
+        return image_release(s, image.parent, image.parent_digest, {})

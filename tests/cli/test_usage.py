@@ -35,6 +35,8 @@ BAD: list[tuple[list[str], str]] = [
     (["images", "unlabel", "web"], "Missing argument"),
     (["images", "unlabel", "web", "_x"], "invalid label key '_x'"),
     (["images", "show"], "Missing argument"),
+    (["diff", "web@1.0.0/1"], "Missing argument 'B'"),
+    (["diff", "a", "b", "--files"], "No such option: --files"),
     (["images", "packages", "--bogus"], "No such option"),
     (["builds", "list", "-n", "0"], "greater than or equal to 1"),
     (["builds", "list", "--limit", "many"], "Invalid value for '--limit'"),
