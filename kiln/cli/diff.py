@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from kiln.cli.common import DataDirOption, JsonOption, console, open_store, print_json
 from kiln.cli.exitcodes import epilog
+from kiln.diffing.images import ComponentChange
 from kiln.units import human_size
 
 MAX_FILES = 200
@@ -55,12 +56,7 @@ def diff_command(
           for x in c.introduced),
         *([f"[dim]{c.note}[/]"] if c.note else []),
     ])  # fmt: skip
-    _section("components", [
-        f"{x.change} {escape(x.name)} {x.old_version or ''}{' → ' if x.old_version and x.new_version else ''}"
-        f"{x.new_version or ''}" + (" (document changed)" if x.document_changed else "")
-        + "".join(f"; {v.name}: {_show(v.old)} → {_show(v.new)}" for v in x.parameters)
-        for x in result.components
-    ])  # fmt: skip
+    _section("components", [_component(x) for x in result.components])
     _section("config", [f"{escape(v.name)}: {_show(v.old)} → {_show(v.new)}" for v in result.config])
     lines = []
     if result.compliance_score is not None:
@@ -76,7 +72,7 @@ def diff_command(
         shown = [
             f"{'+' if f.change == 'added' else '-' if f.change == 'removed' else '~'} {escape(f.path)} "
             f"({f.type}, {_sizes(f.old_size, f.new_size)}, mode {_modes(f.old_mode, f.new_mode)})"
-            + (f" [{', '.join(f.fields)}]" if f.fields else "")
+            + (escape(f" [{', '.join(f.fields)}]") if f.fields else "")
             for f in files[:MAX_FILES]
         ]
         if len(files) > MAX_FILES:
@@ -84,6 +80,17 @@ def diff_command(
         _section(
             f"files ({len(files)})", shown + ([f"[dim]{result.files.note}[/]"] if result.files.note else [])
         )
+
+
+def _component(x: ComponentChange) -> str:
+    versions = (
+        f"{x.old_version} → {x.new_version}"
+        if x.old_version and x.new_version and x.old_version != x.new_version
+        else x.new_version or x.old_version or ""
+    )
+    text = f"{x.change} {escape(x.name)} {escape(versions)}"
+    text += " (document changed)" if x.document_changed else ""
+    return text + "".join(f"; {escape(v.name)}: {_show(v.old)} → {_show(v.new)}" for v in x.parameters)
 
 
 def _show(value: Any) -> str:
