@@ -20,11 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
+from kiln.catalog.bulk import image_records
 from kiln.catalog.catalog import Catalog
 from kiln.catalog.labels import labels_of
 from kiln.catalog.models import ImageRow, LabelRow, PackageRow
-from kiln.catalog.queries import _records
-from kiln.catalog.records import image_record
 from kiln.catalog.refs import REF
 from kiln.catalog.schemas import ImageRecord, ImageState, PackageRecord, semver_key
 from kiln.errors import UsageError
@@ -154,7 +153,7 @@ def _package_hits(s: Session, spec: PackageSpec) -> dict[int, list[Any]]:
     hits: dict[int, list[Any]] = {}
     accepted: dict[str, bool] = {}  # each distinct version compared once
     query = select(*columns).where(or_(PackageRow.name == spec.name, PackageRow.source == spec.name))
-    for row in s.execute(query):
+    for row in s.connection().execute(query):
         version = row.version if row.name == spec.name else row.source_version
         ok = accepted.get(version)
         if ok is None:
@@ -164,25 +163,44 @@ def _package_hits(s: Session, spec: PackageSpec) -> dict[int, list[Any]]:
     return hits
 
 
-def image_release(
-    s: Session, parent: str, parent_digest: str | None, cache: dict[str, str | None]
-) -> str | None:
-    """The Debian codename an image was built on: its parent ``debian:CODENAME``, or its catalogued
-    parent's, followed up the lineage by digest."""
-    for _ in range(MAX_PARENT_DEPTH):
-        if parent.startswith("debian:"):
-            return parent.removeprefix("debian:").split("/", 1)[0] or None
-        if not parent_digest:
-            return None
-        if parent_digest in cache:
-            return cache[parent_digest]
-        up = s.execute(
-            select(ImageRow.parent, ImageRow.parent_digest).where(ImageRow.digest == parent_digest).limit(1)
-        ).first()
-        if up is None:
-            return None
-        parent, parent_digest = up
-    return None
+class Releases:
+    """The Debian codename each image was built on: its parent ``debian:CODENAME``, or its catalogued
+    parent's, followed up the lineage by digest. The lineage columns of every image are read once (a
+    few milliseconds for thousands of images) instead of one query per step."""
+
+    def __init__(self, s: Session) -> None:
+        self._s = s
+        self._by_digest: dict[str, tuple[str, str | None]] | None = None
+        self._memo: dict[str, str | None] = {}
+
+    def _parents(self) -> dict[str, tuple[str, str | None]]:
+        if self._by_digest is None:
+            rows = self._s.connection().execute(
+                select(ImageRow.digest, ImageRow.parent, ImageRow.parent_digest)
+            )
+            self._by_digest = {digest: (parent, up) for digest, parent, up in rows}
+        return self._by_digest
+
+    def of(self, parent: str, parent_digest: str | None) -> str | None:
+        seen: list[str] = []
+        release: str | None = None
+        for _ in range(MAX_PARENT_DEPTH):
+            if parent.startswith("debian:"):
+                release = parent.removeprefix("debian:").split("/", 1)[0] or None
+                break
+            if not parent_digest:
+                break
+            if parent_digest in self._memo:
+                release = self._memo[parent_digest]
+                break
+            seen.append(parent_digest)
+            up = self._parents().get(parent_digest)
+            if up is None:
+                break
+            parent, parent_digest = up
+        for digest in seen:
+            self._memo[digest] = release
+        return release
 
 
 def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date) -> dict[int, list[CveHit]]:
@@ -194,7 +212,7 @@ def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date) -> dict[int, li
         return {}
     # installed[image] = {source: (oldest source version, binaries)}: what the scanner sees.
     installed: dict[int, dict[str, tuple[str, list[str]]]] = {}
-    rows = s.execute(
+    rows = s.connection().execute(
         select(PackageRow.image_id, PackageRow.name, PackageRow.source, PackageRow.source_version).where(
             PackageRow.source.in_(sorted(by_package))
         )
@@ -208,19 +226,21 @@ def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date) -> dict[int, li
             current[1].append(name)
     if not installed:
         return {}
-    parents = s.execute(
+    parents = s.connection().execute(
         select(ImageRow.id, ImageRow.parent, ImageRow.parent_digest, ImageRow.lock["scan"]["allow"]).where(
             ImageRow.id.in_(sorted(installed))
         )
     )
-    cache: dict[str, str | None] = {}
+    releases = Releases(s)
+    per_release: dict[str, list[Any]] = {}
     hits: dict[int, list[CveHit]] = {}
     for image_id, parent, parent_digest, allow in parents:
-        release = image_release(s, parent, parent_digest, cache)
+        release = releases.of(parent, parent_digest)
         if release is None:
             continue
-        wanted = [r for recs in by_package.values() for r in recs if r.release == release]
-        findings: list[Finding] = match(wanted, installed[image_id])
+        if release not in per_release:
+            per_release[release] = [r for recs in by_package.values() for r in recs if r.release == release]
+        findings: list[Finding] = match(per_release[release], installed[image_id])
         if not findings:
             continue
         entries = [AllowEntry.model_validate(a) for a in allow or []] if isinstance(allow, list) else []
@@ -261,22 +281,22 @@ def find_images(
     if conditions:
         keys = keys.where(and_(*conditions))
     found = [
-        k for k in s.execute(keys)
+        k for k in s.connection().execute(keys)
         if (packages is None or k.id in packages) and (findings is None or k.id in findings)
     ]  # fmt: skip
     ids = [k.id for k in sorted(found, key=lambda k: (k.name, semver_key(k.version), k.build_number))]
     labels = labels_of(s, set(ids))
     matches = []
-    for row in _records(s, ids):
-        rows = sorted((packages or {}).get(row.id, []), key=lambda p: (p.name, p.architecture))
+    for image_id, record in zip(ids, image_records(s, ids), strict=True):
+        rows = sorted((packages or {}).get(image_id, []), key=lambda p: (p.name, p.architecture))
         matched = [
             PackageRecord(name=p.name, version=p.version, architecture=p.architecture, source=p.source,
                           source_version=p.source_version)
             for p in rows
         ]  # fmt: skip
         matches.append(
-            FleetMatch(image=image_record(row), labels=labels.get(row.id, {}), packages=matched,
-                       findings=(findings or {}).get(row.id, []))
+            FleetMatch(image=record, labels=labels.get(image_id, {}), packages=matched,
+                       findings=(findings or {}).get(image_id, []))
         )  # fmt: skip
     return matches
 
@@ -292,4 +312,4 @@ def query_catalog(
 def release_of(catalog: Catalog, image: ImageRecord) -> str | None:
     """The Debian codename ``image`` was built on (None: not a Debian parent, or unknown)."""
     with catalog.session() as s:
-        return image_release(s, image.parent, image.parent_digest, {})
+        return Releases(s).of(image.parent, image.parent_digest)
