@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -243,9 +243,21 @@ def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date) -> dict[int, li
         findings: list[Finding] = match(per_release[release], installed[image_id])
         if not findings:
             continue
-        entries = [AllowEntry.model_validate(a) for a in allow or []] if isinstance(allow, list) else []
+        entries = _allow_entries(allow)
         hits[image_id] = [_hit(f, release, entries, today) for f in findings]
     return hits
+
+
+def _allow_entries(allow: object) -> list[AllowEntry]:
+    """The recorded allow-list (validated when the recipe was; an entry that no longer parses is
+    left out rather than failing the query)."""
+    entries = []
+    for item in allow if isinstance(allow, list) else []:
+        try:
+            entries.append(AllowEntry.model_validate(item))
+        except ValidationError:
+            continue
+    return entries
 
 
 def _hit(f: Finding, release: str, allow: list[AllowEntry], today: date) -> CveHit:

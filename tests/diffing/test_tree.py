@@ -109,3 +109,17 @@ def test_image_diff_over_recorded_images(store: Store, layouts: dict[str, Path])
     assert result.size is not None and (result.size.old, result.size.new) == (100, 150)
     assert result.files is not None and [c.path for c in result.files.changes] == ["usr/bin/hello"]
     assert result.cves.note is not None and "empty" in result.cves.note
+
+
+def test_artifacts_gone_are_named_not_a_crash(store: Store, layouts: dict[str, Path]) -> None:
+    with Catalog.open(store.database_url) as catalog:
+        for version, path in (("1.0.0", layouts["one"]), ("2.0.0", store.home / "images/retired/oci")):
+            build = catalog.start_build(
+                recipe_name="app", recipe_version=version, recipe_path="r", log_path="l"
+            )
+            artifacts = [ArtifactRecord(kind="oci", path=str(path), digest="sha256:" + "4" * 64, size=1)]
+            catalog.finish_build(build, new_image("app", version, artifacts=artifacts))
+        result = diff_images(catalog, store, "app@1.0.0", "app@2.0.0")
+    assert result.files is not None and result.files.changes == []
+    assert result.files.note == "no OCI layout or root tar on disk for app@2.0.0/1: files not compared"
+    assert result.config == []  # nothing to compare it with, not "everything removed"
