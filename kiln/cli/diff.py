@@ -17,7 +17,10 @@ MAX_FILES = 200
 
 def diff_command(
     old: Annotated[
-        str, typer.Argument(metavar="A", help="Image version to compare from (name[@x.y.z[/n]]).")
+        str,
+        typer.Argument(
+            metavar="A", help="Image version to compare from: NAME, NAME@VERSION or NAME@VERSION/BUILD."
+        ),
     ],
     new: Annotated[str, typer.Argument(metavar="B", help="Image version to compare with A.")],
     no_files: Annotated[
