@@ -276,3 +276,12 @@ def test_migration_0006_from_0003_keeps_data(catalog_url: str) -> None:
         upgrade(engine)
     finally:
         engine.dispose()
+
+
+def test_bulk_records_equal_the_catalogs_own(catalog: Catalog, fleet: dict[str, str]) -> None:
+    """The column-query records of a fleet answer are exactly :meth:`Catalog.list_images`' (same order,
+    components, artifacts, evidence), and serialise the same."""
+    listed = catalog.list_images()
+    answered = [m.image for m in query_catalog(catalog, FleetQuery())]
+    assert answered == listed
+    assert [a.model_dump(mode="json") for a in answered] == [i.model_dump(mode="json") for i in listed]
