@@ -299,17 +299,16 @@ def find_images(
     ids = [k.id for k in sorted(found, key=lambda k: (k.name, semver_key(k.version), k.build_number))]
     labels = labels_of(s, set(ids))
     matches = []
-    # Built without validating again (see kiln.catalog.bulk): the values come from typed columns.
     for image_id, record in zip(ids, image_records(s, ids), strict=True):
         rows = sorted((packages or {}).get(image_id, []), key=lambda p: (p.name, p.architecture))
         matched = [
-            PackageRecord.model_construct(name=p.name, version=p.version, architecture=p.architecture,
-                                          source=p.source, source_version=p.source_version)
+            PackageRecord(name=p.name, version=p.version, architecture=p.architecture, source=p.source,
+                          source_version=p.source_version)
             for p in rows
         ]  # fmt: skip
         matches.append(
-            FleetMatch.model_construct(image=record, labels=labels.get(image_id, {}), packages=matched,
-                                       findings=(findings or {}).get(image_id, []))
+            FleetMatch(image=record, labels=labels.get(image_id, {}), packages=matched,
+                       findings=(findings or {}).get(image_id, []))
         )  # fmt: skip
     return matches
 
