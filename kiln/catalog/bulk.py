@@ -27,20 +27,20 @@ def image_records(s: Session, ids: Sequence[int]) -> list[ImageRecord]:
     artifacts: dict[int, list[ArtifactRecord]] = defaultdict(list)
     evidence: dict[int, list[EvidenceRecord]] = defaultdict(list)
     images: dict[int, Any] = {}
-    conn = s.connection()  # plain rows: no ORM result processing
+    conn = s.connection()  # plain rows: no ORM result processing; .all() fetches in one call
     for chunk in _chunks(ids):
         for row in conn.execute(
             select(ImageRow.id, ImageRow.name, ImageRow.version, ImageRow.build_number, ImageRow.digest,
                    ImageRow.created, ImageRow.parent, ImageRow.parent_digest, ImageRow.recipe_digest,
                    ImageRow.description, ImageRow.size, ImageRow.state, ImageRow.build_id)
             .where(ImageRow.id.in_(chunk))
-        ):  # fmt: skip
+        ).all():  # fmt: skip
             images[row.id] = row
         for c in conn.execute(
             select(ComponentRow.image_id, ComponentRow.name, ComponentRow.version, ComponentRow.digest,
                    ComponentRow.parameters)
             .where(ComponentRow.image_id.in_(chunk)).order_by(ComponentRow.image_id, ComponentRow.position)
-        ):  # fmt: skip
+        ).all():  # fmt: skip
             components[c.image_id].append(
                 ComponentRecord(
                     name=c.name, version=c.version, digest=c.digest, parameters=dict(c.parameters)
@@ -50,7 +50,7 @@ def image_records(s: Session, ids: Sequence[int]) -> list[ImageRecord]:
             select(ArtifactRow.image_id, ArtifactRow.kind, ArtifactRow.path, ArtifactRow.digest,
                    ArtifactRow.size)
             .where(ArtifactRow.image_id.in_(chunk)).order_by(ArtifactRow.image_id, ArtifactRow.position)
-        ):  # fmt: skip
+        ).all():  # fmt: skip
             artifacts[a.image_id].append(
                 ArtifactRecord(kind=a.kind, path=a.path, digest=a.digest, size=a.size)
             )
@@ -58,7 +58,7 @@ def image_records(s: Session, ids: Sequence[int]) -> list[ImageRecord]:
             select(EvidenceRow.image_id, EvidenceRow.kind, EvidenceRow.path, EvidenceRow.digest,
                    EvidenceRow.summary)
             .where(EvidenceRow.image_id.in_(chunk)).order_by(EvidenceRow.image_id, EvidenceRow.position)
-        ):  # fmt: skip
+        ).all():  # fmt: skip
             evidence[e.image_id].append(
                 EvidenceRecord(kind=e.kind, path=e.path, digest=e.digest, summary=dict(e.summary))
             )

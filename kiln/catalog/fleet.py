@@ -153,7 +153,7 @@ def _package_hits(s: Session, spec: PackageSpec) -> dict[int, list[Any]]:
     hits: dict[int, list[Any]] = {}
     accepted: dict[str, bool] = {}  # each distinct version compared once
     query = select(*columns).where(or_(PackageRow.name == spec.name, PackageRow.source == spec.name))
-    for row in s.connection().execute(query):
+    for row in s.connection().execute(query).all():
         version = row.version if row.name == spec.name else row.source_version
         ok = accepted.get(version)
         if ok is None:
@@ -175,8 +175,10 @@ class Releases:
 
     def _parents(self) -> dict[str, tuple[str, str | None]]:
         if self._by_digest is None:
-            rows = self._s.connection().execute(
-                select(ImageRow.digest, ImageRow.parent, ImageRow.parent_digest)
+            rows = (
+                self._s.connection()
+                .execute(select(ImageRow.digest, ImageRow.parent, ImageRow.parent_digest))
+                .all()
             )
             self._by_digest = {digest: (parent, up) for digest, parent, up in rows}
         return self._by_digest
@@ -212,10 +214,14 @@ def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date) -> dict[int, li
         return {}
     # installed[image] = {source: (oldest source version, binaries)}: what the scanner sees.
     installed: dict[int, dict[str, tuple[str, list[str]]]] = {}
-    rows = s.connection().execute(
-        select(PackageRow.image_id, PackageRow.name, PackageRow.source, PackageRow.source_version).where(
-            PackageRow.source.in_(sorted(by_package))
+    rows = (
+        s.connection()
+        .execute(
+            select(PackageRow.image_id, PackageRow.name, PackageRow.source, PackageRow.source_version).where(
+                PackageRow.source.in_(sorted(by_package))
+            )
         )
+        .all()
     )
     for image_id, name, source, version in rows:
         sources = installed.setdefault(image_id, {})
@@ -226,10 +232,14 @@ def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date) -> dict[int, li
             current[1].append(name)
     if not installed:
         return {}
-    parents = s.connection().execute(
-        select(ImageRow.id, ImageRow.parent, ImageRow.parent_digest, ImageRow.lock["scan"]["allow"]).where(
-            ImageRow.id.in_(sorted(installed))
+    parents = (
+        s.connection()
+        .execute(
+            select(
+                ImageRow.id, ImageRow.parent, ImageRow.parent_digest, ImageRow.lock["scan"]["allow"]
+            ).where(ImageRow.id.in_(sorted(installed)))
         )
+        .all()
     )
     releases = Releases(s)
     per_release: dict[str, list[Any]] = {}
@@ -293,7 +303,7 @@ def find_images(
     if conditions:
         keys = keys.where(and_(*conditions))
     found = [
-        k for k in s.connection().execute(keys)
+        k for k in s.connection().execute(keys).all()
         if (packages is None or k.id in packages) and (findings is None or k.id in findings)
     ]  # fmt: skip
     ids = [k.id for k in sorted(found, key=lambda k: (k.name, semver_key(k.version), k.build_number))]

@@ -77,7 +77,7 @@ def labels_of(s: Session, image_ids: Collection[int]) -> dict[int, dict[str, str
     query = select(LabelRow.image_id, LabelRow.key, LabelRow.value).order_by(LabelRow.key)
     if len(image_ids) <= 500:
         query = query.where(LabelRow.image_id.in_(image_ids))
-    for image_id, key, value in s.execute(query):
+    for image_id, key, value in s.connection().execute(query).all():
         if image_id in image_ids:
             found.setdefault(image_id, {})[key] = value
     return found
