@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from kiln.catalog import Catalog, ImageRecord, PackageRecord
+from kiln.diffing.images import package_diff
 
 
 class PackageChange(BaseModel):
@@ -31,21 +32,18 @@ class ImageDiff(BaseModel):
 
 
 def diff(catalog: Catalog, old: ImageRecord, new: ImageRecord) -> ImageDiff:
-    def keyed(image: ImageRecord) -> dict[tuple[str, str], PackageRecord]:
-        return {(p.name, p.architecture): p for p in catalog.packages(image.ref)}
-
-    before, after = keyed(old), keyed(new)
-    changed = [
-        PackageChange(name=k[0], architecture=k[1], old=before[k].version, new=after[k].version)
-        for k in sorted(before.keys() & after.keys())
-        if before[k].version != after[k].version
-    ]
+    """The API's summary of :func:`kiln.diffing.images.package_diff` (the library ``kiln diff`` uses;
+    its full answer, :func:`kiln.diffing.images.diff_images`, is what a richer endpoint would return)."""
+    packages = package_diff(catalog.packages(old.ref), catalog.packages(new.ref))
+    changed = sorted([*packages.upgraded, *packages.downgraded], key=lambda c: (c.name, c.architecture))
     return ImageDiff(
         old=old.ref,
         new=new.ref,
-        added=[after[k] for k in sorted(after.keys() - before.keys())],
-        removed=[before[k] for k in sorted(before.keys() - after.keys())],
-        changed=changed,
+        added=packages.added,
+        removed=packages.removed,
+        changed=[
+            PackageChange(name=c.name, architecture=c.architecture, old=c.old, new=c.new) for c in changed
+        ],
         components_old=[f"{c.name} {c.version}" for c in old.components],
         components_new=[f"{c.name} {c.version}" for c in new.components],
     )

@@ -85,12 +85,12 @@ class ImageRow(Base):
     digest: Mapped[str] = mapped_column(String(100), index=True)
     created: Mapped[datetime]
     recorded: Mapped[datetime]
-    parent: Mapped[str] = mapped_column(String(512))
-    parent_digest: Mapped[str | None] = mapped_column(String(100))
+    parent: Mapped[str] = mapped_column(String(512), index=True)
+    parent_digest: Mapped[str | None] = mapped_column(String(100), index=True)
     recipe_digest: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
     build_id: Mapped[str] = mapped_column(ForeignKey("builds.id"), unique=True)
     lock: Mapped[dict[str, Any] | None]
 
@@ -105,6 +105,7 @@ class ImageRow(Base):
         order_by="EvidenceRow.position", cascade="all, delete-orphan"
     )
     packages: Mapped[list[PackageRow]] = relationship(cascade="all, delete-orphan", lazy="raise_on_sql")
+    labels: Mapped[list[LabelRow]] = relationship(cascade="all, delete-orphan", lazy="raise_on_sql")
 
 
 class _ImageChild:
@@ -153,6 +154,19 @@ class PackageRow(_ImageChild, Base):
     architecture: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(255), index=True)
     source_version: Mapped[str] = mapped_column(String(255))
+
+
+class LabelRow(_ImageChild, Base):
+    """A ``key=value`` label on an image version (kiln.catalog.labels validates both)."""
+
+    __tablename__ = "image_labels"
+    __table_args__ = (
+        UniqueConstraint("image_id", "key", name="uq_image_labels_image_key"),
+        Index("ix_image_labels_key_value", "key", "value"),
+    )
+
+    key: Mapped[str] = mapped_column(String(317))
+    value: Mapped[str] = mapped_column(String(63))
 
 
 class DistributionRow(Base):

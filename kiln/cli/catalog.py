@@ -12,11 +12,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kiln.catalog import BuildRecord, Catalog, ImageRecord, PackageMatch
+from kiln.catalog import BuildRecord, Catalog, ImageRecord
 from kiln.catalog.buildlog import clock, describe, read_log, where
+from kiln.catalog.schemas import ImageState
 from kiln.cli.common import DataDirOption, JsonOption, console, err_console, open_store, print_json, show
 from kiln.cli.exitcodes import epilog
-from kiln.errors import UsageError
 from kiln.units import human_size
 
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "failed": "red"}
@@ -62,55 +62,38 @@ def _duration(seconds: float | None) -> str:
 def images_list(
     name: Annotated[str | None, typer.Argument(help="Only versions of this image.")] = None,
     package: Annotated[
-        str | None, typer.Option("--package", help="Only images containing this binary or source package.")
+        str | None,
+        typer.Option(
+            "--package",
+            metavar="NAME[<|<=|=|>=|>VERSION]",
+            help="Only images containing this binary or source package (at such a Debian version).",
+        ),
     ] = None,
     below: Annotated[
-        str | None, typer.Option("--below", help="With --package: only where it is older (Debian version).")
+        str | None,
+        typer.Option("--below", help="With --package NAME: only where it is older (Debian version)."),
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", metavar="KEY=VALUE", help="Only images with this label.")
+    ] = None,
+    state: Annotated[ImageState | None, typer.Option("--state", help="Only images in this state.")] = None,
+    cve: Annotated[
+        str | None, typer.Option("--cve", help="Only images affected by it (local vulnerability database).")
+    ] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent", metavar="REF", help="Only images built on it (image, digest, debian:RELEASE)."
+        ),
     ] = None,
     data_dir: DataDirOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """List recorded image versions; with --package, the images containing a package (and which)."""
-    if below is not None and package is None:
-        raise UsageError(
-            "--below needs --package", hint="e.g. kiln images list --package openssl --below 3.0.13-1"
-        )
-    with _catalog(data_dir) as catalog:
-        if package is not None:
-            matches = [
-                m for m in catalog.images_with_package(package, below) if name is None or m.image.name == name
-            ]
-            _print_matches(matches, json_out=json_out)
-            return
-        images = catalog.list_images(name)
-    if json_out:
-        print_json([i.model_dump(mode="json") for i in images])
-        return
-    if not images:
-        console.print("no images recorded yet; build one with: kiln build RECIPE")
-        return
-    table = Table("IMAGE", "VERSION", "DIGEST", "SIZE", "CREATED (UTC)", "STATE", "PARENT", box=None)
-    for i in images:
-        table.add_row(
-            escape(i.name), f"{i.version}/{i.build}", _short(i.digest), human_size(i.size),
-            _when(i.created), i.state, escape(i.parent),
-        )  # fmt: skip
-    show(table)
+    """List recorded image versions, filtered (every filter given must hold) by label, state, package,
+    CVE and parent; with --package or --cve, also what matched in each image."""
+    from kiln.cli.fleet import list_images
 
-
-def _print_matches(matches: list[PackageMatch], *, json_out: bool) -> None:
-    if json_out:
-        print_json([m.model_dump(mode="json") for m in matches])
-        return
-    if not matches:
-        console.print("no recorded image contains such a package")
-        return
-    table = Table("IMAGE", "DIGEST", "STATE", "PACKAGES", box=None)
-    for m in matches:
-        found = ", ".join(f"{p.name} {p.version}" + (f" (source {p.source})" if p.source != p.name else "")
-                          for p in m.packages)  # fmt: skip
-        table.add_row(escape(m.image.ref), _short(m.image.digest), m.image.state, escape(found))
-    show(table)
+    list_images(name, package, below, label or [], state, cve, parent, data_dir=data_dir, json_out=json_out)
 
 
 def images_packages(
@@ -142,8 +125,11 @@ def images_show(
     json_out: JsonOption = False,
 ) -> None:
     """Show one image version: digests, components, artifacts, evidence, lineage."""
+    from kiln.catalog.labels import image_labels
+
     with _catalog(data_dir) as catalog:
         image = catalog.get_image(ref)
+        labels = image_labels(catalog, image.ref)
         lineage = catalog.lineage(image.ref)
         children = catalog.children(image.ref)
         if not json_out:  # the JSON names its build
@@ -152,12 +138,15 @@ def images_show(
         print_json(
             {
                 **image.model_dump(mode="json"),
+                "labels": labels,
                 "lineage": [entry.ref for entry in lineage],
                 "children": [child.ref for child in children],
             }
         )
         return
     _print_image(image)
+    if labels:
+        console.print("[bold]labels[/]  " + escape(", ".join(f"{k}={v}" for k, v in labels.items())))
     chain = " ← ".join([image.ref, *(entry.ref for entry in lineage)])
     console.print(f"[bold]lineage[/]  {escape(chain)}", soft_wrap=True)
     if children:
@@ -327,6 +316,10 @@ def register(app: typer.Typer) -> None:
     images.command("list")(images_list)
     images.command("show")(images_show)
     images.command("packages")(images_packages)
+    from kiln.cli.fleet import images_label, images_unlabel
+
+    images.command("label")(images_label)
+    images.command("unlabel")(images_unlabel)
     builds = typer.Typer(help="Build records and logs.", no_args_is_help=True, epilog=epilog("builds"))
     builds.command("list")(builds_list)
     builds.command("show")(builds_show)

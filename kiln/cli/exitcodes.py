@@ -12,7 +12,8 @@ COMMON = "2 usage error or invalid input (nothing was done); 130 interrupted"
 EXIT_CODES: dict[str, str] = {
     "build": "0 built and recorded; 1 the build failed (recorded as failed, nothing published)",
     "validate": "0 every recipe is valid (warnings allowed)",
-    "images": "0 shown; 1 no such image",
+    "images": "0 shown, listed (also when nothing matches) or labelled; 1 no such image or label",
+    "diff": "0 compared (whether or not they differ); 1 no such image, or a layer cannot be read",
     "builds": "0 shown; 1 no such build",
     "schema": "0 printed",
     "toe": "0 every document succeeded (run) or is valid (validate); 1 a document failed (run)",

@@ -46,6 +46,7 @@ COMMAND_MODULES = {
     "kiln.cli.events": ("events", "webhooks"),
     "kiln.cli.worker": ("worker",),
     "kiln.cli.status": ("status",),
+    "kiln.cli.diff": ("diff",),
 }
 
 _debug = False

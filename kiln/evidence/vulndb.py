@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS descriptions (
 """
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS records_source ON records (source);
+CREATE INDEX IF NOT EXISTS records_vuln ON records (vuln_id);
 """
 
 # When two feeds describe the same (vulnerability, package), the first listed wins.
@@ -122,6 +123,7 @@ class VulnDb:
                 conn.execute("DELETE FROM descriptions WHERE source = ?", (info.name,))
                 # Bulk load without the secondary index, rebuilt once at the end (same transaction).
                 conn.execute("DROP INDEX IF EXISTS records_source")
+                conn.execute("DROP INDEX IF EXISTS records_vuln")
                 descriptions: dict[str, str] = {}
 
                 def rows() -> Iterator[tuple[str | None, ...]]:
@@ -218,6 +220,25 @@ class VulnDb:
             if key not in best or r < best[key][0]:
                 best[key] = (r, Record(release, *fields))
         return [record for _, record in best.values()]
+
+    def records_of(self, vuln_id: str) -> list[Record]:
+        """Every release's record of one vulnerability (``kiln images list --cve``), one per
+        (release, package): the feed earliest in SOURCE_PRIORITY wins, as in :meth:`lookup`."""
+        self.require_data()
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT source, release, package, vuln_id, status, fixed, urgency, note FROM records "
+                "WHERE vuln_id = ?",
+                (vuln_id,),
+            ).fetchall()
+        rank = {name: i for i, name in enumerate(SOURCE_PRIORITY)}
+        best: dict[tuple[str, str], tuple[int, Record]] = {}
+        for source, *fields in rows:
+            r = rank.get(source, len(rank))
+            key = (fields[0], fields[1])
+            if key not in best or r < best[key][0]:
+                best[key] = (r, Record(*fields))
+        return [record for _, record in sorted(best.values(), key=lambda b: (b[1].release, b[1].package))]
 
     def descriptions(self, vuln_ids: Sequence[str]) -> dict[str, str]:
         """Descriptions of ``vuln_ids`` (from the highest-priority feed that has one)."""

@@ -1,0 +1,1 @@
+"""What changed between two image versions: packages, CVEs, components, config, evidence, files."""
