@@ -1,9 +1,10 @@
-"""Stage: the parent root (mmdebstrap, cached) and its layer."""
+"""Stage: the parent root (mmdebstrap, cached) and its layer; an image parent is kiln.build.imageparent."""
 
 from __future__ import annotations
 
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
+from kiln.build.imageparent import prepare_image_parent
 from kiln.build.keys import parent_layer_key
 from kiln.errors import BuildFailed
 from kiln.lock import (
@@ -73,6 +74,9 @@ def locked_parent(ctx: BuildContext, parent: DebianParent, lock: LockFile) -> Pa
 
 
 def prepare_parent(ctx: BuildContext) -> None:
+    if ctx.image_parent is not None:
+        prepare_image_parent(ctx, ctx.image_parent)
+        return
     recipe = ctx.loaded.recipe
     parent = debian_parent(recipe.parent, recipe.slim)
     with ctx.monitor.stage("parent", f"parent {recipe.parent.image}") as result:

@@ -16,6 +16,7 @@ from kiln.catalog import BuildRecord, Catalog, ImageRecord, PackageMatch
 from kiln.catalog.buildlog import clock, describe, read_log, where
 from kiln.cli.common import DataDirOption, JsonOption, console, err_console, open_store, print_json, show
 from kiln.cli.exitcodes import epilog
+from kiln.cli.lineage import images_lineage, list_outdated
 from kiln.errors import UsageError
 from kiln.units import human_size
 
@@ -67,10 +68,16 @@ def images_list(
     below: Annotated[
         str | None, typer.Option("--below", help="With --package: only where it is older (Debian version).")
     ] = None,
+    outdated: Annotated[
+        bool, typer.Option("--outdated", help="Only images whose parent has a newer matching version.")
+    ] = False,
     data_dir: DataDirOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """List recorded image versions; with --package, the images containing a package (and which)."""
+    if outdated:
+        list_outdated(data_dir, name, json_out=json_out)
+        return
     if below is not None and package is None:
         raise UsageError(
             "--below needs --package", hint="e.g. kiln images list --package openssl --below 3.0.13-1"
@@ -146,6 +153,7 @@ def images_show(
         image = catalog.get_image(ref)
         lineage = catalog.lineage(image.ref)
         children = catalog.children(image.ref)
+        outdated = catalog.outdated_reason(image.ref)
         if not json_out:  # the JSON names its build
             _say_which(ref, image, catalog)
     if json_out:
@@ -154,10 +162,13 @@ def images_show(
                 **image.model_dump(mode="json"),
                 "lineage": [entry.ref for entry in lineage],
                 "children": [child.ref for child in children],
+                "outdated": outdated.model_dump(mode="json") if outdated else None,
             }
         )
         return
     _print_image(image)
+    if outdated is not None:
+        console.print(f"[bold yellow]outdated[/]  {escape(outdated.reason)}", soft_wrap=True)
     chain = " ← ".join([image.ref, *(entry.ref for entry in lineage)])
     console.print(f"[bold]lineage[/]  {escape(chain)}", soft_wrap=True)
     if children:
@@ -315,6 +326,7 @@ def register(app: typer.Typer) -> None:
     images.command("list")(images_list)
     images.command("show")(images_show)
     images.command("packages")(images_packages)
+    images.command("lineage")(images_lineage)
     builds = typer.Typer(help="Build records and logs.", no_args_is_help=True, epilog=epilog("builds"))
     builds.command("list")(builds_list)
     builds.command("show")(builds_show)

@@ -26,6 +26,8 @@ BAD: list[tuple[list[str], str]] = [
     (["images", "list", "--below", "1.0"], "--below needs --package"),
     (["images", "show"], "Missing argument"),
     (["images", "packages", "--bogus"], "No such option"),
+    (["images", "lineage"], "Missing argument"),
+    (["images", "lineage", "web", "--format", "svg"], "Invalid value"),
     (["builds", "list", "-n", "0"], "greater than or equal to 1"),
     (["builds", "list", "--limit", "many"], "Invalid value for '--limit'"),
     (["builds", "show"], "Missing argument"),

@@ -52,16 +52,23 @@ def web_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A data dir whose layer cache starts empty (so components really run) while parents, .debs and
     apt lists come from the shared test cache."""
     home = tmp_path_factory.mktemp("web-home")
+    cache = fresh_layer_cache(home)
+    old = os.environ["KILN_CACHE_DIR"]
+    os.environ["KILN_CACHE_DIR"] = str(cache)
+    yield home
+    os.environ["KILN_CACHE_DIR"] = old
+
+
+def fresh_layer_cache(home: Path) -> Path:
+    """A cache under ``home`` (for KILN_CACHE_DIR) sharing only parents, .debs and apt lists with the
+    test cache."""
     cache = home / "cache"
     cache.mkdir()
     shared = Path(os.environ["KILN_CACHE_DIR"])
     for sub in ("parents", "debs", "apt"):
         (shared / sub).mkdir(parents=True, exist_ok=True)
         (cache / sub).symlink_to(shared / sub)
-    old = os.environ["KILN_CACHE_DIR"]
-    os.environ["KILN_CACHE_DIR"] = str(cache)
-    yield home
-    os.environ["KILN_CACHE_DIR"] = old
+    return cache
 
 
 @pytest.fixture(scope="session")

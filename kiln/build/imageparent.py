@@ -1,0 +1,91 @@
+"""Stage: a parent that is an image (a catalogued Kiln image or an OCI image).
+
+The parent's layer blobs become the child's lower layers unchanged (no re-bootstrap, no re-pack: the
+child's layout hard-links the same blobs, so a registry already holding them gets nothing new). Steps
+run on the parent's root tree (one overlay lower, unpacked once per parent digest). Every layer key
+chains from the parent's manifest digest, so a new parent version rebuilds the children's layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiln.build.context import BuildContext, Layer
+from kiln.build.keys import LAYER_FORMAT, digest_of
+from kiln.build.layercache import done
+from kiln.build.resolved import ResolvedParent
+from kiln.errors import BuildFailed
+from kiln.rootfs.debian import ParentRoot
+from kiln.rootfs.imageparent import image_root, layer_blobs, open_parent_layout
+from kiln.sandbox.bwrap import Bind
+
+
+def image_layer_key(parent_digest: str, index: int) -> str:
+    return digest_of({"format": LAYER_FORMAT, "image-parent": parent_digest, "layer": index})
+
+
+def inherited(resolved: ResolvedParent) -> dict[str, Any]:
+    """What a Kiln parent's lock says about its own root (apt sources, .debs, epoch)."""
+    return dict((resolved.lock or {}).get("parent") or {})
+
+
+def parent_epoch(ctx: BuildContext, resolved: ResolvedParent, created: int | None) -> int:
+    """SOURCE_DATE_EPOCH: a lock, the request, the recipe, else the parent's (so a child of an
+    unchanged parent is reproducible)."""
+    if ctx.options.locked is not None:
+        return int(ctx.options.locked.parent.source_date_epoch)
+    if ctx.epoch_override is not None:
+        return ctx.epoch_override
+    epoch = inherited(resolved).get("source_date_epoch") or created or 0
+    return ctx.loaded.recipe.settings.source_date_epoch or int(epoch)
+
+
+def prepare_image_parent(ctx: BuildContext, resolved: ResolvedParent) -> None:
+    arch = ctx.loaded.recipe.parent.architecture
+    with ctx.monitor.stage("parent", f"parent {resolved.name} ({resolved.digest[:19]})") as result:
+        locked = ctx.options.locked
+        if locked is not None and locked.parent.key != resolved.digest:
+            raise BuildFailed(f"the lock file was made on parent {locked.parent.key}, "
+                              f"the recipe's parent is now {resolved.digest} ({resolved.name})")  # fmt: skip
+        image = open_parent_layout(resolved.layout, resolved.tag, arch)
+        blobs = layer_blobs(image)
+        root = image_root(ctx.store, image, ctx.monitor)
+        ctx.holds.callback(root.release)
+        result["status"] = "cached" if root.cached else "success"
+        result["digest"] = resolved.digest
+    ctx.image_parent = resolved
+    for warning in resolved.warnings:
+        ctx.monitor.warning(warning)
+    facts = inherited(resolved)
+    sources = list(facts.get("sources") or [])
+    ctx.parent = ParentRoot(
+        key=resolved.digest,
+        rootfs=root.rootfs,
+        source_date_epoch=parent_epoch(ctx, resolved, image.created_epoch),
+        cached=root.cached,
+        debs=list(facts.get("debs") or []),
+        sources=sources,
+    )
+    ctx.epoch = ctx.parent.source_date_epoch
+    # apt's shared state is keyed by the sources; an OCI parent's own sources are inside its root.
+    apt_state = ctx.store.apt_state_for(sources or [f"# image {resolved.digest}"])
+    ctx.apt_binds = [
+        Bind(apt_state / "lists", "/var/lib/apt/lists", cow=True),
+        Bind(apt_state / "cache", "/var/cache/apt", cow=True),
+        Bind(ctx.store.deb_cache, "/var/cache/apt/archives", cow=True),
+    ]
+    history = image.config.get("history") or []
+    comments = [h.get("comment", "") for h in history if not h.get("empty_layer")]
+    for index, blob in enumerate(blobs):
+        label = comments[index] if index < len(comments) and comments[index] else f"layer {index + 1}"
+        ctx.layers.append(
+            Layer(
+                image_layer_key(resolved.digest, index),
+                root.rootfs,
+                f"{resolved.name}: {label}",
+                f"kiln parent {resolved.name} layer {index + 1} of {len(blobs)}",
+                True,
+                done(blob),
+                stacked=index == 0,
+            )
+        )
