@@ -80,7 +80,7 @@ def resolve_parent_image(
     if isinstance(source, KilnImageSource):
         return resolve_kiln(catalog, source, spec.image, spec.architecture)
     if isinstance(source, OciLayoutSource):
-        path = (loaded.path.parent / source.path).absolute()
+        path = (loaded.path.parent / source.path).resolve()
         image = open_parent_layout(path, source.tag, spec.architecture)
         return ResolvedParent(spec.image, "oci-layout", path, source.tag, image.manifest_digest)
     if isinstance(source, RegistrySource):
