@@ -126,7 +126,8 @@ def fetch_registry(store: Store, source: RegistrySource, architecture: str, moni
     key = source.digest.removeprefix("sha256:")
     entry = store.cache / "registry" / key
     layout = entry / "oci"
-    with FileLock(store.cache / "registry" / f"{key}.lock"):
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(entry.parent / f"{key}.lock"):
         if not (layout / "index.json").is_file():
             shutil.rmtree(entry, ignore_errors=True)
             entry.mkdir(parents=True)

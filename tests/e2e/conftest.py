@@ -76,3 +76,55 @@ def web_build(examples: Path, web_home: Path) -> Iterator[dict[str, Any]]:
     """The example debian-web recipe, built once with a cold layer cache."""
     result = kiln("build", str(examples / "recipes/debian-web.yaml"), "--json", home=web_home)
     yield result.json()
+
+
+MARK_COMPONENT = """\
+name: mark
+description: Write /etc/kiln-chain/NAME (which image of a chain wrote what).
+schemaVersion: 1.0
+parameters:
+  - Name: {type: string}
+  - Text: {type: string}
+phases:
+  - name: build
+    steps:
+      - name: WriteMark
+        action: CreateFile
+        inputs:
+          - path: /etc/kiln-chain/{{ Name }}
+            content: "{{ Text }}"
+            permissions: "0644"
+"""
+
+
+@dataclass
+class ImageLab:
+    """A data dir (own layer cache, shared parents) where tests build small chains of images."""
+
+    home: Path
+    folder: Path
+    env: dict[str, str]
+
+    def kiln(self, *args: str, check: bool = True) -> KilnRun:
+        return kiln(*args, home=self.home, env=self.env, check=check)
+
+    def build(
+        self, name: str, version: str, parent: str, text: str = "one", extra: str = ""
+    ) -> dict[str, Any]:
+        """Build ``name@version`` on ``parent`` with one component writing /etc/kiln-chain/NAME."""
+        recipe = self.folder / f"{name}-{version}.yaml"
+        recipe.write_text(
+            f"name: {name}\nversion: {version}\nparent:\n  {parent}\ncomponents:\n"
+            f"  - path: mark.yaml\n    parameters: {{Name: {name}, Text: {text}}}\n{extra}"
+        )
+        built: dict[str, Any] = self.kiln("build", str(recipe), "--json").json()
+        return built
+
+
+@pytest.fixture(scope="session")
+def image_lab(tmp_path_factory: pytest.TempPathFactory) -> ImageLab:
+    home = tmp_path_factory.mktemp("image-lab")
+    folder = home / "recipes"
+    folder.mkdir()
+    (folder / "mark.yaml").write_text(MARK_COMPONENT)
+    return ImageLab(home, folder, {"KILN_CACHE_DIR": str(fresh_layer_cache(home))})
