@@ -55,6 +55,7 @@ class BuildContext:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     parent: ParentRoot | None = None
     image_parent: ResolvedParent | None = None  # a parent that is an image (kiln.build.imageparent)
+    parent_config: dict[str, Any] | None = None  # that image's runtime config (the child inherits it)
     epoch: int = 0
     layers: list[Layer] = field(default_factory=list)
     apt_binds: list[Bind] = field(default_factory=list)

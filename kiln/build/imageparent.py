@@ -15,6 +15,7 @@ from kiln.build.keys import LAYER_FORMAT, digest_of
 from kiln.build.layercache import done
 from kiln.build.resolved import ResolvedParent
 from kiln.errors import BuildFailed
+from kiln.recipes.model import ImageConfigSpec
 from kiln.rootfs.debian import ParentRoot
 from kiln.rootfs.imageparent import image_root, layer_blobs, open_parent_layout
 from kiln.sandbox.bwrap import Bind
@@ -40,6 +41,32 @@ def parent_epoch(ctx: BuildContext, resolved: ResolvedParent, created: int | Non
     return ctx.loaded.recipe.settings.source_date_epoch or int(epoch)
 
 
+def inherit_config(parent: dict[str, Any], spec: ImageConfigSpec) -> dict[str, Any]:
+    """The runtime config a child starts from, as Docker builds one on a base image: the parent's
+    env, entrypoint, cmd, user, workdir, ports, labels and stop signal, with what the recipe sets on
+    top (a recipe that sets ``entrypoint`` without ``cmd`` drops the parent's cmd). Returns
+    :class:`~kiln.outputs.oci.ImageConfig` fields."""
+    given = spec.model_fields_set
+    env = dict(item.partition("=")[::2] for item in parent.get("Env") or [] if "=" in item)
+    env.update(spec.env)
+    if "entrypoint" in given:
+        entrypoint, cmd = spec.entrypoint, spec.cmd
+    else:
+        entrypoint = parent.get("Entrypoint")
+        cmd = spec.cmd if "cmd" in given else parent.get("Cmd")
+    ports = sorted(set(parent.get("ExposedPorts") or {}) | set(spec.exposed_ports))
+    return {
+        "env": env,
+        "entrypoint": entrypoint,
+        "cmd": cmd,
+        "user": spec.user if "user" in given else parent.get("User") or None,
+        "working_dir": spec.workdir if "workdir" in given else parent.get("WorkingDir") or None,
+        "exposed_ports": ports,
+        "labels": dict(parent.get("Labels") or {}),
+        "stop_signal": spec.stop_signal if "stop_signal" in given else parent.get("StopSignal"),
+    }
+
+
 def prepare_image_parent(ctx: BuildContext, resolved: ResolvedParent) -> None:
     arch = ctx.loaded.recipe.parent.architecture
     with ctx.monitor.stage("parent", f"parent {resolved.name} ({resolved.digest[:19]})") as result:
@@ -54,6 +81,7 @@ def prepare_image_parent(ctx: BuildContext, resolved: ResolvedParent) -> None:
         result["status"] = "cached" if root.cached else "success"
         result["digest"] = resolved.digest
     ctx.image_parent = resolved
+    ctx.parent_config = dict(image.config.get("config") or {})
     for warning in resolved.warnings:
         ctx.monitor.warning(warning)
     facts = inherited(resolved)

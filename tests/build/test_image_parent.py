@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from kiln.build import run_build
-from kiln.build.imageparent import image_layer_key
+from kiln.build.imageparent import image_layer_key, inherit_config
 from kiln.build.keys import component_layer_key
 from kiln.build.resolved import resolve_parent_image
 from kiln.catalog import ArtifactRecord, Catalog, NewImage
@@ -23,6 +23,7 @@ from kiln.monitor import ListMonitor
 from kiln.outputs.layout import open_layout
 from kiln.outputs.oci import History, ImageConfig, write_oci_layout
 from kiln.recipes.loader import load_recipe
+from kiln.recipes.model import ImageConfigSpec
 from kiln.rootfs.imageparent import image_root, layer_blobs
 from kiln.settings import Settings
 from kiln.store import Store
@@ -58,7 +59,8 @@ def tiny_layout(dest: Path, work: Path, files: dict[str, str]) -> str:
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         (tree / rel).write_text(text)
     blob = write_layer(tree, work / "layer.tar.gz", epoch=EPOCH, kind="rootfs")
-    config = ImageConfig(created=datetime.fromtimestamp(EPOCH, UTC))
+    config = ImageConfig(created=datetime.fromtimestamp(EPOCH, UTC), env=("PATH=/usr/bin:/bin", "GREETING=hi"),
+                         cmd=("serve", "--port", "8080"), exposed_ports=("8080/tcp",), labels={"team": "base"})  # fmt: skip
     image = write_oci_layout(dest, [blob], config, history=[History(created_by="test", comment="base files")],
                              annotations={}, tag="1.0.0")  # fmt: skip
     return image.manifest_digest
@@ -165,3 +167,51 @@ def test_layer_keys_chain_from_the_parent_digest(tmp_path: Path) -> None:
     assert image_layer_key(one, 0) != image_layer_key(two, 0) != image_layer_key(two, 1)
     keys = {component_layer_key(image_layer_key(d, 0), component, settings, EPOCH) for d in (one, two)}
     assert len(keys) == 2  # a new parent version: the child's layers are rebuilt
+
+
+def test_a_child_builds_on_a_deprecated_parent_with_a_warning_and_its_config(
+    home: Path, tmp_path: Path
+) -> None:
+    """A whole build on a (tiny, non-Debian) catalogued parent: the warning reaches the monitor, the
+    child's image starts with the parent's layer and inherits its runtime config."""
+    set_state(home, "deprecated")
+    monitor = ListMonitor()
+    request = BuildRequest(recipe=RecipeSource.read(child_recipe(tmp_path, "kiln:base@1.x")), data_dir=home)
+    result = run_build(request, monitor=monitor)
+    warnings = [e.message for e in monitor.events if e.kind == "warning"]
+    assert any("base@1.0.0/1, which is deprecated" in w for w in warnings)
+    base = Catalog.open(Store.open(home, Settings()).database_url)
+    try:
+        parent = base.get_image("base")
+    finally:
+        base.close()
+    assert (result.image.parent, result.image.parent_digest) == ("kiln:base@1.x", parent.digest)
+    child = open_layout(Path(next(a.path for a in result.image.artifacts if a.kind == "oci")))
+    assert child.layers[0] == open_layout(Path(parent.artifacts[0].path)).layers[0] and len(child.layers) == 2
+    config = child.config["config"]
+    assert config["Cmd"] == ["serve", "--port", "8080"] and config["ExposedPorts"] == {"8080/tcp": {}}
+    assert config["Env"] == ["PATH=/usr/bin:/bin", "GREETING=hi"] and config["Labels"] == {"team": "base"}
+
+
+@pytest.mark.parametrize(
+    ("recipe", "expected"),
+    [
+        ({}, {"env": {"A": "1"}, "entrypoint": ["/init"], "cmd": ["run"], "user": "app", "exposed_ports": ["80/tcp"]}),
+        ({"env": {"B": "2"}, "cmd": ["debug"]},
+         {"env": {"A": "1", "B": "2"}, "entrypoint": ["/init"], "cmd": ["debug"]}),
+        ({"entrypoint": ["/other"]}, {"entrypoint": ["/other"], "cmd": None}),  # Docker drops the parent's cmd
+        ({"user": "root", "exposed_ports": ["443"]}, {"user": "root", "exposed_ports": ["443", "80/tcp"]}),
+    ],
+)  # fmt: skip
+def test_a_child_inherits_the_parents_runtime_config(
+    recipe: dict[str, object], expected: dict[str, object]
+) -> None:
+    parent = {
+        "Env": ["A=1"],
+        "Entrypoint": ["/init"],
+        "Cmd": ["run"],
+        "User": "app",
+        "ExposedPorts": {"80/tcp": {}},
+    }
+    fields = inherit_config(parent, ImageConfigSpec.model_validate(recipe))
+    assert {k: fields[k] for k in expected} == expected
