@@ -18,7 +18,7 @@ from kiln.catalog import ArtifactRecord, Catalog, NewImage
 from kiln.catalog.models import ImageRow
 from kiln.catalog.parents import ParentUnavailable
 from kiln.layers.tar import write_layer
-from kiln.models import BuildRequest, RecipeSource
+from kiln.models import BuildOptions, BuildRequest, RecipeSource
 from kiln.monitor import ListMonitor
 from kiln.outputs.layout import open_layout
 from kiln.outputs.oci import History, ImageConfig, write_oci_layout
@@ -215,3 +215,17 @@ def test_a_child_inherits_the_parents_runtime_config(
     }
     fields = inherit_config(parent, ImageConfigSpec.model_validate(recipe))
     assert {k: fields[k] for k in expected} == expected
+
+
+def test_a_child_of_an_image_parent_is_reproducible(home: Path, tmp_path: Path) -> None:
+    """--check-reproducible builds the child twice (the second time in a throwaway data dir that unpacks
+    the parent again) and compares every artifact."""
+    recipe = RecipeSource.read(child_recipe(tmp_path, "kiln:base@1.0.0/1"))
+    request = BuildRequest(recipe=recipe, data_dir=home, options=BuildOptions(check_reproducible=True))
+    monitor = ListMonitor()
+    result = run_build(request, monitor=monitor)
+    assert result.image.parent_digest is not None and result.product.source_date_epoch == EPOCH
+    ends = [e for e in monitor.events if e.kind == "end" and e.scope == "reproducible"]
+    assert [e.status for e in ends] == ["success"]
+    unpacked = [e for e in monitor.events if e.kind == "end" and e.message.startswith("unpack 1 layers")]
+    assert len(unpacked) == 2  # the twin's own data dir unpacked the parent again: an independent build
