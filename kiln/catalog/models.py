@@ -86,7 +86,7 @@ class ImageRow(Base):
     created: Mapped[datetime]
     recorded: Mapped[datetime]
     parent: Mapped[str] = mapped_column(String(512))
-    parent_digest: Mapped[str | None] = mapped_column(String(100))
+    parent_digest: Mapped[str | None] = mapped_column(String(100), index=True)
     recipe_digest: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(BigInteger)
