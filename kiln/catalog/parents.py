@@ -23,7 +23,10 @@ USABLE = ("active", "deprecated")  # disabled, retired (and deleted) images are 
 
 
 class ParentUnavailable(KilnError):
-    """A recipe's parent image cannot be used: unknown, no matching version, or not usable."""
+    """A recipe's parent image cannot be used: unknown, no matching version, or not usable. Nothing was
+    built (the build is not even recorded): invalid input, exit code 2."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ chains from the parent's digest. Real OCI layouts, catalog and unpacking; no boo
 
 from __future__ import annotations
 
+import os
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from kiln.rootfs.imageparent import image_root, layer_blobs
 from kiln.settings import Settings
 from kiln.store import Store
 
+KILN = Path(__file__).resolve().parents[2] / ".venv/bin/kiln"
 EPOCH = 1_767_225_600
 RECIPE = """\
 name: child
@@ -229,3 +232,12 @@ def test_a_child_of_an_image_parent_is_reproducible(home: Path, tmp_path: Path) 
     assert [e.status for e in ends] == ["success"]
     unpacked = [e for e in monitor.events if e.kind == "end" and e.message.startswith("unpack 1 layers")]
     assert len(unpacked) == 2  # the twin's own data dir unpacked the parent again: an independent build
+
+
+def test_kiln_build_names_the_recorded_versions_and_exits_2(home: Path, tmp_path: Path) -> None:
+    recipe = child_recipe(tmp_path, "kiln:base@1.1.x")
+    done = subprocess.run([str(KILN), "build", str(recipe)], capture_output=True, text=True, check=False,
+                          env={**os.environ, "KILN_HOME": str(home), "KILN_CACHE_DIR": str(home / "cache")})  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "parent kiln:base@1.1.x: no version of base matches 1.1.x" in done.stderr
+    assert "recorded versions of base: 1.0.0/1" in done.stderr and "Traceback" not in done.stderr
