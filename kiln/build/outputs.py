@@ -28,6 +28,7 @@ def oci_annotations(ctx: BuildContext, created: datetime) -> dict[str, str]:
         "org.opencontainers.image.version": recipe.version,
         "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "org.opencontainers.image.base.name": recipe.parent.image,
+        "org.opencontainers.image.base.digest": ctx.image_parent.digest if ctx.image_parent else "",
         "org.opencontainers.image.description": recipe.description,
         "dev.kiln.recipe.digest": ctx.loaded.digest,
         "dev.kiln.builder": f"kiln {__version__}",

@@ -182,7 +182,14 @@ class OutdatedIndex:
             return None
         parent = built_from(self.by_name, key)
         newest = self._newest_active(source)
-        if newest is not None and (parent is None or newest.order > parent.order):
+        moved = source.constraint.kind == "channel" and parent is not None and newest is not None
+        if moved and newest is not None and parent is not None and newest.id != parent.id:
+            return Outdated(
+                image=key.ref, parent=key.parent, built_from=parent.ref, newer=newest.ref,
+                reason=f"channel {source.constraint.text} of {source.name} now points at "
+                f"{newest.version}/{newest.build}, built from {parent.version}/{parent.build}",
+            )  # fmt: skip
+        if not moved and newest is not None and (parent is None or newest.order > parent.order):
             was = f"{parent.version}/{parent.build}" if parent else "an unrecorded version"
             return Outdated(
                 image=key.ref, parent=key.parent, built_from=parent.ref if parent else None,

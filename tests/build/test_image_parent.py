@@ -191,6 +191,7 @@ def test_a_child_builds_on_a_deprecated_parent_with_a_warning_and_its_config(
     assert (result.image.parent, result.image.parent_digest) == ("kiln:base@1.x", parent.digest)
     child = open_layout(Path(next(a.path for a in result.image.artifacts if a.kind == "oci")))
     assert child.layers[0] == open_layout(Path(parent.artifacts[0].path)).layers[0] and len(child.layers) == 2
+    assert child.manifest["annotations"]["org.opencontainers.image.base.digest"] == parent.digest
     config = child.config["config"]
     assert config["Cmd"] == ["serve", "--port", "8080"] and config["ExposedPorts"] == {"8080/tcp": {}}
     assert config["Env"] == ["PATH=/usr/bin:/bin", "GREETING=hi"] and config["Labels"] == {"team": "base"}

@@ -155,3 +155,18 @@ def test_lineage_graph_from_the_root_to_the_descendants(catalog: Catalog, record
         "debian:bookworm",
     ]
     assert [c.ref for c in catalog.children("org-base")] == ["api@1.0.0/1", "web@1.0.0/1"]
+
+
+def test_a_child_of_a_channel_is_outdated_when_the_channel_moves(
+    catalog: Catalog, record_image: Record
+) -> None:
+    one, two = digest(), digest()
+    record_image("base", "1.0.0", digest=one)
+    record_image("base", "1.1.0", digest=two)
+    promote = {"action": "promote", "allowed": True, "decision": {}, "envelope": None, "who": "tests"}
+    record_promotion(catalog, "base@1.1.0/1", channel="prod", at=datetime.now(UTC), **promote)  # type: ignore[arg-type]
+    record_image("app", "1.0.0", parent="kiln:base@prod", parent_digest=two)
+    assert catalog.outdated() == []
+    record_promotion(catalog, "base@1.0.0/1", channel="prod", at=datetime.now(UTC), **promote)  # type: ignore[arg-type]
+    [found] = catalog.outdated()  # a rollback counts: the channel no longer names what app was built on
+    assert found.reason == "channel prod of base now points at 1.0.0/1, built from 1.1.0/1"
