@@ -8,6 +8,7 @@ chains from the parent's manifest digest, so a new parent version rebuilds the c
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from kiln.build.context import BuildContext, Layer
@@ -15,10 +16,13 @@ from kiln.build.keys import LAYER_FORMAT, digest_of
 from kiln.build.layercache import done
 from kiln.build.resolved import ResolvedParent
 from kiln.errors import BuildFailed
+from kiln.layers.tar import LayerBlob
+from kiln.outputs.layout import LayoutImage
 from kiln.recipes.model import ImageConfigSpec
 from kiln.rootfs.debian import ParentRoot
 from kiln.rootfs.imageparent import image_root, layer_blobs, open_parent_layout
 from kiln.sandbox.bwrap import Bind
+from kiln.store import Store
 
 
 def image_layer_key(parent_digest: str, index: int) -> str:
@@ -95,21 +99,36 @@ def prepare_image_parent(ctx: BuildContext, resolved: ResolvedParent) -> None:
         sources=sources,
     )
     ctx.epoch = ctx.parent.source_date_epoch
-    # apt's shared state is keyed by the sources; an OCI parent's own sources are inside its root.
-    apt_state = ctx.store.apt_state_for(sources or [f"# image {resolved.digest}"])
-    ctx.apt_binds = [
-        Bind(apt_state / "lists", "/var/lib/apt/lists", cow=True),
-        Bind(apt_state / "cache", "/var/cache/apt", cow=True),
-        Bind(ctx.store.deb_cache, "/var/cache/apt/archives", cow=True),
+    # An OCI parent's own apt sources are inside its root: its apt state gets a key of its own.
+    ctx.apt_binds = apt_binds(ctx.store, sources or [f"# image {resolved.digest}"])
+    ctx.layers += parent_layers(resolved, image, blobs, root.rootfs)
+
+
+def apt_binds(store: Store, sources: list[str]) -> list[Bind]:
+    """apt's lists, binary caches and .debs, shared between builds with the same sources (never
+    captured in a layer); steps see them through private copy-on-write views (kiln.sandbox.cachebind)."""
+    state = store.apt_state_for(sources)
+    return [
+        Bind(state / "lists", "/var/lib/apt/lists", cow=True),
+        Bind(state / "cache", "/var/cache/apt", cow=True),
+        Bind(store.deb_cache, "/var/cache/apt/archives", cow=True),
     ]
+
+
+def parent_layers(
+    resolved: ResolvedParent, image: LayoutImage, blobs: list[LayerBlob], tree: Path
+) -> list[Layer]:
+    """The parent's layers as the child's first layers: blobs as they are, the bottom one standing
+    for the whole parent tree in the overlay (the others are in it already)."""
     history = image.config.get("history") or []
     comments = [h.get("comment", "") for h in history if not h.get("empty_layer")]
+    layers = []
     for index, blob in enumerate(blobs):
         label = comments[index] if index < len(comments) and comments[index] else f"layer {index + 1}"
-        ctx.layers.append(
+        layers.append(
             Layer(
                 image_layer_key(resolved.digest, index),
-                root.rootfs,
+                tree,
                 f"{resolved.name}: {label}",
                 f"kiln parent {resolved.name} layer {index + 1} of {len(blobs)}",
                 True,
@@ -117,3 +136,4 @@ def prepare_image_parent(ctx: BuildContext, resolved: ResolvedParent) -> None:
                 stacked=index == 0,
             )
         )
+    return layers

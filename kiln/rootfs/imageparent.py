@@ -56,6 +56,8 @@ def entries(store: Store) -> KeyedCache:
 def layer_blobs(image: LayoutImage) -> list[LayerBlob]:
     """The image's layers as blobs a child's layout can hard-link (gzip layers only: a child's
     manifest declares every layer gzip)."""
+    if not image.layers:
+        raise ImageParentError(f"{image.layout}: image {image.manifest_digest} has no layers to build on")
     diff_ids = image.diff_ids
     if len(diff_ids) != len(image.layers):
         raise ImageParentError(
