@@ -140,7 +140,15 @@ def test_three_level_chain_reuses_layers_and_tracks_outdated_children(
                        check=True, capture_output=True)  # fmt: skip
         pulled = lab.build("from-registry", "1.0.0",
                            f"image: docker://{host}/org-base:1.0.1@{org2['image']['digest']}")  # fmt: skip
+        # Pushed beside its parent, the child uploads only its own layer (and its config).
+        log = tmp_path / "registry/registry.log"
+        seen = len(log.read_text())
+        subprocess.run(["skopeo", "copy", "--preserve-digests", "--dest-tls-verify=false",
+                               f"oci:{artifact(pulled, 'oci')}", f"docker://{host}/org-base:child"],
+                       check=True, capture_output=True, text=True)  # fmt: skip
+        uploads = log.read_text()[seen:].count("POST /v2/org-base/blobs/uploads/")
     assert pulled["image"]["parent_digest"] == org2["image"]["digest"]
+    assert uploads == 2, log.read_text()[-3000:]
     assert layers(pulled)[:-1] == layers(org2)
 
 
