@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kiln.build.resolved import ResolvedParent
 from kiln.evidence.facts import EvidenceFile
 from kiln.layers.tar import LayerBlob
 from kiln.lock import LockedRepo
@@ -37,6 +38,7 @@ class Layer:
     blob: Future[LayerBlob]
     chain: dict[str, Any] = field(default_factory=dict)
     component_index: int | None = None
+    stacked: bool = True  # False: a parent image's upper layer, whose content the bottom tree holds
 
 
 @dataclass
@@ -52,6 +54,8 @@ class BuildContext:
     epoch_override: int | None = None  # the request's SOURCE_DATE_EPOCH, over the recipe's
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     parent: ParentRoot | None = None
+    image_parent: ResolvedParent | None = None  # a parent that is an image (kiln.build.imageparent)
+    parent_config: dict[str, Any] | None = None  # that image's runtime config (the child inherits it)
     epoch: int = 0
     layers: list[Layer] = field(default_factory=list)
     apt_binds: list[Bind] = field(default_factory=list)
@@ -85,4 +89,4 @@ class BuildContext:
 
     def lowers(self) -> list[Path]:
         """Layer trees for an overlay mount, topmost first."""
-        return [layer.tree for layer in reversed(self.layers)]
+        return [layer.tree for layer in reversed(self.layers) if layer.stacked]

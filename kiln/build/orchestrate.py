@@ -33,6 +33,7 @@ from kiln.build.package_index import dpkg_packages
 from kiln.build.parent import prepare_parent
 from kiln.build.preflight import preflight
 from kiln.build.reproducible import compare_products, twin_store
+from kiln.build.resolved import ResolvedParent, resolve_parent_image
 from kiln.build.tests import run_tests
 from kiln.catalog import Catalog, ImageRecord, NewImage
 from kiln.diskspace import DiskFull, as_disk_full, is_disk_full
@@ -82,6 +83,7 @@ class _Inputs:
     settings: Settings
     secrets: Secrets
     epoch: int | None
+    parent: ResolvedParent | None = None  # an image parent, resolved once before the build starts
 
 
 def keep_documents(ctx: BuildContext) -> list[dict[str, Any]]:
@@ -124,6 +126,7 @@ def lock_data(ctx: BuildContext) -> dict[str, Any]:
             "sources": ctx.parent.sources,
             "source_date_epoch": ctx.epoch,
             "debs": ctx.parent.debs,
+            **(ctx.image_parent.lock_entry() if ctx.image_parent is not None else {}),
         },
         "components": keep_documents(ctx),
         "layers": [layer.key for layer in ctx.layers],
@@ -180,7 +183,7 @@ def product_of(ctx: BuildContext) -> Product:
         digest=ctx.manifest_digest,
         created=datetime.now(UTC),
         parent=recipe.parent.image,
-        parent_digest=ctx.layers[0].blob.result().digest,
+        parent_digest=parent_digest(ctx),
         recipe_digest=ctx.loaded.digest,
         source_date_epoch=ctx.epoch,
         size=ctx.size,
@@ -200,6 +203,13 @@ def product_of(ctx: BuildContext) -> Product:
         ran_steps=ctx.ran_steps,
         kept_rootfs=ctx.kept_rootfs,
     )
+
+
+def parent_digest(ctx: BuildContext) -> str:
+    """An image parent's manifest digest; a bootstrapped parent's layer digest."""
+    if ctx.image_parent is not None:
+        return ctx.image_parent.digest
+    return ctx.layers[0].blob.result().digest
 
 
 def record(catalog: Catalog, product: Product, monitor: Monitor, attempt: int | None = None) -> ImageRecord:
@@ -283,6 +293,7 @@ def produce(inputs: _Inputs, store: Store, options: BuildOptions, monitor: Monit
             ctx = BuildContext(loaded, store, options, monitor, build_id, scratch, executor,
                                settings=inputs.settings, epoch_override=inputs.epoch)  # fmt: skip
             ctx.ram = scratch / "ram" if in_ram else None
+            ctx.image_parent = inputs.parent
             ctx.secrets, ctx.secrets_dir = secrets, secrets_dir
             ctx.secret_identity = secrets.identity(store.cache) if secrets else {}
             try:
@@ -311,7 +322,9 @@ def check_reproducible(inputs: _Inputs, store: Store, options: BuildOptions, fir
         twin = twin_store(store, home)
         with monitor.stage("reproducible", "second build from the same inputs (reproducibility check)"):
             # The first build's timestamp, even if the archive moved on since.
-            again = _Inputs(inputs.loaded, inputs.settings, inputs.secrets, first.source_date_epoch)
+            again = _Inputs(
+                inputs.loaded, inputs.settings, inputs.secrets, first.source_date_epoch, inputs.parent
+            )
             second = produce(again, twin, second_options, monitor, uuid.uuid4().hex, verify=False)
         compare_products(first, second, monitor)
 
@@ -355,9 +368,12 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
     secrets = load_secrets(specs, base_dir=loaded.path.parent, environ=environ or {})
     reclaim_dead_scratch(store)  # what killed builds left; live builds hold their scratch's lock
     preflight(loaded, store, settings)  # a missing key or an empty gate fails now, not after the build
-    inputs = _Inputs(loaded, settings, secrets, request.source_date_epoch)
     catalog = Catalog.open(store.database_url)
     try:
+        # An image parent is resolved to one exact version now: an unknown, unmatched, disabled or
+        # retired parent fails before the build is even recorded.
+        parent = resolve_parent_image(loaded, catalog, store, monitor)
+        inputs = _Inputs(loaded, settings, secrets, request.source_date_epoch, parent)
         warnings = [*loaded.warnings, *version_warnings(loaded, catalog)]
         if request.options.strict and warnings:
             raise ValidationFailed(warnings)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kiln import __version__
 from kiln.build.context import BuildContext
+from kiln.build.imageparent import inherit_config
 from kiln.layers.tar import LayerBlob, write_layer
 from kiln.models import Artifact
 from kiln.outputs.convert import convert_disk
@@ -17,6 +18,8 @@ from kiln.outputs.oci import History, ImageConfig, write_oci_layout
 from kiln.outputs.oci_archive import write_oci_archive
 from kiln.recipes.model import ArchiveOutput, DiskOutput, OciOutput
 
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 def oci_annotations(ctx: BuildContext, created: datetime) -> dict[str, str]:
     recipe = ctx.loaded.recipe
@@ -25,6 +28,7 @@ def oci_annotations(ctx: BuildContext, created: datetime) -> dict[str, str]:
         "org.opencontainers.image.version": recipe.version,
         "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "org.opencontainers.image.base.name": recipe.parent.image,
+        "org.opencontainers.image.base.digest": ctx.image_parent.digest if ctx.image_parent else "",
         "org.opencontainers.image.description": recipe.description,
         "dev.kiln.recipe.digest": ctx.loaded.digest,
         "dev.kiln.builder": f"kiln {__version__}",
@@ -35,7 +39,21 @@ def oci_annotations(ctx: BuildContext, created: datetime) -> dict[str, str]:
 
 def image_config(ctx: BuildContext, created: datetime) -> ImageConfig:
     spec = ctx.loaded.recipe.config
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **spec.env}
+    if ctx.parent_config is not None:  # an image parent: its config is where the child's starts
+        fields = inherit_config(ctx.parent_config, spec)
+        env = {"PATH": DEFAULT_PATH, **fields.pop("env")}
+        if fields["cmd"] is None and not fields["entrypoint"]:
+            fields["cmd"] = ["/bin/bash"]
+        labels = {**fields.pop("labels"), **ctx.loaded.recipe.labels}
+        return ImageConfig(
+            architecture=ctx.loaded.recipe.parent.architecture,
+            os="linux",
+            created=created,
+            env=[f"{k}={v}" for k, v in env.items()],
+            labels=labels,
+            **fields,
+        )
+    env = {"PATH": DEFAULT_PATH, **spec.env}
     return ImageConfig(
         architecture=ctx.loaded.recipe.parent.architecture,
         os="linux",

@@ -1,9 +1,10 @@
-"""Stage: the parent root (mmdebstrap, cached) and its layer."""
+"""Stage: the parent root (mmdebstrap, cached) and its layer; an image parent is kiln.build.imageparent."""
 
 from __future__ import annotations
 
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
+from kiln.build.imageparent import apt_binds, prepare_image_parent
 from kiln.build.keys import parent_layer_key
 from kiln.errors import BuildFailed
 from kiln.lock import (
@@ -17,7 +18,6 @@ from kiln.lock import (
 from kiln.recipes.model import PARENT, ParentSpec, SlimSpec
 from kiln.rootfs.debian import DEFAULT_MIRRORS, DebianParent, ParentRoot, ensure_parent
 from kiln.rootfs.parentcache import current_meta
-from kiln.sandbox.bwrap import Bind
 
 
 def debian_parent(spec: ParentSpec, slim: SlimSpec | None = None) -> DebianParent:
@@ -73,6 +73,9 @@ def locked_parent(ctx: BuildContext, parent: DebianParent, lock: LockFile) -> Pa
 
 
 def prepare_parent(ctx: BuildContext) -> None:
+    if ctx.image_parent is not None:
+        prepare_image_parent(ctx, ctx.image_parent)
+        return
     recipe = ctx.loaded.recipe
     parent = debian_parent(recipe.parent, recipe.slim)
     with ctx.monitor.stage("parent", f"parent {recipe.parent.image}") as result:
@@ -97,12 +100,7 @@ def prepare_parent(ctx: BuildContext) -> None:
     # apt's lists, its binary caches (pkgcache.bin, ~40 MB) and downloaded .debs live outside the
     # image: shared between builds with the same sources, and never captured in a layer. Steps see
     # them through a private copy-on-write view (kiln.sandbox.cachebind).
-    apt_state = ctx.store.apt_state_for(root.sources)
-    ctx.apt_binds = [
-        Bind(apt_state / "lists", "/var/lib/apt/lists", cow=True),
-        Bind(apt_state / "cache", "/var/cache/apt", cow=True),
-        Bind(ctx.store.deb_cache, "/var/cache/apt/archives", cow=True),
-    ]
+    ctx.apt_binds = apt_binds(ctx.store, root.sources)
     level = recipe.settings.compression_level
     # A refreshed parent is a new version of the same entry: its layers get keys of their own.
     parent_id = f"{root.key}/{root.version}" if root.version else root.key

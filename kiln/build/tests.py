@@ -75,7 +75,7 @@ def output_layer_trees(ctx: BuildContext, layout: Path) -> list[Path] | None:
     blobs = [layer.blob.result().digest for layer in ctx.layers]
     if [d.digest for d in manifest] != blobs:
         return None
-    return [layer.tree for layer in ctx.layers]
+    return [layer.tree for layer in ctx.layers if layer.stacked]
 
 
 def run_container(ctx: BuildContext, tests: list[ResolvedComponent]) -> None:

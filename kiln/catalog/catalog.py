@@ -18,10 +18,12 @@ from sqlalchemy import func, make_url, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from kiln.catalog import migrate, queries
+from kiln.catalog import lineage, migrate, queries
 from kiln.catalog.engine import WRITE, make_engine
 from kiln.catalog.fencing import check_fence, close_attempt
+from kiln.catalog.lineage import LineageGraph
 from kiln.catalog.models import BuildJobRow, BuildRow, EvidenceRow, ImageRow, PromotionRow
+from kiln.catalog.parents import Outdated, OutdatedIndex
 from kiln.catalog.queries import LineageEntry, PackageMatch, image_options
 from kiln.catalog.records import build_record, image_record, image_row
 from kiln.catalog.refs import ImageRef, hostname, process_alive, this_process
@@ -313,6 +315,22 @@ class Catalog:
         """Recorded images built directly on this one."""
         with self._read() as s:
             return queries.children(s, self._image_row(s, ImageRef.parse(ref)))
+
+    def lineage_graph(self, ref: str) -> LineageGraph:
+        """Ancestors (to the Debian or OCI root) and descendants of an image, as nodes and edges."""
+        with self._read() as s:
+            return lineage.lineage_graph(s, self._image_row(s, ImageRef.parse(ref)))
+
+    def outdated(self) -> list[Outdated]:
+        """Every image whose parent constraint now selects a newer active version (or whose parent
+        is itself out of date), with the reason."""
+        with self._read() as s:
+            return OutdatedIndex(s).all()
+
+    def outdated_reason(self, ref: str) -> Outdated | None:
+        with self._read() as s:
+            row = self._image_row(s, ImageRef.parse(ref))
+            return OutdatedIndex(s).of(row.name, row.version, row.build_number)
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -172,7 +172,16 @@ def images_with_package_page(
 def resolve_parent(s: Session, row: ImageRow) -> ImageRow | None:
     """The recorded image ``row`` was built on, or None when its parent is external (a distribution
     release, an OCI image) or no longer recorded. ``name@x.y.z/n`` is exact; a looser reference is
-    resolved by the parent digest, falling back to the latest matching build."""
+    resolved by the parent digest, falling back to the latest matching build. ``kiln:NAME@CONSTRAINT``
+    (a recipe's image parent) is resolved by the parent digest the build recorded."""
+    if row.parent.startswith("kiln:"):
+        name = row.parent.removeprefix("kiln:").partition("@")[0]
+        found = s.scalars(
+            select(ImageRow).where(
+                ImageRow.name == name, ImageRow.digest == row.parent_digest, ImageRow.id != row.id
+            )
+        ).all()
+        return max(found, key=lambda c: (semver_key(c.version), c.build_number)) if found else None
     if not REF.match(row.parent):
         return None
     ref = ImageRef.parse(row.parent)
@@ -212,7 +221,13 @@ def children(s: Session, row: ImageRow) -> list[ImageRecord]:
     candidates = s.scalars(
         select(ImageRow)
         .options(*image_options())
-        .where(or_(ImageRow.parent == row.name, ImageRow.parent.startswith(f"{row.name}@")))
+        .where(
+            or_(
+                ImageRow.parent == row.name,
+                ImageRow.parent.startswith(f"{row.name}@"),
+                ImageRow.parent_digest == row.digest,
+            )
+        )
     ).all()
     found = [c for c in candidates if (p := resolve_parent(s, c)) is not None and p.id == row.id]
     return [

@@ -17,6 +17,8 @@ from kiln.catalog.buildlog import clock, describe, read_log, where
 from kiln.catalog.schemas import ImageState
 from kiln.cli.common import DataDirOption, JsonOption, console, err_console, open_store, print_json, show
 from kiln.cli.exitcodes import epilog
+from kiln.cli.lineage import images_lineage, list_outdated
+from kiln.errors import UsageError
 from kiln.units import human_size
 
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "failed": "red"}
@@ -86,12 +88,24 @@ def images_list(
             "--parent", metavar="REF", help="Only images built on it (image, digest, debian:RELEASE)."
         ),
     ] = None,
+    outdated: Annotated[
+        bool, typer.Option("--outdated", help="Only images whose parent has a newer matching version.")
+    ] = False,
     data_dir: DataDirOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """List recorded image versions, filtered (every filter given must hold) by label, state, package,
     CVE and parent; with --package or --cve, also what matched in each image."""
     from kiln.cli.fleet import list_images
+
+    if outdated:
+        if any(f is not None for f in (package, below, label, state, cve, parent)):
+            raise UsageError(
+                "--outdated cannot be combined with other filters yet",
+                hint="kiln images list --outdated [NAME]",
+            )
+        list_outdated(data_dir, name, json_out=json_out)
+        return
 
     list_images(name, package, below, label or [], state, cve, parent, data_dir=data_dir, json_out=json_out)
 
@@ -132,6 +146,7 @@ def images_show(
         labels = image_labels(catalog, image.ref)
         lineage = catalog.lineage(image.ref)
         children = catalog.children(image.ref)
+        outdated = catalog.outdated_reason(image.ref)
         if not json_out:  # the JSON names its build
             _say_which(ref, image, catalog)
     if json_out:
@@ -141,12 +156,15 @@ def images_show(
                 "labels": labels,
                 "lineage": [entry.ref for entry in lineage],
                 "children": [child.ref for child in children],
+                "outdated": outdated.model_dump(mode="json") if outdated else None,
             }
         )
         return
     _print_image(image)
     if labels:
         console.print("[bold]labels[/]  " + escape(", ".join(f"{k}={v}" for k, v in labels.items())))
+    if outdated is not None:
+        console.print(f"[bold yellow]outdated[/]  {escape(outdated.reason)}", soft_wrap=True)
     chain = " ← ".join([image.ref, *(entry.ref for entry in lineage)])
     console.print(f"[bold]lineage[/]  {escape(chain)}", soft_wrap=True)
     if children:
@@ -320,6 +338,7 @@ def register(app: typer.Typer) -> None:
 
     images.command("label")(images_label)
     images.command("unlabel")(images_unlabel)
+    images.command("lineage")(images_lineage)
     builds = typer.Typer(help="Build records and logs.", no_args_is_help=True, epilog=epilog("builds"))
     builds.command("list")(builds_list)
     builds.command("show")(builds_show)

@@ -26,7 +26,7 @@ from kiln.evidence.facts import (
 from kiln.evidence.gates import evaluate, openvex
 from kiln.evidence.installed import read_inventory
 from kiln.evidence.provenance import statement_bytes
-from kiln.evidence.sbom import ImageIdentity, cyclonedx_json, spdx_json
+from kiln.evidence.sbom import ImageIdentity, ParentIdentity, cyclonedx_json, spdx_json
 from kiln.evidence.signing import load_private_key, sign_envelope
 from kiln.evidence.vulndb import VulnDb
 from kiln.evidence.vulnscan import scan_root
@@ -84,7 +84,12 @@ def root_evidence(
 ) -> list[EvidenceFile]:
     """What is read off the image's root: SBOMs, scan report (+ gate), compliance (+ gate)."""
     files: list[EvidenceFile] = []
-    image = ImageIdentity(facts.name, facts.version, facts.digest, facts.created)
+    parent = (
+        ParentIdentity.from_ref(facts.parent_ref, facts.parent_digest)
+        if facts.parent_ref and facts.parent_digest
+        else None
+    )
+    image = ImageIdentity(facts.name, facts.version, facts.digest, facts.created, parent)
     with store.scratch("evidence-") as work, monitor.stage("evidence", "evidence") as summary:
         if settings.sbom:
             with monitor.stage("evidence", "SBOM (SPDX 2.3, CycloneDX 1.6)") as result:

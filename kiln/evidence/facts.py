@@ -36,7 +36,7 @@ class ImageFacts:
     components: list[ComponentFact]
     parent: str  # "debian:bookworm", "myimage@1.0.0/2", an OCI reference
     parent_key: str  # cache key of the parent root (bootstrapped parents)
-    parent_digest: str | None
+    parent_digest: str | None  # an image parent's manifest digest (else the parent layer's blob)
     debs: list[dict[str, str]]  # ParentRoot.debs: name, version, architecture, sha256, filename
     sources: list[str]  # apt sources of the parent ("deb URL SUITE AREAS")
     started: datetime
@@ -49,6 +49,7 @@ class ImageFacts:
     packages: list[Package] = field(default_factory=list)  # the package list the catalog indexes
     lock: dict[str, Any] | None = None  # the lock data recorded with the image in the catalog
     size: int | None = None  # the image size recorded in the catalog
+    parent_ref: str | None = None  # an image parent's exact name (kiln:NAME@x.y.z/n, oci-layout:, docker://)
 
     @property
     def has_disk(self) -> bool:

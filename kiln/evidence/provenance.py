@@ -117,6 +117,8 @@ def statement(facts: ImageFacts, byproducts: list[EvidenceFile]) -> dict[str, An
         "name": "parent",
         "annotations": {"cacheKey": facts.parent_key},
     }
+    if facts.parent_ref:  # an image parent: named exactly, its digest is its OCI manifest's
+        parent["annotations"]["image"] = facts.parent_ref
     if facts.parent_digest:
         parent["digest"] = _digest_map(facts.parent_digest)
     deps.append(parent)

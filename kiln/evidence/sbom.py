@@ -23,6 +23,23 @@ KILN_NAMESPACE = uuid.UUID("5b0f6f0e-4c1c-5d1e-9a51-6b696c6e0001")
 
 
 @dataclass(frozen=True)
+class ParentIdentity:
+    """The image an image was built on (listed as its ancestor)."""
+
+    name: str  # org-base, or an OCI reference
+    version: str  # 1.2.0/3, or "" for an OCI parent
+    digest: str  # its OCI manifest digest
+
+    @classmethod
+    def from_ref(cls, ref: str, digest: str) -> ParentIdentity:
+        """From ``kiln:NAME@x.y.z/n`` (a catalogued parent) or any other reference."""
+        if ref.startswith("kiln:") and "@" in ref:
+            name, _, version = ref.removeprefix("kiln:").partition("@")
+            return cls(name, version, digest)
+        return cls(ref, "", digest)
+
+
+@dataclass(frozen=True)
 class ImageIdentity:
     """The image an SBOM describes."""
 
@@ -30,6 +47,7 @@ class ImageIdentity:
     version: str
     digest: str  # OCI manifest digest (sha256:…)
     created: datetime
+    parent: ParentIdentity | None = None  # an image parent (not a bootstrapped distribution)
 
 
 def _spdx_id(prefix: str, *parts: str) -> str:
@@ -99,6 +117,31 @@ def spdx_json(inv: Inventory, image: ImageIdentity) -> bytes:
     )
     packages = [root]
     relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, root_id)]
+    if image.parent is not None:
+        parent = image.parent
+        parent_id = _spdx_id("Parent", parent.name, parent.version)
+        packages.append(
+            Package(
+                spdx_id=parent_id,
+                name=parent.name,
+                version=parent.version or None,
+                download_location=SpdxNoAssertion(),
+                files_analyzed=False,
+                checksums=[Checksum(ChecksumAlgorithm.SHA256, parent.digest.partition(":")[2])],
+                primary_package_purpose=PackagePurpose.CONTAINER,
+                external_references=[
+                    ExternalPackageRef(
+                        ExternalPackageRefCategory.PACKAGE_MANAGER,
+                        "purl",
+                        oci_purl(parent.name, parent.digest).to_string(),
+                    )
+                ],
+                license_concluded=SpdxNoAssertion(),
+                license_declared=SpdxNoAssertion(),
+                copyright_text=SpdxNoAssertion(),
+            )
+        )
+        relationships.append(Relationship(root_id, RelationshipType.DESCENDANT_OF, parent_id))
     expressions: list[str] = []
     for deb in inv.debs:
         pid = _spdx_id("deb", deb.name, deb.architecture)
@@ -171,7 +214,7 @@ def cyclonedx_json(inv: Inventory, image: ImageIdentity) -> bytes:
     """CycloneDX 1.6 JSON with the image as metadata.component and a dependency on every package."""
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom, BomMetaData
-    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.component import Component, ComponentType, Pedigree
     from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
     from cyclonedx.output.json import JsonV1Dot6
 
@@ -183,6 +226,18 @@ def cyclonedx_json(inv: Inventory, image: ImageIdentity) -> bytes:
         return [DisjunctiveLicense(id=expr)]
 
     hexdigest = image.digest.partition(":")[2]
+    pedigree = None
+    if image.parent is not None:
+        parent = image.parent
+        ancestor = Component(
+            name=parent.name,
+            version=parent.version or None,
+            type=ComponentType.CONTAINER,
+            bom_ref=f"image:{parent.digest}",
+            purl=oci_purl(parent.name, parent.digest),
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=parent.digest.partition(":")[2])],
+        )
+        pedigree = Pedigree(ancestors=[ancestor])
     root = Component(
         name=image.name,
         version=image.version,
@@ -190,6 +245,7 @@ def cyclonedx_json(inv: Inventory, image: ImageIdentity) -> bytes:
         bom_ref=f"image:{image.digest}",
         purl=oci_purl(image.name, image.digest),
         hashes=[HashType(alg=HashAlgorithm.SHA_256, content=hexdigest)] if hexdigest else None,
+        pedigree=pedigree,
     )
     components = []
     for deb in inv.debs:

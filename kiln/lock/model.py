@@ -41,7 +41,14 @@ class ParentLock(_Frozen):
     sources: list[str] = Field(default_factory=list)
     snapshot: str | None = Field(default=None, description="archive snapshot time, if the parent used one")
     source_date_epoch: int = Field(ge=0)
-    key: str = Field(description="the parent's cache key (kiln.rootfs.debian.DebianParent.key)")
+    key: str = Field(
+        description="the parent's cache key (kiln.rootfs.debian.DebianParent.key); "
+        "an image parent's OCI manifest digest"
+    )
+    digest: str | None = Field(
+        default=None, pattern=DIGEST, description="an image parent's OCI manifest digest"
+    )
+    ref: str | None = Field(default=None, description="a catalogued parent's exact version, NAME@x.y.z/n")
 
 
 class LockedPackage(_Frozen):

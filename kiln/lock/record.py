@@ -33,6 +33,8 @@ def lockfile_from_build(data: Mapping[str, Any], packages: Iterable[LockedPackag
             snapshot=parent.get("snapshot"),
             source_date_epoch=parent["source_date_epoch"],
             key=parent["key"],
+            digest=parent.get("digest"),
+            ref=parent.get("ref"),
         ),
         packages=list(packages),
         components=[

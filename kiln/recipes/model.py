@@ -12,11 +12,13 @@ from kiln.errors import UsageError
 from kiln.evidence.settings import ComplianceGate, ScanGate, SigningSettings
 from kiln.models import EPOCH_MAX, EPOCH_MIN
 from kiln.outputs.disk import DiskOptions, parse_size
+from kiln.recipes.parentref import ParentSource, parse_parent
 from kiln.registry.semver import parse_pattern
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 PARENT = re.compile(r"^(?P<distribution>debian|ubuntu):(?P<suite>[a-z]+)$")
+DISTRIBUTION_ONLY = {"mirror", "variant", "packages", "areas", "security"}
 PORT = re.compile(r"^(\d{1,5})(/(tcp|udp|sctp))?$")
 # SOURCE_DATE_EPOCH stamps every output, and the tightest format is FAT (the disk's boot partition):
 # mtools wraps any time outside 1980-01-01 .. 2107-12-31 (tar, OCI, ext4 and VHD reach further).
@@ -31,9 +33,17 @@ class Strict(BaseModel):
 
 
 class ParentSpec(Strict):
-    """Where the root filesystem starts: ``debian:bookworm`` or ``ubuntu:noble`` from packages."""
+    """Where the root filesystem starts: ``debian:bookworm`` or ``ubuntu:noble`` from packages, a
+    catalogued Kiln image (``kiln:NAME@CONSTRAINT``) or an OCI image (kiln.recipes.parentref)."""
 
-    image: str = Field(description="distribution:suite, e.g. debian:bookworm")
+    image: str = Field(
+        description="debian:SUITE or ubuntu:SUITE (bootstrapped from packages); "
+        "kiln:NAME@CONSTRAINT, a catalogued image, with CONSTRAINT one of 1.x, 1.2.x, 1.2.0, 1.2.0/3 "
+        "(build number), latest, sha256:<digest> or a promotion channel name; "
+        "oci-layout:PATH[:TAG] (relative to the recipe file); "
+        "docker://HOST/REPO:TAG@sha256:<digest> (fetched with skopeo)",
+        examples=["debian:bookworm", "kiln:org-base@1.x", "oci-layout:../base-oci:1.0.0"],
+    )
     mirror: str | None = Field(None, description="archive URL (default: the distribution's own)")
     variant: Literal["extract", "custom", "essential", "apt", "required", "minbase", "buildd",
                      "important", "debootstrap", "standard"] = "minbase"  # fmt: skip
@@ -47,11 +57,24 @@ class ParentSpec(Strict):
     @field_validator("image")
     @classmethod
     def _known_parent(cls, value: str) -> str:
-        if not PARENT.match(value):
-            raise ValueError(
-                f"unsupported parent '{value}': expected distribution:suite such as debian:bookworm"
-            )
+        parse_parent(value)  # ValueError naming the accepted forms
         return value
+
+    @model_validator(mode="after")
+    def _distribution_fields(self) -> ParentSpec:
+        if PARENT.match(self.image):
+            return self
+        given = sorted(self.model_fields_set & DISTRIBUTION_ONLY)
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} apply only to a distribution parent (debian:SUITE); the image "
+                f"{self.image} already has its packages: install more with a component"
+            )
+        return self
+
+    @property
+    def source(self) -> ParentSource:
+        return parse_parent(self.image)
 
     @field_validator("packages")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,36 @@ def test_schema_head_constant_matches_alembic() -> None:
     from kiln.catalog.migrate import SCHEMA_HEAD
 
     assert head_revision() == SCHEMA_HEAD
+
+
+def test_parent_digest_index_migration_keeps_images(catalog_url: str) -> None:
+    """0006 indexes images.parent_digest: a catalog at 0003 with images (one a child by digest) upgrades
+    with every row intact, the child found by its parent's digest, and downgrades again."""
+    engine = make_engine(catalog_url)
+    try:
+        upgrade(engine, "0003")
+        now = datetime(2026, 12, 1, tzinfo=UTC).replace(tzinfo=None)
+        with engine.begin() as conn:
+            for number, (name, parent, parent_digest) in enumerate(
+                [("base", "debian:bookworm", None), ("app", "kiln:base@1.x", "sha256:" + "a" * 64)]
+            ):
+                conn.execute(text("INSERT INTO builds (id, recipe_name, recipe_version, recipe_path, status, "
+                                  "started, log_path, host, pid) VALUES (:id, :n, '1.0.0', 'r', 'succeeded', "
+                                  ":t, 'l', 'h', 1)"), {"id": f"b{number}", "n": name, "t": now})  # fmt: skip
+                conn.execute(text("INSERT INTO images (name, version, build_number, digest, created, recorded, "
+                                  "parent, parent_digest, recipe_digest, description, size, state, build_id) "
+                                  "VALUES (:n, '1.0.0', 1, :d, :t, :t, :p, :pd, 'r', '', 1, 'active', :b)"),
+                             {"n": name, "d": "sha256:" + ("a" if name == "base" else "b") * 64, "t": now,
+                              "p": parent, "pd": parent_digest, "b": f"b{number}"})  # fmt: skip
+        upgrade(engine)
+        assert current_revision(engine) == head_revision() and schema_drift(engine) == []
+        assert "ix_images_parent_digest" in {i["name"] for i in inspect(engine).get_indexes("images")}
+        with Catalog.open(catalog_url) as catalog:
+            assert [c.ref for c in catalog.children("base")] == ["app@1.0.0/1"]
+            assert catalog.get_image("app").parent == "kiln:base@1.x"
+        downgrade(engine, "0003")
+        assert "ix_images_parent_digest" not in {i["name"] for i in inspect(engine).get_indexes("images")}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM images")).scalar() == 2
+    finally:
+        engine.dispose()

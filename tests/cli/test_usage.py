@@ -38,6 +38,8 @@ BAD: list[tuple[list[str], str]] = [
     (["diff", "web@1.0.0/1"], "Missing argument 'B'"),
     (["diff", "a", "b", "--files"], "No such option: --files"),
     (["images", "packages", "--bogus"], "No such option"),
+    (["images", "lineage"], "Missing argument"),
+    (["images", "lineage", "web", "--format", "svg"], "Invalid value"),
     (["builds", "list", "-n", "0"], "greater than or equal to 1"),
     (["builds", "list", "--limit", "many"], "Invalid value for '--limit'"),
     (["builds", "show"], "Missing argument"),

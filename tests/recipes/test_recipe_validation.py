@@ -50,7 +50,9 @@ CASES = [
     pytest.param(
         GOOD.replace("debian:bookworm", "centos:7"),
         [
-            "R:3:1: parent.image: unsupported parent 'centos:7': expected distribution:suite such as debian:bookworm"
+            "R:3:1: parent.image: unsupported parent 'centos:7': expected debian:SUITE, ubuntu:SUITE, "
+            "kiln:NAME@1.x|1.2.x|1.2.0|1.2.0/3|latest|sha256:…|CHANNEL, oci-layout:PATH[:TAG] or "
+            "docker://HOST/REPO:TAG@sha256:…"
         ],
         id="unknown-parent",
     ),
