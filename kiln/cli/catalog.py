@@ -315,6 +315,9 @@ def register(app: typer.Typer) -> None:
     images.command("list")(images_list)
     images.command("show")(images_show)
     images.command("packages")(images_packages)
+    from kiln.cli.lifecycle import register_images
+
+    register_images(images)  # deprecate, disable, activate, retire, history
     builds = typer.Typer(help="Build records and logs.", no_args_is_help=True, epilog=epilog("builds"))
     builds.command("list")(builds_list)
     builds.command("show")(builds_show)

@@ -310,6 +310,10 @@ def verify(
         else:
             console.print(f"[green]✓[/] {escape(c.what)}: {escape(c.detail)}", highlight=False)
     signed = "" if report["signed"] else " (not signed)"
+    if report.get("retired"):
+        from kiln.evidence.provenancecheck import RETIRED
+
+        console.print(f"{report['image']} is {RETIRED}; its SBOMs, provenance and evidence remain")
     console.print(f"[green]verified[/] {report['image']}: {len(checks)} checks passed{signed}")
 
 
@@ -333,6 +337,7 @@ def _verify(
     signed = [e for e in record.evidence if e.kind == "provenance-signed"]
     unsigned = [e for e in record.evidence if e.kind == "provenance"]
     report["signed"] = bool(signed)
+    report["retired"] = record.state == "retired"
     if not signed and not unsigned:
         raise VerificationFailed(f"{record.ref}: no provenance recorded")
     if signed and public is None:
@@ -353,6 +358,7 @@ def _verify(
         store=store,
         layouts=[artifact_path(store, a.path) for a in record.artifacts],
         catalog=CatalogEntry(record, packages, lock),
+        artifacts_deleted=record.state == "retired",
     )
     report["checks"] = [
         {"check": c.what, "ok": c.ok, "skipped": c.skipped, "detail": c.detail} for c in checks

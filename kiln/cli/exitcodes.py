@@ -12,7 +12,8 @@ COMMON = "2 usage error or invalid input (nothing was done); 130 interrupted"
 EXIT_CODES: dict[str, str] = {
     "build": "0 built and recorded; 1 the build failed (recorded as failed, nothing published)",
     "validate": "0 every recipe is valid (warnings allowed)",
-    "images": "0 shown; 1 no such image",
+    "images": "0 shown or changed; 1 no such image, or a state change that is not allowed "
+    "(e.g. from retired), or retire not confirmed",
     "builds": "0 shown; 1 no such build",
     "schema": "0 printed",
     "toe": "0 every document succeeded (run) or is valid (validate); 1 a document failed (run)",
@@ -26,6 +27,8 @@ EXIT_CODES: dict[str, str] = {
     "1 a check failed, or the image is unsigned and --require-signature was given",
     "test": "0 every test passed; 1 a test failed",
     "gc": "0 reclaimed (or reported with --dry-run)",
+    "lifecycle": "0 planned (--dry-run) or every planned change made; "
+    "1 a planned change was refused (the image changed since planning) or not confirmed",
 }
 
 

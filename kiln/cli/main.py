@@ -42,6 +42,7 @@ COMMAND_MODULES = {
     "kiln.cli.serve": ("serve",),
     "kiln.cli.tokens": ("tokens",),
     "kiln.cli.audit": ("audit",),
+    "kiln.cli.lifecycle": ("lifecycle",),
 }
 
 _debug = False

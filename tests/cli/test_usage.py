@@ -68,6 +68,15 @@ BAD: list[tuple[list[str], str]] = [
     (["tokens", "create", "--bogus"], "No such option: --bogus"),
     (["tokens", "list", "--bogus"], "No such option: --bogus"),
     (["tokens", "revoke", "--bogus"], "No such option: --bogus"),
+    (["images", "deprecate", "x"], "Missing option '--reason'"),
+    (["images", "disable"], "Missing argument"),
+    (["images", "activate", "x", "--bogus"], "No such option: --bogus"),
+    (["images", "retire", "x", "--reason"], "requires an argument"),
+    (["images", "history"], "Missing argument"),
+    (["lifecycle", "apply"], "Missing argument"),
+    (["lifecycle", "apply", "p.yaml", "--dry-run", "--yes"], "give --dry-run or --yes, not both"),
+    (["lifecycle", "prune"], "No such command 'prune'"),
+    (["schema", "lifecycle"], "'lifecycle' is not one of"),
 ]
 
 

@@ -1,0 +1,79 @@
+"""What the catalog's images still reference: artifact paths, OCI blobs, evidence blobs.
+
+Computed afresh from the catalog and the OCI manifests on disk each time (never a stored counter that
+could drift): a blob is referenced while a non-retired image's manifest names it; evidence blobs are
+referenced by every image, retired ones included (SBOMs and provenance are kept forever).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiln.catalog import Catalog, ImageRecord
+from kiln.store import Store
+
+
+def layout_digests(layout: Path) -> set[str]:
+    """Every blob an OCI layout's index references: manifests, configs, layers (nothing when unreadable)."""
+    found: set[str] = set()
+    todo: list[dict[str, Any]] = []
+    try:
+        index = json.loads((layout / "index.json").read_bytes())
+        todo = [d for d in index.get("manifests", []) if isinstance(d, dict)]
+    except (OSError, ValueError, AttributeError):
+        return found
+    while todo:
+        desc = todo.pop()
+        digest = str(desc.get("digest", ""))
+        if not digest.startswith("sha256:") or digest in found:
+            continue
+        found.add(digest)
+        try:
+            doc = json.loads((layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(doc, dict):
+            continue
+        children = [doc.get("config"), *doc.get("layers", []), *doc.get("manifests", [])]
+        todo += [c for c in children if isinstance(c, dict)]
+    return found
+
+
+def image_blob_digests(store: Store, image: ImageRecord) -> set[str]:
+    """The blobs ``image``'s artifacts consist of (its OCI layouts' blobs and each artifact's digest)."""
+    digests = {a.digest for a in image.artifacts}
+    for artifact in image.artifacts:
+        path = store.artifact_path(artifact.path)
+        if path.is_dir():
+            digests |= layout_digests(path)
+    return digests
+
+
+@dataclass
+class References:
+    """What the images other than the ones being freed still need."""
+
+    paths: dict[Path, str] = field(default_factory=dict)  # artifact path -> an image using it
+    blobs: dict[str, str] = field(default_factory=dict)  # digest -> an image whose manifest names it
+    evidence: set[str] = field(default_factory=set)  # evidence digests of every image (kept forever)
+
+    def holder(self, path: Path, digest: str | None = None) -> str | None:
+        """Which live image still needs ``path`` (or the blob ``digest``), if any."""
+        return self.paths.get(path.absolute()) or (self.blobs.get(digest) if digest else None)
+
+
+def live_references(store: Store, catalog: Catalog, *, skip: frozenset[str] = frozenset()) -> References:
+    """References of every image that is not retired (and not in ``skip``, refs being freed now)."""
+    refs = References()
+    for image in catalog.list_images():
+        refs.evidence |= {e.digest for e in image.evidence}
+        if image.state == "retired" or image.ref in skip:
+            continue
+        for artifact in image.artifacts:
+            refs.paths.setdefault(store.artifact_path(artifact.path).absolute(), image.ref)
+        for digest in image_blob_digests(store, image):
+            refs.blobs.setdefault(digest, image.ref)
+    return refs
