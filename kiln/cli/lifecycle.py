@@ -226,9 +226,8 @@ def _print_plan(plan: dict[str, object], *, json_out: bool, dry_run: bool) -> No
     if not changes:
         console.print("nothing to change")
     else:
-        table = Table(
-            "IMAGE", "FROM", "TO", "RULE", box=None, title="plan" + (" (dry run)" if dry_run else "")
-        )
+        console.print(f"plan{' (dry run)' if dry_run else ''}: {len(changes)} change(s)")
+        table = Table("IMAGE", "FROM", "TO", "RULE", box=None)
         for c in changes:
             table.add_row(escape(c["image"]), c["from"], c["to"], escape(c["rule"]))
         show(table)

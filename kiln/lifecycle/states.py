@@ -177,9 +177,9 @@ def require_usable(image: ImageRecord, purpose: str) -> str | None:
     """Raise :class:`ImageNotUsable` when ``image`` may not be ``purpose`` (e.g. "distributed");
     returns a warning for a deprecated image, None for an active one."""
     if image.state in UNUSABLE:
-        what = "its artifacts are deleted" if image.state == "retired" else "disabled images are kept only"
+        what = " (their artifacts are deleted)" if image.state == "retired" else ""
         raise ImageNotUsable(
-            f"{image.ref} is {image.state} and cannot be {purpose} ({what})",
+            f"{image.ref} is {image.state}: {image.state} images are not {purpose}{what}",
             hint=f"see: kiln images history {image.ref}"
             + ("" if image.state == "retired" else f"; re-enable it with: kiln images activate {image.ref}"),
         )

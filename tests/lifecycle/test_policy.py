@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +15,7 @@ from kiln.catalog import Catalog
 from kiln.errors import ValidationFailed
 from kiln.lifecycle.plan import plan
 from kiln.lifecycle.policy import load_lifecycle_policy
+from kiln.store import Store
 from tests.lifecycle.conftest import NOW, point_channel, record
 
 POLICY = """\
@@ -131,3 +136,51 @@ def test_label_exclusion_takes_labels_from_a_source(catalog: Catalog, tmp_path: 
     done = plan(catalog, load_lifecycle_policy(_policy(tmp_path, text)), now=NOW, labels=labels)
     assert [c.image for c in done.changes] == [drop]
     assert dict(done.excluded) == {keep: "label keep=forever (exclude.labels)"}
+
+
+def test_the_documented_policy_parses_and_has_a_schema(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs/lifecycle.md").read_text()
+    example = doc.split("# lifecycle-policy.yaml", 1)[1].split("```", 1)[0]
+    loaded = load_lifecycle_policy(_policy(tmp_path, example.split("\n", 1)[1]))
+    assert loaded.policy.rules[0].keep_newest == 3 and loaded.policy.exclude.labels == {"keep": "forever"}
+    from kiln.cli.schema import SCHEMAS
+
+    schema = SCHEMAS["lifecycle-policy"]()
+    assert {"version", "rules", "exclude"} <= set(schema["properties"])
+
+
+def test_cli_dry_run_prints_what_yes_does(home: Store, catalog: Catalog, tmp_path: Path) -> None:
+    old = record(catalog, "web", "1.0.0", recorded=_days(200))
+    mid = record(catalog, "web", "1.0.1", recorded=_days(100))
+    record(catalog, "web", "1.0.2", recorded=_days(1))
+    policy = _policy(tmp_path)
+    env = {**os.environ, "KILN_HOME": str(home.home), "KILN_CACHE_DIR": str(home.cache)}
+    env.pop("KILN_DATABASE_URL", None)
+
+    def kiln(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kiln.cli.main", "lifecycle", "apply", str(policy), *args],
+                              capture_output=True, text=True, env=env, timeout=120, check=False)  # fmt: skip
+
+    dry = kiln("--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    planned = json.loads(dry.stdout)["changes"]
+    assert [(c["image"], c["from"], c["to"]) for c in planned] == [
+        (mid, "active", "deprecated"),  # disable_after_days, capped: retain_at_least 2
+        (old, "active", "retired"),
+    ]
+    assert catalog.get_image(old).state == "active"  # a dry run changes nothing
+    text = kiln("--dry-run")
+    assert text.stdout.startswith("plan (dry run): 2 change(s)\n")
+    assert f"{old} active retired rules[0] retire_after_days: 180 (age 200." in " ".join(text.stdout.split())
+    done = kiln("--yes", "--json")
+    assert done.returncode == 0, done.stderr
+    applied = json.loads(done.stdout)["applied"]
+    assert [{k: v for k, v in a.items() if k not in ("error", "freed")} for a in applied] == planned
+    assert all(a["error"] is None for a in applied)
+    assert (catalog.get_image(old).state, catalog.get_image(mid).state) == ("retired", "deprecated")
+    assert json.loads(kiln("--dry-run", "--json").stdout)["changes"] == []  # nothing left to do
+    bad = _policy(tmp_path, "rules: [{retire_after_days: 1, keep: 2}]\n")
+    refused = subprocess.run([sys.executable, "-m", "kiln.cli.main", "lifecycle", "apply", str(bad), "--yes"],
+                             capture_output=True, text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert refused.returncode == 2
+    assert "policy.yaml:1:32: rules[0].keep: unknown field" in refused.stderr

@@ -141,11 +141,11 @@ def test_disabled_image_is_refused_and_unpublished(two: Two, tmp_path: Path) -> 
     assert history["changes"][-1]["details"]["unpublished"][0]["result"] == "unpublished"
 
     for argv, words in (
-        (["distribute", ref, "--config", str(targets)], "is disabled and cannot be distributed"),
-        (["test", ref], "is disabled and cannot be tested on a new instance"),
+        (["distribute", ref, "--config", str(targets)], "is disabled: disabled images are not distributed"),
+        (["test", ref], "is disabled: disabled images are not tested on a new instance"),
         (
             ["promote", ref, "--to", "dev", "--key", str(two.key.with_suffix(""))],
-            "is disabled and cannot be promoted",
+            "is disabled: disabled images are not promoted",
         ),
     ):
         refused = kiln(*argv, home=two.home)
