@@ -92,6 +92,11 @@ def _change(
 
     with _opened(data_dir) as (store, catalog):
         unpublish = _unpublisher(config) if to in ("disabled", "retired") else None
+        if unpublish is not None:
+            from kiln.lifecycle.plan import concerns
+
+            for concern in concerns(catalog, ref):
+                err_console.print(f"[yellow]warning:[/] {escape(concern)}")
         moved = move(store, catalog, ref, to, actor=default_actor(), reason=reason, unpublish=unpublish)
     if json_out:
         print_json(moved.as_dict())

@@ -69,7 +69,9 @@ def distribute(
 ) -> list[Outcome]:
     """Publish image ``ref`` to the chosen targets; every attempt is recorded, failures included."""
     image = catalog.get_image(ref)
-    require_usable(image, "distributed")
+    warning = require_usable(image, "distributed")
+    if warning and log is not None:
+        log(f"warning: {warning}")
     ctx = PublishContext(image=image, settings=settings, environ=environ, base_dir=config.path.parent,
                          boot=config.boot, log=log or (lambda _m: None))  # fmt: skip
     latest = jobs.latest(catalog, image.ref)

@@ -125,6 +125,22 @@ def channel_pointers(catalog: Catalog) -> dict[int, list[str]]:
     return dict(out)
 
 
+def concerns(catalog: Catalog, ref: str) -> list[str]:
+    """Why disabling or retiring ``ref`` by hand may hurt: channels pointing at it, usable images built
+    on it (what a policy's exclusions would have protected)."""
+    image = catalog.get_image(ref)
+    found = []
+    images = snapshot(catalog)
+    mine = next(c for c in images if c.ref == image.ref)
+    channels = channel_pointers(catalog).get(mine.id, [])
+    if channels:
+        found.append(f"{image.ref} is the current version of channel {', '.join(channels)}")
+    children = [c.ref for c in images if c.parent_digest == image.digest and c.state in USABLE]
+    if children:
+        found.append(f"{image.ref} is the parent of {', '.join(sorted(children))}")
+    return found
+
+
 def _exclusion(
     c: Candidate, policy: LoadedLifecyclePolicy, parents: set[str],
     channels: Mapping[int, list[str]], labels: Mapping[int, Mapping[str, str]],

@@ -8,12 +8,16 @@ referenced by every image, retired ones included (SBOMs and provenance are kept 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kiln.catalog import Catalog, ImageRecord
 from kiln.store import Store
+
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+"""A blob digest as Kiln writes them; anything else in a manifest is never turned into a path."""
 
 
 def layout_digests(layout: Path) -> set[str]:
@@ -28,7 +32,7 @@ def layout_digests(layout: Path) -> set[str]:
     while todo:
         desc = todo.pop()
         digest = str(desc.get("digest", ""))
-        if not digest.startswith("sha256:") or digest in found:
+        if not DIGEST.match(digest) or digest in found:
             continue
         found.add(digest)
         try:
@@ -44,7 +48,7 @@ def layout_digests(layout: Path) -> set[str]:
 
 def image_blob_digests(store: Store, image: ImageRecord) -> set[str]:
     """The blobs ``image``'s artifacts consist of (its OCI layouts' blobs and each artifact's digest)."""
-    digests = {a.digest for a in image.artifacts}
+    digests = {a.digest for a in image.artifacts if DIGEST.match(a.digest)}
     for artifact in image.artifacts:
         path = store.artifact_path(artifact.path)
         if path.is_dir():

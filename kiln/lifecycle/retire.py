@@ -75,6 +75,15 @@ def freed_bytes(path: Path) -> int:
     return total
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """Is ``path`` (its parent resolved, the last component itself not followed) below ``root``?"""
+    try:
+        where = path.parent.resolve() / path.name
+    except OSError:
+        return False
+    return where.is_relative_to(root.resolve()) and where != root.resolve() and ".." not in path.parts
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -91,6 +100,11 @@ def delete_artifacts(
     for artifact in image.artifacts:
         path = store.artifact_path(artifact.path).absolute()
         if not path.exists() and not path.is_symlink():
+            continue
+        if not _inside(path, store.home / "images"):
+            report.kept.append(
+                (path, f"outside {store.home / 'images'}: Kiln deletes only what it wrote there")
+            )
             continue
         if artifact.kind in METADATA_KINDS:
             report.kept.append((path, f"{artifact.kind} file: metadata, kept forever"))

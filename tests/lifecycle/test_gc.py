@@ -140,3 +140,31 @@ def test_gc_keeps_blobs_a_running_build_may_record(home: Store, catalog: Catalog
     assert [k["reason"] for k in done["kept"] if k["path"] == str(fresh)] == [  # type: ignore[attr-defined]
         "written while a build runs; it may be about to record it"
     ]
+
+
+def test_retire_never_deletes_outside_the_images_directory(
+    home: Store, catalog: Catalog, tmp_path: Path
+) -> None:
+    """A catalog row is data anyone with write access to the data dir can edit: an artifact path (or a
+    manifest digest) pointing elsewhere is kept, never followed."""
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "file").write_text("keep me")
+    sneaky = home.home / "images" / "x" / "oci"
+    sneaky.mkdir(parents=True)
+    outside_blob = home.home / "victim"
+    outside_blob.write_text("keep me too")
+    (sneaky / "index.json").write_text(json.dumps({"manifests": [{"digest": "sha256:../../victim"}]}))
+    ref = record(
+        catalog, "x",
+        artifacts=[
+            ArtifactRecord(kind="raw", path=str(precious), digest="sha256:" + "1" * 64, size=1),
+            ArtifactRecord(kind="qcow2", path=str(home.home / "images/x/../../../precious"), digest="sha256:" + "2" * 64, size=1),
+            ArtifactRecord(kind="oci", path=str(sneaky), digest="sha256:../../victim", size=1),
+        ],
+    )  # fmt: skip
+    report = retire(home, catalog, ref, actor="alice", reason="old")
+    assert (precious / "file").read_text() == "keep me"
+    assert outside_blob.read_text() == "keep me too"
+    assert not sneaky.exists()  # its own layout inside images/ is deleted
+    assert sum("Kiln deletes only what it wrote there" in why for _, why in report.kept) == 2

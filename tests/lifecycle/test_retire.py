@@ -80,16 +80,27 @@ def _layout(image: dict[str, Any]) -> Path:
     return Path(next(a["path"] for a in image["artifacts"] if a["kind"] == "oci"))
 
 
-def test_retired_image_keeps_evidence_and_verifies(two: Two) -> None:
+def test_retired_image_keeps_evidence_and_verifies(two: Two, tmp_path: Path) -> None:
     old, new = Two.ref(two.old), Two.ref(two.new)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"distribution:\n  - {{name: shelf, type: directory, path: {tmp_path / 'out'}}}\n")
+    assert kiln("distribute", old, "--config", str(targets), home=two.home).returncode == 0
+    shelf = tmp_path / "out" / "tiny-life" / f"1.0.0-{two.old['build']}"
+    assert (shelf / "manifest.json").is_file()
+    promoted = kiln("promote", old, "--to", "dev", "--key", str(two.key.with_suffix("")), home=two.home)
+    assert promoted.returncode == 0, promoted.stderr
     old_blobs = {p.name for p in (_layout(two.old) / "blobs/sha256").iterdir()}
     new_blobs = {p.name for p in (_layout(two.new) / "blobs/sha256").iterdir()}
     shared = old_blobs & new_blobs
     assert shared and old_blobs - new_blobs  # layers shared; config and manifest its own
 
-    done = kiln("images", "retire", old, "--reason", "superseded by 1.0.1", "--yes", "--json", home=two.home)
+    done = kiln("images", "retire", old, "--reason", "superseded by 1.0.1", "--yes", "--json",
+                "--config", str(targets), home=two.home)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert f"warning: {old} is the current version of channel dev" in done.stderr
     report = json.loads(done.stdout)
+    assert report["unpublished"] == [{"target": "shelf", "result": "unpublished", "orphans": []}]
+    assert not shelf.exists()  # retiring took it off its distribution target
     assert (report["from_state"], report["to_state"]) == ("active", "retired")
     assert str(_layout(two.old)) in [r["path"] for r in report["retire"]["removed"]]
     assert report["retire"]["freed"] > 0
