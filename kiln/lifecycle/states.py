@@ -94,15 +94,14 @@ def default_actor() -> str:
         return "unknown"
 
 
-def _row(s: Session, catalog: Catalog, ref: str) -> ImageRow:
+def _row(s: Session, catalog: Catalog, ref: str, *, lock: bool = False) -> ImageRow:
+    """The image's row; ``lock``: held until the transaction ends (PostgreSQL's ``FOR UPDATE``; SQLite's
+    writers are serialized at ``BEGIN IMMEDIATE``), so two changes cannot both start from one state."""
     image = catalog.get_image(ref)
-    row = s.scalar(
-        select(ImageRow).where(
-            ImageRow.name == image.name,
-            ImageRow.version == image.version,
-            ImageRow.build_number == image.build,
-        )
+    query = select(ImageRow).where(
+        ImageRow.name == image.name, ImageRow.version == image.version, ImageRow.build_number == image.build
     )
+    row = s.scalar(query.with_for_update() if lock else query)
     if row is None:
         raise NotFound(f"no image {ref}")
     return row
@@ -137,7 +136,7 @@ def change_state(
     if not actor.strip():
         raise UsageError("an actor is required for a state change")
     with catalog.session(write=True) as s, s.begin():
-        row = _row(s, catalog, ref)
+        row = _row(s, catalog, ref, lock=True)
         if expect is not None and row.state != expect:
             raise IllegalTransition(
                 f"{image_ref(row)} is {row.state}, not {expect} as planned; nothing changed",

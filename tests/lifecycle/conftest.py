@@ -13,6 +13,7 @@ from sqlalchemy import update
 from kiln.catalog import ArtifactRecord, Catalog, EvidenceRecord, NewImage
 from kiln.catalog.models import ImageRow, PromotionRow
 from kiln.store import Store
+from tests.catalog.conftest import catalog_url, postgres_url  # noqa: F401  (fixtures: SQLite and PostgreSQL)
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -26,6 +27,13 @@ def home(tmp_path: Path) -> Store:
 @pytest.fixture
 def catalog(home: Store) -> Iterator[Catalog]:
     with Catalog.open(home.database_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def any_catalog(catalog_url: str) -> Iterator[Catalog]:  # noqa: F811
+    """A catalog on SQLite, then on a real PostgreSQL server."""
+    with Catalog.open(catalog_url) as opened:
         yield opened
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 
 import pytest
@@ -42,48 +43,73 @@ def test_table_covers_every_pair() -> None:
 
 
 @pytest.mark.parametrize(("start", "to", "allowed"), TABLE, ids=[f"{a}->{b}" for a, b, _ in TABLE])
-def test_transition(catalog: Catalog, start: str, to: str, allowed: bool) -> None:
-    ref = record(catalog, "web", state=start)
+def test_transition(any_catalog: Catalog, start: str, to: str, allowed: bool) -> None:
+    ref = record(any_catalog, "web", state=start)
     if allowed:
-        change = change_state(catalog, ref, to, actor="alice", reason="because", now=NOW)  # type: ignore[arg-type]
+        change = change_state(any_catalog, ref, to, actor="alice", reason="because", now=NOW)  # type: ignore[arg-type]
         assert (change.from_state, change.to_state) == (start, to)
-        assert catalog.get_image(ref).state == to
-        assert [(c.from_state, c.to_state, c.actor, c.reason, c.at) for c in history(catalog, ref)] == [
+        assert any_catalog.get_image(ref).state == to
+        assert [(c.from_state, c.to_state, c.actor, c.reason, c.at) for c in history(any_catalog, ref)] == [
             (start, to, "alice", "because", NOW)
         ]
         return
     with pytest.raises(IllegalTransition) as refused:
-        change_state(catalog, ref, to, actor="alice", reason="because")  # type: ignore[arg-type]
+        change_state(any_catalog, ref, to, actor="alice", reason="because")  # type: ignore[arg-type]
     expected = (
         "already" if start == to else ("retired" if start == "retired" else f"cannot go from {start} to {to}")
     )
     assert expected in refused.value.message
-    assert catalog.get_image(ref).state == start
-    assert history(catalog, ref) == []
+    assert any_catalog.get_image(ref).state == start
+    assert history(any_catalog, ref) == []
 
 
-def test_history_is_in_order_and_names_the_actor(catalog: Catalog) -> None:
-    ref = record(catalog, "web")
-    change_state(catalog, ref, "deprecated", actor="alice", reason="1.1 is out", now=NOW)
+def test_history_is_in_order_and_names_the_actor(any_catalog: Catalog) -> None:
+    ref = record(any_catalog, "web")
+    change_state(any_catalog, ref, "deprecated", actor="alice", reason="1.1 is out", now=NOW)
     change_state(
-        catalog, ref, "active", actor="token:ci", reason="1.1 was pulled", now=NOW + timedelta(hours=1)
+        any_catalog, ref, "active", actor="token:ci", reason="1.1 was pulled", now=NOW + timedelta(hours=1)
     )
-    change_state(catalog, ref, "disabled", actor="bob", reason="CVE-2026-1", now=NOW + timedelta(hours=2))
-    assert [(c.from_state, c.to_state, c.actor, c.reason) for c in history(catalog, ref)] == [
+    change_state(any_catalog, ref, "disabled", actor="bob", reason="CVE-2026-1", now=NOW + timedelta(hours=2))
+    assert [(c.from_state, c.to_state, c.actor, c.reason) for c in history(any_catalog, ref)] == [
         ("active", "deprecated", "alice", "1.1 is out"),
         ("deprecated", "active", "token:ci", "1.1 was pulled"),
         ("active", "disabled", "bob", "CVE-2026-1"),
     ]
 
 
-def test_a_reason_is_required_and_a_stale_plan_is_refused(catalog: Catalog) -> None:
-    ref = record(catalog, "web")
+def test_a_reason_is_required_and_a_stale_plan_is_refused(any_catalog: Catalog) -> None:
+    ref = record(any_catalog, "web")
     with pytest.raises(UsageError, match="a reason is required"):
-        change_state(catalog, ref, "deprecated", actor="alice", reason="  ")
-    change_state(catalog, ref, "deprecated", actor="alice", reason="x")
+        change_state(any_catalog, ref, "deprecated", actor="alice", reason="  ")
+    change_state(any_catalog, ref, "deprecated", actor="alice", reason="x")
     with pytest.raises(IllegalTransition, match="is deprecated, not active as planned"):
-        change_state(catalog, ref, "disabled", actor="alice", reason="x", expect="active")
-    assert catalog.get_image(ref).state == "deprecated"
+        change_state(any_catalog, ref, "disabled", actor="alice", reason="x", expect="active")
+    assert any_catalog.get_image(ref).state == "deprecated"
+
+
+def test_concurrent_changes_from_one_state_happen_once(any_catalog: Catalog, catalog_url: str) -> None:
+    """Eight writers (each its own connection pool, like separate processes) try active → deprecated at
+    once: exactly one succeeds, the others are told it is already deprecated; one history row."""
+    ref = record(any_catalog, "web")
+    barrier = threading.Barrier(8)
+    results: list[str] = []
+
+    def attempt(n: int) -> None:
+        with Catalog(catalog_url) as mine:
+            barrier.wait()
+            try:
+                change_state(mine, ref, "deprecated", actor=f"writer-{n}", reason="race")
+                results.append("changed")
+            except IllegalTransition as exc:
+                results.append(exc.message)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["changed"] + [f"{ref} is already deprecated"] * 7
+    assert len(history(any_catalog, ref)) == 1
 
 
 def _kiln(home: Store, *args: str) -> subprocess.CompletedProcess[str]:
