@@ -50,7 +50,7 @@ def store_blobs(
     running = _oldest_running_build(catalog)
     for blob in sorted((store.home / "blobs" / "sha256").glob("*")):
         digest = "sha256:" + blob.name
-        if not blob.is_file() or digest in refs.evidence or digest in refs.blobs:
+        if not blob.is_file() or digest in refs.evidence or refs.blobs.get(digest):
             continue
         size = freed_bytes(blob)
         if running is not None and blob.stat().st_mtime >= running.timestamp():
@@ -68,7 +68,7 @@ def layer_cache(store: Store, refs: References, found: Found, kept: Kept, dry_ru
     unused = []
     for entry in sorted(p for p in root.glob("*") if p.is_dir()):
         meta = entries.get(entry.name)
-        if meta is not None and str(meta.get("digest")) not in refs.blobs:
+        if meta is not None and not refs.blobs.get(str(meta.get("digest"))):
             unused.append(entry)  # incomplete entries are the next build's to replace
     if not private:
         if unused:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from kiln.catalog import Catalog
+from kiln.lifecycle.references import References
 from kiln.lifecycle.retire import RetireReport, retire
 from kiln.lifecycle.states import State, StateChange, add_details, change_state
 from kiln.lifecycle.unpublish import Unpublisher
@@ -33,12 +34,12 @@ class Moved:
 def move(
     store: Store, catalog: Catalog, ref: str, to: State, *, actor: str, reason: str,
     expect: State | None = None, details: Mapping[str, Any] | None = None,
-    unpublish: Unpublisher | None = None, now: datetime | None = None,
+    unpublish: Unpublisher | None = None, now: datetime | None = None, refs: References | None = None,
 ) -> Moved:  # fmt: skip
     """Change ``ref``'s state to ``to`` (refused unless legal, or unless it is still ``expect``)."""
     if to == "retired":
         report = retire(store, catalog, ref, actor=actor, reason=reason, now=now, expect=expect,
-                        details=details, unpublish=unpublish)  # fmt: skip
+                        details=details, unpublish=unpublish, refs=refs)  # fmt: skip
         assert report.change is not None
         return Moved(report.change, report, report.unpublished)
     change = change_state(

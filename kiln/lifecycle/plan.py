@@ -242,14 +242,19 @@ def apply(
     """Carry out exactly ``plan``: each change is made from the state it was planned from, or refused
     (recorded in the result, the others still made). Retiring deletes artifacts (``kiln images retire``)."""
     from kiln.lifecycle.move import move
+    from kiln.lifecycle.references import live_references
 
+    # computed once (each retire then forgets its image), not once per retire: O(n), not O(n²)
+    refs = live_references(store, catalog) if any(c.to_state == "retired" for c in plan.changes) else None
     done: list[Applied] = []
     for change in plan.changes:
         reason = f"lifecycle policy {plan.policy}: {change.rule}"
         details = {"policy": plan.policy, "policy_digest": plan.digest, "rule": change.rule}
         try:
-            moved = move(store, catalog, change.image, change.to_state, actor=actor, reason=reason,
-                         expect=change.from_state, details=details, unpublish=unpublish)  # fmt: skip
+            moved = move(
+                store, catalog, change.image, change.to_state, actor=actor, reason=reason,
+                expect=change.from_state, details=details, unpublish=unpublish, refs=refs,
+            )  # fmt: skip
             done.append(Applied(change, freed=moved.retired.freed if moved.retired else 0))
         except KilnError as exc:
             done.append(Applied(change, error=exc.message))

@@ -58,26 +58,36 @@ def image_blob_digests(store: Store, image: ImageRecord) -> set[str]:
 
 @dataclass
 class References:
-    """What the images other than the ones being freed still need."""
+    """Who still needs what: every live (non-retired) image's artifact paths and OCI blobs, and every
+    image's evidence. One computation serves many retires (:meth:`forget` each retired image)."""
 
-    paths: dict[Path, str] = field(default_factory=dict)  # artifact path -> an image using it
-    blobs: dict[str, str] = field(default_factory=dict)  # digest -> an image whose manifest names it
+    paths: dict[Path, set[str]] = field(default_factory=dict)  # artifact path -> images recording it
+    blobs: dict[str, set[str]] = field(default_factory=dict)  # digest -> images whose manifests name it
     evidence: set[str] = field(default_factory=set)  # evidence digests of every image (kept forever)
 
-    def holder(self, path: Path, digest: str | None = None) -> str | None:
-        """Which live image still needs ``path`` (or the blob ``digest``), if any."""
-        return self.paths.get(path.absolute()) or (self.blobs.get(digest) if digest else None)
+    def path_holder(self, path: Path, *, besides: str) -> str | None:
+        """A live image other than ``besides`` that records ``path``, if any."""
+        return min(self.paths.get(path.absolute(), set()) - {besides}, default=None)
+
+    def blob_holder(self, digest: str, *, besides: str) -> str | None:
+        """A live image other than ``besides`` whose manifest names ``digest``, if any."""
+        return min(self.blobs.get(digest, set()) - {besides}, default=None)
+
+    def forget(self, ref: str) -> None:
+        """``ref`` no longer holds anything (it was retired)."""
+        for holders in (*self.paths.values(), *self.blobs.values()):
+            holders.discard(ref)
 
 
-def live_references(store: Store, catalog: Catalog, *, skip: frozenset[str] = frozenset()) -> References:
-    """References of every image that is not retired (and not in ``skip``, refs being freed now)."""
+def live_references(store: Store, catalog: Catalog) -> References:
+    """References of every image that is not retired, computed from the catalog and the layouts."""
     refs = References()
     for image in catalog.list_images():
         refs.evidence |= {e.digest for e in image.evidence}
-        if image.state == "retired" or image.ref in skip:
+        if image.state == "retired":
             continue
         for artifact in image.artifacts:
-            refs.paths.setdefault(store.artifact_path(artifact.path).absolute(), image.ref)
+            refs.paths.setdefault(store.artifact_path(artifact.path).absolute(), set()).add(image.ref)
         for digest in image_blob_digests(store, image):
-            refs.blobs.setdefault(digest, image.ref)
+            refs.blobs.setdefault(digest, set()).add(image.ref)
     return refs

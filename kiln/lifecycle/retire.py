@@ -109,7 +109,7 @@ def delete_artifacts(
         if artifact.kind in METADATA_KINDS:
             report.kept.append((path, f"{artifact.kind} file: metadata, kept forever"))
             continue
-        holder = refs.holder(path)
+        holder = refs.path_holder(path, besides=image.ref)
         if holder is not None:
             report.kept.append((path, f"also an artifact of {holder}"))
             continue
@@ -122,7 +122,7 @@ def delete_artifacts(
             continue
         if digest in refs.evidence:
             report.kept.append((blob, "evidence of an image (kept forever)"))
-        elif (holder := refs.blobs.get(digest)) is not None:
+        elif (holder := refs.blob_holder(digest, besides=image.ref)) is not None:
             report.kept.append((blob, f"referenced by {holder}"))
         else:
             report.removed.append(Removed(blob, freed_bytes(blob)))
@@ -134,16 +134,19 @@ def delete_artifacts(
 def retire(
     store: Store, catalog: Catalog, ref: str, *, actor: str, reason: str, now: datetime | None = None,
     expect: State | None = None, details: Mapping[str, object] | None = None,
-    unpublish: Unpublisher | None = None,
+    unpublish: Unpublisher | None = None, refs: References | None = None,
 ) -> RetireReport:  # fmt: skip
     """Retire ``ref``: record the state change (refused unless legal), delete what only it used, and
     add what was deleted to the change's record. ``unpublish`` first takes it off its distribution
-    targets (what it reports is recorded per target)."""
+    targets (what it reports is recorded per target). ``refs``: references computed once for many
+    retires (a policy's apply); by default they are computed now."""
     image = catalog.get_image(ref)
     change = change_state(catalog, image.ref, "retired", actor=actor, reason=reason, now=now,
                           expect=expect, details=details)  # fmt: skip
     unpublished = unpublish(catalog, image) if unpublish is not None else []
-    report = delete_artifacts(store, image, live_references(store, catalog, skip=frozenset({image.ref})))
+    refs = refs if refs is not None else live_references(store, catalog)
+    report = delete_artifacts(store, image, refs)
+    refs.forget(image.ref)
     report.change = change
     report.unpublished = unpublished
     add_details(
