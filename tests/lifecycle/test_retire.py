@@ -14,7 +14,10 @@ from typing import Any
 
 import pytest
 
+from kiln.errors import KilnError
 from kiln.evidence.signing import generate_key
+from kiln.store import Store
+from kiln.verify.instance import image_root
 
 pytestmark = pytest.mark.e2e
 
@@ -114,6 +117,20 @@ def test_retired_image_keeps_evidence_and_verifies(two: Two, tmp_path: Path) -> 
     shown = json.loads(kiln("images", "show", old, "--json", home=two.home).stdout)
     assert shown["state"] == "retired" and shown["digest"] == two.old["digest"]
     assert kiln("sbom", old, "--format", "spdx", home=two.home).returncode == 0
+    doc = two.home.parent / "doc.yaml"
+    doc.write_text(COMPONENT)
+    instance = kiln("toe", "run", "--documents", str(doc), "--target", f"image:{old}", home=two.home)
+    assert instance.returncode == 1
+    assert (
+        "is retired: retired images are not used for new instances (their artifacts are deleted)"
+        in " ".join(instance.stderr.split())
+    )
+    # what reads the root (kiln scan, comply, sbom of an unrecorded kind) says why there is none
+    with (
+        pytest.raises(KilnError, match="is retired: its artifacts are deleted, there is no root to read"),
+        image_root(Store.open(two.home), old),
+    ):
+        pass
 
     verified = kiln("verify", old, "--key", str(two.key), home=two.home)
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -151,8 +168,14 @@ def test_disabled_image_is_refused_and_unpublished(two: Two, tmp_path: Path) -> 
     history = json.loads(kiln("images", "history", ref, "--json", home=two.home).stdout)
     assert history["changes"][-1]["details"]["unpublished"][0]["result"] == "unpublished"
 
+    doc = tmp_path / "doc.yaml"
+    doc.write_text(COMPONENT)
     for argv, words in (
         (["distribute", ref, "--config", str(targets)], "is disabled: disabled images are not distributed"),
+        (
+            ["toe", "run", "--documents", str(doc), "--target", f"image:{ref}"],
+            "is disabled: disabled images are not used for new instances",
+        ),
         (["test", ref], "is disabled: disabled images are not tested on a new instance"),
         (
             ["promote", ref, "--to", "dev", "--key", str(two.key.with_suffix(""))],
