@@ -2,7 +2,8 @@
 
 * artifacts of retired images still on disk (a retire that was interrupted part-way);
 * blobs of the store (``blobs/sha256``) that are no image's evidence and no live image's OCI blob,
-  except those written since the oldest running build started (it may be about to record them);
+  except those written in the last hour or since the oldest running build started (a build, or a
+  ``kiln comply`` / ``kiln scan`` of a recorded image, may be about to record them);
 * layer cache entries whose layer no live image's manifest names, when the cache belongs to this data
   directory only: a shared ``KILN_CACHE_DIR`` serves other data directories whose catalogs this one
   cannot see, so its entries are kept. An entry a build is making or using is never removed (its
@@ -14,6 +15,7 @@ layout frees nothing until both are gone.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ from kiln.lifecycle.references import References, live_references
 from kiln.lifecycle.retire import delete_artifacts, freed_bytes
 from kiln.store import Store
 
+GRACE_SECONDS = 3600
 Found = Callable[[Path, str, int, str], None]  # (path, kind, bytes freed, reason)
 Kept = Callable[[Path, str, int, str], None]
 
@@ -47,14 +50,17 @@ def retired_leftovers(store: Store, catalog: Catalog, refs: References, found: F
 def store_blobs(
     store: Store, catalog: Catalog, refs: References, found: Found, kept: Kept, dry_run: bool
 ) -> None:
+    cutoff = time.time() - GRACE_SECONDS
     running = _oldest_running_build(catalog)
+    if running is not None:
+        cutoff = min(cutoff, running.timestamp())
     for blob in sorted((store.home / "blobs" / "sha256").glob("*")):
         digest = "sha256:" + blob.name
         if not blob.is_file() or digest in refs.evidence or refs.blobs.get(digest):
             continue
         size = freed_bytes(blob)
-        if running is not None and blob.stat().st_mtime >= running.timestamp():
-            kept(blob, "blob", size, "written while a build runs; it may be about to record it")
+        if blob.stat().st_mtime >= cutoff:
+            kept(blob, "blob", size, "written recently or while a build runs: it may be about to be recorded")
             continue
         if not dry_run:
             blob.unlink(missing_ok=True)

@@ -8,9 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import update
+
 from kiln.catalog import ArtifactRecord, Catalog, EvidenceRecord
+from kiln.catalog.models import BuildRow
 from kiln.lifecycle.retire import retire
 from kiln.store import Store
 from tests.lifecycle.conftest import record
@@ -135,10 +139,13 @@ def test_gc_keeps_blobs_a_running_build_may_record(home: Store, catalog: Catalog
         recipe_name="r", recipe_version="1.0.0", recipe_path="r.yaml", log_path="l"
     )  # this process: alive
     fresh = home.blob_path(_blob(home.home / "blobs/sha256", b"an SBOM being written"))
+    os.utime(fresh, (1_600_000_000, 1_600_000_000))  # older than the grace hour, but the build is older still
+    with catalog.session(write=True) as s, s.begin():
+        s.execute(update(BuildRow).values(started=datetime(2020, 1, 1, tzinfo=UTC)))
     done = _gc(home)
     assert fresh.exists()
     assert [k["reason"] for k in done["kept"] if k["path"] == str(fresh)] == [  # type: ignore[attr-defined]
-        "written while a build runs; it may be about to record it"
+        "written recently or while a build runs: it may be about to be recorded"
     ]
 
 
