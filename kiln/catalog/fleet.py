@@ -42,7 +42,7 @@ PACKAGE_SPEC = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9+.-]*)\s*(?:(?P<op><<|>>|<=|>=|==|<|>|=)\s*(?P<version>[A-Za-z0-9.+~:-]+))?$"
 )
 CVE = re.compile(r"^(?:CVE-\d{4}-\d{4,}|[A-Z][A-Z0-9]*-[A-Za-z0-9._:-]+)$")
-STATES: tuple[ImageState, ...] = ("active", "deprecated", "disabled", "deleted")
+STATES: tuple[ImageState, ...] = ("active", "deprecated", "disabled", "retired")
 MAX_PARENT_DEPTH = 16
 
 

@@ -204,6 +204,21 @@ class PromotionRow(Base):
     at: Mapped[datetime]
 
 
+class StateChangeRow(Base):
+    """One lifecycle state change of an image version: who, when, why (kiln.lifecycle.states)."""
+
+    __tablename__ = "image_state_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+    details: Mapped[dict[str, Any]]  # e.g. the policy rule, files removed by a retire
+
+
 class TokenRow(Base):
     """An API token: only an HMAC of it is stored (kiln.access.tokens)."""
 

@@ -19,7 +19,7 @@ from kiln.catalog.schemas import semver_key
 from kiln.errors import KilnError
 from kiln.recipes.parentref import KilnImageSource, VersionConstraint, parse_parent
 
-USABLE = ("active", "deprecated")  # disabled, retired (and deleted) images are no parents
+USABLE = ("active", "deprecated")  # disabled and retired images are no parents
 
 
 class ParentUnavailable(KilnError):

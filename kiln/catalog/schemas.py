@@ -14,7 +14,8 @@ SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 BuildStatus = Literal["queued", "running", "succeeded", "failed"]
-ImageState = Literal["active", "deprecated", "disabled", "deleted"]
+ImageState = Literal["active", "deprecated", "disabled", "retired"]
+"""Lifecycle states (kiln.lifecycle.states has the legal transitions between them)."""
 
 
 def semver_key(version: str) -> tuple[int, ...]:

@@ -339,6 +339,9 @@ def register(app: typer.Typer) -> None:
     images.command("label")(images_label)
     images.command("unlabel")(images_unlabel)
     images.command("lineage")(images_lineage)
+    from kiln.cli.lifecycle import register_images
+
+    register_images(images)  # deprecate, disable, activate, retire, history
     builds = typer.Typer(help="Build records and logs.", no_args_is_help=True, epilog=epilog("builds"))
     builds.command("list")(builds_list)
     builds.command("show")(builds_show)

@@ -46,6 +46,21 @@ def _emit(data: bytes, output: Path | None) -> None:
         err_console.print(f"wrote {output}")
 
 
+def _recorded_blob(store: Store, image: str, kind: str) -> Path | None:
+    """The stored evidence file ``kind`` of catalogued image ``image``, if there is one."""
+    from kiln.catalog import Catalog
+
+    if Path(image).is_dir():
+        return None
+    with Catalog.open(store.database_url) as catalog:
+        try:
+            record = catalog.get_image(image)
+        except KilnError:
+            return None  # not a catalogued image: resolve_image explains
+    found = [store.blob_path(e.digest) for e in record.evidence if e.kind == kind]
+    return found[0] if found and found[0].is_file() else None
+
+
 def sbom(
     image: Annotated[str, typer.Argument(help="Image (name, name@1.2.3, name@1.2.3/4) or a root directory.")],
     fmt: Annotated[Literal["spdx", "cyclonedx"], typer.Option("--format", "-f")] = "spdx",
@@ -58,8 +73,12 @@ def sbom(
     from kiln.evidence.subject import resolve_image
 
     store = open_store(data_dir)
+    kind = "sbom-spdx" if fmt == "spdx" else "sbom-cyclonedx"
+    kept = _recorded_blob(store, image, kind)
+    if kept is not None:  # without unpacking the image (a retired one has no artifacts left)
+        _emit(kept.read_bytes(), output)
+        return
     with resolve_image(store, image) as resolved:
-        kind = "sbom-spdx" if fmt == "spdx" else "sbom-cyclonedx"
         recorded = [e for e in (resolved.record.evidence if resolved.record else []) if e.kind == kind]
         if recorded and store.blob_path(recorded[0].digest).is_file():
             _emit(store.blob_path(recorded[0].digest).read_bytes(), output)
@@ -315,6 +334,10 @@ def verify(
         else:
             console.print(f"[green]✓[/] {escape(c.what)}: {escape(c.detail)}", highlight=False)
     signed = "" if report["signed"] else " (not signed)"
+    if report.get("retired"):
+        from kiln.evidence.provenancecheck import RETIRED
+
+        console.print(f"{report['image']} is {RETIRED}; its SBOMs, provenance and evidence remain")
     console.print(f"[green]verified[/] {report['image']}: {len(checks)} checks passed{signed}")
 
 
@@ -338,6 +361,7 @@ def _verify(
     signed = [e for e in record.evidence if e.kind == "provenance-signed"]
     unsigned = [e for e in record.evidence if e.kind == "provenance"]
     report["signed"] = bool(signed)
+    report["retired"] = record.state == "retired"
     if not signed and not unsigned:
         raise VerificationFailed(f"{record.ref}: no provenance recorded")
     if signed and public is None:
@@ -358,6 +382,7 @@ def _verify(
         store=store,
         layouts=[artifact_path(store, a.path) for a in record.artifacts],
         catalog=CatalogEntry(record, packages, lock),
+        artifacts_deleted=record.state == "retired",
     )
     report["checks"] = [
         {"check": c.what, "ok": c.ok, "skipped": c.skipped, "detail": c.detail} for c in checks

@@ -12,7 +12,8 @@ COMMON = "2 usage error or invalid input (nothing was done); 130 interrupted"
 EXIT_CODES: dict[str, str] = {
     "build": "0 built and recorded; 1 the build failed (recorded as failed, nothing published)",
     "validate": "0 every recipe is valid (warnings allowed)",
-    "images": "0 shown, listed (also when nothing matches) or labelled; 1 no such image or label",
+    "images": "0 shown, listed (also when nothing matches), labelled or changed; 1 no such image or label, "
+    "or a state change that is not allowed (e.g. from retired), or retire not confirmed",
     "diff": "0 compared (whether or not they differ); 1 no such image, or a layer cannot be read",
     "builds": "0 shown; 1 no such build",
     "schema": "0 printed",
@@ -37,6 +38,8 @@ EXIT_CODES: dict[str, str] = {
     "2 a refused URL (not http(s), private without --allow-private) or an invalid secret reference",
     "status": "0 shown; 2 also when the catalog is SQLite (there is no queue)",
     "worker": "0 stopped (SIGTERM, Ctrl-C); 2 also when the catalog is SQLite (a worker needs PostgreSQL)",
+    "lifecycle": "0 planned (--dry-run) or every planned change made; "
+    "1 a planned change was refused (the image changed since planning) or not confirmed",
 }
 
 

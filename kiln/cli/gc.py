@@ -1,4 +1,5 @@
-"""``kiln gc``: reclaim what dead builds left (scratch space, image directories never recorded)."""
+"""``kiln gc``: reclaim what dead builds left (scratch space, image directories never recorded) and what
+no image references any more (blobs, layer cache entries, retired images' leftovers)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what it would remove.")] = False,
         json_output: JsonOption = False,
     ) -> None:
-        """Remove scratch directories of dead Kiln processes and image directories no build recorded.
+        """Remove scratch directories of dead Kiln processes, image directories no build recorded, and
+        what no image references: store blobs, layer cache entries (a private cache only), leftovers of
+        retired images. Reports the bytes freed.
 
-        Live builds are never touched: each holds a lock on its scratch directory while it runs.
+        Live builds are never touched: each holds a lock on its scratch directory and leases its cache
+        entries while it runs.
         """
         from kiln.lifecycle.reclaim import collect_garbage
 

@@ -47,6 +47,7 @@ COMMAND_MODULES = {
     "kiln.cli.worker": ("worker",),
     "kiln.cli.status": ("status",),
     "kiln.cli.diff": ("diff",),
+    "kiln.cli.lifecycle": ("lifecycle",),
 }
 
 _debug = False

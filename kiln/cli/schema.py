@@ -24,11 +24,18 @@ def _build_request_schema() -> dict[str, Any]:
     return BuildRequest.model_json_schema()
 
 
-SchemaKind = Literal["recipe", "component", "build-request"]
+def _lifecycle_policy_schema() -> dict[str, Any]:
+    from kiln.lifecycle.policy import lifecycle_policy_schema
+
+    return lifecycle_policy_schema()
+
+
+SchemaKind = Literal["recipe", "component", "build-request", "lifecycle-policy"]
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "recipe": lambda: Recipe.model_json_schema(),
     "component": _component_schema,
     "build-request": _build_request_schema,
+    "lifecycle-policy": _lifecycle_policy_schema,
 }
 
 

@@ -101,7 +101,7 @@ def open_target(spec: str, *, network: bool, keep: bool, scratch: bool, data_dir
         from kiln.verify.instance import image_root
 
         with (
-            image_root(open_store(data_dir), value, keep=keep, monitor=monitor) as image,
+            image_root(open_store(data_dir), value, keep=keep, monitor=monitor, new_instance=True) as image,
             RootfsTarget(image.root, options, env) as target,
         ):
             yield target

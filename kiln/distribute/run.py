@@ -26,6 +26,7 @@ from kiln.distribute.base import (
 from kiln.distribute.config import DistributionConfig
 from kiln.distribute.spec import Target
 from kiln.errors import KilnError
+from kiln.lifecycle.states import require_usable
 from kiln.settings import Settings
 
 Result = Literal["published", "unchanged", "failed", "skipped", "unpublished"]
@@ -68,8 +69,9 @@ def distribute(
 ) -> list[Outcome]:
     """Publish image ``ref`` to the chosen targets; every attempt is recorded, failures included."""
     image = catalog.get_image(ref)
-    if image.state in ("disabled", "deleted"):
-        raise KilnError(f"{image.ref} is {image.state}; disabled images are not distributed")
+    warning = require_usable(image, "distributed")
+    if warning and log is not None:
+        log(f"warning: {warning}")
     ctx = PublishContext(image=image, settings=settings, environ=environ, base_dir=config.path.parent,
                          boot=config.boot, log=log or (lambda _m: None))  # fmt: skip
     latest = jobs.latest(catalog, image.ref)

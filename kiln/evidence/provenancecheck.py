@@ -21,7 +21,9 @@ from kiln.evidence.provenance import BUILD_TYPES, CATALOG_LOCK, PACKAGE_LIST, SL
 from kiln.evidence.signing import IN_TOTO_PAYLOAD_TYPE, key_id, open_envelope
 from kiln.store import Store, file_sha256
 
-__all__ = ["CatalogEntry", "Check", "VerificationFailed", "run_checks", "verify_provenance"]
+__all__ = ["RETIRED", "CatalogEntry", "Check", "VerificationFailed", "run_checks", "verify_provenance"]
+
+RETIRED = "retired: artifacts deleted"
 
 
 class VerificationFailed(KilnError):
@@ -152,9 +154,12 @@ def run_checks(
     store: Store | None,
     layouts: list[Path] | None = None,
     catalog: CatalogEntry | None = None,
+    artifacts_deleted: bool = False,
 ) -> list[Check]:
     """Every check, passed or failed (signature first); raises only when nothing can be checked.
-    ``key`` None: ``envelope`` is an unsigned statement, every check but the signature's is made."""
+    ``key`` None: ``envelope`` is an unsigned statement, every check but the signature's is made.
+    ``artifacts_deleted`` (a retired image): the subjects are not looked for on disk; the signature,
+    the evidence blobs, the catalog record and the kept documents are still checked."""
     stmt = _statement(envelope, key)
     if key is None:
         checks = [
@@ -165,8 +170,13 @@ def run_checks(
     if base is None and catalog is not None:  # subjects are named relative to the image directory
         base = image_dir(stmt, catalog.record)
     subjects = [s for s in stmt["subject"] if isinstance(s, dict)]
-    checks += [_check_subject(subject, base, layouts or []) for subject in subjects]
-    checks += _check_manifest(subjects, base, layouts or [])
+    if artifacts_deleted:
+        checks.append(
+            Check("artifacts", True, f"{RETIRED} ({len(subjects)} signed subjects not on disk by design)")
+        )
+    else:
+        checks += [_check_subject(subject, base, layouts or []) for subject in subjects]
+        checks += _check_manifest(subjects, base, layouts or [])
     if store is not None:
         checks += _check_byproducts(stmt, store)
     if catalog is not None:

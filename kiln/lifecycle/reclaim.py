@@ -7,7 +7,8 @@ the lock when the process dies, so a lock that can be taken proves the owner is 
 no guessing from ages, safe with concurrent builds and across PID namespaces.
 
 Any command that opens the data directory reclaims dead scratch (:func:`reclaim_dead_scratch`);
-``kiln gc`` also finds image directories whose build never recorded them (:func:`collect_garbage`).
+``kiln gc`` also finds image directories whose build never recorded them and what no image references
+(:func:`collect_garbage`).
 """
 
 from __future__ import annotations
@@ -132,7 +133,9 @@ def reclaim_dead_scratch(store: Store, *, dry_run: bool = False) -> ReclaimRepor
 
 
 def collect_garbage(store: Store, *, dry_run: bool = False) -> ReclaimReport:
-    """Dead scratch, plus every image directory whose build failed or died without recording it."""
+    """Dead scratch, every image directory whose build failed or died without recording it, and what
+    no image references any more (:mod:`kiln.lifecycle.blobgc`: blobs, layer cache entries, leftovers
+    of retired images)."""
     report = reclaim_dead_scratch(store, dry_run=dry_run)
     done = {item.path for item in report.reclaimed}
     images = store.home / "images"
@@ -147,4 +150,12 @@ def collect_garbage(store: Store, *, dry_run: bool = False) -> ReclaimReport:
                                              "no build in this catalog made it"))  # fmt: skip
             elif not recorded:
                 _remove(folder, "unrecorded-image", "its build did not record it", report, dry_run)
+        from kiln.lifecycle.blobgc import collect_unreferenced
+
+        collect_unreferenced(
+            store, catalog,
+            lambda path, kind, size, why: report.reclaimed.append(Reclaimed(path, kind, size, why)),
+            lambda path, kind, size, why: report.kept.append(Reclaimed(path, kind, size, why)),
+            dry_run=dry_run,
+        )  # fmt: skip
     return report

@@ -17,6 +17,7 @@ from kiln.catalog import promotions as moves
 from kiln.catalog.promotions import Action, PromotionRecord
 from kiln.errors import KilnError
 from kiln.evidence.signing import load_private_key, load_public_key, open_envelope, sign_envelope
+from kiln.lifecycle.states import require_usable
 from kiln.promotion.policy import LoadedPolicy
 from kiln.promotion.rules import RuleResult, evaluate
 
@@ -59,6 +60,7 @@ def promote(
     (after recording) when a rule fails. Promoting the image the channel already points at is a no-op."""
     now = now or datetime.now(UTC)
     image = catalog.get_image(ref)
+    require_usable(image, "promoted")
     results = evaluate(catalog, image, channel, policy, now)
     allowed = all(r.passed for r in results)
     decision = _decision(

@@ -46,7 +46,7 @@ class SignatureRule(_Strict):
 
 
 class ChannelPolicy(_Strict):
-    active: bool = Field(True, description="the image is active (not deprecated, disabled or deleted)")
+    active: bool = Field(True, description="the image is active (not deprecated, disabled or retired)")
     tests_passed: bool = Field(False, description="its test phases passed on a fresh instance in the build")
     sbom: bool = Field(False, description="an SBOM is recorded and its file matches its digest")
     scan: ScanRule | None = None

@@ -79,16 +79,29 @@ def image_root(
     only: frozenset[str] | None = None,
     keep: bool = False,
     monitor: Monitor | None = None,
+    new_instance: bool = False,
 ) -> Iterator[ImageRoot]:
     """The image ``ref`` (NAME, NAME@VERSION or NAME@VERSION/BUILD) unpacked into a new directory under
     the data dir's ``tmp/``, removed afterwards unless ``keep`` (then it moves to ``<data dir>/kept/``).
 
-    ``only``: extract just these paths (a partial root, much faster; never kept).
+    ``only``: extract just these paths (a partial root, much faster; never kept). ``new_instance``: the
+    root becomes an instance of the image (``kiln toe run --target image:``), which a disabled image
+    may not; a retired image has nothing left to unpack either way.
     """
     from kiln.catalog import Catalog  # the catalog's engine is loaded only when an image is named
+    from kiln.lifecycle.states import require_usable
 
     with Catalog.open(store.database_url) as catalog:
         record = catalog.get_image(ref)
+    if new_instance:
+        warning = require_usable(record, "used for new instances")
+        if warning and monitor is not None:
+            monitor.warning(warning)
+    elif record.state == "retired":
+        raise KilnError(
+            f"{record.ref} is retired: its artifacts are deleted, there is no root to read",
+            hint=f"its recorded SBOMs and reports remain: kiln sbom {record.ref}; kiln verify {record.ref}",
+        )
     layouts = [a for a in record.artifacts if a.kind == "oci"]
     if not layouts:
         raise KilnError(

@@ -159,10 +159,14 @@ def retest(
 ) -> RetestPlan:
     """Re-test the catalogued image ``ref`` (see :func:`plan_retest`); returns what ran."""
     from kiln.catalog import Catalog  # the catalog's engine is loaded only when an image is named
+    from kiln.lifecycle.states import require_usable
 
     with Catalog.open(store.database_url) as catalog:
         record = catalog.get_image(ref)
         lock = catalog.lock(record.ref)
+    warning = require_usable(record, "tested on a new instance")
+    if warning:
+        monitor.warning(warning)
     artifacts = {a.kind: store.artifact_path(a.path) for a in record.artifacts}
     plan = plan_retest(
         record.ref,

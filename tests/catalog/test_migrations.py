@@ -108,3 +108,47 @@ def test_parent_digest_index_migration_keeps_images(catalog_url: str) -> None:
             assert conn.execute(text("SELECT count(*) FROM images")).scalar() == 2
     finally:
         engine.dispose()
+
+
+def test_lifecycle_migration_keeps_data_and_renames_deleted_to_retired(catalog_url: str) -> None:
+    """0005 (lifecycle) from 0003 with images in it: rows kept, the old ``deleted`` state becomes
+    ``retired``, the history table starts empty; down again restores ``deleted``."""
+    engine = make_engine(catalog_url)
+    try:
+        upgrade(engine, "0003")
+        with engine.begin() as conn:
+            for i, state in enumerate(("active", "deleted", "deprecated"), start=1):
+                conn.execute(
+                    text(
+                        "INSERT INTO builds (id, recipe_name, recipe_version, recipe_path, status, started,"
+                        " log_path, host, pid) VALUES (:id, 'web', '1.0.0', 'r.yaml', 'succeeded',"
+                        " '2026-01-01 00:00:00', 'l', 'h', 1)"
+                    ),
+                    {"id": f"b{i}"},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO images (id, name, version, build_number, digest, created, recorded, parent,"
+                        " recipe_digest, description, size, state, build_id) VALUES (:id, 'web', '1.0.0', :id,"
+                        " :digest, '2026-01-01 00:00:00', '2026-01-01 00:00:00', 'debian:bookworm', 'sha256:r',"
+                        " 'd', 10, :state, :build)"
+                    ),
+                    {"id": i, "digest": f"sha256:{i}", "state": state, "build": f"b{i}"},
+                )
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, digest, state FROM images ORDER BY id")).all()
+            assert [tuple(r) for r in rows] == [
+                (1, "sha256:1", "active"), (2, "sha256:2", "retired"), (3, "sha256:3", "deprecated"),
+            ]  # fmt: skip
+            assert conn.execute(text("SELECT count(*) FROM image_state_changes")).scalar() == 0
+        assert schema_drift(engine) == []
+        with Catalog.open(catalog_url) as catalog:
+            assert catalog.get_image("web@1.0.0/2").state == "retired"
+        downgrade(engine, "0003")
+        assert "image_state_changes" not in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT state FROM images WHERE id = 2")).scalar() == "deleted"
+    finally:
+        engine.dispose()

@@ -107,6 +107,15 @@ BAD: list[tuple[list[str], str]] = [
     (["worker"], "kiln worker needs a PostgreSQL catalog; this one is SQLite"),
     (["status", "--bogus"], "No such option: --bogus"),
     (["status"], "kiln status shows the build queue of a PostgreSQL catalog"),
+    (["images", "deprecate", "x"], "Missing option '--reason'"),
+    (["images", "disable"], "Missing argument"),
+    (["images", "activate", "x", "--bogus"], "No such option: --bogus"),
+    (["images", "retire", "x", "--reason"], "requires an argument"),
+    (["images", "history"], "Missing argument"),
+    (["lifecycle", "apply"], "Missing argument"),
+    (["lifecycle", "apply", "p.yaml", "--dry-run", "--yes"], "give --dry-run or --yes, not both"),
+    (["lifecycle", "prune"], "No such command 'prune'"),
+    (["schema", "lifecycle"], "'lifecycle' is not one of"),
 ]
 
 

@@ -1,0 +1,100 @@
+"""``kiln gc``'s second half: what no image references any more (:mod:`kiln.lifecycle.references`).
+
+* artifacts of retired images still on disk (a retire that was interrupted part-way);
+* blobs of the store (``blobs/sha256``) that are no image's evidence and no live image's OCI blob,
+  except those written in the last hour or since the oldest running build started (a build, or a
+  ``kiln comply`` / ``kiln scan`` of a recorded image, may be about to record them);
+* layer cache entries whose layer no live image's manifest names, when the cache belongs to this data
+  directory only: a shared ``KILN_CACHE_DIR`` serves other data directories whose catalogs this one
+  cannot see, so its entries are kept. An entry a build is making or using is never removed (its
+  create lock and lease, :mod:`kiln.cachelock`).
+
+Bytes freed count only files whose last link went: a cached layer hard-linked into an image's
+layout frees nothing until both are gone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from kiln.build import layercache
+from kiln.catalog import Catalog
+from kiln.catalog.models import BuildRow
+from kiln.lifecycle.references import References, live_references
+from kiln.lifecycle.retire import delete_artifacts, freed_bytes
+from kiln.store import Store
+
+GRACE_SECONDS = 3600
+Found = Callable[[Path, str, int, str], None]  # (path, kind, bytes freed, reason)
+Kept = Callable[[Path, str, int, str], None]
+
+
+def _oldest_running_build(catalog: Catalog) -> datetime | None:
+    with catalog.session() as s:
+        return s.scalar(select(func.min(BuildRow.started)).where(BuildRow.status == "running"))
+
+
+def retired_leftovers(store: Store, catalog: Catalog, refs: References, found: Found, dry_run: bool) -> None:
+    for image in catalog.list_images():
+        if image.state != "retired":
+            continue
+        for item in delete_artifacts(store, image, refs, dry_run=dry_run).removed:
+            found(item.path, "retired-artifact", item.freed, f"{image.ref} is retired")
+
+
+def store_blobs(
+    store: Store, catalog: Catalog, refs: References, found: Found, kept: Kept, dry_run: bool
+) -> None:
+    cutoff = time.time() - GRACE_SECONDS
+    running = _oldest_running_build(catalog)
+    if running is not None:
+        cutoff = min(cutoff, running.timestamp())
+    for blob in sorted((store.home / "blobs" / "sha256").glob("*")):
+        digest = "sha256:" + blob.name
+        if not blob.is_file() or digest in refs.evidence or refs.blobs.get(digest):
+            continue
+        size = freed_bytes(blob)
+        if blob.stat().st_mtime >= cutoff:
+            kept(blob, "blob", size, "written recently or while a build runs: it may be about to be recorded")
+            continue
+        if not dry_run:
+            blob.unlink(missing_ok=True)
+        found(blob, "blob", size, "no image references it")
+
+
+def layer_cache(store: Store, refs: References, found: Found, kept: Kept, dry_run: bool) -> None:
+    root = store.cache / "layers"
+    private = store.cache.absolute() == (store.home / "cache").absolute()
+    entries = layercache.entries(store)
+    unused = []
+    for entry in sorted(p for p in root.glob("*") if p.is_dir()):
+        meta = entries.get(entry.name)
+        if meta is not None and not refs.blobs.get(str(meta.get("digest"))):
+            unused.append(entry)  # incomplete entries are the next build's to replace
+    if not private:
+        if unused:
+            total = sum(freed_bytes(entry) for entry in unused)
+            why = (
+                f"{len(unused)} entries no image here uses; a shared KILN_CACHE_DIR may serve other data dirs"
+            )
+            kept(root, "layer-cache", total, why)
+        return
+    for entry in unused:
+        size = freed_bytes(entry)
+        if dry_run or layercache.remove(store, entry.name):
+            found(entry, "layer-cache", size, "no live image uses this layer")
+        else:
+            kept(entry, "layer-cache", size, "a build is making or using it")
+
+
+def collect_unreferenced(store: Store, catalog: Catalog, found: Found, kept: Kept, *, dry_run: bool) -> None:
+    """Report (and unless ``dry_run`` remove) everything no image references; see the module doc."""
+    refs = live_references(store, catalog)
+    retired_leftovers(store, catalog, refs, found, dry_run)
+    store_blobs(store, catalog, refs, found, kept, dry_run)
+    layer_cache(store, refs, found, kept, dry_run)
