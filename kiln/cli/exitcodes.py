@@ -26,6 +26,9 @@ EXIT_CODES: dict[str, str] = {
     "1 a check failed, or the image is unsigned and --require-signature was given",
     "test": "0 every test passed; 1 a test failed",
     "gc": "0 reclaimed (or reported with --dry-run)",
+    "pipelines": "0 applied, shown or queued; 1 no such pipeline or run; 2 also: a cascade cycle",
+    "daemon": "0 stopped cleanly (SIGTERM), or --once and every run succeeded or was skipped; "
+    "1 --once and a run failed, or another daemon runs on the data directory",
 }
 
 

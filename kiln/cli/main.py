@@ -42,6 +42,8 @@ COMMAND_MODULES = {
     "kiln.cli.serve": ("serve",),
     "kiln.cli.tokens": ("tokens",),
     "kiln.cli.audit": ("audit",),
+    "kiln.cli.pipelines": ("pipelines",),
+    "kiln.cli.daemon": ("daemon",),
 }
 
 _debug = False

@@ -24,11 +24,18 @@ def _build_request_schema() -> dict[str, Any]:
     return BuildRequest.model_json_schema()
 
 
-SchemaKind = Literal["recipe", "component", "build-request"]
+def _pipeline_schema() -> dict[str, Any]:
+    from kiln.pipelines.model import Pipeline
+
+    return Pipeline.model_json_schema()
+
+
+SchemaKind = Literal["recipe", "component", "build-request", "pipeline"]
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "recipe": lambda: Recipe.model_json_schema(),
     "component": _component_schema,
     "build-request": _build_request_schema,
+    "pipeline": _pipeline_schema,
 }
 
 

@@ -1,0 +1,96 @@
+"""The daemon's one use of an executor, kept here so the local executor can be swapped for another
+(the Executor protocol, Procrastinate) in one place: start a build, ask its state, cancel it, and
+put an end to a worker an earlier daemon left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from kiln.catalog import Catalog
+from kiln.errors import KilnError, NotFound
+from kiln.executors.local import LocalExecutor
+from kiln.models import BuildRequest
+from kiln.sandbox.namespace import process_start
+from kiln.settings import Settings
+from kiln.store import Store
+
+BuildState = Literal["running", "succeeded", "failed"]
+STOP_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Started:
+    job: str
+    build_id: str
+
+
+class BuildRunner:
+    def __init__(self, store: Store, settings: Settings, catalog: Catalog) -> None:
+        self.executor = LocalExecutor(store, settings)
+        self.catalog = catalog
+        self.jobs = store.home / "jobs"
+
+    def start(self, request: BuildRequest) -> Started:
+        """Start a build in its own worker process; returns once the catalog has it (KilnError if the
+        worker refused the request)."""
+        submitted = self.executor.submit(request)
+        return Started(submitted.job, submitted.build_id)
+
+    def _worker(self, job: str) -> int | None:
+        """The worker's pid while it lives (its recorded start time guards against a reused pid)."""
+        try:
+            pid, started = (self.jobs / job / "pid").read_text().split()
+        except (OSError, ValueError):
+            return None
+        return int(pid) if str(process_start(pid)) == started else None
+
+    def state(self, job: str, build_id: str) -> tuple[BuildState, str | None]:
+        """The build's state and error; a build whose worker died unrecorded is reaped as failed."""
+        try:
+            build = self.catalog.get_build(build_id)
+        except NotFound:
+            return "failed", f"build {build_id} is not in the catalog"
+        if build.status == "running" and self._worker(job) is None:
+            self.catalog.reap_interrupted()
+            build = self.catalog.get_build(build_id)
+            if build.status == "running":
+                return "failed", "the build worker ended without recording the build"
+        status: BuildState = (
+            "succeeded"
+            if build.status == "succeeded"
+            else "failed"
+            if build.status == "failed"
+            else "running"
+        )
+        return status, build.error
+
+    def cancel(self, build_id: str) -> bool:
+        return self.executor.cancel(build_id)
+
+    def stop_orphan(self, job: str | None, build_id: str | None) -> None:
+        """End a worker a dead daemon left running: SIGTERM (the build records itself failed and
+        removes its outputs and mounts), SIGKILL if it has not ended within STOP_SECONDS."""
+        pid = self._worker(job) if job else None
+        if pid is None:
+            return
+        if build_id is not None:
+            self.cancel(build_id)
+        else:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        while self._worker(job) is not None:  # type: ignore[arg-type]
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.1)
+        if build_id is not None:
+            self.catalog.reap_interrupted()
+
+    @staticmethod
+    def refused(exc: KilnError) -> str:
+        issues = getattr(exc, "issues", None)
+        return exc.message + ("\n" + "\n".join(issues) if issues else "")
