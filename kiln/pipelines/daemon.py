@@ -146,7 +146,7 @@ class Daemon:
         busy = {r.pipeline for r in active if r.status == "running"}
         waiting = {r.pipeline for r in active}
         ready = []
-        for run in sorted((r for r in active if r.status == "queued"), key=lambda r: r.created):
+        for run in sorted((r for r in active if r.status == "queued"), key=lambda r: (r.created, r.id)):
             if run.pipeline in busy or upstream.get(run.pipeline, set()) & waiting:
                 continue
             ready.append(run)

@@ -16,6 +16,7 @@ from ruamel.yaml.error import YAMLError
 from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.models import RecipeSource
 from kiln.recipes.loader import LoadedRecipe, load_recipe
+from kiln.toe.document import parameter_errors
 
 KILN_PARENT = re.compile(r"^kiln:(?P<name>[a-z0-9][a-z0-9._-]*)(@\S+)?$")
 CATALOGUED = re.compile(r"^[a-z0-9][a-z0-9._-]*@[0-9x*.]+$")
@@ -97,14 +98,10 @@ def with_parameters(source: RecipeSource, loaded: LoadedRecipe, overrides: Mappi
         if name not in declared
     ]
     for component in loaded.components:
-        from kiln.toe.document import parameter_errors
-
         values = {**component.parameters, **{k: v for k, v in overrides.items() if k in declared}}
         values = {k: v for k, v in values.items() if k in {d.name for d in component.document.parameters}}
         problems += [
-            f"--param {name}: {message}"
-            for name, message in parameter_errors(component.document, values)
-            if name in overrides
+            message for name, message in parameter_errors(component.document, values) if name in overrides
         ]
     if problems:
         raise ValidationFailed([Issue("--param", None, None, "", p) for p in problems])

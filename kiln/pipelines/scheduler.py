@@ -99,11 +99,16 @@ class Scheduler:
                 if newest is not None:
                     seen[parent] = newest.id
                     ref = f"{newest.name}@{newest.version}/{newest.build_number}"
-                    if p.enabled and "parent" in p.pipeline.triggers:
+                    cause = f"new parent image {ref} ({newest.digest[:19]})"
+                    if (
+                        p.enabled
+                        and "parent" in p.pipeline.triggers
+                        and not self.store.join_queued(p.name, cause)
+                    ):
                         run = self.store.enqueue(
                             p.name,
                             "parent",
-                            f"new parent image {ref} ({newest.digest[:19]})",
+                            cause,
                             f"parent:{ref}",
                             now,
                         )

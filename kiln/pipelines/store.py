@@ -3,6 +3,7 @@ leaves rows another daemon can continue from."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -54,6 +55,11 @@ def run_record(row: PipelineRunRow) -> RunRecord:
         started=row.started,
         finished=row.finished,
     )
+
+
+def run_id() -> str:
+    """32 hex digits that sort in creation order (nanoseconds, then random), so equal times stay FIFO."""
+    return f"{time.time_ns():016x}{uuid.uuid4().hex[:16]}"
 
 
 def newest_image_id(s: Session, name: str) -> int:
@@ -196,6 +202,21 @@ class PipelineStore:
         events.emit("pipeline.run.queued", record)
         return record
 
+    def join_queued(self, pipeline: str, cause: str) -> RunRecord | None:
+        """Add ``cause`` to the pipeline's queued (not yet started) run, which builds on the newest
+        parents anyway; None when it has none."""
+        with self.catalog.session(write=True) as s, s.begin():
+            row = s.scalars(
+                select(PipelineRunRow)
+                .where(PipelineRunRow.pipeline == pipeline, PipelineRunRow.status == "queued")
+                .order_by(PipelineRunRow.created.desc(), PipelineRunRow.id.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            row.cause = f"{row.cause}; {cause}"
+            return run_record(row)
+
     def skip(
         self, pipeline: str, trigger: str, cause: str, key: str, now: datetime, reason: str
     ) -> RunRecord:
@@ -221,7 +242,7 @@ class PipelineStore:
         retry_of: str | None,
     ) -> PipelineRunRow:
         return PipelineRunRow(
-            id=uuid.uuid4().hex,
+            id=run_id(),
             pipeline=pipeline,
             trigger=trigger,
             cause=cause,
@@ -237,7 +258,7 @@ class PipelineStore:
         self, pipeline: str | None = None, statuses: Sequence[str] | None = None, limit: int | None = None
     ) -> list[RunRecord]:
         """Runs, newest first."""
-        query = select(PipelineRunRow).order_by(PipelineRunRow.created.desc(), PipelineRunRow.id)
+        query = select(PipelineRunRow).order_by(PipelineRunRow.created.desc(), PipelineRunRow.id.desc())
         if pipeline is not None:
             query = query.where(PipelineRunRow.pipeline == pipeline)
         if statuses is not None:
