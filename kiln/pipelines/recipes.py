@@ -48,6 +48,8 @@ def resolve_recipe(ref: str, pipeline_file: Path) -> RecipeSource:
         return RecipeSource.read(path)
     except OSError as exc:
         raise KilnError(f"recipe file {path}: {exc.strerror or exc}") from None
+    except ValidationFailed as exc:  # missing, not a regular file, too large, not UTF-8
+        raise KilnError(f"recipe file {path}: " + "; ".join(i.message for i in exc.issues)) from None
 
 
 def _data(text: str) -> dict[str, Any]:
