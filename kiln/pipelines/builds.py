@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kiln.catalog import Catalog
-from kiln.errors import KilnError, NotFound
+from kiln.errors import NotFound
 from kiln.executors.local import LocalExecutor
 from kiln.models import BuildRequest
 from kiln.sandbox.namespace import process_start
@@ -71,26 +71,36 @@ class BuildRunner:
     def cancel(self, build_id: str) -> bool:
         return self.executor.cancel(build_id)
 
-    def stop_orphan(self, job: str | None, build_id: str | None) -> None:
+    def job_of(self, run_id: str) -> str | None:
+        """The job started for pipeline run ``run_id`` (a daemon killed while its worker was starting
+        never learnt it): the request's requester names the run."""
+        needle = f"run {run_id} ("
+        for request in self.jobs.glob("*/request.json") if self.jobs.is_dir() else ():
+            try:
+                if needle in (BuildRequest.model_validate_json(request.read_text()).requester or ""):
+                    return request.parent.name
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def stop_orphan(self, job: str | None, build_id: str | None, run_id: str) -> None:
         """End a worker a dead daemon left running: SIGTERM (the build records itself failed and
         removes its outputs and mounts), SIGKILL if it has not ended within STOP_SECONDS."""
+        job = job or self.job_of(run_id)
+        if build_id is None and job is not None and (self.jobs / job / "build").is_file():
+            build_id = (self.jobs / job / "build").read_text().strip()
         pid = self._worker(job) if job else None
-        if pid is None:
+        if job is None or pid is None:
             return
         if build_id is not None:
             self.cancel(build_id)
         else:
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_SECONDS
-        while self._worker(job) is not None:  # type: ignore[arg-type]
+        while self._worker(job) is not None:
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 break
             time.sleep(0.1)
         if build_id is not None:
             self.catalog.reap_interrupted()
-
-    @staticmethod
-    def refused(exc: KilnError) -> str:
-        issues = getattr(exc, "issues", None)
-        return exc.message + ("\n" + "\n".join(issues) if issues else "")

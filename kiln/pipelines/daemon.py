@@ -39,7 +39,7 @@ class Runner(Protocol):
     def start(self, request: BuildRequest) -> Started: ...
     def state(self, job: str, build_id: str) -> tuple[BuildState, str | None]: ...
     def cancel(self, build_id: str) -> bool: ...
-    def stop_orphan(self, job: str | None, build_id: str | None) -> None: ...
+    def stop_orphan(self, job: str | None, build_id: str | None, run_id: str) -> None: ...
 
 
 @contextmanager
@@ -82,7 +82,7 @@ class Daemon:
                 host == self.owner[0] and pid is not None and process_alive(pid, start)
             ):
                 continue  # ours, or a live daemon's
-            self.runner.stop_orphan(job, run.build_id)
+            self.runner.stop_orphan(job, run.build_id, run.id)
             now = self.clock()
             what = f"build {run.build_id}" if run.build_id else "the start of its build"
             again = run.retry_of is None
