@@ -70,10 +70,10 @@ def apply(
     with _store(data_dir) as store:
         changes = store.apply(loaded, system_clock())
     if json_out:
-        print_json([{"pipeline": c.split()[1], "change": c.split()[0]} for c in changes])
+        print_json([{"pipeline": name, "change": change} for name, change in changes])
         return
-    for change in changes:
-        console.print(change)
+    for name, change in changes:
+        console.print(f"{change} {escape(name)}")
 
 
 def list_pipelines(data_dir: DataDirOption = None, json_out: JsonOption = False) -> None:

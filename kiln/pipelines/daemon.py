@@ -208,13 +208,16 @@ class Daemon:
             )
 
     def once(self, wake: threading.Event) -> int:
-        """Evaluate triggers once, build everything that became due, return 1 if a run failed."""
+        """Evaluate triggers, build what is due and the cascade it sets off (triggers are evaluated
+        again only when a build has finished), exit when nothing runs or can start; 1 if a run failed."""
         self.recover()
         self.tick()
         while self.running or (not self.draining and self.dispatchable()):
             wake.wait(BUSY_SECONDS)
             wake.clear()
-            self.tick(evaluate=False)
+            before = len(self.running)
+            self.poll()
+            self.tick(evaluate=len(self.running) < before)
         return 1 if self.failed else 0
 
     def serve(self, wake: threading.Event) -> int:

@@ -74,10 +74,10 @@ class PipelineStore:
 
     # --- pipelines ----------------------------------------------------------------------------
 
-    def apply(self, loaded: Sequence[LoadedPipeline], now: datetime) -> list[str]:
+    def apply(self, loaded: Sequence[LoadedPipeline], now: datetime) -> list[tuple[str, str]]:
         """Create or update ``loaded`` in one transaction (all or none); a cycle in the resulting
-        cascade graph is refused. Returns ``created NAME`` / ``updated NAME`` / ``unchanged NAME``."""
-        changes = []
+        cascade graph is refused. Returns (name, ``created`` | ``updated`` | ``unchanged``) pairs."""
+        changes: list[tuple[str, str]] = []
         with self.catalog.session(write=True) as s, s.begin():
             rows = {r.name: r for r in s.scalars(select(PipelineRow)).all()}
             graph = {name: (r.image, tuple(r.parents)) for name, r in rows.items()}
@@ -103,7 +103,7 @@ class PipelineStore:
                         parent_cursor=cursor,
                     )
                     s.add(row)
-                    changes.append(f"created {row.name}")
+                    changes.append((row.name, "created"))
                     continue
                 same = (
                     row.definition == definition
@@ -112,7 +112,7 @@ class PipelineStore:
                     and list(row.parents) == list(item.parents)
                 )
                 if same and row.image == item.image:
-                    changes.append(f"unchanged {row.name}")
+                    changes.append((row.name, "unchanged"))
                     continue
                 if row.definition.get("enabled") != item.pipeline.enabled:
                     row.enabled, row.disabled_reason = item.pipeline.enabled, None
@@ -123,7 +123,7 @@ class PipelineStore:
                 row.parents = list(item.parents)
                 if row.definition.get("schedule") != definition.get("schedule"):
                     row.schedule_cursor = now
-                changes.append(f"updated {row.name}")
+                changes.append((row.name, "updated"))
         return changes
 
     def pipelines(self) -> list[PipelineRecord]:

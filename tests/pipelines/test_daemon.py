@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from datetime import UTC, datetime
 
 import pytest
 
@@ -31,10 +33,11 @@ def test_a_schedule_missed_for_days_runs_once(world: World) -> None:
     for _ in range(3):
         daemon.tick()
     assert statuses(world, "web") == [("schedule", "succeeded")]
-    world.clock.advance(days=1)
+    world.clock.now = datetime(2026, 12, 8, 3, 0, 30, tzinfo=UTC)  # 04:00:30 in Berlin: on time
     daemon.tick()
     assert statuses(world, "web") == [("schedule", "succeeded"), ("schedule", "running")]
-    assert "caught up" not in world.store.runs("web")[0].trigger.cause or world.clock.now.hour != 3
+    on_time = world.store.runs("web")[0].trigger.cause
+    assert "at 2026-12-08T04:00+01:00" in on_time and "caught up" not in on_time
 
 
 def test_updates_available_skips_with_the_reason_when_nothing_changed(world: World) -> None:
@@ -199,3 +202,19 @@ def test_stop_finishes_running_builds_and_a_second_stop_cancels(world: World) ->
     assert not daemon.running
     assert world.store.runs("a")[0].status == "cancelled"
     assert world.store.runs("b")[0].status == "queued"  # the next daemon builds it
+
+
+def test_once_builds_what_is_due_and_the_cascade_it_sets_off(world: World) -> None:
+    world.apply(world.pipeline("top", parent="kiln:mid@1.x"), world.pipeline("mid", parent="kiln:base@1.x"),
+                world.pipeline("base", DAILY))  # fmt: skip
+    world.runner.instant = True
+    world.clock.advance(days=1)
+    assert world.daemon().once(threading.Event()) == 0
+    assert world.runner.images == ["base", "mid", "top"]
+    assert [r.trigger.type for p in ("base", "mid", "top") for r in world.store.runs(p)] == [
+        "schedule",
+        "parent",
+        "parent",
+    ]
+    assert world.daemon().once(threading.Event()) == 0  # nothing new: nothing built
+    assert world.runner.images == ["base", "mid", "top"]
