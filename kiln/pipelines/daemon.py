@@ -78,10 +78,10 @@ class Daemon:
         each once (a re-run that is interrupted again is not re-queued). Returns the re-queued runs."""
         requeued = []
         for run, job, (host, pid, start) in self.store.owners():
-            if run.id in self.running or (
-                host == self.owner[0] and pid is not None and process_alive(pid, start)
-            ):
-                continue  # ours, or a live daemon's
+            if run.id in self.running or host != self.owner[0]:
+                continue  # ours, or another host's (whose processes cannot be seen from here)
+            if pid is not None and process_alive(pid, start):
+                continue  # a live daemon's
             self.runner.stop_orphan(job, run.build_id, run.id)
             now = self.clock()
             what = f"build {run.build_id}" if run.build_id else "the start of its build"

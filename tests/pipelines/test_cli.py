@@ -7,12 +7,17 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
 from kiln.catalog import Catalog
 from kiln.pipelines.store import PipelineStore
 from kiln.store import Store
 from tests.e2e.conftest import kiln
 from tests.pipelines.conftest import COMPONENT
 
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = "name: {name}\nversion: 1.0.0\nparent: {{image: '{parent}'}}\ncomponents:\n  - path: marker.yaml\n"
 
 
@@ -134,3 +139,7 @@ def test_the_schema_is_the_model() -> None:
         schema["properties"]
     )
     assert schema["required"] == ["name", "recipe"]
+    example = YAML(typ="safe").load((REPO / "examples/pipelines/debian-web.yaml").read_text())
+    jsonschema.validate(example, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**example, "when": "sometimes"}, schema)
