@@ -56,13 +56,15 @@ class Scheduler:
         if due is None:
             return
         self.store.advance(p.name, schedule=due)
-        if not p.enabled:
-            return
         local = due.astimezone(timetable.tz).isoformat(timespec="minutes")
         cause = f"cron {timetable.expression} ({p.pipeline.timezone}) at {local}"
         if now - due > LATE:
             cause += f", caught up (missed: no daemon ran since {p.schedule_cursor:%Y-%m-%d %H:%M} UTC)"
         key = f"schedule:{due.isoformat()}"
+        if not p.enabled:
+            reason = f"pipeline disabled: {p.disabled_reason or 'by a user'}"
+            skipped.append(self.store.skip(p.name, "schedule", cause, key, now, reason))
+            return
         if p.pipeline.when == "updates-available":
             try:
                 verdict = self.check(p, resolve_recipe(p.pipeline.recipe, p.source_path).text)

@@ -4,11 +4,13 @@ SIGTERM (finish, then cancel) nothing is left: no processes, no mounts (/proc/se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,17 @@ RECIPE = """\
 name: sleepy
 version: 0.1.0
 parent: debian:bookworm
+labels: {{test-run: "{run}"}}
 components:
   - path: waits-in-test.yaml
 """
+
+
+def recipe(component: str = "waits-in-test") -> str:
+    """The recipe with a label of its own: a distinct image, so no earlier run's test pass is cached."""
+    return RECIPE.format(run=uuid.uuid4().hex).replace("waits-in-test", component)
+
+
 PIPELINE = """\
 name: sleepy
 recipe: recipe.yaml
@@ -61,7 +71,7 @@ def _mountinfo_under(home: Path) -> list[str]:
 
 def test_sigkilled_daemon_restart_interrupts_and_requeues_once(tmp_path: Path) -> None:
     (tmp_path / "waits-in-test.yaml").write_text(TEST_SLEEPS)
-    (tmp_path / "recipe.yaml").write_text(RECIPE)
+    (tmp_path / "recipe.yaml").write_text(recipe())
     (tmp_path / "pipeline.yaml").write_text(PIPELINE)
     home, log = tmp_path / "home", tmp_path / "daemon.log"
     kiln("pipelines", "apply", str(tmp_path / "pipeline.yaml"), home=home)
@@ -107,6 +117,7 @@ def test_sigkilled_daemon_restart_interrupts_and_requeues_once(tmp_path: Path) -
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        _kill_leftovers(home)
     runs = _runs(home)
     assert [r["status"] for r in runs] == ["cancelled", "interrupted"]  # re-queued once, nothing more
     assert processes_using(home) == []
@@ -149,7 +160,7 @@ phases:
 
 def test_once_builds_a_queued_manual_run_with_its_parameters(tmp_path: Path) -> None:
     (tmp_path / "marker.yaml").write_text(MARKER)
-    (tmp_path / "recipe.yaml").write_text(RECIPE.replace("waits-in-test", "marker"))
+    (tmp_path / "recipe.yaml").write_text(recipe("marker"))
     (tmp_path / "pipeline.yaml").write_text(PIPELINE)
     home = tmp_path / "home"
     kiln("pipelines", "apply", str(tmp_path / "pipeline.yaml"), home=home)
@@ -165,3 +176,32 @@ def test_once_builds_a_queued_manual_run_with_its_parameters(tmp_path: Path) -> 
     image = kiln("images", "show", "sleepy", "--json", home=home).json()
     assert image["components"][0]["parameters"] == {"Greeting": "moin"}
     assert image["build_id"] == run["build_id"]
+
+
+def test_sigterm_lets_the_running_build_finish_then_exits(tmp_path: Path) -> None:
+    (tmp_path / "marker.yaml").write_text(MARKER)
+    (tmp_path / "recipe.yaml").write_text(recipe("marker"))
+    (tmp_path / "pipeline.yaml").write_text(PIPELINE)
+    home, log = tmp_path / "home", tmp_path / "daemon.log"
+    kiln("pipelines", "apply", str(tmp_path / "pipeline.yaml"), home=home)
+    kiln("pipelines", "run", "sleepy", home=home)
+    kiln("pipelines", "run", "sleepy", home=home)
+    daemon = _daemon(home, log)
+    try:
+        _until(lambda: any(r["status"] == "running" for r in _runs(home)), "the first run to start")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=300) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        _kill_leftovers(home)
+    assert [r["status"] for r in _runs(home)] == ["queued", "succeeded"]  # finished; the next one waits
+    assert processes_using(home) == [] and _mountinfo_under(home) == []
+
+
+def _kill_leftovers(home: Path) -> None:
+    """After a failed assertion: build workers of this test's data dir must not outlive it."""
+    for pid in processes_using(home):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -180,7 +180,9 @@ def test_consecutive_failures_disable_and_a_manual_success_re_enables(world: Wor
     assert not web.enabled and web.disabled_reason and "auto-disabled after 2" in web.disabled_reason
     world.clock.advance(days=1)
     daemon.tick()
-    assert world.store.runs("web", limit=1)[0].status == "failed"  # no new scheduled run
+    skipped = world.store.runs("web", limit=1)[0]  # no new scheduled build, and the reason why
+    assert skipped.status == "skipped" and skipped.reason is not None
+    assert skipped.reason.startswith("pipeline disabled: auto-disabled after 2 consecutive failed runs")
     world.store.enqueue("web", "manual", "fixed", "manual:fix", world.clock())
     daemon.tick()
     world.runner.complete()
