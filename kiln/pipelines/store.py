@@ -116,13 +116,14 @@ class PipelineStore:
                     continue
                 if row.definition.get("enabled") != item.pipeline.enabled:
                     row.enabled, row.disabled_reason = item.pipeline.enabled, None
+                timing = ("schedule", "timezone")
+                if any(row.definition.get(k) != definition.get(k) for k in timing):
+                    row.schedule_cursor = now  # a new timetable starts now: no catch-up of the old one
                 row.definition, row.source_path = definition, str(item.path)
                 row.recipe_path, row.image, row.applied = str(item.recipe.path), item.image, now
                 cursor = dict(row.parent_cursor)
                 row.parent_cursor = {p: cursor.get(p, newest_image_id(s, p)) for p in item.parents}
                 row.parents = list(item.parents)
-                if row.definition.get("schedule") != definition.get("schedule"):
-                    row.schedule_cursor = now
                 changes.append((row.name, "updated"))
         return changes
 

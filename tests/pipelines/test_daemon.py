@@ -220,3 +220,19 @@ def test_once_builds_what_is_due_and_the_cascade_it_sets_off(world: World) -> No
     ]
     assert world.daemon().once(threading.Event()) == 0  # nothing new: nothing built
     assert world.runner.images == ["base", "mid", "top"]
+
+
+def test_reapplying_keeps_state_and_a_new_timetable_starts_now(world: World) -> None:
+    path = world.pipeline("web", DAILY)
+    assert world.apply(path) == [("web", "created")]
+    assert world.apply(path) == [("web", "unchanged")]
+    world.clock.advance(days=2)
+    path.write_text(path.read_text().replace("0 4 * * *", "30 5 * * *"))
+    assert world.apply(path) == [("web", "updated")]
+    daemon = world.daemon()
+    daemon.tick()
+    assert world.store.runs("web") == []  # the old schedule's missed mornings are not caught up
+    world.clock.advance(days=1)
+    daemon.tick()
+    [run] = world.store.runs("web")
+    assert "cron 30 5 * * * (Europe/Berlin)" in run.trigger.cause
