@@ -83,15 +83,16 @@ class BuildRunner:
                 continue
         return None
 
-    def stop_orphan(self, job: str | None, build_id: str | None, run_id: str) -> None:
+    def stop_orphan(self, job: str | None, build_id: str | None, run_id: str) -> BuildState | None:
         """End a worker a dead daemon left running: SIGTERM (the build records itself failed and
-        removes its outputs and mounts), SIGKILL if it has not ended within STOP_SECONDS."""
+        removes its outputs and mounts), SIGKILL if it has not ended within STOP_SECONDS. Returns
+        how its build ended (None: no build was recorded)."""
         job = job or self.job_of(run_id)
         if build_id is None and job is not None and (self.jobs / job / "build").is_file():
             build_id = (self.jobs / job / "build").read_text().strip()
         pid = self._worker(job) if job else None
         if job is None or pid is None:
-            return
+            return None if build_id is None else self.state(job or "", build_id)[0]
         if build_id is not None:
             self.cancel(build_id)
         else:
@@ -102,5 +103,7 @@ class BuildRunner:
                 os.kill(pid, signal.SIGKILL)
                 break
             time.sleep(0.1)
-        if build_id is not None:
-            self.catalog.reap_interrupted()
+        if build_id is None:
+            return None
+        self.catalog.reap_interrupted()
+        return self.state(job, build_id)[0]

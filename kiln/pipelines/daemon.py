@@ -39,7 +39,7 @@ class Runner(Protocol):
     def start(self, request: BuildRequest) -> Started: ...
     def state(self, job: str, build_id: str) -> tuple[BuildState, str | None]: ...
     def cancel(self, build_id: str) -> bool: ...
-    def stop_orphan(self, job: str | None, build_id: str | None, run_id: str) -> None: ...
+    def stop_orphan(self, job: str | None, build_id: str | None, run_id: str) -> BuildState | None: ...
 
 
 @contextmanager
@@ -82,8 +82,12 @@ class Daemon:
                 continue  # ours, or another host's (whose processes cannot be seen from here)
             if pid is not None and process_alive(pid, start):
                 continue  # a live daemon's
-            self.runner.stop_orphan(job, run.build_id, run.id)
+            ended = self.runner.stop_orphan(job, run.build_id, run.id)
             now = self.clock()
+            if ended == "succeeded":  # it finished while no daemon watched: nothing to re-run
+                reason = f"finished while no daemon ran (its daemon, pid {pid} on {host}, had stopped)"
+                self.store.finish(run.id, "succeeded", now, reason)
+                continue
             what = f"build {run.build_id}" if run.build_id else "the start of its build"
             again = run.retry_of is None
             reason = f"interrupted: the daemon (pid {pid} on {host}) stopped during {what}; " + (

@@ -100,10 +100,11 @@ class CatalogRunner:
         self.catalog.fail_build(build_id, "cancelled")
         return True
 
-    def stop_orphan(self, job: str | None, build_id: str | None, run_id: str) -> None:
+    def stop_orphan(self, job: str | None, build_id: str | None, run_id: str) -> BuildState | None:
         self.orphans.append((job, build_id))
         if build_id and self.catalog.get_build(build_id).status == "running":
             self.catalog.fail_build(build_id, "interrupted")
+        return self.state("", build_id)[0] if build_id else None
 
     @property
     def images(self) -> list[str]:

@@ -236,3 +236,17 @@ def test_reapplying_keeps_state_and_a_new_timetable_starts_now(world: World) -> 
     daemon.tick()
     [run] = world.store.runs("web")
     assert "cron 30 5 * * * (Europe/Berlin)" in run.trigger.cause
+
+
+def test_a_build_that_finished_while_no_daemon_ran_is_not_rebuilt(world: World) -> None:
+    world.apply(world.pipeline("web"))
+    first = world.daemon()
+    first.owner = (first.owner[0], 2**22 + 1, None)  # beyond pid_max: a daemon that is gone
+    world.store.enqueue("web", "manual", "x", "manual:1", world.clock())
+    first.tick()
+    world.runner.complete()  # the orphaned worker recorded its image
+    assert world.daemon().recover() == []
+    [run] = world.store.runs("web")
+    assert (
+        run.status == "succeeded" and run.reason is not None and "finished while no daemon ran" in run.reason
+    )
