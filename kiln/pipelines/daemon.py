@@ -19,6 +19,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from kiln.catalog.refs import hostname, process_alive, this_process
 from kiln.errors import KilnError
 from kiln.models import BuildRequest
@@ -227,11 +229,22 @@ class Daemon:
     def serve(self, wake: threading.Event) -> int:
         self.recover()
         while True:
-            self.tick()
+            healthy = self.safe_tick()
             if self.draining and not self.running:
                 return 0
-            wake.wait(BUSY_SECONDS if self.running or self.draining else self._idle_seconds())
+            busy = self.running or self.draining
+            wake.wait(BUSY_SECONDS if busy else self._idle_seconds() if healthy else IDLE_SECONDS)
             wake.clear()
+
+    def safe_tick(self) -> bool:
+        """A tick that survives what a long-running daemon meets (the database restarting, a locked
+        SQLite file, an unreadable recipe): logged, and tried again on the next tick."""
+        try:
+            self.tick()
+        except (KilnError, SQLAlchemyError, OSError) as exc:
+            log.error("tick failed, trying again: %s", exc)
+            return False
+        return True
 
     def _idle_seconds(self) -> float:
         """Until the next fire time of any pipeline, at most IDLE_SECONDS."""

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from kiln.errors import KilnError
+from kiln.pipelines.builds import BuildState
 from kiln.pipelines.cascade import CascadeCycle
 from tests.pipelines.conftest import World
 
@@ -250,3 +252,23 @@ def test_a_build_that_finished_while_no_daemon_ran_is_not_rebuilt(world: World) 
     assert (
         run.status == "succeeded" and run.reason is not None and "finished while no daemon ran" in run.reason
     )
+
+
+def test_a_failing_tick_is_logged_and_the_next_one_carries_on(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.apply(world.pipeline("web"))
+    world.store.enqueue("web", "manual", "x", "manual:1", world.clock())
+    daemon = world.daemon()
+    daemon.tick()
+    real_state = world.runner.state
+
+    def flaky(job: str, build_id: str) -> tuple[BuildState, str | None]:
+        world.runner.state = real_state  # type: ignore[method-assign]
+        raise KilnError("database is locked")
+
+    world.runner.state = flaky  # type: ignore[method-assign]
+    assert daemon.safe_tick() is False and "tick failed, trying again: database is locked" in caplog.text
+    world.runner.complete()
+    assert daemon.safe_tick() is True
+    assert world.store.runs("web")[0].status == "succeeded"
