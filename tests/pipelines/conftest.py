@@ -21,6 +21,7 @@ from kiln.pipelines.load import load_pipelines
 from kiln.pipelines.recipes import image_name, parent_images
 from kiln.pipelines.scheduler import Scheduler
 from kiln.pipelines.store import PipelineStore
+from tests.catalog.conftest import catalog_url, postgres_url  # noqa: F401  (fixtures)
 
 COMPONENT = """\
 name: marker
@@ -140,8 +141,9 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    catalog = Catalog.open(f"sqlite:///{tmp_path / 'catalog.db'}")
+def world(tmp_path: Path, catalog_url: str) -> Iterator[World]:  # noqa: F811 (the imported fixture)
+    """On SQLite and on a real PostgreSQL server, like the catalog's own tests."""
+    catalog = Catalog.open(catalog_url)
     folder = tmp_path / "files"
     folder.mkdir()
     try:
