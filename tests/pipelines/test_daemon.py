@@ -272,3 +272,30 @@ def test_a_failing_tick_is_logged_and_the_next_one_carries_on(
     world.runner.complete()
     assert daemon.safe_tick() is True
     assert world.store.runs("web")[0].status == "succeeded"
+
+
+def test_updates_available_sees_a_new_parent_version(world: World) -> None:
+    world.apply(world.pipeline("base"),
+                world.pipeline("app", DAILY + "when: updates-available\ntriggers: [manual]\n", parent="kiln:base@1.x"))  # fmt: skip
+    daemon = world.daemon()
+    world.runner.instant = True
+    world.store.enqueue("base", "manual", "x", "manual:1", world.clock())
+    daemon.tick()
+    world.clock.advance(days=1)
+    daemon.tick()  # app: no image yet, built on base/1
+    world.clock.advance(days=1)
+    daemon.tick()
+    assert (
+        world.store.runs("app")[0].reason
+        == "no updates: parent and recipe unchanged since app@1.0.0/1 (archive updates are not checked yet)"
+    )
+    world.store.enqueue("base", "manual", "x", "manual:2", world.clock())
+    daemon.tick()  # base/2
+    world.clock.advance(days=1)
+    daemon.tick()
+    daemon.tick()
+    newest = world.store.runs("app")[0]
+    assert newest.status == "succeeded" and "parent base has a new version (sha256:" in newest.trigger.cause
+    assert [r.trigger.type for r in world.store.runs("app")] == [
+        "schedule"
+    ] * 3  # no parent trigger configured
