@@ -200,7 +200,7 @@ class PipelineStore:
             row = self._new_run(pipeline, trigger, cause, key, now, "queued", None, params, retry_of)
             s.add(row)
             record = run_record(row)
-        events.emit("pipeline.run.queued", record)
+            events.emit(s, "pipeline.run.queued", record)
         return record
 
     def join_queued(self, pipeline: str, cause: str) -> RunRecord | None:
@@ -227,7 +227,7 @@ class PipelineStore:
             row.finished = now
             s.add(row)
             record = run_record(row)
-        events.emit("pipeline.run.skipped", record)
+            events.emit(s, "pipeline.run.skipped", record)
         return record
 
     @staticmethod
@@ -313,7 +313,7 @@ class PipelineStore:
                         "consecutive failed runs (a successful manual run re-enables)"
                     )
             record = run_record(row)
-        events.emit(f"pipeline.run.{status}", record)
+            events.emit(s, f"pipeline.run.{status}", record)
         return record
 
     @staticmethod

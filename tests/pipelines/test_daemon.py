@@ -10,10 +10,13 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy.orm import Session
 
 from kiln.errors import KilnError
+from kiln.pipelines import events
 from kiln.pipelines.builds import BuildState
 from kiln.pipelines.cascade import CascadeCycle
+from kiln.pipelines.records import RunRecord
 from tests.pipelines.conftest import World
 
 DAILY = "schedule: 0 4 * * *\ntimezone: Europe/Berlin\n"
@@ -299,3 +302,33 @@ def test_updates_available_sees_a_new_parent_version(world: World) -> None:
     assert [r.trigger.type for r in world.store.runs("app")] == [
         "schedule"
     ] * 3  # no parent trigger configured
+
+
+def test_every_run_transition_reaches_the_event_sink_inside_its_transaction(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, str, bool]] = []
+
+    def sink(s: Session, kind: str, run: RunRecord) -> None:
+        seen.append((kind, run.trigger.type, s.in_transaction()))
+
+    monkeypatch.setattr(events, "sink", sink)
+    world.apply(world.pipeline("web", DAILY + "when: updates-available\n"))
+    daemon = world.daemon()
+    world.clock.advance(days=1)
+    daemon.tick()
+    world.runner.complete(ok=False)
+    daemon.tick()
+    world.clock.advance(days=1)
+    daemon.tick()
+    world.runner.complete()
+    daemon.tick()
+    world.clock.advance(days=1)
+    daemon.tick()
+    assert seen == [
+        ("pipeline.run.queued", "schedule", True),
+        ("pipeline.run.failed", "schedule", True),
+        ("pipeline.run.queued", "schedule", True),
+        ("pipeline.run.succeeded", "schedule", True),
+        ("pipeline.run.skipped", "schedule", True),
+    ]
