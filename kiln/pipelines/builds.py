@@ -8,11 +8,11 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from kiln.catalog import Catalog
 from kiln.errors import NotFound
-from kiln.executors.local import LocalExecutor
+from kiln.executors.local import LocalExecutor, Submitted
 from kiln.models import BuildRequest
 from kiln.sandbox.namespace import process_start
 from kiln.settings import Settings
@@ -28,9 +28,22 @@ class Started:
     build_id: str
 
 
+class Executor(Protocol):
+    """What the runner needs of an executor (the shape of LocalExecutor and of an Executor protocol)."""
+
+    def submit(self, request: BuildRequest, *, wait: float = 60.0) -> Submitted: ...
+
+    def cancel(self, build_id: str) -> bool: ...
+
+
 class BuildRunner:
-    def __init__(self, store: Store, settings: Settings, catalog: Catalog) -> None:
-        self.executor = LocalExecutor(store, settings)
+    """Builds through ``executor`` (default: the local one). Worker liveness and orphan handling
+    apply to jobs with a local job directory; others are followed through the catalog only."""
+
+    def __init__(
+        self, store: Store, settings: Settings, catalog: Catalog, executor: Executor | None = None
+    ) -> None:
+        self.executor: Executor = executor or LocalExecutor(store, settings)
         self.catalog = catalog
         self.jobs = store.home / "jobs"
 
@@ -54,19 +67,17 @@ class BuildRunner:
             build = self.catalog.get_build(build_id)
         except NotFound:
             return "failed", f"build {build_id} is not in the catalog"
-        if build.status == "running" and self._worker(job) is None:
+        local = (self.jobs / job).is_dir()
+        if build.status == "running" and local and self._worker(job) is None:
             self.catalog.reap_interrupted()
             build = self.catalog.get_build(build_id)
             if build.status == "running":
                 return "failed", "the build worker ended without recording the build"
-        status: BuildState = (
-            "succeeded"
-            if build.status == "succeeded"
-            else "failed"
-            if build.status == "failed"
-            else "running"
-        )
-        return status, build.error
+        if build.status in ("running", "queued"):
+            return "running", None
+        if build.status == "succeeded":
+            return "succeeded", None
+        return "failed", build.error or f"the build ended {build.status}"
 
     def cancel(self, build_id: str) -> bool:
         return self.executor.cancel(build_id)
