@@ -1,5 +1,6 @@
 """The catalog: builds and image versions (SQLAlchemy 2 + Alembic; SQLite default, PostgreSQL supported)."""
 
+from kiln.catalog import pipelines as _pipeline_tables  # noqa: F401  (their tables on Base)
 from kiln.catalog import registry_models as registry_models  # registers the registry tables
 from kiln.catalog.catalog import Catalog
 from kiln.catalog.queries import LineageEntry, PackageMatch

@@ -40,6 +40,9 @@ EXIT_CODES: dict[str, str] = {
     "worker": "0 stopped (SIGTERM, Ctrl-C); 2 also when the catalog is SQLite (a worker needs PostgreSQL)",
     "lifecycle": "0 planned (--dry-run) or every planned change made; "
     "1 a planned change was refused (the image changed since planning) or not confirmed",
+    "pipelines": "0 applied, shown or queued; 1 no such pipeline or run; 2 also: a cascade cycle",
+    "daemon": "0 stopped cleanly (SIGTERM), or --once and every run succeeded or was skipped; "
+    "1 --once and a run failed, or another daemon runs on the data directory",
 }
 
 

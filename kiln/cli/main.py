@@ -48,6 +48,8 @@ COMMAND_MODULES = {
     "kiln.cli.status": ("status",),
     "kiln.cli.diff": ("diff",),
     "kiln.cli.lifecycle": ("lifecycle",),
+    "kiln.cli.pipelines": ("pipelines",),
+    "kiln.cli.daemon": ("daemon",),
 }
 
 _debug = False

@@ -30,12 +30,19 @@ def _lifecycle_policy_schema() -> dict[str, Any]:
     return lifecycle_policy_schema()
 
 
-SchemaKind = Literal["recipe", "component", "build-request", "lifecycle-policy"]
+def _pipeline_schema() -> dict[str, Any]:
+    from kiln.pipelines.model import Pipeline
+
+    return Pipeline.model_json_schema()
+
+
+SchemaKind = Literal["recipe", "component", "build-request", "lifecycle-policy", "pipeline"]
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "recipe": lambda: Recipe.model_json_schema(),
     "component": _component_schema,
     "build-request": _build_request_schema,
     "lifecycle-policy": _lifecycle_policy_schema,
+    "pipeline": _pipeline_schema,
 }
 
 

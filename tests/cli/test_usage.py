@@ -116,6 +116,16 @@ BAD: list[tuple[list[str], str]] = [
     (["lifecycle", "apply", "p.yaml", "--dry-run", "--yes"], "give --dry-run or --yes, not both"),
     (["lifecycle", "prune"], "No such command 'prune'"),
     (["schema", "lifecycle"], "'lifecycle' is not one of"),
+    (["pipelines", "apply"], "Missing argument"),
+    (["pipelines", "apply", "no-such-pipeline.yaml"], "no-such-pipeline.yaml: no such file or folder"),
+    (["pipelines", "list", "--bogus"], "No such option: --bogus"),
+    (["pipelines", "show"], "Missing argument"),
+    (["pipelines", "run", "web", "--param", "novalue"], "--param 'novalue': expected NAME=VALUE"),
+    (["pipelines", "history", "web", "-n", "0"], "greater than or equal to 1"),
+    (["pipelines", "enable"], "Missing argument"),
+    (["pipelines", "disable"], "Missing argument"),
+    (["daemon", "--workers", "0"], "Invalid value for '--workers'"),
+    (["daemon", "--log-format", "xml"], "'xml' is not one of"),
 ]
 
 

@@ -1,0 +1,98 @@
+"""``kiln daemon``: the scheduler and the local executor in the foreground (systemd-friendly)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Annotated, Literal
+
+import typer
+
+from kiln.cli.common import DataDirOption, open_store, settings
+from kiln.cli.exitcodes import epilog
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
+
+def _logging(fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    )
+    for name in ("kiln.daemon", "kiln.pipelines"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def daemon(
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Builds at once.")] = 1,
+    once: Annotated[
+        bool, typer.Option("--once", help="Evaluate triggers once, build what is due, exit.")
+    ] = False,
+    log_format: Annotated[
+        Literal["text", "json"], typer.Option("--log-format", help="Log lines on stderr.")
+    ] = "text",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Run pipelines: schedules, parent cascades, manual runs. SIGTERM: finish running builds and
+    exit; a second SIGTERM cancels them."""
+    from kiln.catalog import Catalog
+    from kiln.pipelines.builds import BuildRunner
+    from kiln.pipelines.checks import CatalogChanges
+    from kiln.pipelines.clock import system_clock
+    from kiln.pipelines.daemon import Daemon, single_daemon
+    from kiln.pipelines.scheduler import Scheduler
+    from kiln.pipelines.store import PipelineStore
+
+    _logging(log_format)
+    store = open_store(data_dir)
+    catalog = Catalog.open(store.database_url)
+    wake = threading.Event()
+    try:
+        with single_daemon(store.home):
+            pipelines = PipelineStore(catalog)
+            runner = BuildRunner(store, settings(), catalog)
+            worker = Daemon(
+                pipelines,
+                runner,
+                Scheduler(pipelines, CatalogChanges(catalog)),
+                store.home,
+                system_clock,
+                workers,
+            )
+
+            def _stop(signum: int, _frame: FrameType | None) -> None:
+                worker.stop()
+                wake.set()
+
+            signal.signal(signal.SIGTERM, _stop)
+            signal.signal(signal.SIGINT, _stop)
+            logging.getLogger("kiln.daemon").info(
+                "kiln daemon started (pid %d, %d worker(s))", os.getpid(), workers
+            )
+            code = worker.once(wake) if once else worker.serve(wake)
+    finally:
+        catalog.close()
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("daemon", epilog=epilog("daemon"))(daemon)

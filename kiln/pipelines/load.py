@@ -1,0 +1,94 @@
+"""Load pipeline files (one file or a folder of them), validating each and its recipe completely:
+every problem comes back at once as file:line: field: message (ValidationFailed, exit code 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from kiln.errors import Issue, KilnError, ValidationFailed
+from kiln.models import RecipeSource
+from kiln.pipelines import recipes
+from kiln.pipelines.model import Pipeline
+from kiln.yamlsrc import parse_yaml
+
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LoadedPipeline:
+    """A valid pipeline with its recipe: the image it produces and the Kiln images it builds on."""
+
+    pipeline: Pipeline
+    path: Path
+    recipe: RecipeSource
+    image: str
+    parents: tuple[str, ...]
+
+
+def pipeline_files(target: Path) -> list[Path]:
+    if target.is_dir():
+        files = sorted(p for p in target.iterdir() if p.suffix in SUFFIXES and p.is_file())
+        if not files:
+            raise ValidationFailed([Issue(str(target), None, None, "", "no pipeline files (*.yaml) here")])
+        return files
+    return [target]
+
+
+def load_pipeline(path: Path) -> LoadedPipeline:
+    source = parse_yaml(path)
+    if not isinstance(source.data, dict):
+        raise ValidationFailed([source.issue((), "a pipeline must be a YAML mapping")])
+    try:
+        pipeline = Pipeline.model_validate(source.data)
+    except ValidationError as exc:
+        raise ValidationFailed(source.issues_from(exc)) from None
+    try:
+        recipe = recipes.resolve_recipe(pipeline.recipe, path.absolute())
+    except KilnError as exc:
+        raise ValidationFailed([source.issue(("recipe",), exc.message)]) from None
+    loaded, issues = recipes.validate(recipe)
+    issues = list(issues)
+    if loaded is not None:
+        targets = {t.name for t in loaded.recipe.distribution}
+        for index, name in enumerate(pipeline.distribution):
+            if name not in targets:
+                known = ", ".join(sorted(targets)) or "none"
+                issues.append(
+                    source.issue(
+                        ("distribution", index), f"the recipe has no target {name!r} (its targets: {known})"
+                    )
+                )
+    if issues:
+        raise ValidationFailed(issues)
+    image = recipes.image_name(recipe.text) or pipeline.name
+    return LoadedPipeline(pipeline, path.absolute(), recipe, image, tuple(recipes.parent_images(recipe.text)))
+
+
+def load_pipelines(target: Path) -> list[LoadedPipeline]:
+    """Every pipeline under ``target``; all files' issues at once, and no name twice."""
+    loaded: list[LoadedPipeline] = []
+    issues: list[Issue] = []
+    for path in pipeline_files(target):
+        try:
+            loaded.append(load_pipeline(path))
+        except ValidationFailed as exc:
+            issues.extend(exc.issues)
+    seen: dict[str, Path] = {}
+    for item in loaded:
+        if item.pipeline.name in seen:
+            issues.append(
+                Issue(
+                    str(item.path),
+                    None,
+                    None,
+                    "name",
+                    f"pipeline {item.pipeline.name!r} is also defined in {seen[item.pipeline.name]}",
+                )
+            )
+        seen[item.pipeline.name] = item.path
+    if issues:
+        raise ValidationFailed(issues)
+    return loaded
