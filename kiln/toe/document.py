@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from kiln.errors import Issue, ValidationFailed, display_path
 from kiln.inputfile import decode_text, read_input_bytes
 from kiln.toe.actions import Action, lookup
+from kiln.toe.comment_cut import check_cut_commands
 from kiln.toe.conditions import IfSpec
 from kiln.toe.docpaths import is_local_relative
 from kiln.toe.document_model import (
@@ -228,6 +229,8 @@ class _Loader:
             self.add(loc, field_path, message)
         declared = [p.name for p in params] + list(constants)
         for loc, field_path, message in check_undeclared(phases_raw, declared):
+            self.warnings.append(self.src.issue(loc, message, field=field_path))
+        for loc, field_path, message in check_cut_commands(self.src, phases_raw):
             self.warnings.append(self.src.issue(loc, message, field=field_path))
         if header is None:
             return None
