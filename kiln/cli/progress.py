@@ -48,9 +48,12 @@ class _Stage:
 
 
 @dataclass
-class _Layer:
+class _Bytes:
+    """A long operation's bytes: a layer being written, a disk being converted."""
+
     done: int = 0
     total: int = 0
+    scope: str = ""
 
 
 @dataclass
@@ -62,7 +65,7 @@ class _State:
     open: list[_Stage] = field(default_factory=list)
     packages: PackageProgress = field(default_factory=PackageProgress)
     boot: BootProgress | None = None
-    layers: dict[str, _Layer] = field(default_factory=dict)
+    work: dict[str, _Bytes] = field(default_factory=dict)
 
 
 def _clock(seconds: float) -> str:
@@ -116,7 +119,8 @@ class ProgressMonitor(Monitor):
         state.open.append(stage)
         if top:
             state.rows.append(stage)
-            state.layers = {k: v for k, v in state.layers.items() if v.done < v.total}
+            # layers are written in the background across stages; anything else ended with its stage
+            state.work = {k: v for k, v in state.work.items() if v.scope == "layer" and v.done < v.total}
         if event.scope in ("parent", "step", "phase") or top:
             state.packages = PackageProgress()
         if event.scope == "verify" or (event.scope == "test" and top):
@@ -163,7 +167,7 @@ class ProgressMonitor(Monitor):
     def _on_progress(self, event: Event) -> None:
         done, total = event.data.get("done"), event.data.get("total")
         if isinstance(done, int) and isinstance(total, int):
-            self.state.layers[event.message] = _Layer(done, total)
+            self.state.work[event.message] = _Bytes(done, total, event.scope)
 
     def _live_print(self, text: str) -> None:
         """A line above the display (printed by ``emit`` once the lock is released)."""
@@ -230,10 +234,10 @@ class ProgressMonitor(Monitor):
             done = min(pkg.unpacked, pkg.total) + min(pkg.configured, pkg.total)
             text = f"{pkg.unpacked}/{pkg.total} unpacked, {pkg.configured}/{pkg.total} configured"
             lines.append(self._bar("packages", done, 2 * pkg.total, text))
-        for name, layer in state.layers.items():
-            if layer.total and layer.done < layer.total:
-                text = f"{human_size(layer.done)} of {human_size(layer.total)}"
-                lines.append(self._bar(name, layer.done, layer.total, text))
+        for name, work in state.work.items():
+            if work.total and work.done < work.total:
+                text = f"{human_size(work.done)} of {human_size(work.total)}"
+                lines.append(self._bar(name, work.done, work.total, text))
         if state.boot is not None and state.boot.stage:
             seen = " > ".join(state.boot.stages_seen)
             target = f" · {state.boot.target}" if state.boot.target else ""

@@ -109,7 +109,7 @@ def test_mmdebstrap_output_counts_packages_and_download_bytes() -> None:
     assert "packages" not in snapshot(monitor)
 
 
-def test_layer_bytes_and_warnings_on_a_live_terminal() -> None:
+def test_layer_and_conversion_bytes_and_warnings_on_a_live_terminal() -> None:
     console = terminal()
     monitor = ProgressMonitor(console)  # a real Live display on a forced terminal
     monitor.emit(Event("start", "build", "build web 1.0.0"))
@@ -120,6 +120,13 @@ def test_layer_bytes_and_warnings_on_a_live_terminal() -> None:
     monitor.emit(Event("end", "component", "component nginx", status="success", duration=1.5))
     monitor.progress("layer", "layer debian:bookworm")(190 << 20, 190 << 20)
     assert "layer debian:bookworm" not in snapshot(monitor)  # written: gone
+    monitor.emit(Event("start", "outputs", "convert to qcow2"))
+    monitor.progress("output", "convert to qcow2")(300 << 20, 1200 << 20)
+    assert "convert to qcow2 " in snapshot(monitor) and "300.0 MiB of 1.2 GiB" in snapshot(monitor)
+    monitor.emit(Event("end", "outputs", "convert to qcow2", status="success", duration=3.0))
+    monitor.emit(Event("start", "catalog", "record image version"))
+    assert "300.0 MiB" not in snapshot(monitor)  # a conversion's bar ends with its stage
+    monitor.emit(Event("end", "catalog", "record image version", status="success", duration=0.1))
     monitor.emit(Event("end", "build", "build web 1.0.0", status="success", duration=2.0))
     monitor.close()
     text = console.file.getvalue()  # type: ignore[attr-defined]
