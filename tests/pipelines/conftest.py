@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from kiln.catalog import Catalog, NewImage
 from kiln.models import BuildRequest
@@ -18,9 +19,10 @@ from kiln.pipelines.builds import BuildState, Started
 from kiln.pipelines.checks import CatalogChanges
 from kiln.pipelines.daemon import Daemon
 from kiln.pipelines.load import load_pipelines
-from kiln.pipelines.recipes import image_name, parent_images
+from kiln.pipelines.recipes import PipelineRecipes, kiln_parents
 from kiln.pipelines.scheduler import Scheduler
 from kiln.pipelines.store import PipelineStore
+from kiln.recipes.model import Recipe
 from tests.catalog.conftest import catalog_url, postgres_url  # noqa: F401  (fixtures)
 
 COMPONENT = """\
@@ -40,6 +42,11 @@ phases:
           - path: /etc/kiln-marker
             content: "{{ Greeting }}"
 """
+
+
+def recipe_of(request: BuildRequest) -> Recipe:
+    """The recipe model of a build request (no files read)."""
+    return Recipe.model_validate(YAML(typ="safe").load(request.recipe.text))
 
 
 @dataclass
@@ -65,7 +72,7 @@ class CatalogRunner:
     instant: bool = False  # builds finish as soon as they start
 
     def start(self, request: BuildRequest) -> Started:
-        name = image_name(request.recipe.text) or "x"
+        name = recipe_of(request).name
         build_id = self.catalog.start_build(recipe_name=name, recipe_version="1.0.0",
                                             recipe_path=str(request.recipe.path), log_path="/nonexistent")  # fmt: skip
         self.started.append(request)
@@ -83,10 +90,10 @@ class CatalogRunner:
                 self.catalog.fail_build(build_id, "step failed")
                 continue
             text = request.recipe.text
-            parents = parent_images(text)
+            parents = kiln_parents(recipe_of(request))
             parent_digest = self.catalog.get_image(parents[0]).digest if parents else None
             self.catalog.finish_build(build_id, NewImage(
-                name=image_name(text) or "x", version="1.0.0", digest="sha256:" + build_id * 2,
+                name=recipe_of(request).name, version="1.0.0", digest="sha256:" + build_id * 2,
                 created=datetime.now(UTC), parent=f"kiln:{parents[0]}" if parents else "debian:bookworm",
                 parent_digest=parent_digest, recipe_digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),
             ))  # fmt: skip
@@ -109,7 +116,7 @@ class CatalogRunner:
 
     @property
     def images(self) -> list[str]:
-        return [image_name(r.recipe.text) or "" for r in self.started]
+        return [recipe_of(r).name for r in self.started]
 
 
 @dataclass
@@ -133,11 +140,13 @@ class World:
         return path
 
     def apply(self, *paths: Path) -> list[str]:
-        return self.store.apply([item for p in paths for item in load_pipelines(p)], self.clock())
+        recipes = PipelineRecipes(self.catalog)
+        return self.store.apply([item for p in paths for item in load_pipelines(p, recipes)], self.clock())
 
     def daemon(self, workers: int = 1) -> Daemon:
-        scheduler = Scheduler(self.store, CatalogChanges(self.catalog))
-        return Daemon(self.store, self.runner, scheduler, self.folder, self.clock, workers)
+        recipes = PipelineRecipes(self.catalog)
+        scheduler = Scheduler(self.store, CatalogChanges(self.catalog), recipes)
+        return Daemon(self.store, self.runner, scheduler, recipes, self.folder, self.clock, workers)
 
 
 @pytest.fixture
