@@ -14,9 +14,11 @@ import pytest
 from ruamel.yaml import YAML
 
 from kiln.catalog import Catalog, NewImage
+from kiln.catalog.schemas import ComponentRecord
 from kiln.models import BuildRequest
 from kiln.pipelines.builds import BuildState, Started
 from kiln.pipelines.checks import CatalogChanges
+from kiln.pipelines.components import newest_in_range
 from kiln.pipelines.daemon import Daemon
 from kiln.pipelines.load import load_pipelines
 from kiln.pipelines.recipes import PipelineRecipes, kiln_parents
@@ -70,6 +72,7 @@ class CatalogRunner:
     cancelled: list[str] = field(default_factory=list)
     orphans: list[tuple[str | None, str | None]] = field(default_factory=list)
     instant: bool = False  # builds finish as soon as they start
+    remote: bool = False  # builds run on queue workers, which outlive the daemon that started them
 
     def start(self, request: BuildRequest) -> Started:
         name = recipe_of(request).name
@@ -92,10 +95,14 @@ class CatalogRunner:
             text = request.recipe.text
             parents = kiln_parents(recipe_of(request))
             parent_digest = self.catalog.get_image(parents[0]).digest if parents else None
+            used = [ComponentRecord(name=ref.registry[0], version=newest_in_range(self.catalog, ref.name or "") or "?",
+                                    digest="sha256:" + "0" * 64, parameters={})
+                    for ref in recipe_of(request).components if ref.registry]  # fmt: skip
             self.catalog.finish_build(build_id, NewImage(
                 name=recipe_of(request).name, version="1.0.0", digest="sha256:" + build_id * 2,
                 created=datetime.now(UTC), parent=f"kiln:{parents[0]}" if parents else "debian:bookworm",
                 parent_digest=parent_digest, recipe_digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),
+                components=used,
             ))  # fmt: skip
 
     def state(self, job: str, build_id: str) -> tuple[BuildState, str | None]:
@@ -110,7 +117,7 @@ class CatalogRunner:
 
     def stop_orphan(self, job: str | None, build_id: str | None, run_id: str) -> BuildState | None:
         self.orphans.append((job, build_id))
-        if build_id and self.catalog.get_build(build_id).status == "running":
+        if build_id and self.catalog.get_build(build_id).status == "running" and not self.remote:
             self.catalog.fail_build(build_id, "interrupted")
         return self.state("", build_id)[0] if build_id else None
 

@@ -60,7 +60,7 @@ def test_updates_available_skips_with_the_reason_when_nothing_changed(world: Wor
     skipped = world.store.runs("web")[0]
     assert skipped.status == "skipped"
     assert skipped.reason is not None and skipped.reason.startswith(
-        "no updates: parent and recipe unchanged since web@1.0.0/1"
+        "no updates: parent, recipe and components unchanged since web@1.0.0/1"
     )
     # A changed recipe is an update.
     recipe = world.folder / "web.recipe.yaml"
@@ -172,6 +172,24 @@ def test_runs_of_a_dead_daemon_are_interrupted_and_requeued_once(world: World) -
     assert (
         again.status == "interrupted" and again.reason is not None and "not re-queued again" in again.reason
     )
+
+
+def test_a_build_still_running_on_a_queue_worker_is_followed_not_rerun(world: World) -> None:
+    world.apply(world.pipeline("web"))
+    world.runner.remote = True
+    first = world.daemon()
+    first.owner = (first.owner[0], 2**22 + 1, None)  # beyond pid_max: a daemon that is gone
+    world.store.enqueue("web", "manual", "x", "manual:1", world.clock())
+    first.tick()
+    [run] = world.store.runs("web")
+    second = world.daemon()
+    assert second.recover() == [] and list(second.running) == [run.id]
+    assert world.store.owners()[0][2][1] == second.owner[1]  # the run is the new daemon's now
+    assert world.daemon().recover() == []  # a third daemon sees a live owner: leaves it alone
+    world.runner.complete()
+    second.tick()
+    assert [(r.status, r.build_id) for r in world.store.runs("web")] == [("succeeded", run.build_id)]
+    assert len(world.runner.started) == 1
 
 
 def test_consecutive_failures_disable_and_a_manual_success_re_enables(world: World) -> None:
@@ -291,7 +309,7 @@ def test_updates_available_sees_a_new_parent_version(world: World) -> None:
     daemon.tick()
     assert (
         world.store.runs("app")[0].reason
-        == "no updates: parent and recipe unchanged since app@1.0.0/1 (archive updates are not checked yet)"
+        == "no updates: parent, recipe and components unchanged since app@1.0.0/1 (archive updates are not checked yet)"
     )
     world.store.enqueue("base", "manual", "x", "manual:2", world.clock())
     daemon.tick()  # base/2
@@ -341,4 +359,6 @@ def test_every_run_transition_is_recorded_as_an_event_with_it(world: World) -> N
     assert failed.pipeline == "web" and failed.data["reason"] == "step failed"
     assert failed.data["build_id"] == runs[failed.data["run_id"]].build_id is not None
     assert skipped.subject == "pipelines/web" and skipped.data["run_id"] in runs
-    assert skipped.data["reason"].startswith("no updates: parent and recipe unchanged since web@1.0.0/1")
+    assert skipped.data["reason"].startswith(
+        "no updates: parent, recipe and components unchanged since web@1.0.0/1"
+    )
