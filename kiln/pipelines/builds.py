@@ -61,7 +61,7 @@ class BuildRunner:
             build = self.catalog.get_build(build_id)
         except NotFound:
             return "failed", f"build {build_id} is not in the catalog"
-        local = (self.jobs / job).is_dir()
+        local = bool(job) and (self.jobs / job).is_dir()  # a queue job ("" when joined) has no directory
         if build.status == "running" and local and self._worker(job) is None:
             self.catalog.reap_interrupted()
             build = self.catalog.get_build(build_id)
