@@ -155,7 +155,8 @@ def show_pipeline(
     console.print(f"[bold]{escape(p.name)}[/] builds {escape(p.image)} from {escape(str(p.recipe_path))}")
     console.print(f"schedule: {escape(p.pipeline.schedule or '-')} ({zone}), when: {p.pipeline.when}")
     console.print(
-        f"triggers: {', '.join(p.pipeline.triggers) or '-'}; parents: {', '.join(p.parents) or '-'}"
+        f"triggers: {', '.join(p.pipeline.triggers) or '-'}; parents: {', '.join(p.parents) or '-'}; "
+        f"component ranges: {escape(', '.join(p.components) or '-')}"
     )
     console.print("enabled: " + ("yes" if p.enabled else f"no ({escape(p.disabled_reason or 'by a user')})"))
     console.print(f"next run: {_when(next_run(p, now), zone)}")
