@@ -27,6 +27,8 @@ class PipelineRow(Base):
     applied: Mapped[datetime]
     schedule_cursor: Mapped[datetime | None]  # the last fire time dealt with (run or skipped)
     parent_cursor: Mapped[dict[str, Any]]  # parent image name -> the newest image id already seen
+    # registry component range its recipe uses (``nginx@1.x``) -> the newest version already seen
+    component_cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class PipelineRunRow(Base):

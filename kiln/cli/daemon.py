@@ -1,4 +1,5 @@
-"""``kiln daemon``: the scheduler and the local executor in the foreground (systemd-friendly)."""
+"""``kiln daemon``: the scheduler, the executor and the webhook dispatcher in the foreground
+(systemd-friendly)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Annotated, Literal
@@ -49,30 +51,40 @@ def daemon(
     log_format: Annotated[
         Literal["text", "json"], typer.Option("--log-format", help="Log lines on stderr.")
     ] = "text",
+    no_webhooks: Annotated[
+        bool, typer.Option("--no-webhooks", help="Do not deliver webhooks from this process.")
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Run pipelines: schedules, parent cascades, manual runs. SIGTERM: finish running builds and
-    exit; a second SIGTERM cancels them."""
+    """Run pipelines: schedules, parent and component triggers, cascades, manual runs (and deliver
+    webhooks, unless --no-webhooks). SIGTERM: finish running builds and exit; a second SIGTERM
+    cancels them."""
     from kiln.catalog import Catalog
+    from kiln.events.dispatch import hosted
+    from kiln.executors.base import executor_for
     from kiln.pipelines.builds import BuildRunner
     from kiln.pipelines.checks import CatalogChanges
     from kiln.pipelines.clock import system_clock
     from kiln.pipelines.daemon import Daemon, single_daemon
+    from kiln.pipelines.recipes import PipelineRecipes
     from kiln.pipelines.scheduler import Scheduler
     from kiln.pipelines.store import PipelineStore
 
     _logging(log_format)
+    config = settings()
     store = open_store(data_dir)
     catalog = Catalog.open(store.database_url)
     wake = threading.Event()
     try:
-        with single_daemon(store.home):
+        with single_daemon(store.home), nullcontext() if no_webhooks else hosted(store.home, config):
             pipelines = PipelineStore(catalog)
-            runner = BuildRunner(store, settings(), catalog)
+            recipes = PipelineRecipes(catalog)
+            runner = BuildRunner(store, config, catalog, executor_for(store, config))
             worker = Daemon(
                 pipelines,
                 runner,
-                Scheduler(pipelines, CatalogChanges(catalog)),
+                Scheduler(pipelines, CatalogChanges(catalog), recipes),
+                recipes,
                 store.home,
                 system_clock,
                 workers,

@@ -63,11 +63,12 @@ def apply(
 ) -> None:
     """Create or update pipelines from files: all of them or none (invalid files, a cascade cycle)."""
     from kiln.pipelines.load import load_pipelines
+    from kiln.pipelines.recipes import PipelineRecipes
 
     if not target.exists():
         raise ValidationFailed([Issue(str(target), None, None, "", "no such file or folder")])
-    loaded = load_pipelines(target)
     with _store(data_dir) as store:
+        loaded = load_pipelines(target, PipelineRecipes(store.catalog))
         changes = store.apply(loaded, system_clock())
     if json_out:
         print_json([{"pipeline": name, "change": change} for name, change in changes])
@@ -154,7 +155,8 @@ def show_pipeline(
     console.print(f"[bold]{escape(p.name)}[/] builds {escape(p.image)} from {escape(str(p.recipe_path))}")
     console.print(f"schedule: {escape(p.pipeline.schedule or '-')} ({zone}), when: {p.pipeline.when}")
     console.print(
-        f"triggers: {', '.join(p.pipeline.triggers) or '-'}; parents: {', '.join(p.parents) or '-'}"
+        f"triggers: {', '.join(p.pipeline.triggers) or '-'}; parents: {', '.join(p.parents) or '-'}; "
+        f"component ranges: {escape(', '.join(p.components) or '-')}"
     )
     console.print("enabled: " + ("yes" if p.enabled else f"no ({escape(p.disabled_reason or 'by a user')})"))
     console.print(f"next run: {_when(next_run(p, now), zone)}")
@@ -173,7 +175,7 @@ def run_pipeline(
     json_out: JsonOption = False,
 ) -> None:
     """Queue a manual run (the daemon builds it: `kiln daemon`, or `kiln daemon --once`)."""
-    from kiln.pipelines import recipes
+    from kiln.pipelines.recipes import PipelineRecipes, with_parameters
 
     overrides: dict[str, str] = {}
     for item in param or []:
@@ -188,11 +190,12 @@ def run_pipeline(
                 f"pipeline {name} does not allow manual runs (its triggers: {', '.join(p.pipeline.triggers)})"
             )
         if overrides:
-            source = recipes.resolve_recipe(p.pipeline.recipe, p.source_path)
+            recipes = PipelineRecipes(store.catalog)
+            source = recipes.resolve(p.pipeline.recipe, p.source_path)
             loaded, issues = recipes.validate(source)
             if loaded is None:
                 raise ValidationFailed(issues)
-            recipes.with_parameters(source, loaded, overrides)  # validates the overrides
+            with_parameters(source, loaded, overrides)  # validates the overrides
         cause = "kiln pipelines run" + "".join(f" --param {k}={v}" for k, v in overrides.items())
         now = system_clock()
         run = store.enqueue(name, "manual", cause, f"manual:{now.isoformat()}", now, params=overrides)

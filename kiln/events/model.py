@@ -26,6 +26,11 @@ BUILD_CANCELLED = "dev.kiln.build.cancelled"
 IMAGE_RECORDED = "dev.kiln.image.recorded"
 IMAGE_STATE_CHANGED = "dev.kiln.image.state-changed"
 PIPELINE_RUN_SKIPPED = "dev.kiln.pipeline.run-skipped"
+PIPELINE_RUN_QUEUED = "dev.kiln.pipeline.run-queued"
+PIPELINE_RUN_SUCCEEDED = "dev.kiln.pipeline.run-succeeded"
+PIPELINE_RUN_FAILED = "dev.kiln.pipeline.run-failed"
+PIPELINE_RUN_INTERRUPTED = "dev.kiln.pipeline.run-interrupted"
+PIPELINE_RUN_CANCELLED = "dev.kiln.pipeline.run-cancelled"
 CVE_FOUND = "dev.kiln.cve.found"
 TYPES = (
     BUILD_QUEUED,
@@ -36,6 +41,11 @@ TYPES = (
     IMAGE_RECORDED,
     IMAGE_STATE_CHANGED,
     PIPELINE_RUN_SKIPPED,
+    PIPELINE_RUN_QUEUED,
+    PIPELINE_RUN_SUCCEEDED,
+    PIPELINE_RUN_FAILED,
+    PIPELINE_RUN_INTERRUPTED,
+    PIPELINE_RUN_CANCELLED,
     CVE_FOUND,
 )
 
@@ -125,6 +135,15 @@ class PipelineSkippedData(_Data):
     trigger: dict[str, Any] = Field(default_factory=dict)
 
 
+class PipelineRunData(_Data):
+    pipeline: str
+    run_id: str
+    status: str
+    trigger: dict[str, Any] = Field(default_factory=dict)
+    reason: str | None = None
+    build_id: str | None = None
+
+
 class CveData(_Data):
     image: str
     vuln_id: str
@@ -190,6 +209,32 @@ def pipeline_run_skipped(
     """For the pipelines: a scheduled or triggered run that did not run, and why."""
     data = PipelineSkippedData(pipeline=pipeline, reason=reason, run_id=run_id, trigger=trigger or {})
     return _event(PIPELINE_RUN_SKIPPED, f"pipelines/{pipeline}", data, pipeline=pipeline)
+
+
+_RUN_TYPES = {
+    "queued": PIPELINE_RUN_QUEUED,
+    "succeeded": PIPELINE_RUN_SUCCEEDED,
+    "failed": PIPELINE_RUN_FAILED,
+    "interrupted": PIPELINE_RUN_INTERRUPTED,
+    "cancelled": PIPELINE_RUN_CANCELLED,
+}
+
+
+def pipeline_run(
+    status: str,
+    pipeline: str,
+    run_id: str,
+    trigger: dict[str, Any],
+    *,
+    reason: str | None = None,
+    build_id: str | None = None,
+) -> Event:
+    """For the pipelines: a run was queued or ended: ``status`` is queued, succeeded, failed,
+    interrupted or cancelled."""
+    data = PipelineRunData(
+        pipeline=pipeline, run_id=run_id, status=status, trigger=trigger, reason=reason, build_id=build_id
+    )
+    return _event(_RUN_TYPES[status], f"pipelines/{pipeline}/runs/{run_id}", data, pipeline=pipeline)
 
 
 def cve_found(

@@ -26,6 +26,8 @@ from kiln.catalog.models import ImageRow, StateChangeRow
 from kiln.catalog.records import image_ref
 from kiln.catalog.schemas import ImageState
 from kiln.errors import KilnError, NotFound, UsageError
+from kiln.events.emit import emit
+from kiln.events.model import image_state_changed
 
 State = ImageState
 STATES: tuple[State, ...] = ("active", "deprecated", "disabled", "retired")
@@ -129,7 +131,8 @@ def change_state(
 
     ``expect``: the state the caller planned from; a different current state refuses the change (a
     policy's plan is carried out exactly, or not at all for that image). Retiring through this function
-    only records the state: :func:`kiln.lifecycle.retire.retire` also deletes the artifacts.
+    only records the state: :func:`kiln.lifecycle.retire.retire` also deletes the artifacts. The
+    ``image.state-changed`` event is recorded in the same transaction.
     """
     if not reason.strip():
         raise UsageError("a reason is required for a state change", hint="e.g. --reason 'superseded by 1.3'")
@@ -147,9 +150,10 @@ def change_state(
             image_id=row.id, from_state=row.state, to_state=to, actor=actor.strip(), reason=reason.strip(),
             at=now or datetime.now(UTC), details=dict(details or {}),
         )  # fmt: skip
-        row.state = to
+        previous, row.state = row.state, to
         s.add(change)
         s.flush()
+        emit(s, image_state_changed(image_ref(row), previous, to, change.reason))  # with the change, or not
         return _record(change, image_ref(row))
 
 

@@ -1,6 +1,6 @@
-"""The daemon's one use of an executor, kept here so the local executor can be swapped for another
-(the Executor protocol, Procrastinate) in one place: start a build, ask its state, cancel it, and
-put an end to a worker an earlier daemon left behind."""
+"""The daemon's one use of an executor (:class:`kiln.executors.base.Executor`: the local one, or the
+queue of PostgreSQL catalogs): start a build, ask its state, cancel it, and put an end to a local
+worker an earlier daemon left behind."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from kiln.catalog import Catalog
 from kiln.errors import NotFound
-from kiln.executors.local import LocalExecutor, Submitted
+from kiln.executors.base import Executor
+from kiln.executors.local import LocalExecutor
 from kiln.models import BuildRequest
 from kiln.sandbox.namespace import process_start
 from kiln.settings import Settings
@@ -28,17 +29,10 @@ class Started:
     build_id: str
 
 
-class Executor(Protocol):
-    """What the runner needs of an executor (the shape of LocalExecutor and of an Executor protocol)."""
-
-    def submit(self, request: BuildRequest, *, wait: float = 60.0) -> Submitted: ...
-
-    def cancel(self, build_id: str) -> bool: ...
-
-
 class BuildRunner:
-    """Builds through ``executor`` (default: the local one). Worker liveness and orphan handling
-    apply to jobs with a local job directory; others are followed through the catalog only."""
+    """Builds through ``executor`` (default: the local one; ``kiln daemon`` passes
+    :func:`kiln.executors.base.executor_for`). Worker liveness and orphan handling apply to jobs with
+    a local job directory; others are followed through the catalog only."""
 
     def __init__(
         self, store: Store, settings: Settings, catalog: Catalog, executor: Executor | None = None
@@ -67,7 +61,7 @@ class BuildRunner:
             build = self.catalog.get_build(build_id)
         except NotFound:
             return "failed", f"build {build_id} is not in the catalog"
-        local = (self.jobs / job).is_dir()
+        local = bool(job) and (self.jobs / job).is_dir()  # a queue job ("" when joined) has no directory
         if build.status == "running" and local and self._worker(job) is None:
             self.catalog.reap_interrupted()
             build = self.catalog.get_build(build_id)

@@ -4,7 +4,7 @@ true. One tick is one pass; :meth:`Daemon.serve` loops over ticks until told to 
 Guarantees: builds of one pipeline never overlap; a pipeline waits while a pipeline upstream of it
 (its cascade ancestors) has a run queued or running, so cascades build parents first; at most
 ``workers`` builds run at once; a run a dead daemon left ``running`` is marked ``interrupted`` (its
-worker ended) and re-queued once.
+worker ended) and re-queued once; one whose build still runs elsewhere (a queue worker) is followed.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from kiln.catalog.refs import hostname, process_alive, this_process
 from kiln.errors import KilnError
 from kiln.models import BuildRequest
-from kiln.pipelines import recipes
 from kiln.pipelines.builds import BuildState, Started
 from kiln.pipelines.cascade import ancestors
 from kiln.pipelines.clock import Clock
+from kiln.pipelines.recipes import PipelineRecipes, with_parameters
 from kiln.pipelines.records import RunRecord, RunStatus
 from kiln.pipelines.scheduler import Scheduler
 from kiln.pipelines.store import PipelineStore
@@ -64,6 +64,7 @@ class Daemon:
     store: PipelineStore
     runner: Runner
     scheduler: Scheduler
+    recipes: PipelineRecipes
     data_dir: Path
     clock: Clock
     workers: int = 1
@@ -86,6 +87,13 @@ class Daemon:
                 continue  # a live daemon's
             ended = self.runner.stop_orphan(job, run.build_id, run.id)
             now = self.clock()
+            if ended == "running" and run.build_id:  # on a queue worker, which outlives daemons: follow it
+                self.store.adopt(run.id, self.owner)
+                self.running[run.id] = Started(job or "", run.build_id)
+                log.info(
+                    "run %s of %s: following its build %s, still running", run.id, run.pipeline, run.build_id
+                )
+                continue
             if ended == "succeeded":  # it finished while no daemon watched: nothing to re-run
                 reason = f"finished while no daemon ran (its daemon, pid {pid} on {host}, had stopped)"
                 self.store.finish(run.id, "succeeded", now, reason)
@@ -176,12 +184,12 @@ class Daemon:
             return
         self.store.start(run.id, now, self.owner)
         try:
-            source = recipes.resolve_recipe(pipeline.pipeline.recipe, pipeline.source_path)
+            source = self.recipes.resolve(pipeline.pipeline.recipe, pipeline.source_path)
             if run.params:
-                loaded, issues = recipes.validate(source)
+                loaded, issues = self.recipes.validate(source)
                 if loaded is None:
                     raise KilnError("the recipe is invalid: " + "; ".join(str(i) for i in issues))
-                source = recipes.with_parameters(source, loaded, run.params)
+                source = with_parameters(source, loaded, run.params)
             request = BuildRequest(
                 recipe=source,
                 data_dir=self.data_dir,

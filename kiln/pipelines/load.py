@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.models import RecipeSource
-from kiln.pipelines import recipes
 from kiln.pipelines.model import Pipeline
+from kiln.pipelines.recipes import PipelineRecipes, component_ranges, kiln_parents
 from kiln.yamlsrc import parse_yaml
 
 SUFFIXES = (".yaml", ".yml")
@@ -19,13 +19,15 @@ SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True)
 class LoadedPipeline:
-    """A valid pipeline with its recipe: the image it produces and the Kiln images it builds on."""
+    """A valid pipeline with its recipe: the image it produces, the Kiln images it builds on and the
+    registry components it takes in a version range (``nginx@1.x``)."""
 
     pipeline: Pipeline
     path: Path
     recipe: RecipeSource
     image: str
     parents: tuple[str, ...]
+    components: tuple[str, ...] = ()
 
 
 def pipeline_files(target: Path) -> list[Path]:
@@ -37,7 +39,7 @@ def pipeline_files(target: Path) -> list[Path]:
     return [target]
 
 
-def load_pipeline(path: Path) -> LoadedPipeline:
+def load_pipeline(path: Path, recipes: PipelineRecipes) -> LoadedPipeline:
     source = parse_yaml(path)
     if not isinstance(source.data, dict):
         raise ValidationFailed([source.issue((), "a pipeline must be a YAML mapping")])
@@ -46,7 +48,7 @@ def load_pipeline(path: Path) -> LoadedPipeline:
     except ValidationError as exc:
         raise ValidationFailed(source.issues_from(exc)) from None
     try:
-        recipe = recipes.resolve_recipe(pipeline.recipe, path.absolute())
+        recipe = recipes.resolve(pipeline.recipe, path.absolute())
     except KilnError as exc:
         raise ValidationFailed([source.issue(("recipe",), exc.message)]) from None
     loaded, issues = recipes.validate(recipe)
@@ -61,19 +63,21 @@ def load_pipeline(path: Path) -> LoadedPipeline:
                         ("distribution", index), f"the recipe has no target {name!r} (its targets: {known})"
                     )
                 )
-    if issues:
+    if issues or loaded is None:
         raise ValidationFailed(issues)
-    image = recipes.image_name(recipe.text) or pipeline.name
-    return LoadedPipeline(pipeline, path.absolute(), recipe, image, tuple(recipes.parent_images(recipe.text)))
+    model = loaded.recipe
+    return LoadedPipeline(
+        pipeline, path.absolute(), recipe, model.name, kiln_parents(model), component_ranges(model)
+    )
 
 
-def load_pipelines(target: Path) -> list[LoadedPipeline]:
+def load_pipelines(target: Path, recipes: PipelineRecipes) -> list[LoadedPipeline]:
     """Every pipeline under ``target``; all files' issues at once, and no name twice."""
     loaded: list[LoadedPipeline] = []
     issues: list[Issue] = []
     for path in pipeline_files(target):
         try:
-            loaded.append(load_pipeline(path))
+            loaded.append(load_pipeline(path, recipes))
         except ValidationFailed as exc:
             issues.extend(exc.issues)
     seen: dict[str, Path] = {}

@@ -1,7 +1,7 @@
 """The pipeline file: a recipe plus when to build it (schedule, triggers) and what follows a build.
 
 A pipeline names its recipe by path (relative to the pipeline file) or as a catalogued
-``name@version`` (resolved by :func:`kiln.pipelines.recipes.resolve_recipe`). ``tests``,
+``name@version`` (resolved by :class:`kiln.pipelines.recipes.PipelineRecipes`). ``tests``,
 ``distribution`` and ``lifecycle`` are recorded with every run and passed on; the build itself runs
 the recipe's own tests.
 """

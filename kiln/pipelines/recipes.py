@@ -1,87 +1,86 @@
-"""What a pipeline needs from its recipe, isolated so the registry and parents work can plug in:
-where the recipe is (a path, or a catalogued ``name@version``), which image it produces, which
-catalogued images it builds on, and its text with ``--param`` overrides applied."""
+"""What a pipeline needs from its recipe: where the recipe is (a file relative to the pipeline file,
+or a published ``name@version`` in the catalog's registry), the recipe validated with its registry
+components, the Kiln images it builds on, the registry components it takes in a version range, and
+its text with ``--param`` overrides applied.
+
+:class:`PipelineRecipes` is handed to every caller (apply, the scheduler, the daemon): the catalog
+it reads is explicit, never a module-level hook.
+"""
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
+from kiln.catalog import Catalog
 from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.models import RecipeSource
-from kiln.recipes.loader import LoadedRecipe, load_recipe
+from kiln.recipes.loader import LoadedRecipe
+from kiln.recipes.model import Recipe
+from kiln.recipes.parentref import KilnImageSource
+from kiln.registry.recipes import load_checked_recipe, load_published_recipe
+from kiln.registry.semver import parse_pattern, split_ref
 from kiln.toe.document import parameter_errors
 
-KILN_PARENT = re.compile(r"^kiln:(?P<name>[a-z0-9][a-z0-9._-]*)(@\S+)?$")
-CATALOGUED = re.compile(r"^[a-z0-9][a-z0-9._-]*@[0-9x*.]+$")
-
-CataloguedResolver = Callable[[str], RecipeSource]
-
-
-def _not_wired(ref: str) -> RecipeSource:
-    raise KilnError(
-        f"recipe {ref!r}: catalogued recipes (name@version) are not resolvable yet",
-        hint="name the recipe file by its path (relative to the pipeline file)",
-    )
-
-
-# The lead wires this to the registry's load_published_recipe; until then only paths are accepted.
-resolve_catalogued: CataloguedResolver = _not_wired
+CATALOGUED = re.compile(r"^[a-z0-9][a-z0-9._-]*@([0-9x.]+|latest)$")
 
 
 def is_catalogued(ref: str) -> bool:
     return bool(CATALOGUED.match(ref)) and not ref.endswith((".yaml", ".yml"))
 
 
-def resolve_recipe(ref: str, pipeline_file: Path) -> RecipeSource:
-    """The recipe a pipeline names: a file relative to the pipeline file, or a catalogued one."""
-    if is_catalogued(ref):
-        return resolve_catalogued(ref)
-    path = (pipeline_file.parent / ref).absolute()
-    try:
-        return RecipeSource.read(path)
-    except OSError as exc:
-        raise KilnError(f"recipe file {path}: {exc.strerror or exc}") from None
-    except ValidationFailed as exc:  # missing, not a regular file, too large, not UTF-8
-        raise KilnError(f"recipe file {path}: " + "; ".join(i.message for i in exc.issues)) from None
+class PipelineRecipes:
+    """Pipelines' recipes over one catalog: published recipes come from its registry, and registry
+    component references (``nginx@1.x``) in any recipe resolve against it."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def resolve(self, ref: str, pipeline_file: Path) -> RecipeSource:
+        """The recipe a pipeline names: a file relative to the pipeline file, or a published one
+        (the registry's newest version matching the pattern, at each call)."""
+        if is_catalogued(ref):
+            try:
+                return load_published_recipe(self.catalog, *split_ref(ref))
+            except KilnError as exc:
+                raise KilnError(f"recipe {ref!r}: {exc.message}", hint=exc.hint) from None
+        path = (pipeline_file.parent / ref).absolute()
+        try:
+            return RecipeSource.read(path)
+        except OSError as exc:
+            raise KilnError(f"recipe file {path}: {exc.strerror or exc}") from None
+        except ValidationFailed as exc:  # missing, not a regular file, too large, not UTF-8
+            raise KilnError(f"recipe file {path}: " + "; ".join(i.message for i in exc.issues)) from None
+
+    def validate(self, source: RecipeSource) -> tuple[LoadedRecipe | None, list[Issue]]:
+        """The recipe loaded with its components (registry references resolved); else its issues."""
+        try:
+            return load_checked_recipe(self.catalog, source.path, source.text), []
+        except ValidationFailed as exc:
+            return None, list(exc.issues)
 
 
-def _data(text: str) -> dict[str, Any]:
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def parent_images(text: str) -> list[str]:
+def kiln_parents(recipe: Recipe) -> tuple[str, ...]:
     """Names of the catalogued Kiln images the recipe builds on (``parent: {image: kiln:NAME@1.x}``)."""
-    parent = _data(text).get("parent")
-    image = parent.get("image") if isinstance(parent, dict) else parent
-    match = KILN_PARENT.match(image) if isinstance(image, str) else None
-    return [match["name"]] if match else []
+    source = recipe.parent.source
+    return (source.name,) if isinstance(source, KilnImageSource) else ()
 
 
-def image_name(text: str) -> str | None:
-    name = _data(text).get("name")
-    return name if isinstance(name, str) else None
-
-
-def validate(source: RecipeSource) -> tuple[LoadedRecipe | None, list[Issue]]:
-    """Load the recipe; its issues. Shim until image parents land in the recipe model: a ``kiln:``
-    parent the current model refuses is not an issue (the build itself reports it if still refused)."""
-    try:
-        return load_recipe(source.path, source.text), []
-    except ValidationFailed as exc:
-        kiln_parent = bool(parent_images(source.text))
-        issues = [i for i in exc.issues if not (kiln_parent and i.field.startswith("parent"))]
-        return None, issues
+def component_ranges(recipe: Recipe) -> tuple[str, ...]:
+    """The registry components the recipe takes in a range (``nginx@1.x``, ``nginx@latest``): a new
+    version published within it changes what the recipe builds. Exact versions never change."""
+    ranges: list[str] = []
+    for ref in (*recipe.components, *recipe.tests):
+        wanted = ref.registry
+        if wanted is not None and not parse_pattern(wanted[1]).exact:
+            label = f"{wanted[0]}@{wanted[1]}"
+            if label not in ranges:
+                ranges.append(label)
+    return tuple(ranges)
 
 
 def with_parameters(source: RecipeSource, loaded: LoadedRecipe, overrides: Mapping[str, str]) -> RecipeSource:

@@ -47,6 +47,7 @@ class PipelineRecord(_Record):
     recipe_path: Path
     image: str
     parents: list[str]
+    components: list[str]  # registry component ranges its recipe uses (nginx@1.x)
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int

@@ -4,8 +4,10 @@
   (a daemon down for a week runs a daily pipeline once, not seven times); with
   ``when: updates-available`` it is skipped, with the check's reason, when nothing changed.
 - parent: a newer image of a Kiln parent queues one run for that parent version (the cascade).
-- manual: ``kiln pipelines run``. ``component`` and ``cve`` are evaluated by their own work (the
-  registry and vulnerability imports) through :func:`PipelineStore.enqueue`.
+- component: a newer version of a registry component the recipe takes in a range (``nginx@1.x``)
+  queues one run for that version.
+- manual: ``kiln pipelines run``. ``cve`` is evaluated by the vulnerability imports through
+  :func:`PipelineStore.enqueue`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from sqlalchemy import select
 from kiln.catalog.models import ImageRow
 from kiln.errors import KilnError
 from kiln.pipelines.checks import UpdatesCheck
-from kiln.pipelines.recipes import resolve_recipe
+from kiln.pipelines.components import updates
+from kiln.pipelines.recipes import PipelineRecipes
 from kiln.pipelines.records import PipelineRecord, RunRecord
 from kiln.pipelines.store import PipelineStore
 
@@ -34,9 +37,10 @@ class Evaluation:
 
 
 class Scheduler:
-    def __init__(self, store: PipelineStore, check: UpdatesCheck) -> None:
+    def __init__(self, store: PipelineStore, check: UpdatesCheck, recipes: PipelineRecipes) -> None:
         self.store = store
         self.check = check
+        self.recipes = recipes
 
     def evaluate(self, now: datetime) -> Evaluation:
         queued: list[RunRecord] = []
@@ -44,6 +48,7 @@ class Scheduler:
         for pipeline in self.store.pipelines():
             self._schedule(pipeline, now, queued, skipped)
             self._parents(pipeline, now, queued)
+            self._components(pipeline, now, queued)
         return Evaluation(queued, skipped)
 
     def _schedule(
@@ -67,7 +72,7 @@ class Scheduler:
             return
         if p.pipeline.when == "updates-available":
             try:
-                verdict = self.check(p, resolve_recipe(p.pipeline.recipe, p.source_path).text)
+                verdict = self.check(p, self.recipes.resolve(p.pipeline.recipe, p.source_path).text)
             except KilnError as exc:
                 skipped.append(
                     self.store.skip(p.name, "schedule", cause, key, now, f"recipe unreadable: {exc}")
@@ -118,3 +123,14 @@ class Scheduler:
                             queued.append(run)
         if seen:
             self.store.advance(p.name, parents=seen)
+
+    def _components(self, p: PipelineRecord, now: datetime, queued: list[RunRecord]) -> None:
+        if not p.components or "component" not in p.pipeline.triggers:
+            return
+        found, moved = updates(self.store.catalog, self.store.component_cursor(p.name))
+        for update in found if p.enabled else ():
+            run = self.store.enqueue(p.name, "component", update.cause, update.key, now)
+            if run is not None:
+                queued.append(run)
+        if moved:
+            self.store.advance(p.name, components=moved)

@@ -16,8 +16,9 @@ from kiln.catalog import Catalog
 from kiln.catalog.models import ImageRow
 from kiln.catalog.pipelines import PipelineRow, PipelineRunRow
 from kiln.errors import KilnError, NotFound
-from kiln.pipelines import events
 from kiln.pipelines.cascade import check_acyclic
+from kiln.pipelines.components import newest_in_range
+from kiln.pipelines.events import announce
 from kiln.pipelines.load import LoadedPipeline
 from kiln.pipelines.model import Pipeline
 from kiln.pipelines.records import ACTIVE, PipelineRecord, RunRecord, RunStatus, Trigger
@@ -33,6 +34,7 @@ def pipeline_record(row: PipelineRow) -> PipelineRecord:
         recipe_path=row.recipe_path,
         image=row.image,
         parents=list(row.parents),
+        components=list(row.component_cursor),
         enabled=row.enabled,
         disabled_reason=row.disabled_reason,
         consecutive_failures=row.consecutive_failures,
@@ -78,6 +80,8 @@ class PipelineStore:
         """Create or update ``loaded`` in one transaction (all or none); a cycle in the resulting
         cascade graph is refused. Returns (name, ``created`` | ``updated`` | ``unchanged``) pairs."""
         changes: list[tuple[str, str]] = []
+        # read before the write transaction (the registry may seed its built-ins on first read)
+        newest = {c: newest_in_range(self.catalog, c) for item in loaded for c in item.components}
         with self.catalog.session(write=True) as s, s.begin():
             rows = {r.name: r for r in s.scalars(select(PipelineRow)).all()}
             graph = {name: (r.image, tuple(r.parents)) for name, r in rows.items()}
@@ -101,6 +105,7 @@ class PipelineStore:
                         applied=now,
                         schedule_cursor=now,
                         parent_cursor=cursor,
+                        component_cursor={c: newest[c] for c in item.components},
                     )
                     s.add(row)
                     changes.append((row.name, "created"))
@@ -110,6 +115,7 @@ class PipelineStore:
                     and row.source_path == str(item.path)
                     and row.recipe_path == str(item.recipe.path)
                     and list(row.parents) == list(item.parents)
+                    and list(row.component_cursor) == list(item.components)
                 )
                 if same and row.image == item.image:
                     changes.append((row.name, "unchanged"))
@@ -124,6 +130,8 @@ class PipelineStore:
                 cursor = dict(row.parent_cursor)
                 row.parent_cursor = {p: cursor.get(p, newest_image_id(s, p)) for p in item.parents}
                 row.parents = list(item.parents)
+                seen = dict(row.component_cursor)
+                row.component_cursor = {c: seen.get(c, newest[c]) for c in item.components}
                 changes.append((row.name, "updated"))
         return changes
 
@@ -144,19 +152,33 @@ class PipelineStore:
             return pipeline_record(row)
 
     def advance(
-        self, name: str, *, schedule: datetime | None = None, parents: dict[str, int] | None = None
+        self,
+        name: str,
+        *,
+        schedule: datetime | None = None,
+        parents: dict[str, int] | None = None,
+        components: dict[str, str] | None = None,
     ) -> None:
-        """Move the pipeline's cursors: the last fire time dealt with, the newest parent images seen."""
+        """Move the pipeline's cursors: the last fire time dealt with, the newest parent images and
+        component versions seen."""
         with self.catalog.session(write=True) as s, s.begin():
             row = self._row(s, name)
             if schedule is not None:
                 row.schedule_cursor = schedule
             if parents:
                 row.parent_cursor = {**row.parent_cursor, **parents}
+            if components:
+                row.component_cursor = {**row.component_cursor, **components}
 
     def parent_cursor(self, name: str) -> dict[str, int]:
         with self.catalog.session() as s:
             return {k: int(v) for k, v in self._row(s, name).parent_cursor.items()}
+
+    def component_cursor(self, name: str) -> dict[str, str | None]:
+        with self.catalog.session() as s:
+            return {
+                k: (None if v is None else str(v)) for k, v in self._row(s, name).component_cursor.items()
+            }
 
     @staticmethod
     def _row(s: Session, name: str) -> PipelineRow:
@@ -200,7 +222,7 @@ class PipelineStore:
             row = self._new_run(pipeline, trigger, cause, key, now, "queued", None, params, retry_of)
             s.add(row)
             record = run_record(row)
-            events.emit(s, "pipeline.run.queued", record)
+            announce(s, record)
         return record
 
     def join_queued(self, pipeline: str, cause: str) -> RunRecord | None:
@@ -227,7 +249,7 @@ class PipelineStore:
             row.finished = now
             s.add(row)
             record = run_record(row)
-            events.emit(s, "pipeline.run.skipped", record)
+            announce(s, record)
         return record
 
     @staticmethod
@@ -281,6 +303,12 @@ class PipelineStore:
             row.status, row.started = "running", now
             row.daemon_host, row.daemon_pid, row.daemon_pid_start = owner
 
+    def adopt(self, run_id: str, owner: tuple[str, int, int | None]) -> None:
+        """Make ``owner`` the daemon of a running run (its build outlived the daemon that started it)."""
+        with self.catalog.session(write=True) as s, s.begin():
+            row = self._run_row(s, run_id)
+            row.daemon_host, row.daemon_pid, row.daemon_pid_start = owner
+
     def attach_build(self, run_id: str, build_id: str, job: str) -> None:
         with self.catalog.session(write=True) as s, s.begin():
             row = self._run_row(s, run_id)
@@ -313,7 +341,7 @@ class PipelineStore:
                         "consecutive failed runs (a successful manual run re-enables)"
                     )
             record = run_record(row)
-            events.emit(s, f"pipeline.run.{status}", record)
+            announce(s, record)
         return record
 
     @staticmethod

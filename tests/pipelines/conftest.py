@@ -11,16 +11,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from kiln.catalog import Catalog, NewImage
+from kiln.catalog.schemas import ComponentRecord
 from kiln.models import BuildRequest
 from kiln.pipelines.builds import BuildState, Started
 from kiln.pipelines.checks import CatalogChanges
+from kiln.pipelines.components import newest_in_range
 from kiln.pipelines.daemon import Daemon
 from kiln.pipelines.load import load_pipelines
-from kiln.pipelines.recipes import image_name, parent_images
+from kiln.pipelines.recipes import PipelineRecipes, kiln_parents
 from kiln.pipelines.scheduler import Scheduler
 from kiln.pipelines.store import PipelineStore
+from kiln.recipes.model import Recipe
 from tests.catalog.conftest import catalog_url, postgres_url  # noqa: F401  (fixtures)
 
 COMPONENT = """\
@@ -40,6 +44,11 @@ phases:
           - path: /etc/kiln-marker
             content: "{{ Greeting }}"
 """
+
+
+def recipe_of(request: BuildRequest) -> Recipe:
+    """The recipe model of a build request (no files read)."""
+    return Recipe.model_validate(YAML(typ="safe").load(request.recipe.text))
 
 
 @dataclass
@@ -63,9 +72,10 @@ class CatalogRunner:
     cancelled: list[str] = field(default_factory=list)
     orphans: list[tuple[str | None, str | None]] = field(default_factory=list)
     instant: bool = False  # builds finish as soon as they start
+    remote: bool = False  # builds run on queue workers, which outlive the daemon that started them
 
     def start(self, request: BuildRequest) -> Started:
-        name = image_name(request.recipe.text) or "x"
+        name = recipe_of(request).name
         build_id = self.catalog.start_build(recipe_name=name, recipe_version="1.0.0",
                                             recipe_path=str(request.recipe.path), log_path="/nonexistent")  # fmt: skip
         self.started.append(request)
@@ -83,12 +93,16 @@ class CatalogRunner:
                 self.catalog.fail_build(build_id, "step failed")
                 continue
             text = request.recipe.text
-            parents = parent_images(text)
+            parents = kiln_parents(recipe_of(request))
             parent_digest = self.catalog.get_image(parents[0]).digest if parents else None
+            used = [ComponentRecord(name=ref.registry[0], version=newest_in_range(self.catalog, ref.name or "") or "?",
+                                    digest="sha256:" + "0" * 64, parameters={})
+                    for ref in recipe_of(request).components if ref.registry]  # fmt: skip
             self.catalog.finish_build(build_id, NewImage(
-                name=image_name(text) or "x", version="1.0.0", digest="sha256:" + build_id * 2,
+                name=recipe_of(request).name, version="1.0.0", digest="sha256:" + build_id * 2,
                 created=datetime.now(UTC), parent=f"kiln:{parents[0]}" if parents else "debian:bookworm",
                 parent_digest=parent_digest, recipe_digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),
+                components=used,
             ))  # fmt: skip
 
     def state(self, job: str, build_id: str) -> tuple[BuildState, str | None]:
@@ -103,13 +117,13 @@ class CatalogRunner:
 
     def stop_orphan(self, job: str | None, build_id: str | None, run_id: str) -> BuildState | None:
         self.orphans.append((job, build_id))
-        if build_id and self.catalog.get_build(build_id).status == "running":
+        if build_id and self.catalog.get_build(build_id).status == "running" and not self.remote:
             self.catalog.fail_build(build_id, "interrupted")
         return self.state("", build_id)[0] if build_id else None
 
     @property
     def images(self) -> list[str]:
-        return [image_name(r.recipe.text) or "" for r in self.started]
+        return [recipe_of(r).name for r in self.started]
 
 
 @dataclass
@@ -133,11 +147,13 @@ class World:
         return path
 
     def apply(self, *paths: Path) -> list[str]:
-        return self.store.apply([item for p in paths for item in load_pipelines(p)], self.clock())
+        recipes = PipelineRecipes(self.catalog)
+        return self.store.apply([item for p in paths for item in load_pipelines(p, recipes)], self.clock())
 
     def daemon(self, workers: int = 1) -> Daemon:
-        scheduler = Scheduler(self.store, CatalogChanges(self.catalog))
-        return Daemon(self.store, self.runner, scheduler, self.folder, self.clock, workers)
+        recipes = PipelineRecipes(self.catalog)
+        scheduler = Scheduler(self.store, CatalogChanges(self.catalog), recipes)
+        return Daemon(self.store, self.runner, scheduler, recipes, self.folder, self.clock, workers)
 
 
 @pytest.fixture

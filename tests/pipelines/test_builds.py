@@ -32,3 +32,16 @@ def test_an_orphaned_worker_is_found_by_its_run_and_stopped(store: Store) -> Non
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_a_queued_build_without_a_local_job_is_followed_through_the_catalog(store: Store) -> None:
+    with Catalog.open(store.database_url) as catalog:
+        build = catalog.start_build(recipe_name="web", recipe_version="1.0.0", recipe_path="/r.yaml",
+                                    log_path="/nonexistent")  # fmt: skip
+        runner = BuildRunner(store, Settings.from_env(), catalog)
+        (store.home / "jobs").mkdir(exist_ok=True)
+        for job in ("", "4711"):  # joined a waiting build; a Procrastinate job id
+            assert runner.state(job, build) == ("running", None)
+        assert runner.stop_orphan("4711", build, "0" * 32) == "running"  # the daemon follows it
+        catalog.fail_build(build, "step failed")
+        assert runner.state("4711", build) == ("failed", "step failed")

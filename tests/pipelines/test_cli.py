@@ -53,7 +53,7 @@ def test_invalid_files_report_every_problem_with_file_and_line(tmp_path: Path) -
         "bad.yaml:5:1: when: Input should be 'always' or 'updates-available'",
         "bad.yaml:7:1: auto_disable_after: Input should be greater than or equal to 1",
         "gone.yaml:2:1: recipe: recipe file",
-        "registry.yaml:2:1: recipe: recipe 'web@1.x': catalogued recipes (name@version) are not resolvable yet",
+        "registry.yaml:2:1: recipe: recipe 'web@1.x': no published version of recipe web matches 1.x",
     ):
         assert expected in err, err
     assert kiln("pipelines", "list", "--json", home=home).json() == []  # all or nothing

@@ -10,13 +10,14 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
+from kiln.catalog.models import EventRow
 from kiln.errors import KilnError
-from kiln.pipelines import events
+from kiln.events.emit import to_event
+from kiln.events.model import Event
 from kiln.pipelines.builds import BuildState
 from kiln.pipelines.cascade import CascadeCycle
-from kiln.pipelines.records import RunRecord
 from tests.pipelines.conftest import World
 
 DAILY = "schedule: 0 4 * * *\ntimezone: Europe/Berlin\n"
@@ -59,7 +60,7 @@ def test_updates_available_skips_with_the_reason_when_nothing_changed(world: Wor
     skipped = world.store.runs("web")[0]
     assert skipped.status == "skipped"
     assert skipped.reason is not None and skipped.reason.startswith(
-        "no updates: parent and recipe unchanged since web@1.0.0/1"
+        "no updates: parent, recipe and components unchanged since web@1.0.0/1"
     )
     # A changed recipe is an update.
     recipe = world.folder / "web.recipe.yaml"
@@ -171,6 +172,24 @@ def test_runs_of_a_dead_daemon_are_interrupted_and_requeued_once(world: World) -
     assert (
         again.status == "interrupted" and again.reason is not None and "not re-queued again" in again.reason
     )
+
+
+def test_a_build_still_running_on_a_queue_worker_is_followed_not_rerun(world: World) -> None:
+    world.apply(world.pipeline("web"))
+    world.runner.remote = True
+    first = world.daemon()
+    first.owner = (first.owner[0], 2**22 + 1, None)  # beyond pid_max: a daemon that is gone
+    world.store.enqueue("web", "manual", "x", "manual:1", world.clock())
+    first.tick()
+    [run] = world.store.runs("web")
+    second = world.daemon()
+    assert second.recover() == [] and list(second.running) == [run.id]
+    assert world.store.owners()[0][2][1] == second.owner[1]  # the run is the new daemon's now
+    assert world.daemon().recover() == []  # a third daemon sees a live owner: leaves it alone
+    world.runner.complete()
+    second.tick()
+    assert [(r.status, r.build_id) for r in world.store.runs("web")] == [("succeeded", run.build_id)]
+    assert len(world.runner.started) == 1
 
 
 def test_consecutive_failures_disable_and_a_manual_success_re_enables(world: World) -> None:
@@ -290,7 +309,7 @@ def test_updates_available_sees_a_new_parent_version(world: World) -> None:
     daemon.tick()
     assert (
         world.store.runs("app")[0].reason
-        == "no updates: parent and recipe unchanged since app@1.0.0/1 (archive updates are not checked yet)"
+        == "no updates: parent, recipe and components unchanged since app@1.0.0/1 (archive updates are not checked yet)"
     )
     world.store.enqueue("base", "manual", "x", "manual:2", world.clock())
     daemon.tick()  # base/2
@@ -304,15 +323,13 @@ def test_updates_available_sees_a_new_parent_version(world: World) -> None:
     ] * 3  # no parent trigger configured
 
 
-def test_every_run_transition_reaches_the_event_sink_inside_its_transaction(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: list[tuple[str, str, bool]] = []
+def pipeline_events(world: World) -> list[Event]:
+    with world.catalog.session() as s:
+        rows = s.scalars(select(EventRow).where(EventRow.pipeline.is_not(None)).order_by(EventRow.id)).all()
+        return [to_event(r) for r in rows]
 
-    def sink(s: Session, kind: str, run: RunRecord) -> None:
-        seen.append((kind, run.trigger.type, s.in_transaction()))
 
-    monkeypatch.setattr(events, "sink", sink)
+def test_every_run_transition_is_recorded_as_an_event_with_it(world: World) -> None:
     world.apply(world.pipeline("web", DAILY + "when: updates-available\n"))
     daemon = world.daemon()
     world.clock.advance(days=1)
@@ -325,10 +342,23 @@ def test_every_run_transition_reaches_the_event_sink_inside_its_transaction(
     daemon.tick()
     world.clock.advance(days=1)
     daemon.tick()
-    assert seen == [
-        ("pipeline.run.queued", "schedule", True),
-        ("pipeline.run.failed", "schedule", True),
-        ("pipeline.run.queued", "schedule", True),
-        ("pipeline.run.succeeded", "schedule", True),
-        ("pipeline.run.skipped", "schedule", True),
+    now = world.clock()
+    assert world.store.enqueue("web", "manual", "x", "manual:1", now) is not None
+    assert world.store.enqueue("web", "manual", "x", "manual:1", now) is None  # de-duplicated: no event
+    found = pipeline_events(world)
+    assert [(e.type.removeprefix("dev.kiln.pipeline."), e.data["trigger"]["type"]) for e in found] == [
+        ("run-queued", "schedule"),
+        ("run-failed", "schedule"),
+        ("run-queued", "schedule"),
+        ("run-succeeded", "schedule"),
+        ("run-skipped", "schedule"),
+        ("run-queued", "manual"),
     ]
+    runs = {r.id: r for r in world.store.runs("web")}
+    failed, skipped = found[1], found[4]
+    assert failed.pipeline == "web" and failed.data["reason"] == "step failed"
+    assert failed.data["build_id"] == runs[failed.data["run_id"]].build_id is not None
+    assert skipped.subject == "pipelines/web" and skipped.data["run_id"] in runs
+    assert skipped.data["reason"].startswith(
+        "no updates: parent, recipe and components unchanged since web@1.0.0/1"
+    )
