@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -32,8 +33,11 @@ from kiln.errors import KilnError
 from kiln.executors.base import JobError
 from kiln.executors.local import settings_dict
 from kiln.executors.queue import TASK, conninfo, make_app
+from kiln.executors.uploads import localize_recipe
 from kiln.models import BuildRequest, QueuedAttempt
+from kiln.readthrough import shared_store
 from kiln.settings import Settings
+from kiln.shippedlogs import ship_while
 from kiln.store import Store
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,7 @@ class Worker:
         self.config = config
         self.id = uuid.uuid4().hex
         self.store = Store.open(config.data_dir, config.settings)
+        self.shared = shared_store(self.store)
         self.catalog = Catalog.open(config.url)
         self.app = make_app(config.url, asynchronous=True)
         self.app.task(name=TASK, pass_context=True)(self.build)
@@ -87,13 +92,17 @@ class Worker:
         attempt = await asyncio.to_thread(jobs.claim, self.catalog, build_id, self.id)
         if attempt is None:
             return  # cancelled or finished meanwhile, or out of attempts (recorded by claim)
-        queued = BuildRequest.model_validate(request).model_copy(
+        queued = localize_recipe(BuildRequest.model_validate(request), self.store.home).model_copy(
             update={"data_dir": self.store.home, "queued": QueuedAttempt(build_id=build_id, attempt=attempt)}
         )
         job_dir = self.store.home / "jobs" / f"{build_id}-{attempt}"
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / "request.json").write_text(queued.model_dump_json())
         (job_dir / "settings.json").write_text(json.dumps(settings_dict(self.config.settings)))
+        shipping = None
+        if self.shared is not None:  # the log, readable from any machine while the build runs
+            locate = functools.partial(self._log_of, build_id)
+            shipping = asyncio.create_task(ship_while(self.shared, build_id, attempt, locate))
         with open(job_dir / "worker.log", "wb") as out:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -114,12 +123,22 @@ class Worker:
             await _stop(proc)
             await asyncio.to_thread(jobs.cancelled, self.catalog, build_id, attempt)
             raise
+        finally:
+            if shipping is not None:
+                shipping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await shipping
         if code == 0:
             await asyncio.to_thread(jobs.end_attempt, self.catalog, build_id, attempt, "succeeded")
             return
         error = _child_error(job_dir, code)
         await asyncio.to_thread(jobs.end_attempt, self.catalog, build_id, attempt, "failed", error)
         raise BuildJobFailed(f"build {build_id} failed: {error}")
+
+    def _log_of(self, build_id: str) -> Path | None:
+        """The build's log once this worker's build process has registered it (None before)."""
+        path = self.catalog.get_build(build_id).log_path
+        return Path(path) if path and Path(path).is_relative_to(self.store.home) else None
 
     async def _heartbeat(self) -> None:
         while True:

@@ -43,6 +43,7 @@ BAD: list[tuple[list[str], str]] = [
     (["builds", "list", "-n", "0"], "greater than or equal to 1"),
     (["builds", "list", "--limit", "many"], "Invalid value for '--limit'"),
     (["builds", "show"], "Missing argument"),
+    (["builds", "show", "abc", "--follow"], "--follow goes with --log"),
     (["schema", "foo"], "'foo' is not one of"),
     (["toe", "exec"], "No such command 'exec'"),
     (["toe", "validate"], "Missing option '--documents'"),
