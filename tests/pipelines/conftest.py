@@ -21,7 +21,7 @@ from kiln.pipelines.load import load_pipelines
 from kiln.pipelines.recipes import image_name, parent_images
 from kiln.pipelines.scheduler import Scheduler
 from kiln.pipelines.store import PipelineStore
-from tests.catalog.conftest import catalog_url, postgres_url  # noqa: F401  (fixtures)
+from tests.catalog.conftest import catalog_url  # noqa: F401  (fixtures)
 
 COMPONENT = """\
 name: marker
