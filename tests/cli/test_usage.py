@@ -63,6 +63,7 @@ BAD: list[tuple[list[str], str]] = [
     (["test", "x", "--instance", "docker"], "'docker' is not one of"),
     (["test", "x", "--timeout", "soon"], "Invalid value for '--timeout'"),
     (["gc", "extra"], "unexpected extra argument"),
+    (["gc", "--jobs-older-than", "-1"], "Invalid value for '--jobs-older-than'"),
     (["serve", "--port", "http"], "Invalid value for '--port'"),
     (["tokens", "create"], "Missing argument"),
     (["promote", "x"], "Missing option '--to'"),
