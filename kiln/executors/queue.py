@@ -42,12 +42,14 @@ def conninfo(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def make_app(url: str, *, asynchronous: bool) -> procrastinate.App:
-    """A Procrastinate app on the catalog's database (async connector for workers, sync for servers)."""
+def make_app(url: str, *, asynchronous: bool, pool_timeout: float | None = None) -> procrastinate.App:
+    """A Procrastinate app on the catalog's database (async connector for workers, sync for servers);
+    ``pool_timeout``: how long a call waits for a connection (psycopg_pool's default is 30 s)."""
     import procrastinate
 
+    pool: dict[str, Any] = {"timeout": pool_timeout} if pool_timeout is not None else {}
     connector: Any = (
-        procrastinate.PsycopgConnector(conninfo=conninfo(url))
+        procrastinate.PsycopgConnector(conninfo=conninfo(url), **pool)
         if asynchronous
         else procrastinate.SyncPsycopgConnector(conninfo=conninfo(url))
     )
