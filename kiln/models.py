@@ -87,6 +87,9 @@ class RecipeSource(_Model):
 
     text: str
     path: Path
+    # component documents by file name, beside the recipe: an uploaded recipe carries them, so a worker
+    # on another machine builds from the request alone (kiln.executors.uploads)
+    documents: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> RecipeSource:

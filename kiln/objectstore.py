@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -40,12 +41,33 @@ class ObjectStore(Protocol):
         """The object's bytes, streamed (unverified: use :func:`fetch`)."""
         ...
 
+    def put_named(self, key: str, data: bytes) -> None:
+        """Store a small object under ``key`` (not content-addressed: layout indexes, log chunks)."""
+        ...
+
+    def get_named(self, key: str) -> bytes | None:
+        """The object stored under ``key``, None if there is none."""
+        ...
+
+    def names(self, prefix: str) -> list[str]:
+        """The keys below ``prefix`` (``prefix/...``), sorted."""
+        ...
+
 
 def _hex(digest: str) -> str:
     algo, _, value = digest.partition(":")
     if algo != "sha256" or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
         raise KilnError(f"not a sha256 digest: {digest!r}")
     return value
+
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+
+
+def _key(key: str) -> str:
+    if not _KEY.match(key) or key.startswith("sha256/"):
+        raise KilnError(f"not a named-object key: {key!r}")
+    return key
 
 
 def _check_file(path: Path, digest: str) -> None:
@@ -111,6 +133,31 @@ class LocalObjectStore:
         except FileNotFoundError:
             raise KilnError(f"object {digest} is not in {self.url}") from None
 
+    def put_named(self, key: str, data: bytes) -> None:
+        target = self.root / _key(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".put.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                Path(tmp).unlink()
+
+    def get_named(self, key: str) -> bytes | None:
+        try:
+            return (self.root / _key(key)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def names(self, prefix: str) -> list[str]:
+        base = self.root / _key(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))  # fmt: skip
+
 
 class S3ObjectStore:
     def __init__(self, bucket: str, prefix: str, client: Any | None = None) -> None:
@@ -154,6 +201,35 @@ class S3ObjectStore:
         finally:
             body.close()
 
+    def _named(self, key: str) -> str:
+        return "/".join(p for p in (self.prefix, _key(key)) if p)
+
+    def put_named(self, key: str, data: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=self._named(key), Body=data)
+
+    def get_named(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=self._named(key))["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise KilnError(f"{self.url}: {exc}") from None
+        try:
+            data: bytes = body.read()
+        finally:
+            body.close()
+        return data
+
+    def names(self, prefix: str) -> list[str]:
+        base = self._named(prefix) + "/"
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        found: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+            found += [str(item["Key"])[skip:] for item in page.get("Contents", [])]
+        return sorted(found)
+
 
 def open_object_store(url: str | None, data_dir: Path) -> ObjectStore:
     """``KILN_STORE_URL``'s store: a path, ``file://`` path, or ``s3://bucket/prefix``; None: the data
@@ -171,9 +247,15 @@ def open_object_store(url: str | None, data_dir: Path) -> ObjectStore:
                     hint="use a directory path or s3://bucket/prefix")  # fmt: skip
 
 
+def index_key(manifest_digest: str) -> str:
+    """Where the ``index.json`` of the OCI layout whose image is ``manifest_digest`` is kept."""
+    return f"oci-index/{_hex(manifest_digest)}.json"
+
+
 def publish(store: ObjectStore, artifacts: list[tuple[str, str, str]]) -> int:
     """Put an image's files into ``store`` by digest: (kind, path, digest) of each artifact and
-    evidence file; an OCI layout directory contributes each of its blobs. Returns objects put."""
+    evidence file; an OCI layout directory contributes each of its blobs, and its ``index.json``
+    under :func:`index_key` (so a reader can rebuild the layout). Returns objects put by digest."""
     put = 0
     for kind, path_text, digest in artifacts:
         path = Path(path_text)
@@ -181,6 +263,8 @@ def publish(store: ObjectStore, artifacts: list[tuple[str, str, str]]) -> int:
             for blob in sorted((path / "blobs" / "sha256").glob("*")):
                 store.put(blob, f"sha256:{blob.name}")
                 put += 1
+            if (path / "index.json").is_file():
+                store.put_named(index_key(digest), (path / "index.json").read_bytes())
         elif path.is_file() and digest.startswith("sha256:"):
             store.put(path, digest)
             put += 1

@@ -30,9 +30,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiln.cachelock import FileLock
 from kiln.settings import Settings
+
+if TYPE_CHECKING:
+    from kiln.models import Artifact
 
 OWNER_SUFFIX = ".owner"
 
@@ -49,18 +53,22 @@ class Store:
     home: Path
     cache: Path
     database: str | None = None  # the catalog's URL; None: SQLite in ``home``
+    shared: str | None = None  # KILN_STORE_URL: artifacts recorded elsewhere are read from there
 
     @classmethod
     def open(cls, home: Path | None = None, settings: Settings | None = None) -> Store:
         """The data directory ``home`` (default: the settings', loaded from the environment if not given)."""
         settings = settings if settings is not None else Settings.from_env()
         root = (home or settings.data_dir).expanduser().absolute()
-        return cls.open_at(root, settings.cache_dir or root / "cache", settings.database_url)
+        return cls.open_at(root, settings.cache_dir or root / "cache", settings.database_url,
+                           shared=settings.store_url)  # fmt: skip
 
     @classmethod
-    def open_at(cls, home: Path, cache: Path, database: str | None = None) -> Store:
+    def open_at(
+        cls, home: Path, cache: Path, database: str | None = None, *, shared: str | None = None
+    ) -> Store:
         """A store with an explicit cache directory (and optionally its own catalog)."""
-        store = cls(home.absolute(), cache.absolute(), database)
+        store = cls(home.absolute(), cache.absolute(), database, shared)
         for sub in ("blobs/sha256", "images", "logs", "tmp"):
             (store.home / sub).mkdir(parents=True, exist_ok=True)
         for sub in ("debs/partial", "parents", "layers", "apt"):
@@ -101,9 +109,23 @@ class Store:
         return self.home / "images" / name / f"{version}-{build_id[:12]}"
 
     def artifact_path(self, path: str) -> Path:
-        """Where a recorded artifact path points (relative ones are inside the data dir)."""
+        """Where a recorded artifact path points (relative ones are inside the data dir). Readers use
+        :meth:`artifact_file`, which fetches an artifact recorded on another machine."""
         p = Path(path)
         return p if p.is_absolute() else self.home / p
+
+    def artifact_file(self, artifact: Artifact) -> Path:
+        """A recorded artifact on this machine: where it was written, else read through from the
+        shared store (kiln.readthrough)."""
+        from kiln.readthrough import artifact_file
+
+        return artifact_file(self, artifact)
+
+    def evidence_file(self, digest: str) -> Path:
+        """A recorded evidence file (or any blob) by digest: the local blob, else read through."""
+        from kiln.readthrough import blob_file
+
+        return blob_file(self, digest)
 
     def log_path(self, build_id: str) -> Path:
         return self.home / "logs" / f"{build_id}.jsonl"

@@ -29,6 +29,18 @@ def _shared_cache() -> Iterator[None]:
         os.environ["KILN_CACHE_DIR"] = old
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One private PostgreSQL server for the whole session (tests/catalog/postgres.py): every test
+    directory that needs one (catalog, executors, events, pipelines, registry) creates its databases in it."""
+    from tests.catalog.postgres import find_tool, postgres_server
+
+    if not (find_tool("initdb") and find_tool("pg_ctl")):
+        pytest.skip("PostgreSQL server binaries not installed (Debian package postgresql; make deps)")
+    with postgres_server() as url:
+        yield url
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     """A fresh data directory (its own catalog, blobs, images) sharing the session cache."""

@@ -88,3 +88,16 @@ def test_store_urls(tmp_path: Path) -> None:
         open_object_store("ftp://host/x", tmp_path)
     with pytest.raises(KilnError, match="names no bucket"):
         open_object_store("s3:///x", tmp_path)
+
+
+def test_named_objects(store: ObjectStore) -> None:
+    assert store.get_named("logs/b1/001/000000000000.jsonl") is None
+    assert store.names("logs/b1") == []
+    store.put_named("logs/b1/001/000000000010.jsonl", b"second")
+    store.put_named("logs/b1/001/000000000000.jsonl", b"first")
+    store.put_named("logs/b2/001/000000000000.jsonl", b"other")
+    assert store.names("logs/b1") == ["logs/b1/001/000000000000.jsonl", "logs/b1/001/000000000010.jsonl"]
+    assert store.get_named("logs/b1/001/000000000010.jsonl") == b"second"
+    for bad in ("../escape", "/abs", "sha256/" + "0" * 64, "Upper"):
+        with pytest.raises(KilnError, match="not a named-object key"):
+            store.put_named(bad, b"x")

@@ -11,6 +11,7 @@ from kiln.api.schemas import Verification, VerificationCheck
 from kiln.catalog import Catalog, ImageRecord
 from kiln.evidence.facts import MEDIA
 from kiln.models import Evidence, Package
+from kiln.readthrough import readable_artifact, readable_blob
 from kiln.store import Store
 
 
@@ -25,7 +26,7 @@ def evidence_of(image: ImageRecord, kind: str) -> Evidence:
 def blob(store: Store, image: ImageRecord, kind: str) -> tuple[bytes, str]:
     """The stored bytes of evidence ``kind`` and their media type."""
     item = evidence_of(image, kind)
-    path = store.blob_path(item.digest)
+    path = readable_blob(store, item.digest)
     if not path.is_file():
         raise ApiError(404, f"{image.ref}: {kind} blob {item.digest} is missing from the store")
     return path.read_bytes(), MEDIA.get(kind, "application/octet-stream")
@@ -43,7 +44,6 @@ def verify(catalog: Catalog, store: Store, image: ImageRecord, key: Path | None)
     """``kiln verify`` for one image with the server's key (skipped when it has none)."""
     from kiln.evidence.provenancecheck import CatalogEntry, run_checks
     from kiln.evidence.signing import load_public_key
-    from kiln.evidence.subject import artifact_path
 
     if key is None:
         why = "the server has no verification key (kiln serve --verify-key)"
@@ -56,7 +56,7 @@ def verify(catalog: Catalog, store: Store, image: ImageRecord, key: Path | None)
         load_public_key(key),
         base=None,
         store=store,
-        layouts=[artifact_path(store, a.path) for a in image.artifacts],
+        layouts=[readable_artifact(store, a) for a in image.artifacts],
         catalog=CatalogEntry(image, packages, catalog.lock(image.ref)),
     )
     results = [VerificationCheck(check=c.what, ok=c.ok, skipped=c.skipped, detail=c.detail) for c in checks]

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from kiln.api.problems import ApiError
-from kiln.evidence.subject import artifact_path
+from kiln.errors import KilnError
 from kiln.models import Artifact
 from kiln.store import Store
 
@@ -16,7 +16,10 @@ MAX_LISTED = 10_000
 
 def artifact_location(store: Store, artifact: Artifact) -> Path:
     """Where a recorded artifact is, refused unless it resolves inside the data directory."""
-    path = artifact_path(store, artifact.path)
+    try:
+        path = store.artifact_file(artifact)
+    except KilnError as exc:
+        raise ApiError(404, f"artifact {artifact.path}: {exc.message}") from None
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError):

@@ -4,7 +4,6 @@ choose recipes and documents, not host files)."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,10 +18,10 @@ from kiln.catalog import Catalog
 from kiln.catalog.models import BuildRow
 from kiln.errors import KilnError, NotFound
 from kiln.executors.local import JobError, JobFailed
+from kiln.executors.uploads import FILE_NAME
 from kiln.models import BuildOptions, BuildRequest, RecipeSource
 from kiln.store import Store
 
-FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(ya?ml|json)$")
 MAX_TEXT = 1 << 20
 RecipeText = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 
@@ -115,7 +114,8 @@ def build_request(submission: BuildSubmission, catalog: Catalog, store: Store, w
         for name, text in submission.components.items():
             (folder / name).write_text(text)
         (folder / "recipe.yaml").write_text(submission.recipe)
-        source = RecipeSource(text=submission.recipe, path=folder / "recipe.yaml")
+        source = RecipeSource(text=submission.recipe, path=folder / "recipe.yaml",
+                              documents=dict(submission.components))  # fmt: skip
     return BuildRequest(
         recipe=source,
         data_dir=store.home,

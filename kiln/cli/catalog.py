@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,8 +20,10 @@ from kiln.cli.common import DataDirOption, JsonOption, console, err_console, ope
 from kiln.cli.exitcodes import epilog
 from kiln.cli.lineage import images_lineage, list_outdated
 from kiln.errors import UsageError
+from kiln.store import Store
 from kiln.units import human_size
 
+FOLLOW_SECONDS = 0.5
 STATUS_STYLE = {"running": "yellow", "succeeded": "green", "failed": "red"}
 MARKER = {
     "start": "[bold]‣[/]",
@@ -259,15 +262,26 @@ def builds_list(
 def builds_show(
     build_id: Annotated[str, typer.Argument(metavar="ID", help="Build id or a unique prefix of it.")],
     log: Annotated[bool, typer.Option("--log", help="Print the build log (JSON lines with --json).")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="With --log: keep printing until the build ends.")
+    ] = False,
     data_dir: DataDirOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Show one build; with --log, its event log."""
-    with _catalog(data_dir) as catalog:
+    """Show one build; with --log, its event log (from any machine: see docs/scale-out.md)."""
+    from kiln.shippedlogs import log_file
+
+    if follow and not log:
+        raise UsageError("--follow goes with --log", hint="kiln builds show ID --log --follow")
+    store = open_store(data_dir)
+    with Catalog.open(store.database_url) as catalog:
         build = catalog.get_build(build_id)
         waiting = _waiting(catalog, build)
+        if log and follow:
+            _follow_log(catalog, store, build, raw=json_out)
+            return
     if log:
-        _print_log(Path(build.log_path), raw=json_out)
+        _print_log(log_file(store, build), raw=json_out)
     elif json_out:
         print_json({**build.model_dump(mode="json"), **({"waiting": waiting} if waiting else {})})
     else:
@@ -306,9 +320,39 @@ def _print_build(build: BuildRecord) -> None:
     show(grid)
 
 
-def _print_log(path: Path, *, raw: bool) -> None:
-    depth = 0  # nesting of start/end pairs, shown as indentation like the live progress
-    for line in read_log(path):
+def _follow_log(catalog: Catalog, store: Store, build: BuildRecord, *, raw: bool) -> None:
+    """Print the log's records as they come until the build is neither queued nor running."""
+    from kiln.shippedlogs import log_file, wait_shipped
+
+    printed, depth = 0, 0
+    while True:
+        build = catalog.get_build(build.id)
+        path = log_file(store, build)
+        if path.is_file():
+            printed, depth = _print_log(path, raw=raw, skip=printed, depth=depth, whole=True)
+        if build.status not in ("queued", "running"):
+            if not wait_shipped(store, build):
+                err_console.print("[yellow]the build's worker never shipped the end of its log[/]")
+            path = log_file(store, build)
+            if path.is_file():
+                _print_log(path, raw=raw, skip=printed, depth=depth)
+            return
+        time.sleep(FOLLOW_SECONDS)
+
+
+def _print_log(
+    path: Path, *, raw: bool, skip: int = 0, depth: int = 0, whole: bool = False
+) -> tuple[int, int]:
+    """Print the log's lines after the first ``skip`` (``whole``: not a last line still being
+    written); returns (lines printed or skipped, nesting depth)."""
+    count = 0
+    lines = list(read_log(path))
+    if whole and lines and lines[-1].record is None:
+        lines.pop()  # torn: printed once complete
+    for line in lines:
+        count += 1
+        if count <= skip:
+            continue
         if raw:
             if line.record is not None:
                 typer.echo(line.raw)
@@ -327,6 +371,7 @@ def _print_log(path: Path, *, raw: bool) -> None:
             prefix += f"[cyan]{escape(scope)}[/] "
         body = f"[dim]{escape(text)}[/]" if marker == "output" else escape(text)
         console.print(prefix + body, soft_wrap=True)
+    return count, depth
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,7 @@ from kiln.errors import KilnError, UsageError
 from kiln.evidence.gates import evaluate as evaluate_gate
 from kiln.evidence.settings import AllowEntry, GateSeverity, ScanGate
 from kiln.monitor import ConsoleMonitor
+from kiln.readthrough import readable_blob
 from kiln.store import Store
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def _recorded_blob(store: Store, image: str, kind: str) -> Path | None:
             record = catalog.get_image(image)
         except KilnError:
             return None  # not a catalogued image: resolve_image explains
-    found = [store.blob_path(e.digest) for e in record.evidence if e.kind == kind]
+    found = [readable_blob(store, e.digest) for e in record.evidence if e.kind == kind]
     return found[0] if found and found[0].is_file() else None
 
 
@@ -80,8 +81,8 @@ def sbom(
         return
     with resolve_image(store, image) as resolved:
         recorded = [e for e in (resolved.record.evidence if resolved.record else []) if e.kind == kind]
-        if recorded and store.blob_path(recorded[0].digest).is_file():
-            _emit(store.blob_path(recorded[0].digest).read_bytes(), output)
+        if recorded and readable_blob(store, recorded[0].digest).is_file():
+            _emit(readable_blob(store, recorded[0].digest).read_bytes(), output)
             return
         inventory = read_inventory(resolved.root)
         writer = spdx_json if fmt == "spdx" else cyclonedx_json
@@ -348,7 +349,7 @@ def _verify(
     from kiln.catalog import Catalog
     from kiln.evidence.provenancecheck import CatalogEntry, VerificationFailed, run_checks
     from kiln.evidence.signing import load_public_key
-    from kiln.evidence.subject import artifact_path
+    from kiln.readthrough import readable_artifact
 
     # a bad key path is a usage error, found before the catalog is opened
     public = load_public_key(key.expanduser()) if key is not None else None
@@ -370,7 +371,7 @@ def _verify(
             hint="kiln verify IMAGE --key PUBLIC_KEY (kiln keys generate wrote it as PATH.pub)",
         )
     provenance = (signed or unsigned)[0]
-    blob = store.blob_path(provenance.digest)
+    blob = readable_blob(store, provenance.digest)
     if not blob.is_file():
         raise VerificationFailed(
             f"{record.ref}: provenance blob {provenance.digest} is missing from the store"
@@ -380,7 +381,10 @@ def _verify(
         public if signed else None,
         base=None,
         store=store,
-        layouts=[artifact_path(store, a.path) for a in record.artifacts],
+        layouts=[
+            store.artifact_path(a.path) if record.state == "retired" else readable_artifact(store, a)
+            for a in record.artifacts
+        ],
         catalog=CatalogEntry(record, packages, lock),
         artifacts_deleted=record.state == "retired",
     )

@@ -15,7 +15,8 @@ EXIT_CODES: dict[str, str] = {
     "images": "0 shown, listed (also when nothing matches), labelled or changed; 1 no such image or label, "
     "or a state change that is not allowed (e.g. from retired), or retire not confirmed",
     "diff": "0 compared (whether or not they differ); 1 no such image, or a layer cannot be read",
-    "builds": "0 shown; 1 no such build",
+    "builds": "0 shown (with --log --follow: once the build has ended, whatever its outcome); "
+    "1 no such build, or its log cannot be read here or from the shared store",
     "schema": "0 printed",
     "toe": "0 every document succeeded (run) or is valid (validate); 1 a document failed (run)",
     "sbom": "0 written; 1 the image cannot be read",
@@ -37,7 +38,8 @@ EXIT_CODES: dict[str, str] = {
     "webhooks": "0 done; 1 no such webhook or delivery, or a delivery still pending; "
     "2 a refused URL (not http(s), private without --allow-private) or an invalid secret reference",
     "status": "0 shown; 2 also when the catalog is SQLite (there is no queue)",
-    "worker": "0 stopped (SIGTERM, Ctrl-C); 2 also when the catalog is SQLite (a worker needs PostgreSQL)",
+    "worker": "0 stopped (SIGTERM, Ctrl-C; also while waiting for a lost database); "
+    "2 also when the catalog is SQLite (a worker needs PostgreSQL)",
     "lifecycle": "0 planned (--dry-run) or every planned change made; "
     "1 a planned change was refused (the image changed since planning) or not confirmed",
     "pipelines": "0 applied, shown or queued; 1 no such pipeline or run; 2 also: a cascade cycle",

@@ -18,6 +18,15 @@ def register(app: typer.Typer) -> None:
     def gc_command(
         data_dir: DataDirOption = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what it would remove.")] = False,
+        jobs_older_than: Annotated[
+            int,
+            typer.Option(
+                "--jobs-older-than",
+                min=0,
+                metavar="HOURS",
+                help="PostgreSQL catalog: delete the queue's finished jobs older than this.",
+            ),
+        ] = 168,
         json_output: JsonOption = False,
     ) -> None:
         """Remove scratch directories of dead Kiln processes, image directories no build recorded, and
@@ -25,15 +34,23 @@ def register(app: typer.Typer) -> None:
         retired images. Reports the bytes freed.
 
         Live builds are never touched: each holds a lock on its scratch directory and leases its cache
-        entries while it runs.
+        entries while it runs. On a PostgreSQL catalog it also prunes the build queue's finished jobs.
         """
+        from kiln.executors.prune import is_queue_catalog, prune_jobs
         from kiln.lifecycle.reclaim import collect_garbage
 
-        report = collect_garbage(Store.open(data_dir), dry_run=dry_run)
+        store = Store.open(data_dir)
+        report = collect_garbage(store, dry_run=dry_run)
+        queue_jobs = (
+            prune_jobs(store.database_url, jobs_older_than, dry_run=dry_run)
+            if is_queue_catalog(store.database_url)
+            else None
+        )
         if json_output:
             print_json(
                 {
                     "dry_run": dry_run,
+                    "queue_jobs": queue_jobs,
                     "freed": report.freed,
                     "reclaimed": [
                         {"path": str(i.path), "kind": i.kind, "size": i.size, "reason": i.reason}
@@ -48,5 +65,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"{verb} {item.kind:<17} {human_size(item.size):>10}  {item.path} ({item.reason})")
         for item in report.kept:
             console.print(f"kept    {item.kind:<17} {human_size(item.size):>10}  {item.path} ({item.reason})")
+        if queue_jobs is not None:
+            console.print(f"{'would remove' if dry_run else 'removed'} {queue_jobs} finished queue job(s) "
+                          f"older than {jobs_older_than} h")  # fmt: skip
         total = human_size(report.freed)
         console.print(f"{'would free' if dry_run else 'freed'} {total} in {len(report.reclaimed)} item(s)")

@@ -14,6 +14,7 @@ from kiln.diffing.tree import FileChange, Opener, TarOpener, diff_trees, layout_
 from kiln.evidence.debversion import compare
 from kiln.evidence.vulndb import VulnDb
 from kiln.evidence.vulnscan import Finding, match
+from kiln.readthrough import readable_artifact
 from kiln.store import Store
 
 
@@ -207,8 +208,10 @@ def _layers(store: Store, image: ImageRecord) -> list[tuple[str, Opener]] | None
     """The image's layers (OCI layout, else a rootfs tar); None when no artifact is on disk."""
     for kind in ("oci", "rootfs-tar"):
         for artifact in image.artifacts:
-            path = store.artifact_path(artifact.path)
-            if artifact.kind != kind or not path.exists():
+            if artifact.kind != kind:
+                continue
+            path = readable_artifact(store, artifact)
+            if not path.exists():
                 continue
             if kind == "oci":
                 return layout_layers(path)
@@ -235,8 +238,8 @@ def _config(store: Store, image: ImageRecord) -> dict[str, Any] | None:
     from kiln.outputs.layout import open_layout
 
     for artifact in image.artifacts:
-        path = store.artifact_path(artifact.path)
-        if artifact.kind == "oci" and path.exists():
+        path = readable_artifact(store, artifact) if artifact.kind == "oci" else None
+        if path is not None and path.exists():
             return open_layout(path).config
     return None
 

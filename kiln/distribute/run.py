@@ -72,6 +72,11 @@ def distribute(
     warning = require_usable(image, "distributed")
     if warning and log is not None:
         log(f"warning: {warning}")
+    if settings.store_url:  # built on another machine: its files come from the shared store
+        from kiln.readthrough import localized
+        from kiln.store import Store
+
+        image = localized(Store.open(settings=settings), image)
     ctx = PublishContext(image=image, settings=settings, environ=environ, base_dir=config.path.parent,
                          boot=config.boot, log=log or (lambda _m: None))  # fmt: skip
     latest = jobs.latest(catalog, image.ref)

@@ -19,6 +19,7 @@ from kiln.errors import KilnError
 from kiln.evidence.catalogcheck import CatalogEntry, Check, check_catalog, image_dir
 from kiln.evidence.provenance import BUILD_TYPES, CATALOG_LOCK, PACKAGE_LIST, SLSA_PROVENANCE, STATEMENT_TYPE
 from kiln.evidence.signing import IN_TOTO_PAYLOAD_TYPE, key_id, open_envelope
+from kiln.readthrough import readable_blob
 from kiln.store import Store, file_sha256
 
 __all__ = ["RETIRED", "CatalogEntry", "Check", "VerificationFailed", "run_checks", "verify_provenance"]
@@ -138,7 +139,7 @@ def _check_byproducts(stmt: dict[str, Any], store: Store) -> list[Check]:
         if item.get("name") in (PACKAGE_LIST, CATALOG_LOCK):
             continue  # catalog data, not files: compared with the catalog record
         digest = "sha256:" + item.get("digest", {}).get("sha256", "")
-        blob = store.blob_path(digest)
+        blob = readable_blob(store, digest)
         ok = blob.is_file() and "sha256:" + file_sha256(blob) == digest
         checks.append(
             Check(f"evidence {item.get('name')}", ok, digest if ok else f"{digest} missing or altered")

@@ -11,6 +11,7 @@ process tree; kiln.executors.worker).
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +43,14 @@ def conninfo(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def make_app(url: str, *, asynchronous: bool) -> procrastinate.App:
-    """A Procrastinate app on the catalog's database (async connector for workers, sync for servers)."""
+def make_app(url: str, *, asynchronous: bool, pool_timeout: float | None = None) -> procrastinate.App:
+    """A Procrastinate app on the catalog's database (async connector for workers, sync for servers);
+    ``pool_timeout``: how long a call waits for a connection (psycopg_pool's default is 30 s)."""
     import procrastinate
 
+    pool: dict[str, Any] = {"timeout": pool_timeout} if pool_timeout is not None else {}
     connector: Any = (
-        procrastinate.PsycopgConnector(conninfo=conninfo(url))
+        procrastinate.PsycopgConnector(conninfo=conninfo(url), **pool)
         if asynchronous
         else procrastinate.SyncPsycopgConnector(conninfo=conninfo(url))
     )
@@ -84,6 +87,15 @@ class QueueExecutor:
         self.queue = check_queue_base(queue)
         self.max_attempts = max_attempts
         self.app = make_app(url, asynchronous=False)
+        self._catalog: Catalog | None = None
+        self._opening = threading.Lock()  # the API server submits from several threads
+
+    def catalog(self) -> Catalog:
+        """The catalog, opened (schema checked, upgraded) once: not on every submission."""
+        with self._opening:
+            if self._catalog is None:
+                self._catalog = Catalog.open(self.url)
+            return self._catalog
 
     def submit(self, request: BuildRequest, *, wait: float = 60.0) -> Submitted:
         """Queue the build; returns at once with its id (the build is ``queued`` until a worker runs it)."""
@@ -101,35 +113,35 @@ class QueueExecutor:
                 JobError(message=exc.message, hint=exc.hint, issues=[str(i) for i in exc.issues])
             ) from None
         queue, lock, build_id = queue_for(self.queue, needs), queueing_lock(request), uuid.uuid4().hex
-        with Catalog.open(self.url) as catalog:
-            try:
-                with catalog.session(write=True) as s, s.begin():
-                    jobs.add_queued(
-                        s,
-                        build_id=build_id,
-                        recipe_name=loaded.recipe.name,
-                        recipe_version=loaded.recipe.version,
-                        recipe_path=str(loaded.path),
-                        queue=queue,
-                        needs=needs,
-                        max_attempts=self.max_attempts,
-                        queueing_lock=lock,
-                    )
-                    psycopg_conn = s.connection().connection.driver_connection
-                    job_id = self.app.configure_task(
-                        TASK, queue=queue, queueing_lock=lock, connection=psycopg_conn
-                    ).defer(build_id=build_id, request=request.model_dump(mode="json"))
-                    row = s.get(BuildJobRow, build_id)
-                    assert row is not None
-                    row.job_id = job_id
-                    emit(s, build_queued(build_id, str(loaded.path), request.requester))
-            except AlreadyEnqueued:
-                waiting = jobs.queued_with_lock(catalog, lock)
-                if waiting is None:  # it started meanwhile; the caller may submit again
-                    raise KilnError(
-                        "an identical build was queued and has just started; submit again for another one"
-                    ) from None
-                return Submitted(job="", build_id=waiting)
+        catalog = self.catalog()
+        try:
+            with catalog.session(write=True) as s, s.begin():
+                jobs.add_queued(
+                    s,
+                    build_id=build_id,
+                    recipe_name=loaded.recipe.name,
+                    recipe_version=loaded.recipe.version,
+                    recipe_path=str(loaded.path),
+                    queue=queue,
+                    needs=needs,
+                    max_attempts=self.max_attempts,
+                    queueing_lock=lock,
+                )
+                psycopg_conn = s.connection().connection.driver_connection
+                job_id = self.app.configure_task(
+                    TASK, queue=queue, queueing_lock=lock, connection=psycopg_conn
+                ).defer(build_id=build_id, request=request.model_dump(mode="json"))
+                row = s.get(BuildJobRow, build_id)
+                assert row is not None
+                row.job_id = job_id
+                emit(s, build_queued(build_id, str(loaded.path), request.requester))
+        except AlreadyEnqueued:
+            waiting = jobs.queued_with_lock(catalog, lock)
+            if waiting is None:  # it started meanwhile; the caller may submit again
+                raise KilnError(
+                    "an identical build was queued and has just started; submit again for another one"
+                ) from None
+            return Submitted(job="", build_id=waiting)
         return Submitted(job=str(job_id), build_id=build_id)
 
     def cancel(self, build_id: str) -> bool:
@@ -137,15 +149,15 @@ class QueueExecutor:
         is aborted by its worker (at once through LISTEN/NOTIFY, else within its polling interval)."""
         from procrastinate.jobs import Status
 
-        with Catalog.open(self.url) as catalog:
-            job = jobs.job_of(catalog, build_id)
-            if job is None or job.job_id is None:
+        catalog = self.catalog()
+        job = jobs.job_of(catalog, build_id)
+        if job is None or job.job_id is None:
+            return False
+        with catalog.session(write=True) as s, s.begin():
+            conn = s.connection().connection.driver_connection
+            manager = self.app.job_manager
+            if not manager.cancel_job_by_id(job.job_id, abort=True, connection=conn):
                 return False
-            with catalog.session(write=True) as s, s.begin():
-                conn = s.connection().connection.driver_connection
-                manager = self.app.job_manager
-                if not manager.cancel_job_by_id(job.job_id, abort=True, connection=conn):
-                    return False
-                if manager.get_job_status(job.job_id, connection=conn) == Status.CANCELLED:
-                    jobs.cancel_in(s, build_id)
-            return True
+            if manager.get_job_status(job.job_id, connection=conn) == Status.CANCELLED:
+                jobs.cancel_in(s, build_id)
+        return True

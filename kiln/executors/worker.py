@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -32,13 +33,18 @@ from kiln.errors import KilnError
 from kiln.executors.base import JobError
 from kiln.executors.local import settings_dict
 from kiln.executors.queue import TASK, conninfo, make_app
+from kiln.executors.uploads import localize_recipe
 from kiln.models import BuildRequest, QueuedAttempt
+from kiln.readthrough import shared_store
 from kiln.settings import Settings
+from kiln.shippedlogs import ship_while
 from kiln.store import Store
 
 log = logging.getLogger(__name__)
 KILL_AFTER = 10.0  # seconds between SIGTERM and SIGKILL of an aborted build
 SWEEP_LOCK = 0x6B696C6E  # advisory lock: one stalled-job sweeper at a time
+DATABASE_TIMEOUT = 10.0  # seconds a database call waits for a connection before the worker stops
+BACKOFF = (1.0, 30.0)  # seconds between tries to reach a lost database: first, doubling up to last
 
 
 @dataclass(frozen=True)
@@ -79,21 +85,32 @@ class Worker:
         self.config = config
         self.id = uuid.uuid4().hex
         self.store = Store.open(config.data_dir, config.settings)
+        self.shared = shared_store(self.store)
         self.catalog = Catalog.open(config.url)
-        self.app = make_app(config.url, asynchronous=True)
-        self.app.task(name=TASK, pass_context=True)(self.build)
+        self.app = self._make_app()
+        self.stopping = asyncio.Event()
+        self.running: Any = None  # the Procrastinate worker taking jobs now, if any
+
+    def _make_app(self) -> Any:
+        app = make_app(self.config.url, asynchronous=True, pool_timeout=DATABASE_TIMEOUT)
+        app.task(name=TASK, pass_context=True)(self.build)
+        return app
 
     async def build(self, context: Any, build_id: str, request: dict[str, Any]) -> None:
         attempt = await asyncio.to_thread(jobs.claim, self.catalog, build_id, self.id)
         if attempt is None:
             return  # cancelled or finished meanwhile, or out of attempts (recorded by claim)
-        queued = BuildRequest.model_validate(request).model_copy(
+        queued = localize_recipe(BuildRequest.model_validate(request), self.store.home).model_copy(
             update={"data_dir": self.store.home, "queued": QueuedAttempt(build_id=build_id, attempt=attempt)}
         )
         job_dir = self.store.home / "jobs" / f"{build_id}-{attempt}"
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / "request.json").write_text(queued.model_dump_json())
         (job_dir / "settings.json").write_text(json.dumps(settings_dict(self.config.settings)))
+        shipping = None
+        if self.shared is not None:  # the log, readable from any machine while the build runs
+            locate = functools.partial(self._log_of, build_id)
+            shipping = asyncio.create_task(ship_while(self.shared, build_id, attempt, locate))
         with open(job_dir / "worker.log", "wb") as out:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -114,12 +131,22 @@ class Worker:
             await _stop(proc)
             await asyncio.to_thread(jobs.cancelled, self.catalog, build_id, attempt)
             raise
+        finally:
+            if shipping is not None:
+                shipping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await shipping
         if code == 0:
             await asyncio.to_thread(jobs.end_attempt, self.catalog, build_id, attempt, "succeeded")
             return
         error = _child_error(job_dir, code)
         await asyncio.to_thread(jobs.end_attempt, self.catalog, build_id, attempt, "failed", error)
         raise BuildJobFailed(f"build {build_id} failed: {error}")
+
+    def _log_of(self, build_id: str) -> Path | None:
+        """The build's log once this worker's build process has registered it (None before)."""
+        path = self.catalog.get_build(build_id).log_path
+        return Path(path) if path and Path(path).is_relative_to(self.store.home) else None
 
     async def _heartbeat(self) -> None:
         while True:
@@ -164,10 +191,12 @@ class Worker:
         return handled
 
     async def run(self) -> None:
+        """Take jobs until SIGTERM/SIGINT. When the database goes away, Procrastinate's worker stops
+        taking jobs and waits for the running build (which records its result if the database is
+        back by then); this process then waits for the database with back-off and starts again."""
         from kiln.lifecycle.reclaim import reclaim_dead_scratch
 
         reclaim_dead_scratch(self.store)  # what a killed predecessor on this host left
-        queues = queues_served(self.config.queue, self.config.offer)
         await asyncio.to_thread(
             jobs.register_worker,
             self.catalog,
@@ -177,25 +206,82 @@ class Worker:
             offer=self.config.offer,
             concurrency=self.config.concurrency,
         )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
         side = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._sweep())]
         try:
-            async with self.app.open_async():
-                await self.app.run_worker_async(
-                    queues=queues,
-                    concurrency=self.config.concurrency,
-                    name=f"kiln-{self.id[:12]}",
-                    update_heartbeat_interval=self.config.stalled_after / 3,
-                    stalled_worker_timeout=self.config.stalled_after,
-                    abort_job_polling_interval=1.0,
-                    install_signal_handlers=True,
-                    wait=True,
-                )
+            delay = BACKOFF[0]
+            while not self.stopping.is_set():
+                try:
+                    await self._serve()
+                except Exception as exc:  # the database (or the network to it) is away
+                    if self.stopping.is_set():
+                        break
+                    log.warning("worker stopped taking jobs: %s", _first_line(exc))
+                if self.stopping.is_set():
+                    break
+                while not await asyncio.to_thread(self._database_answers):
+                    log.warning("the database does not answer; trying again in %.0fs", delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), delay)
+                    if self.stopping.is_set():
+                        return
+                    delay = min(delay * 2, BACKOFF[1])
+                log.warning("the database answers again: taking jobs")
+                delay = BACKOFF[0]
+                self.app = self._make_app()
         finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
             for task in side:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(jobs.worker_seen, self.catalog, self.id, stopped=True)
             self.catalog.close()
+
+    def stop(self) -> None:
+        """SIGTERM/SIGINT: take no more jobs, let running builds finish, then exit."""
+        self.stopping.set()
+        if self.running is not None:
+            self.running.stop()
+
+    async def _serve(self) -> None:
+        """One Procrastinate worker, until it is stopped or the database fails it."""
+        from procrastinate.worker import Worker as ProcrastinateWorker
+
+        self.running = ProcrastinateWorker(
+            self.app,
+            queues=queues_served(self.config.queue, self.config.offer),
+            concurrency=self.config.concurrency,
+            name=f"kiln-{self.id[:12]}",
+            update_heartbeat_interval=self.config.stalled_after / 3,
+            stalled_worker_timeout=self.config.stalled_after,
+            abort_job_polling_interval=1.0,
+            install_signal_handlers=False,  # ours: a stop during the back-off is a stop too
+            wait=True,
+        )
+        try:
+            async with self.app.open_async():
+                await self.running.run()
+        finally:
+            self.running = None
+
+    def _database_answers(self) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(conninfo(self.config.url), connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    text = str(cause).strip() or type(cause).__name__
+    return text.splitlines()[0]
 
 
 def run_worker(config: WorkerConfig) -> None:

@@ -108,7 +108,7 @@ def image_root(
             f"image {record.ref} has no OCI layout artifact to unpack",
             hint="build it with the oci output, or name a root directory instead",
         )
-    layout = store.artifact_path(layouts[0].path)
+    layout = store.artifact_file(layouts[0])
     holder = Path(tempfile.mkdtemp(prefix="image-", dir=store.home / "tmp"))
     root = holder / "rootfs"
     try:

@@ -167,7 +167,7 @@ def retest(
     warning = require_usable(record, "tested on a new instance")
     if warning:
         monitor.warning(warning)
-    artifacts = {a.kind: store.artifact_path(a.path) for a in record.artifacts}
+    artifacts = {a.kind: store.artifact_file(a) for a in record.artifacts}
     plan = plan_retest(
         record.ref,
         artifacts,

@@ -18,15 +18,6 @@ from kiln.catalog import (
     NewImage,
     PackageRecord,
 )
-from tests.catalog.postgres import find_tool, postgres_server
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    if not (find_tool("initdb") and find_tool("pg_ctl")):
-        pytest.skip("PostgreSQL server binaries not installed (Debian package postgresql; make deps)")
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

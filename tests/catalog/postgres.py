@@ -30,9 +30,27 @@ def _free_port() -> int:
         return port
 
 
+class PostgresServer:
+    """A private server that a test can stop and start again (same data, same port)."""
+
+    def __init__(self, base: Path, as_user: list[str], pg_ctl: str, port: int) -> None:
+        self.base, self.as_user, self.pg_ctl, self.port = base, as_user, pg_ctl, port
+        self.url = f"postgresql://kiln@127.0.0.1:{port}/"
+
+    def start(self) -> None:
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.base} -c fsync=off "
+                   "-c full_page_writes=off")  # fmt: skip
+        run([*self.as_user, self.pg_ctl, "-D", self.base / "data", "-o", options, "-l",
+             self.base / "server.log", "-w", "start"], timeout=60)  # fmt: skip
+
+    def stop(self) -> None:
+        run([*self.as_user, self.pg_ctl, "-D", self.base / "data", "-m", "immediate", "-w", "stop"],
+            timeout=60, check=False)  # fmt: skip
+
+
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yields a URL prefix ``postgresql://kiln@127.0.0.1:PORT/`` (append a database name)."""
+def postgres_instance() -> Iterator[PostgresServer]:
+    """A running server (stopped and removed at the end); its ``url`` takes a database name."""
     initdb, pg_ctl = find_tool("initdb"), find_tool("pg_ctl")
     assert initdb and pg_ctl
     # PostgreSQL refuses to run as root: run it as the 'postgres' user when we are root.
@@ -42,20 +60,23 @@ def postgres_server() -> Iterator[str]:
         user = pwd.getpwnam("postgres")
         os.chown(base, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = base / "data", _free_port()
+    server = PostgresServer(base, as_user, pg_ctl, _free_port())
     try:
         run(
-            [*as_user, initdb, "-D", data, "-U", "kiln", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            [*as_user, initdb, "-D", base / "data", "-U", "kiln", "--auth=trust", "-E", "UTF8", "--no-sync"],
             timeout=120,
         )
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c full_page_writes=off"
-        run(
-            [*as_user, pg_ctl, "-D", data, "-o", options, "-l", base / "server.log", "-w", "start"],
-            timeout=60,
-        )
+        server.start()
         try:
-            yield f"postgresql://kiln@127.0.0.1:{port}/"
+            yield server
         finally:
-            run([*as_user, pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], timeout=60, check=False)
+            server.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yields a URL prefix ``postgresql://kiln@127.0.0.1:PORT/`` (append a database name)."""
+    with postgres_instance() as server:
+        yield server.url

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from kiln.events.signing import new_secret
-from tests.catalog.conftest import catalog, catalog_url, postgres_url, record_image
+from tests.catalog.conftest import catalog, catalog_url, record_image
 
-__all__ = ["catalog", "catalog_url", "postgres_url", "record_image"]
+__all__ = ["catalog", "catalog_url", "record_image"]
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A private PostgreSQL server (one per session, 127.0.0.1) and a fresh database per test."""
+"""A fresh database per test in the session's private PostgreSQL server (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
-
-from tests.catalog.conftest import postgres_url
-
-__all__ = ["postgres_url"]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from kiln.catalog import ArtifactRecord, Catalog, EvidenceRecord, NewImage
 from kiln.catalog.models import ImageRow, PromotionRow
 from kiln.store import Store
-from tests.catalog.conftest import catalog_url, postgres_url  # noqa: F401  (fixtures: SQLite and PostgreSQL)
+from tests.catalog.conftest import catalog_url  # noqa: F401  (fixtures: SQLite and PostgreSQL)
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -25,7 +25,7 @@ from kiln.pipelines.recipes import PipelineRecipes, kiln_parents
 from kiln.pipelines.scheduler import Scheduler
 from kiln.pipelines.store import PipelineStore
 from kiln.recipes.model import Recipe
-from tests.catalog.conftest import catalog_url, postgres_url  # noqa: F401  (fixtures)
+from tests.catalog.conftest import catalog_url  # noqa: F401  (fixtures)
 
 COMPONENT = """\
 name: marker

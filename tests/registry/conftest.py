@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.catalog.conftest import catalog, catalog_url, postgres_url
+from tests.catalog.conftest import catalog, catalog_url
 
-__all__ = ["catalog", "catalog_url", "postgres_url"]
+__all__ = ["catalog", "catalog_url"]
 
 
 def document(name: str, version: str | None = None, marker: str = "hello", extra: str = "") -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -74,16 +75,30 @@ def build_log(
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
 
     polls = 0
+    mirrored = not path.is_relative_to((store.home / "logs").resolve())
+    ended: list[float] = []
 
     def status() -> str:
         nonlocal polls
         polls += 1
         if polls % REAP_EVERY == 0:  # a worker killed with SIGKILL cannot record its end: notice it
             catalog.reap_interrupted()
-        return catalog.get_build(build.id).status
+        current = catalog.get_build(build.id)
+        if mirrored and current.status not in ("queued", "running"):
+            from kiln.shippedlogs import END_WAIT, shipped_in_full
+
+            ended.append(time.monotonic())  # wait (a while) for the worker's last ship
+            if not shipped_in_full(store, current) and ended[-1] - ended[0] < END_WAIT:
+                return "running"
+        return current.status
+
+    def refresh() -> object:  # a build on another machine: fetch what its worker shipped since
+        from kiln.shippedlogs import log_file as local_or_mirror
+
+        return local_or_mirror(store, catalog.get_build(build.id))
 
     return StreamingResponse(
-        follow(path, status, start),
+        follow(path, status, start, refresh if mirrored else None),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

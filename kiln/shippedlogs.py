@@ -1,0 +1,140 @@
+"""Build logs of queued builds, readable from any machine: shipped to the shared store while they grow.
+
+A worker ships each build's JSON-lines log to ``KILN_STORE_URL`` every :data:`SHIP_SECONDS`, as chunks
+of whole lines named by the attempt and the byte offset they start at:
+``logs/<build id>/<attempt, 3 digits>/<offset, 12 digits>.jsonl``; when the build process has ended,
+a last ship and ``.../<attempt>/end.json`` (the log's length) say the log is complete.
+A reader without the log file mirrors the latest attempt's chunks, in order, into
+``remote/logs/<build id>-<attempt>.jsonl`` of its own data directory and reads that file as it would a local
+log; following a running build re-mirrors before each read. Nothing here is in the catalog: logs are
+bulk data, and the store already is the one place every machine reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kiln.catalog.schemas import BuildRecord
+from kiln.objectstore import ObjectStore
+from kiln.readthrough import shared_store
+from kiln.store import Store
+
+log = logging.getLogger(__name__)
+SHIP_SECONDS = 1.0
+
+
+END_WAIT = 15.0  # seconds a follower waits, once the build has ended, for its worker's last ship
+
+
+def chunk_key(build_id: str, attempt: int, offset: int) -> str:
+    return f"logs/{build_id}/{attempt:03d}/{offset:012d}.jsonl"
+
+
+def end_key(build_id: str, attempt: int) -> str:
+    return f"logs/{build_id}/{attempt:03d}/end.json"
+
+
+class LogShipper:
+    """Ships the whole lines a log file gained since the last call (the worker side)."""
+
+    def __init__(self, shared: ObjectStore, build_id: str, attempt: int) -> None:
+        self.shared, self.build_id, self.attempt, self.offset = shared, build_id, attempt, 0
+
+    def ship(self, path: Path) -> int:
+        """Put the complete lines after :attr:`offset` as one chunk; returns the bytes shipped."""
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return 0
+        whole = data[: data.rfind(b"\n") + 1]
+        if not whole:
+            return 0
+        self.shared.put_named(chunk_key(self.build_id, self.attempt, self.offset), whole)
+        self.offset += len(whole)
+        return len(whole)
+
+
+async def ship_while(
+    shared: ObjectStore, build_id: str, attempt: int, locate: Callable[[], Path | None]
+) -> None:
+    """Ship the build's log every :data:`SHIP_SECONDS` until cancelled, then once more (the tail).
+    ``locate`` returns the log's path once the build has one (None before)."""
+    shipper = LogShipper(shared, build_id, attempt)
+    path: Path | None = None
+    try:
+        while True:
+            await asyncio.sleep(SHIP_SECONDS)
+            path = path or await asyncio.to_thread(locate)
+            if path is not None:
+                try:
+                    await asyncio.to_thread(shipper.ship, path)
+                except Exception as exc:  # the store is away: the next round ships what this one did not
+                    log.warning("shipping the log of build %s failed: %s", build_id, exc)
+    finally:
+        path = path or await asyncio.to_thread(locate)
+        with contextlib.suppress(Exception):
+            if path is not None:
+                await asyncio.to_thread(shipper.ship, path)
+            data = json.dumps({"bytes": shipper.offset}).encode()
+            await asyncio.to_thread(shared.put_named, end_key(build_id, attempt), data)
+
+
+def log_file(store: Store, build: BuildRecord) -> Path:
+    """The build's log on this machine: its own file, else the mirror of what was shipped (updated)."""
+    own = Path(build.log_path) if build.log_path else None
+    shared = shared_store(store)
+    if own is not None and own.is_file() and (shared is None or own.is_relative_to(store.home)):
+        return own
+    if shared is None:
+        return own or store.home / "remote" / "logs" / f"{build.id}.jsonl"
+    keys = [k for k in shared.names(f"logs/{build.id}") if k.endswith(".jsonl")]
+    attempt = max((int(Path(k).parent.name) for k in keys), default=0)
+    mirror = store.home / "remote" / "logs" / f"{build.id}-{attempt}.jsonl"
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    have = mirror.stat().st_size if mirror.is_file() else 0
+    with open(mirror, "ab") as out:
+        for key in keys:
+            if int(Path(key).parent.name) != attempt:
+                continue
+            start = int(Path(key).stem)
+            if start < have:
+                continue
+            if start > have:  # a chunk missing (being written): stop at the gap, retry next time
+                break
+            data = shared.get_named(key)
+            if data is None:
+                break
+            out.write(data)
+            have += len(data)
+    return mirror
+
+
+def shipped_in_full(store: Store, build: BuildRecord) -> bool:
+    """Whether the whole log is readable here: a log of this data directory (the build process
+    wrote it to the end), no shared store, or the worker's end mark shipped."""
+    own = Path(build.log_path) if build.log_path else None
+    shared = shared_store(store)
+    if shared is None or (own is not None and own.is_file() and own.is_relative_to(store.home)):
+        return True
+    attempts = {Path(k).parent.name for k in shared.names(f"logs/{build.id}")}
+    latest = max((int(a) for a in attempts), default=0)
+    return shared.get_named(end_key(build.id, latest)) is not None
+
+
+def wait_shipped(store: Store, build: BuildRecord, seconds: float = END_WAIT) -> bool:
+    """After the build ended: wait (up to ``seconds``) for its worker's last ship; False if it never came
+    (the worker died with the build: the log then ends where the last ship did)."""
+    deadline = time.monotonic() + seconds
+    while not shipped_in_full(store, build):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
