@@ -78,6 +78,8 @@ def recipe_estimate(request: BuildRequest, settings: Settings) -> Estimate | Non
         data = parse_yaml(request.recipe.path, request.recipe.text).data
         if not isinstance(data, dict) or not data.get("name"):
             return None
+        if not (request.data_dir or settings.data_dir).expanduser().is_dir():
+            return None  # a fresh data directory has no earlier build (and is not made here)
         store = Store.open(request.data_dir, settings)
         return last_build(store, str(data["name"]), str(data.get("version", "")))
     except (KilnError, OSError):
