@@ -1,0 +1,115 @@
+"""``/channels``: where each channel of each image name points, every decision (allowed or denied,
+rollbacks, demotions), and promotion (``channels:promote:<channel>``, per channel)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path as FsPath
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from kiln.api.auth import ChannelPromoter, caller, require
+from kiln.api.deps import CatalogDep, ConfigDep, StoreDep
+from kiln.api.schemas import Page, page_of
+from kiln.catalog import Catalog
+from kiln.catalog import promotions as moves
+from kiln.catalog.promotions import PromotionRecord
+from kiln.errors import NotFound
+from kiln.settings import Settings
+
+router = APIRouter(prefix="/channels", tags=["channels"])
+reading = [Depends(require("images:read", public=True))]
+
+ChannelName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Channel name.")]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+Cursor = Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="next_cursor of the previous page.")]
+NameQuery = Annotated[str | None, Query(max_length=255, description="Only this image name.")]
+
+
+class Channels(BaseModel):
+    """Where each channel of the policy points for one image name (null: nothing there yet)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image_name: str
+    channels: dict[str, str | None]
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ref: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*(@[0-9.x*]+(/\d{1,9})?)?$",
+                                          max_length=300)]  # fmt: skip
+
+
+def _policy_path(home: FsPath) -> FsPath | None:
+    default = home / "promotion-policy.yaml"
+    return default if default.is_file() else None
+
+
+@router.get("", summary="Where each channel of each image name points", dependencies=reading)
+def list_channels(request: Request, catalog: CatalogDep, store: StoreDep, name: NameQuery = None,
+                  cursor: Cursor = None, limit: Limit = 50) -> Page[Channels]:  # fmt: skip
+    from kiln.promotion.policy import load_policy
+
+    order = load_policy(_policy_path(store.home)).policy.channels
+    who = caller(request)
+    names = sorted({r.image_name for r in moves.history(catalog, name) if who.sees(r.image_name)})
+    page = page_of(names, cursor, limit)
+    items = [
+        Channels(image_name=n, channels={c: (p.image if (p := moves.current(catalog, n, c)) else None)
+                                         for c in order})
+        for n in page.items
+    ]  # fmt: skip
+    return Page[Channels](items=items, next_cursor=page.next_cursor)
+
+
+@router.get("/history", summary="Every decision, oldest first (allowed or denied, rollbacks, demotions)",
+            dependencies=reading)  # fmt: skip
+def channel_history(
+    request: Request, catalog: CatalogDep, name: NameQuery = None,
+    channel: Annotated[str | None, Query(max_length=64, description="Only this channel.")] = None,
+    cursor: Cursor = None, limit: Limit = 50,
+) -> Page[PromotionRecord]:  # fmt: skip
+    who = caller(request)
+    return page_of(
+        [r for r in moves.history(catalog, name, channel) if who.sees(r.image_name)], cursor, limit
+    )
+
+
+def _tag_channel(catalog: Catalog, ref: str, channel: str, settings: Settings) -> None:
+    """Re-tag the registry targets of the image's recipe that ask for channel tags (as kiln promote)."""
+    from kiln.distribute.config import load_distribution
+    from kiln.distribute.run import tag_channel
+
+    image = catalog.get_image(ref)
+    recipe = FsPath(catalog.get_build(image.build_id).recipe_path)
+    if recipe.is_file():
+        tag_channel(catalog, image.ref, load_distribution(recipe, recipe), channel, settings=settings,
+                    environ=os.environ)  # fmt: skip
+
+
+@router.post(
+    "/{channel}/promotions",
+    status_code=201,
+    summary="Promote an image version into a channel (channels:promote:<channel>)",
+    description="The channel's policy (DATA_DIR/promotion-policy.yaml, else the built-in one) is evaluated "
+    "over the image's evidence and the decision recorded and signed either way; a denied promotion is "
+    "409 naming each failed rule.",
+)
+def promote(request: Request, who: ChannelPromoter, catalog: CatalogDep, store: StoreDep, config: ConfigDep,
+            channel: ChannelName, body: PromoteRequest) -> PromotionRecord:  # fmt: skip
+    from kiln.promotion.decide import promote as decide
+    from kiln.promotion.policy import load_policy
+
+    request.state.audit_target = f"{body.ref} -> {channel}"
+    image = catalog.get_image(body.ref)
+    if not caller(request).sees(image.name):
+        raise NotFound(f"no image {body.ref}")
+    loaded = load_policy(_policy_path(store.home))
+    record, _ = decide(catalog, image.ref, channel, loaded, key=config.settings.signing_key,
+                       who=f"{who.name} (api token)")  # fmt: skip
+    _tag_channel(catalog, record.image, channel, config.settings)
+    return record
