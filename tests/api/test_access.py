@@ -167,7 +167,7 @@ WRITE_ANSWERS: dict[tuple[str, str], tuple[int, ...]] = {
     ("DELETE", "/api/v1/images/{name}/{version}/{build}/labels/{key}"): (404,),
     ("PUT", "/api/v1/images/{name}/{version}/{build}/labels/{key}"): (400,),
     ("POST", "/api/v1/images/{name}/{version}/{build}/state"): (409,),
-    ("POST", "/api/v1/channels/{channel}/promotions"): (400,),  # no signing key configured
+    ("POST", "/api/v1/channels/{channel}/promotions"): (409,),  # no signing key configured
 }
 CHANGED_BY_WRITES = ("builds", "image_labels", "image_state_changes", "pipeline_runs", "promotions",
                      "registry_components", "registry_recipes")  # fmt: skip

@@ -8,10 +8,11 @@ from pathlib import Path as FsPath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kiln.api.auth import ChannelPromoter, caller, require
 from kiln.api.deps import CatalogDep, ConfigDep, StoreDep
+from kiln.api.problems import ApiError
 from kiln.api.schemas import Page, page_of
 from kiln.catalog import Catalog
 from kiln.catalog import promotions as moves
@@ -37,11 +38,15 @@ class Channels(BaseModel):
     channels: dict[str, str | None]
 
 
+REF = r"^[a-z0-9][a-z0-9._-]*(@\d{1,9}\.\d{1,9}\.\d{1,9}(/[1-9]\d{0,8})?)?$"
+
+
 class PromoteRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ref: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*(@[0-9.x*]+(/\d{1,9})?)?$",
-                                          max_length=300)]  # fmt: skip
+    ref: Annotated[str, StringConstraints(pattern=REF, max_length=300)] = Field(
+        description="NAME, NAME@x.y.z or NAME@x.y.z/BUILD"
+    )
 
 
 def _policy_path(home: FsPath) -> FsPath | None:
@@ -108,6 +113,12 @@ def promote(request: Request, who: ChannelPromoter, catalog: CatalogDep, store: 
     image = catalog.get_image(body.ref)
     if not caller(request).sees(image.name):
         raise NotFound(f"no image {body.ref}")
+    if config.settings.signing_key is None:
+        raise ApiError(
+            409,
+            "promotion decisions are signed, and this server has no signing key",
+            hint="start kiln serve with KILN_SIGNING_KEY set (create one with: kiln keys generate PATH)",
+        )
     loaded = load_policy(_policy_path(store.home))
     record, _ = decide(catalog, image.ref, channel, loaded, key=config.settings.signing_key,
                        who=f"{who.name} (api token)")  # fmt: skip

@@ -35,8 +35,10 @@ MAX_DOCUMENT = 1 << 20
 RegistryName = Annotated[
     str, PathParam(pattern=r"^[a-z0-9][a-z0-9._/-]{0,127}$", description="Registry name.")
 ]
-Pattern = Annotated[str, Query(pattern=r"^(latest|[0-9x*]+(\.[0-9x*]+){0,2})$", max_length=64,
-                               description="Exact version, wildcard (1.x, 1.2.*) or latest.")]  # fmt: skip
+_N = r"(0|[1-9]\d{0,8})"
+Pattern = Annotated[str, Query(pattern=rf"^(latest|x(\.x){{0,2}}|{_N}\.x(\.x)?|{_N}\.{_N}\.(x|{_N}))$",
+                               max_length=64, description="Exact version, trailing wildcard (1.x, 1.2.x) or "
+                               "latest.")]  # fmt: skip
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="next_cursor of the previous page.")]
 Version = Annotated[str, StringConstraints(pattern=r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")]
