@@ -8,6 +8,7 @@ from kiln.api.schemas import ImageHit, Page
 from kiln.catalog import Catalog
 from kiln.catalog.fleet import FleetQuery, PackageSpec, check_cve, query_page
 from kiln.catalog.labels import parse_assignments
+from kiln.catalog.queries import debian_version
 from kiln.catalog.schemas import ImageState
 from kiln.errors import UsageError
 from kiln.store import Store
@@ -22,6 +23,7 @@ def fleet_query(name: str | None, package: str | None, below: str | None, labels
         spec = PackageSpec.parse(package)
         if spec.op is not None:
             raise UsageError("give the version either in package=NAME<VERSION or with below, not both")
+        debian_version(below, spec.name)  # the message of the other bad versions
         package = f"{spec.name}<{below}"
     return FleetQuery(
         name=name,

@@ -1,0 +1,26 @@
+"""What the image page shows of an image's life: labels, state changes, why it is out of date, and the
+channels that point at it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiln.catalog import Catalog, ImageRecord
+from kiln.catalog import promotions as moves
+from kiln.catalog.labels import image_labels
+from kiln.lifecycle.states import history
+from kiln.store import Store
+
+
+def lifecycle_facts(catalog: Catalog, store: Store, image: ImageRecord) -> dict[str, Any]:
+    from kiln.promotion.policy import load_policy
+
+    policy = store.home / "promotion-policy.yaml"
+    order = load_policy(policy if policy.is_file() else None).policy.channels
+    channels = [c for c in order if (p := moves.current(catalog, image.name, c)) and p.image == image.ref]
+    return {
+        "labels": image_labels(catalog, image.ref),
+        "changes": history(catalog, image.ref),
+        "outdated": catalog.outdated_reason(image.ref),
+        "channels": channels,
+    }
