@@ -256,3 +256,21 @@ def test_registry_publish_show_and_conflict(client: TestClient, home: Seeded) ->
     assert shown["component"]["published_by"] == "api token publisher" and shown["document"] == COMPONENT
     assert not list((home.home / "uploads").glob("*/component.yaml"))  # uploads are removed
     assert client.post("/api/v1/registry/components", json=doc, headers=read).status_code == 403
+
+
+def test_a_published_recipe_cannot_name_the_servers_files(client: TestClient, home: Seeded) -> None:
+    publisher = token(home, "recipe-publisher", "registry:write")
+    recipe = (
+        "name: sneaky\nversion: 1.0.0\nparent: {image: 'debian:bookworm'}\ncomponents: [update-os]\n"
+        "secrets:\n  - {name: shadow, source: 'file:/etc/shadow'}\n"
+    )
+    refused = client.post("/api/v1/registry/recipes", json={"recipe": recipe}, headers=publisher).json()
+    assert refused["status"] == 400 and refused["detail"].startswith("recipe refused: secrets:")
+    assert (
+        client.get("/api/v1/registry/recipes", params={"name": "sneaky"}, headers=publisher).status_code
+        == 403
+    )
+    read = token(home, "recipe-reader", "images:read")
+    assert (
+        client.get("/api/v1/registry/recipes", params={"name": "sneaky"}, headers=read).json()["items"] == []
+    )

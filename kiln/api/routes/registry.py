@@ -183,8 +183,12 @@ def publish_component(request: Request, response: Response, who: RegistryWriter,
 )
 def publish_recipe(request: Request, response: Response, who: RegistryWriter, catalog: CatalogDep,
                    store: StoreDep, body: RecipeUpload) -> PublishOutcome:  # fmt: skip
+    from kiln.api.submit import check_uploaded
     from kiln.registry.recipes import publish_recipe as publish
 
+    # As for an uploaded build: a published recipe is built on this server later, so it may not name
+    # the server's files (secrets, a signing key) any more than an uploaded one may.
+    check_uploaded(body.recipe, {})
     return _publish(
         request,
         response,
