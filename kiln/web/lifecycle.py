@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.api.promote import channel_order
 from kiln.catalog import Catalog, ImageRecord
 from kiln.catalog import promotions as moves
 from kiln.catalog.labels import image_labels
@@ -13,10 +14,8 @@ from kiln.store import Store
 
 
 def lifecycle_facts(catalog: Catalog, store: Store, image: ImageRecord) -> dict[str, Any]:
-    from kiln.promotion.policy import load_policy
-
-    policy = store.home / "promotion-policy.yaml"
-    order = load_policy(policy if policy.is_file() else None).policy.channels
+    """Shared by every viewer of the page (cached with it): nothing here depends on the session."""
+    order = channel_order(store)
     channels = [c for c in order if (p := moves.current(catalog, image.name, c)) and p.image == image.ref]
     return {
         "labels": image_labels(catalog, image.ref),

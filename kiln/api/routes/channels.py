@@ -3,8 +3,6 @@ rollbacks, demotions), and promotion (``channels:promote:<channel>``, per channe
 
 from __future__ import annotations
 
-import os
-from pathlib import Path as FsPath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -12,13 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kiln.api.auth import ChannelPromoter, caller, require
 from kiln.api.deps import CatalogDep, ConfigDep, StoreDep
-from kiln.api.problems import ApiError
+from kiln.api.promote import channel_order, promote_image
 from kiln.api.schemas import Page, page_of
-from kiln.catalog import Catalog
 from kiln.catalog import promotions as moves
 from kiln.catalog.promotions import PromotionRecord
 from kiln.errors import NotFound
-from kiln.settings import Settings
 
 router = APIRouter(prefix="/channels", tags=["channels"])
 reading = [Depends(require("images:read", public=True))]
@@ -49,17 +45,10 @@ class PromoteRequest(BaseModel):
     )
 
 
-def _policy_path(home: FsPath) -> FsPath | None:
-    default = home / "promotion-policy.yaml"
-    return default if default.is_file() else None
-
-
 @router.get("", summary="Where each channel of each image name points", dependencies=reading)
 def list_channels(request: Request, catalog: CatalogDep, store: StoreDep, name: NameQuery = None,
                   cursor: Cursor = None, limit: Limit = 50) -> Page[Channels]:  # fmt: skip
-    from kiln.promotion.policy import load_policy
-
-    order = load_policy(_policy_path(store.home)).policy.channels
+    order = channel_order(store)
     who = caller(request)
     names = sorted({r.image_name for r in moves.history(catalog, name) if who.sees(r.image_name)})
     page = page_of(names, cursor, limit)
@@ -84,18 +73,6 @@ def channel_history(
     )
 
 
-def _tag_channel(catalog: Catalog, ref: str, channel: str, settings: Settings) -> None:
-    """Re-tag the registry targets of the image's recipe that ask for channel tags (as kiln promote)."""
-    from kiln.distribute.config import load_distribution
-    from kiln.distribute.run import tag_channel
-
-    image = catalog.get_image(ref)
-    recipe = FsPath(catalog.get_build(image.build_id).recipe_path)
-    if recipe.is_file():
-        tag_channel(catalog, image.ref, load_distribution(recipe, recipe), channel, settings=settings,
-                    environ=os.environ)  # fmt: skip
-
-
 @router.post(
     "/{channel}/promotions",
     status_code=201,
@@ -106,21 +83,8 @@ def _tag_channel(catalog: Catalog, ref: str, channel: str, settings: Settings) -
 )
 def promote(request: Request, who: ChannelPromoter, catalog: CatalogDep, store: StoreDep, config: ConfigDep,
             channel: ChannelName, body: PromoteRequest) -> PromotionRecord:  # fmt: skip
-    from kiln.promotion.decide import promote as decide
-    from kiln.promotion.policy import load_policy
-
     request.state.audit_target = f"{body.ref} -> {channel}"
     image = catalog.get_image(body.ref)
     if not caller(request).sees(image.name):
         raise NotFound(f"no image {body.ref}")
-    if config.settings.signing_key is None:
-        raise ApiError(
-            409,
-            "promotion decisions are signed, and this server has no signing key",
-            hint="start kiln serve with KILN_SIGNING_KEY set (create one with: kiln keys generate PATH)",
-        )
-    loaded = load_policy(_policy_path(store.home))
-    record, _ = decide(catalog, image.ref, channel, loaded, key=config.settings.signing_key,
-                       who=f"{who.name} (api token)")  # fmt: skip
-    _tag_channel(catalog, record.image, channel, config.settings)
-    return record
+    return promote_image(catalog, store, config.settings, image.ref, channel, who=f"{who.name} (api token)")
