@@ -274,3 +274,24 @@ def test_a_published_recipe_cannot_name_the_servers_files(client: TestClient, ho
     assert (
         client.get("/api/v1/registry/recipes", params={"name": "sneaky"}, headers=read).json()["items"] == []
     )
+
+
+def test_image_patterns_bound_writes_too(client: TestClient, home: Seeded) -> None:
+    store = Store.open_at(home.home, home.home / "cache")
+    with Catalog.open(store.database_url) as catalog:
+        secret, _ = create_token(catalog, server_secret(store.home), "team-app-writer",
+                                 ["images:write", "pipelines:run", "builds:read"], None, images=["app*"])  # fmt: skip
+    auth = {"Authorization": f"Bearer {secret}"}
+    hidden = client.put("/api/v1/images/web/1.0.0/1/labels/team", json={"value": "x"}, headers=auth).json()
+    assert hidden["status"] == 404 and hidden["detail"] == "no image web@1.0.0/1"
+    state = client.post(
+        "/api/v1/images/web/1.0.0/1/state", json={"state": "disabled", "reason": "x"}, headers=auth
+    )
+    assert state.status_code == 404
+    assert (
+        client.post("/api/v1/pipelines/web-nightly/runs", headers=auth).json()["detail"]
+        == "no pipeline 'web-nightly'"
+    )
+    assert client.get("/api/v1/pipelines", headers=auth).json()["items"] == []
+    own = client.put("/api/v1/images/app/2.0.0/1/labels/team", json={"value": "app"}, headers=auth)
+    assert own.status_code == 200 and own.json()["labels"] == {"team": "app"}
