@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """API benchmark: p50/p99 latency of GET /api/v1/images?package=openssl and of an image page, on a
-generated catalog of 2,000 image versions, with 20 concurrent clients for 30 s each, on loopback.
+generated catalog of 2,000 image versions, with 20 concurrent clients for 30 s each, on loopback;
+then the API call uncached (one client, each request right after another process's commit).
 
 The floor is a static file served by the same uvicorn process (same client, same connection reuse),
 so the figures show what the catalog query and rendering add. Every image carries ~150 packages
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -134,6 +136,21 @@ async def load(url: str, clients: int, seconds: float, headers: dict[str, str]) 
     return latencies, errors
 
 
+def cold(url: str, headers: dict[str, str], home: Path, count: int) -> tuple[list[float], int]:
+    """One client, each request right after a commit of another process (so never from the cache):
+    what the query itself costs."""
+    latencies: list[float] = []
+    errors = 0
+    with sqlite3.connect(home / "catalog.db") as db, httpx.Client(headers=headers, timeout=30) as http:
+        for _ in range(count):
+            db.execute("UPDATE builds SET pid = pid + 1 WHERE rowid = (SELECT min(rowid) FROM builds)")
+            db.commit()
+            began = time.perf_counter()
+            errors += http.get(url).status_code != 200
+            latencies.append(time.perf_counter() - began)
+    return latencies, errors
+
+
 def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
 
@@ -165,6 +182,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--port", type=int, default=18440)
     parser.add_argument("--workers", type=int, default=1, help="kiln serve --workers")
+    parser.add_argument("--cold", type=int, default=60, help="uncached API requests (one after each commit)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data dir")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="kiln-bench-api-"))
@@ -197,6 +215,13 @@ def main() -> None:
                     f"{quantile(latencies, 50):>8.1f} {quantile(latencies, 99):>8.1f} {errors:>7}",
                     flush=True,
                 )
+            api = f"{base}/api/v1/images?package=openssl"
+            latencies, errors = cold(api, {"Authorization": bearer}, home, args.cold)
+            print(
+                f"{'API uncached, 1 client':<24} {len(latencies):>9} {len(latencies) / sum(latencies):>8.1f} "
+                f"{quantile(latencies, 50):>8.1f} {quantile(latencies, 99):>8.1f} {errors:>7}",
+                flush=True,
+            )
         finally:
             proc.terminate()
             proc.wait(10)

@@ -1,4 +1,7 @@
-"""The scopes a token can carry; ``admin`` allows everything."""
+"""The scopes a token can carry; ``admin`` allows everything.
+
+``registry:write`` publishes components and recipes: a published version is immutable and every later
+build may use it, so publishing is neither an image write nor a build (and needs no ``admin``)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ SCOPES = (
     "builds:write",
     "pipelines:run",
     "pipelines:write",
+    "registry:write",
     "admin",
 )
 

@@ -14,7 +14,7 @@ from kiln.api.auth import AuditMiddleware
 from kiln.api.cache import ReadCache
 from kiln.api.config import ApiConfig
 from kiln.api.limits import BodyLimit
-from kiln.api.routes import audit, builds, events, images, registry
+from kiln.api.routes import audit, builds, channels, events, images, lifecycle, pipelines, registry
 from kiln.catalog import Catalog
 from kiln.executors.base import executor_for
 from kiln.store import Store
@@ -54,7 +54,17 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_middleware(AuditMiddleware, catalog=catalog)  # outermost: refused bodies are audited too
     problems.install(app)
-    for router in (images.router, builds.router, registry.router, audit.router, events.router):
+    routers = (
+        images.router,
+        lifecycle.router,
+        builds.router,
+        pipelines.router,
+        channels.router,
+        registry.router,
+        audit.router,
+        events.router,
+    )
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX, responses=problems.PROBLEM_RESPONSES)
     web.install(app)
     return app

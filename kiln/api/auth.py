@@ -68,7 +68,21 @@ def require(scope: str, *, public: bool = False) -> Callable[[Request], Principa
 ImagesReader = Annotated[Principal, Depends(require("images:read", public=True))]
 BuildsReader = Annotated[Principal, Depends(require("builds:read", public=True))]
 BuildsWriter = Annotated[Principal, Depends(require("builds:write"))]
+ImagesWriter = Annotated[Principal, Depends(require("images:write"))]
+PipelinesReader = Annotated[Principal, Depends(require("builds:read", public=True))]
+PipelinesRunner = Annotated[Principal, Depends(require("pipelines:run"))]
+PipelinesWriter = Annotated[Principal, Depends(require("pipelines:write"))]
+RegistryWriter = Annotated[Principal, Depends(require("registry:write"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+def require_channel(request: Request) -> Principal:
+    """``channels:promote:<channel>`` for the channel the path names."""
+    channel = str(request.path_params.get("channel", ""))
+    return require(f"channels:promote:{channel}")(request)
+
+
+ChannelPromoter = Annotated[Principal, Depends(require_channel)]
 
 
 class AuditMiddleware:

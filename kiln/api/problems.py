@@ -54,9 +54,16 @@ def problem(status: int, detail: str, *, hint: str | None = None, errors: list[s
     )
 
 
+CONFLICTS = ("IllegalTransition", "ImageNotUsable", "PromotionDenied", "PublishConflict")
+"""Refusals caused by the catalog's state, not the request's form (409): by class name, so this module
+imports none of the libraries that raise them."""
+
+
 def status_of(exc: KilnError) -> int:
     if isinstance(exc, ApiError):
         return exc.status
+    if any(cls.__name__ in CONFLICTS for cls in type(exc).__mro__):
+        return 409
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, ValidationFailed) or getattr(exc, "issues", None):

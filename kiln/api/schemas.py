@@ -7,6 +7,8 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiln.catalog import ImageRecord, PackageRecord
+from kiln.catalog.fleet import CveHit
+from kiln.catalog.parents import Outdated
 
 T = TypeVar("T")
 
@@ -23,11 +25,15 @@ class Page(_Model, Generic[T]):
 
 
 class ImageHit(_Model):
-    """An image version, and (with ``?package=``) its packages that matched."""
+    """An image version with its labels, and what matched: its packages (``?package=``) and its
+    findings of the vulnerability (``?cve=``)."""
 
     ref: str
     image: ImageRecord
     packages: list[PackageRecord] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    findings: list[CveHit] = Field(default_factory=list)
+    outdated: str | None = Field(default=None, description="With ?outdated=true: why it is out of date.")
 
 
 class ImageDetail(_Model):
@@ -35,6 +41,8 @@ class ImageDetail(_Model):
     image: ImageRecord
     lineage: list[str]
     children: list[str]
+    labels: dict[str, str] = Field(default_factory=dict)
+    outdated: Outdated | None = None
 
 
 class VerificationCheck(_Model):

@@ -279,10 +279,14 @@ def _hit(f: Finding, release: str, allow: list[AllowEntry], today: date) -> CveH
                   severity=f.severity, status=f.status, release=release, allowed=allowed)  # fmt: skip
 
 
-def find_images(
-    s: Session, query: FleetQuery, db: VulnDb | None = None, today: date | None = None
-) -> list[FleetMatch]:
-    """The image versions answering ``query``, in catalog order (name, semantic version, build)."""
+Keep = Callable[[str, str, int], bool]
+
+
+def _matching(
+    s: Session, query: FleetQuery, db: VulnDb | None, today: date | None
+) -> tuple[list[int], dict[int, list[Any]] | None, dict[int, list[CveHit]] | None]:
+    """Ids of the image versions answering ``query`` in catalog order, with the matching package rows
+    and findings per id (None: that filter was not asked for)."""
     conditions: list[ColumnElement[bool]] = []
     if query.name is not None:
         conditions.append(ImageRow.name == query.name)
@@ -306,7 +310,14 @@ def find_images(
         k for k in s.connection().execute(keys).all()
         if (packages is None or k.id in packages) and (findings is None or k.id in findings)
     ]  # fmt: skip
-    ids = [k.id for k in sorted(found, key=lambda k: (k.name, semver_key(k.version), k.build_number))]
+    found.sort(key=lambda k: (k.name, semver_key(k.version), k.build_number))
+    return [k.id for k in found], packages, findings
+
+
+def _matches(
+    s: Session, ids: list[int], packages: dict[int, list[Any]] | None,
+    findings: dict[int, list[CveHit]] | None,
+) -> list[FleetMatch]:  # fmt: skip
     labels = labels_of(s, set(ids))
     matches = []
     for image_id, record in zip(ids, image_records(s, ids), strict=True):
@@ -321,6 +332,33 @@ def find_images(
                        findings=(findings or {}).get(image_id, []))
         )  # fmt: skip
     return matches
+
+
+def find_images(
+    s: Session, query: FleetQuery, db: VulnDb | None = None, today: date | None = None
+) -> list[FleetMatch]:
+    """The image versions answering ``query``, in catalog order (name, semantic version, build)."""
+    ids, packages, findings = _matching(s, query, db, today)
+    return _matches(s, ids, packages, findings)
+
+
+def query_page(
+    catalog: Catalog, query: FleetQuery, offset: int, limit: int, *, keep: Keep | None = None,
+    db: VulnDb | None = None, today: date | None = None,
+) -> tuple[list[FleetMatch], int]:  # fmt: skip
+    """One page of :func:`query_catalog` (only versions ``keep(name, version, build)`` accepts) and the
+    total: the filters run on indexed columns, and only the page's records are loaded."""
+    with catalog.session() as s:
+        ids, packages, findings = _matching(s, query, db, today)
+        if keep is not None and ids:
+            keys = {
+                k.id: (k.name, k.version, k.build_number)
+                for k in s.connection()
+                .execute(select(ImageRow.id, ImageRow.name, ImageRow.version, ImageRow.build_number))
+                .all()
+            }
+            ids = [i for i in ids if keep(*keys[i])]
+        return _matches(s, ids[offset : offset + limit], packages, findings), len(ids)
 
 
 def query_catalog(

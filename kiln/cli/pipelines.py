@@ -17,7 +17,8 @@ from kiln.cli.common import DataDirOption, JsonOption, console, open_store, prin
 from kiln.cli.exitcodes import epilog
 from kiln.errors import Issue, UsageError, ValidationFailed
 from kiln.pipelines.clock import system_clock
-from kiln.pipelines.records import PipelineRecord, RunRecord
+from kiln.pipelines.overview import next_run
+from kiln.pipelines.records import RunRecord
 from kiln.pipelines.store import PipelineStore
 
 STATUS_STYLE = {
@@ -47,13 +48,6 @@ def _when(value: datetime | None, zone: str = "UTC") -> str:
     from zoneinfo import ZoneInfo
 
     return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def next_run(p: PipelineRecord, now: datetime) -> datetime | None:
-    timetable = p.pipeline.timetable
-    if timetable is None or not p.enabled:
-        return None
-    return timetable.next_after(max(p.schedule_cursor or now, now))
 
 
 def apply(
@@ -175,7 +169,7 @@ def run_pipeline(
     json_out: JsonOption = False,
 ) -> None:
     """Queue a manual run (the daemon builds it: `kiln daemon`, or `kiln daemon --once`)."""
-    from kiln.pipelines.recipes import PipelineRecipes, with_parameters
+    from kiln.pipelines.manual import queue_manual_run
 
     overrides: dict[str, str] = {}
     for item in param or []:
@@ -184,22 +178,7 @@ def run_pipeline(
             raise UsageError(f"--param {item!r}: expected NAME=VALUE")
         overrides[key] = value
     with _store(data_dir) as store:
-        p = store.get(name)
-        if "manual" not in p.pipeline.triggers:
-            raise UsageError(
-                f"pipeline {name} does not allow manual runs (its triggers: {', '.join(p.pipeline.triggers)})"
-            )
-        if overrides:
-            recipes = PipelineRecipes(store.catalog)
-            source = recipes.resolve(p.pipeline.recipe, p.source_path)
-            loaded, issues = recipes.validate(source)
-            if loaded is None:
-                raise ValidationFailed(issues)
-            with_parameters(source, loaded, overrides)  # validates the overrides
-        cause = "kiln pipelines run" + "".join(f" --param {k}={v}" for k, v in overrides.items())
-        now = system_clock()
-        run = store.enqueue(name, "manual", cause, f"manual:{now.isoformat()}", now, params=overrides)
-    assert run is not None
+        run = queue_manual_run(store, name, overrides, by="kiln pipelines run")
     if json_out:
         print_json(run.model_dump(mode="json"))
         return

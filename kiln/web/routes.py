@@ -1,4 +1,5 @@
-"""Pages: catalog search, image version, builds and a build's log (refreshed by htmx while it runs)."""
+"""Pages: catalog search, image version, builds and a build's log (refreshed by htmx while it runs);
+pipelines are in :mod:`kiln.web.pipelines`."""
 
 from __future__ import annotations
 
@@ -24,15 +25,19 @@ from kiln.api.deps import (
     StoreDep,
 )
 from kiln.api.diff import diff
+from kiln.api.fleet import fleet_query
 from kiln.api.logs import log_file, read_records
 from kiln.api.problems import ApiError
 from kiln.catalog import BuildRecord, Catalog, ImageRecord, LineageEntry
 from kiln.catalog.buildlog import clock, describe, where
-from kiln.errors import KilnError, NotFound
+from kiln.catalog.fleet import STATES, query_page
+from kiln.errors import KilnError, NotFound, UsageError
 from kiln.evidence.collect import evidence_summary
 from kiln.units import human_size
 from kiln.web.assets import HTMX_FILE, HTMX_SHA256, TEMPLATES, subresource_integrity
+from kiln.web.lifecycle import lifecycle_facts
 from kiln.web.lineage import layout
+from kiln.web.promote import promotable
 from kiln.web.session import check_csrf, clear_session, csrf_token, set_cookies, who
 
 router = APIRouter(include_in_schema=False)
@@ -74,28 +79,31 @@ def catalog_page(
     q: Annotated[str | None, Query(max_length=255)] = None,
     package: Annotated[str | None, Query(max_length=255)] = None,
     below: Annotated[str | None, Query(max_length=255)] = None,
+    label: Annotated[str | None, Query(max_length=400)] = None,
+    state: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HTMLResponse:
     principal = who(request, "images:read")
-    package, below, q = package or None, below or None, q or None
+    package, below, q, label, state = package or None, below or None, q or None, label or None, state or None
     error = None
 
-    def shown(name: str) -> bool:
+    def shown(name: str, version: str, build: int) -> bool:
         return principal.sees(name) and (not q or q in name)
 
     found: list[tuple[ImageRecord, list[Any]]] = []
     total = 0
     try:
-        if package:
-            matches, total = catalog.images_with_package_page(package, below, 0, MAX_HITS, shown)
-            found = [(m.image, m.packages) for m in matches]
-        else:
-            images, total = catalog.images_page(None, 0, MAX_HITS, shown)
-            found = [(i, []) for i in images]
+        if state is not None and state not in STATES:
+            raise UsageError(f"unknown state {state!r}", hint="states: " + ", ".join(STATES))
+        query = fleet_query(None, package, below, [label] if label else [], state,
+                            None, None)  # fmt: skip
+        matches, total = query_page(catalog, query, 0, MAX_HITS, keep=shown)
+        found = [(m.image, m.packages) for m in matches]
     except KilnError as exc:
         error = exc.message
     hits = [Hit(i.ref, image_url(i), i, p, evidence_summary(i.evidence)) for i, p in found]
     context = {"who": principal, "hits": hits, "total": total, "truncated": total > len(hits), "q": q,
-               "package": package, "below": below, "error": error}  # fmt: skip
+               "package": package, "below": below, "label": label, "state": state, "states": STATES,
+               "error": error}  # fmt: skip
     return page(request, "catalog.html", context)
 
 
@@ -134,6 +142,7 @@ def _image_facts(
     ]
     children = [c for c in catalog.children(image.ref) if principal.sees(c.name)]
     return {
+        **lifecycle_facts(catalog, store, image),
         "image": image, "lineage": lineage, "children": children,
         "graph": layout(image, lineage, children, image_url),
         "scan": _optional(store, image, "vulnerability-report"),
@@ -170,6 +179,8 @@ def image_page(
         "who": principal,
         "ref": ref,
         "body": cache.get(key, body) if config.verify_key is None else body(),
+        "promote_to": promotable(principal, store, visible(principal, catalog, ref)),  # per session
+        "promote_url": f"/images/{name}/{version}/{build}/promote",
     }
     return page(request, "image.html", context)
 

@@ -116,9 +116,54 @@ def record_image(catalog: Catalog, store: Store, name: str, version: str, parent
     return image.ref, build_id, log
 
 
+PIPELINE = "name: web-nightly\nrecipe: web.recipe.yaml\nschedule: cron(0 4 * * *)\ntimezone: Europe/Berlin\n" \
+           "triggers: [manual, parent]\n"  # fmt: skip
+RECIPE = (
+    "name: web\nversion: 1.0.0\nparent: {image: 'debian:bookworm'}\ncomponents:\n  - path: greeting.yaml\n"
+)
+COMPONENT = """\
+name: greeting
+schemaVersion: 1.0
+parameters:
+  - Greeting: {type: string, default: hello, allowedValues: [hello, hi, moin]}
+phases:
+  - name: build
+    steps:
+      - name: Greet
+        action: CreateFile
+        inputs:
+          - path: /etc/greeting
+            content: "{{ Greeting }}"
+"""
+
+
+def seed_extras(catalog: Catalog, home: Path, web: str) -> None:
+    """A label, a pipeline with a skipped scheduled run, and a promotion into dev: what the lifecycle,
+    pipeline and channel endpoints read."""
+    from kiln.catalog import promotions
+    from kiln.catalog.labels import set_labels
+    from kiln.pipelines.load import load_pipelines
+    from kiln.pipelines.store import PipelineStore
+
+    set_labels(catalog, web, {"team": "payments"})
+    folder = home / "pipelines"
+    folder.mkdir(exist_ok=True)
+    (folder / "web.recipe.yaml").write_text(RECIPE)
+    (folder / "greeting.yaml").write_text(COMPONENT)
+    (folder / "web-nightly.yaml").write_text(PIPELINE)
+    pipelines = PipelineStore(catalog)
+    when = datetime(2026, 12, 1, 3, tzinfo=UTC)
+    pipelines.apply(load_pipelines(folder / "web-nightly.yaml"), when)
+    pipelines.skip("web-nightly", "schedule", when.isoformat(), f"schedule:{when.isoformat()}", when,
+                   "no parent, component or CVE changed since the last build")  # fmt: skip
+    promotions.record(catalog, web, channel="dev", action="promote", allowed=True, decision={"rules": []},
+                      envelope=None, who="seed", at=when)  # fmt: skip
+
+
 def seed(home: Path) -> Seeded:
     store = Store.open_at(home, home / "cache")
     with Catalog.open(store.database_url) as catalog:
         web, build_id, log = record_image(catalog, store, "web", "1.0.0", "debian:bookworm")
         app, _, _ = record_image(catalog, store, "app", "2.0.0", web)
+        seed_extras(catalog, home, web)
     return Seeded(home=home, web=web, app=app, build_id=build_id, log_path=log)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from kiln.access.scopes import SCOPES, allows
 from kiln.access.secret import server_secret
@@ -19,7 +20,7 @@ from kiln.store import Store
 from tests.api.conftest import make_client
 from tests.api.seed import Seeded, seed
 
-ALL_SCOPES = [*SCOPES, "channels:promote:stable"]
+ALL_SCOPES = [*SCOPES, "channels:promote:stable", "channels:promote:dev"]
 BAD_RECIPE = "name: x\nversion: 1.0.0\nparent: {image: 'debian:bookworm'}\ncomponents: []\n"
 
 # (method, path template) → (scope needed, concrete path, JSON body). A route without a row fails the test.
@@ -79,7 +80,97 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, object]] = {
     ("POST", "/api/v1/builds"): ("builds:write", "/api/v1/builds", {"recipe": BAD_RECIPE}),
     ("POST", "/api/v1/builds/{build_id}/cancel"): ("builds:write", "/api/v1/builds/{build}/cancel", None),
     ("GET", "/api/v1/audit"): ("admin", "/api/v1/audit", None),
+    ("GET", "/api/v1/events"): ("builds:read", "/api/v1/events", None),
+    ("PUT", "/api/v1/images/{name}/{version}/{build}/labels/{key}"): (
+        "images:write",
+        "/api/v1/images/web/1.0.0/1/labels/team",
+        {"value": "not a value!"},
+    ),
+    ("DELETE", "/api/v1/images/{name}/{version}/{build}/labels/{key}"): (
+        "images:write",
+        "/api/v1/images/web/1.0.0/1/labels/no-such-key",
+        None,
+    ),
+    ("POST", "/api/v1/images/{name}/{version}/{build}/state"): (
+        "images:write",
+        "/api/v1/images/web/1.0.0/1/state",
+        {"state": "active", "reason": "already"},
+    ),
+    ("GET", "/api/v1/images/{name}/{version}/{build}/history"): (
+        "images:read",
+        "/api/v1/images/web/1.0.0/1/history",
+        None,
+    ),
+    ("GET", "/api/v1/images/{name}/{version}/{build}/lineage"): (
+        "images:read",
+        "/api/v1/images/app/2.0.0/1/lineage",
+        None,
+    ),
+    ("GET", "/api/v1/images/{name}/{version}/{build}/diff/full"): (
+        "images:read",
+        "/api/v1/images/app/2.0.0/1/diff/full?against=web@1.0.0/1",
+        None,
+    ),
+    ("GET", "/api/v1/images/{name}/{version}/{build}/distributions"): (
+        "images:read",
+        "/api/v1/images/web/1.0.0/1/distributions",
+        None,
+    ),
+    ("GET", "/api/v1/pipelines"): ("builds:read", "/api/v1/pipelines", None),
+    ("GET", "/api/v1/pipelines/{name}"): ("builds:read", "/api/v1/pipelines/web-nightly", None),
+    ("GET", "/api/v1/pipelines/{name}/runs"): ("builds:read", "/api/v1/pipelines/web-nightly/runs", None),
+    ("POST", "/api/v1/pipelines/{name}/runs"): (
+        "pipelines:run",
+        "/api/v1/pipelines/web-nightly/runs",
+        {"params": {"Greeting": "not allowed"}},
+    ),
+    ("POST", "/api/v1/pipelines/{name}/enable"): (
+        "pipelines:write",
+        "/api/v1/pipelines/web-nightly/enable",
+        None,
+    ),
+    ("POST", "/api/v1/pipelines/{name}/disable"): (
+        "pipelines:write",
+        "/api/v1/pipelines/no-such/disable",
+        None,
+    ),
+    ("GET", "/api/v1/channels"): ("images:read", "/api/v1/channels", None),
+    ("GET", "/api/v1/channels/history"): ("images:read", "/api/v1/channels/history?name=web", None),
+    ("POST", "/api/v1/channels/{channel}/promotions"): (
+        "channels:promote:stable",
+        "/api/v1/channels/stable/promotions",
+        {"ref": "web@1.0.0/1"},
+    ),
+    ("GET", "/api/v1/registry/components"): ("images:read", "/api/v1/registry/components", None),
+    ("GET", "/api/v1/registry/components/{name}"): (
+        "images:read",
+        "/api/v1/registry/components/update-os",
+        None,
+    ),
+    ("POST", "/api/v1/registry/components"): (
+        "registry:write",
+        "/api/v1/registry/components",
+        {"document": "x: 1"},
+    ),
+    ("GET", "/api/v1/registry/recipes"): ("images:read", "/api/v1/registry/recipes", None),
+    ("GET", "/api/v1/registry/recipes/{name}"): ("images:read", "/api/v1/registry/recipes/no-such", None),
+    ("POST", "/api/v1/registry/recipes"): (
+        "registry:write",
+        "/api/v1/registry/recipes",
+        {"recipe": BAD_RECIPE},
+    ),
 }
+# What an allowed write answers to the (deliberately wrong) input above; anything else fails the test.
+WRITE_ANSWERS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("POST", "/api/v1/pipelines/{name}/enable"): (200,),  # already enabled: no change
+    ("POST", "/api/v1/pipelines/{name}/disable"): (404,),
+    ("DELETE", "/api/v1/images/{name}/{version}/{build}/labels/{key}"): (404,),
+    ("PUT", "/api/v1/images/{name}/{version}/{build}/labels/{key}"): (400,),
+    ("POST", "/api/v1/images/{name}/{version}/{build}/state"): (409,),
+    ("POST", "/api/v1/channels/{channel}/promotions"): (409,),  # no signing key configured
+}
+CHANGED_BY_WRITES = ("builds", "image_labels", "image_state_changes", "pipeline_runs", "promotions",
+                     "registry_components", "registry_recipes")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +200,17 @@ def client(home: Seeded) -> Iterator[TestClient]:
         yield c
 
 
-def _side_effects(home: Path) -> tuple[int, int, int]:
-    """What a build submission or cancellation changes: build records, job and upload folders."""
+def _side_effects(home: Path) -> tuple[object, ...]:
+    """What a write can change: rows of the tables writes touch, every image's state, every pipeline's
+    enabled flag, job and upload folders."""
     store = Store.open_at(home, home / "cache")
-    with Catalog.open(store.database_url) as catalog:
-        builds = len(catalog.list_builds(1000))
+    with Catalog.open(store.database_url) as catalog, catalog.session() as s:
+        rows = [s.scalar(text(f"SELECT count(*) FROM {table}")) for table in CHANGED_BY_WRITES]
+        states = s.execute(text("SELECT name, version, build_number, state FROM images ORDER BY id")).all()
+        enabled = s.execute(text("SELECT name, enabled FROM pipelines ORDER BY name")).all()
     jobs = len(list((home / "jobs").iterdir())) if (home / "jobs").is_dir() else 0
     uploads = len(list((home / "uploads").iterdir())) if (home / "uploads").is_dir() else 0
-    return builds, jobs, uploads
+    return *rows, tuple(states), tuple(enabled), jobs, uploads
 
 
 def _call(client: TestClient, method: str, path: str, body: object, token: str | None) -> int:
@@ -144,8 +238,8 @@ def test_endpoint_by_scope(
         if allows(frozenset({scope}), needed):
             assert status not in (401, 403), (scope, status)
             assert status < 500
-            if method == "POST":
-                assert status in (409, 422), (scope, status)  # a bad recipe; a finished build
+            if method != "GET":  # a bad recipe, a finished build, ...
+                assert status in WRITE_ANSWERS.get(endpoint, (409, 422)), (scope, status)
         else:
             assert status == 403, (scope, status)
             assert _side_effects(home.home) == before, scope

@@ -1,6 +1,7 @@
 """The web UI in a real browser: Playwright driving Debian's chromium (no browser download) against a
 real ``kiln serve``. Log in with a token, find an image by package name, open it, see a CVE with its
-fix, open the lineage graph and follow a node, then follow a running build's log until it succeeds. Screenshots go to the test's tmp dir."""
+fix and its labels, promote it to a channel, open the lineage graph and follow a node, see a pipeline's
+skipped run, then follow a running build's log until it succeeds. Screenshots go to the test's tmp dir."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from playwright.sync_api import expect, sync_playwright
 from kiln.access.secret import server_secret
 from kiln.access.tokens import create_token
 from kiln.catalog import Catalog, NewImage
+from kiln.evidence.signing import generate_key
 from kiln.store import Store
 from tests.api.seed import CVE, FIXED, seed
 from tests.api.server import kiln_serve
@@ -45,16 +47,19 @@ def _run_build(catalog: Catalog, log: Path, build_id: str, started: threading.Ev
                                             created=datetime.now(UTC), parent="debian:bookworm"))  # fmt: skip
 
 
-def test_journey(tmp_path: Path) -> None:
+def test_journey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seeded = seed(tmp_path / "home")
+    generate_key(tmp_path / "signing.key")
+    monkeypatch.setenv("KILN_SIGNING_KEY", str(tmp_path / "signing.key"))  # the server signs promotions
     shots = tmp_path / "screenshots"
     shots.mkdir()
     store = Store.open_at(seeded.home, seeded.home / "cache")
     catalog = Catalog.open(store.database_url)
     try:
         token, _ = create_token(
-            catalog, server_secret(store.home), "alice", ["images:read", "builds:read"], None
-        )
+            catalog, server_secret(store.home), "alice",
+            ["images:read", "builds:read", "channels:promote:staging"], None,
+        )  # fmt: skip
         log = store.home / "logs" / "live.jsonl"
         build_id = catalog.start_build(recipe_name="live", recipe_version="1.0.0", recipe_path="/r/live.yaml",
                                        log_path=str(log))  # this test process is the build's process  # fmt: skip
@@ -80,13 +85,21 @@ def test_journey(tmp_path: Path) -> None:
                 row = page.get_by_role("row").filter(has_text=CVE)
                 expect(row).to_contain_text(FIXED)
                 expect(row).to_contain_text("high")
+                expect(page.get_by_role("link", name="team=payments")).to_be_visible()
                 page.screenshot(path=str(shots / "image.png"), full_page=True)
+                page.get_by_label("Channel").select_option("staging")
+                page.get_by_role("button", name="Promote").click()
+                expect(page.locator("dt:has-text('Channels') + dd")).to_have_text("dev, staging")
                 page.get_by_role("link", name="app@2.0.0/1").first.click()  # built on it
                 expect(page.get_by_role("heading", name="app@2.0.0/1")).to_be_visible()
                 page.screenshot(path=str(shots / "lineage.png"), full_page=True)
                 page.locator("svg a[href='/images/web/1.0.0/1']").click()  # a node of the lineage graph
                 expect(page.get_by_role("heading", name="web@1.0.0/1")).to_be_visible()
 
+                page.get_by_role("link", name="Pipelines").click()
+                page.get_by_role("link", name="web-nightly").click()
+                expect(page.get_by_text("skipped: no parent, component or CVE changed")).to_be_visible()
+                page.screenshot(path=str(shots / "pipelines.png"), full_page=True)
                 page.get_by_role("link", name="Builds").click()
                 page.get_by_role("link", name=build_id[:12]).click()
                 expect(page.locator("#build-status")).to_have_text("running")
@@ -110,4 +123,5 @@ def test_journey(tmp_path: Path) -> None:
         "image-phone.png",
         "image.png",
         "lineage.png",
+        "pipelines.png",
     ]

@@ -109,3 +109,58 @@ def test_vendored_htmx_is_the_pinned_file(browser: TestClient) -> None:
     page = browser.get("/login").text
     assert f'src="/static/{HTMX_FILE}" integrity="sha256-' in page
     assert browser.get(f"/static/{HTMX_FILE}").status_code == 200
+
+
+def test_image_page_shows_labels_state_history_and_pipelines(
+    browser: TestClient, reader: str, home: Seeded
+) -> None:
+    from kiln.lifecycle.states import change_state
+
+    store = Store.open_at(home.home, home.home / "cache")
+    with Catalog.open(store.database_url) as catalog:
+        change_state(catalog, home.app, "deprecated", actor="release-bot", reason="superseded by 2.1")
+    login(browser, reader)
+    app = browser.get("/images/app/2.0.0/1").text
+    assert "deprecated" in app and "release-bot" in app and "superseded by 2.1" in app
+    assert "Lifecycle history" in app
+    web = browser.get("/images/web/1.0.0/1").text
+    assert 'href="/?label=team%3Dpayments"' in web and "team=payments" in web
+    assert re.search(r"<dt>Channels</dt><dd>dev</dd>", web)
+    labelled = browser.get("/", params={"label": "team=payments"}).text
+    assert 'href="/images/web/1.0.0/1"' in labelled and 'href="/images/app/2.0.0/1"' not in labelled
+    assert "invalid label" in browser.get("/", params={"label": "nolabel"}).text
+    listed = browser.get("/pipelines").text
+    assert 'href="/pipelines/web-nightly"' in listed and "Europe/Berlin" in listed
+    one = browser.get("/pipelines/web-nightly").text
+    assert "skipped: no parent, component or CVE changed since the last build" in one
+    assert browser.get("/pipelines/nope").status_code == 404
+
+
+def test_promote_form_checks_csrf_scope_and_policy(
+    home: Seeded, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from kiln.api import ApiConfig, create_app
+    from kiln.evidence.signing import generate_key
+    from kiln.settings import Settings
+
+    key = tmp_path_factory.mktemp("web-key") / "kiln.key"
+    generate_key(key)
+    store = Store.open_at(home.home, home.home / "cache")
+    with Catalog.open(store.database_url) as catalog:
+        promoter, _ = create_token(catalog, server_secret(store.home), "promoter",
+                                   ["images:read", "channels:promote:staging"], None)  # fmt: skip
+    config = ApiConfig(data_dir=home.home, settings=Settings(signing_key=key))
+    with TestClient(create_app(config), base_url="http://127.0.0.1") as client:
+        login(client, promoter)
+        page = client.get("/images/web/1.0.0/1").text
+        assert "<option>staging</option>" in page and "<option>prod</option>" not in page
+        csrf = _csrf(page)
+        url = "/images/web/1.0.0/1/promote"
+        assert client.post(url, data={"channel": "staging", "csrf": "forged"}).status_code == 403
+        assert client.post(url, data={"channel": "prod", "csrf": csrf}).status_code == 403
+        done = client.post(url, data={"channel": "staging", "csrf": csrf}, follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/images/web/1.0.0/1"
+        assert re.search(r"<dt>Channels</dt><dd>dev, staging</dd>", client.get("/images/web/1.0.0/1").text)
+        client.cookies.delete("kiln_session")
+        anonymous = client.post(url, data={"channel": "staging", "csrf": csrf}, follow_redirects=False)
+        assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")

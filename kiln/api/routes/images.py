@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -13,9 +12,12 @@ from kiln.api.auth import caller, require
 from kiln.api.deps import CacheDep, CatalogDep, ConfigDep, ImageDep, StoreDep
 from kiln.api.diff import ImageDiff, diff
 from kiln.api.files import artifact_location, file_below, list_files
+from kiln.api.fleet import fleet_page, fleet_query
 from kiln.api.problems import ApiError
 from kiln.api.schemas import ArtifactFile, ImageDetail, ImageHit, Page, Verification
-from kiln.catalog import Catalog, PackageRecord
+from kiln.catalog import PackageRecord
+from kiln.catalog.labels import image_labels
+from kiln.catalog.schemas import ImageState
 from kiln.errors import NotFound
 
 router = APIRouter(
@@ -29,58 +31,63 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="next_cursor of the previous page.")]
 
 
-@router.get("", summary="List or search image versions", response_model=Page[ImageHit])
+Labels = Annotated[
+    list[str], Query(max_length=20, description="KEY=VALUE: only versions with this label (repeatable, AND).")
+]
+
+
+@router.get("", summary="List or search image versions (the filters of kiln images list)",
+            response_model=Page[ImageHit])  # fmt: skip
 def list_images(
     request: Request,
     catalog: CatalogDep,
+    store: StoreDep,
     cache: CacheDep,
     name: Annotated[str | None, Query(max_length=255, description="Only versions of this image.")] = None,
     package: Annotated[
-        str | None, Query(max_length=255, description="Only images with this binary or source package.")
+        str | None,
+        Query(
+            max_length=255,
+            description="NAME or NAME<op>VERSION (< <= = >= >): a binary or source "
+            "package, e.g. openssl<3.0.15-1~deb12u1.",
+        ),
     ] = None,
     below: Annotated[
         str | None,
         Query(max_length=255, description="With package: only where it is older than this Debian version."),
     ] = None,
+    label: Labels = [],  # noqa: B006 (FastAPI copies defaults)
+    state: Annotated[ImageState | None, Query(description="Only versions in this lifecycle state.")] = None,
+    cve: Annotated[
+        str | None, Query(max_length=64, description="Only versions a scan would list this finding for.")
+    ] = None,
+    parent: Annotated[
+        str | None,
+        Query(
+            max_length=255,
+            description="Only versions built on this parent: an image reference, a "
+            "digest or a literal parent such as debian:bookworm.",
+        ),
+    ] = None,
+    outdated: Annotated[
+        bool, Query(description="Only versions whose parent constraint now selects a newer version.")
+    ] = False,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Response:
-    if below is not None and package is None:
-        raise ApiError(400, "below needs package", hint="e.g. ?package=openssl&below=3.0.13-1")
+    query = fleet_query(name, package, below, label, state, cve, parent)
     who = caller(request)
 
     def answer() -> bytes:
-        return (
-            _page(catalog, who.sees, name, package, below, int(cursor) if cursor else 0, limit)
-            .model_dump_json()
-            .encode()
-        )
+        page = fleet_page(catalog, store, query, who.sees if who.images is not None else None, outdated,
+                          int(cursor) if cursor else 0, limit)  # fmt: skip
+        return page.model_dump_json().encode()
 
-    key = ("images", name, package, below, cursor, limit, who.images)
+    key = ("images", query.model_dump_json(), outdated, cursor, limit, who.images)
     return Response(cache.get(key, answer), media_type="application/json")
 
 
-def _page(catalog: Catalog, visible: Callable[[str], bool], name: str | None, package: str | None,
-          below: str | None, start: int, limit: int) -> Page[ImageHit]:  # fmt: skip
-    if package is not None and name is None:
-        matches, total = catalog.images_with_package_page(package, below, start, limit, visible)
-        hits = [ImageHit(ref=m.image.ref, image=m.image, packages=m.packages) for m in matches]
-    elif package is not None:
-        found = [
-            m for m in catalog.images_with_package(package, below) if m.image.name == name and visible(name)
-        ]
-        hits, total = (
-            [ImageHit(ref=m.image.ref, image=m.image, packages=m.packages) for m in found],
-            len(found),
-        )
-        hits = hits[start : start + limit]
-    else:
-        images, total = catalog.images_page(name, start, limit, visible)
-        hits = [ImageHit(ref=i.ref, image=i) for i in images]
-    return Page[ImageHit](items=hits, next_cursor=str(start + limit) if start + limit < total else None)
-
-
-@router.get(IMAGE, summary="One image version with its lineage")
+@router.get(IMAGE, summary="One image version with its lineage, labels and why it is out of date")
 def show_image(request: Request, catalog: CatalogDep, image: ImageDep) -> ImageDetail:
     visible = caller(request).sees
     return ImageDetail(
@@ -91,6 +98,8 @@ def show_image(request: Request, catalog: CatalogDep, image: ImageDep) -> ImageD
             for e in catalog.lineage(image.ref)
         ],
         children=[child.ref for child in catalog.children(image.ref) if visible(child.name)],
+        labels=image_labels(catalog, image.ref),
+        outdated=catalog.outdated_reason(image.ref),
     )
 
 
