@@ -143,6 +143,7 @@ def seed_extras(catalog: Catalog, home: Path, web: str) -> None:
     from kiln.catalog import promotions
     from kiln.catalog.labels import set_labels
     from kiln.pipelines.load import load_pipelines
+    from kiln.pipelines.recipes import PipelineRecipes
     from kiln.pipelines.store import PipelineStore
 
     set_labels(catalog, web, {"team": "payments"})
@@ -153,7 +154,7 @@ def seed_extras(catalog: Catalog, home: Path, web: str) -> None:
     (folder / "web-nightly.yaml").write_text(PIPELINE)
     pipelines = PipelineStore(catalog)
     when = datetime(2026, 12, 1, 3, tzinfo=UTC)
-    pipelines.apply(load_pipelines(folder / "web-nightly.yaml"), when)
+    pipelines.apply(load_pipelines(folder / "web-nightly.yaml", PipelineRecipes(catalog)), when)
     pipelines.skip("web-nightly", "schedule", when.isoformat(), f"schedule:{when.isoformat()}", when,
                    "no parent, component or CVE changed since the last build")  # fmt: skip
     promotions.record(catalog, web, channel="dev", action="promote", allowed=True, decision={"rules": []},
