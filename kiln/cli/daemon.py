@@ -55,8 +55,9 @@ def daemon(
     exit; a second SIGTERM cancels them."""
     from kiln.catalog import Catalog
     from kiln.pipelines.builds import BuildRunner
-    from kiln.pipelines.checks import CatalogChanges
+    from kiln.pipelines.checks import ArchiveUpdates, CatalogChanges
     from kiln.pipelines.clock import system_clock
+    from kiln.pipelines.cvetrigger import CveTrigger
     from kiln.pipelines.daemon import Daemon, single_daemon
     from kiln.pipelines.scheduler import Scheduler
     from kiln.pipelines.store import PipelineStore
@@ -72,7 +73,11 @@ def daemon(
             worker = Daemon(
                 pipelines,
                 runner,
-                Scheduler(pipelines, CatalogChanges(catalog)),
+                Scheduler(
+                    pipelines,
+                    CatalogChanges(catalog, ArchiveUpdates(store, catalog)),
+                    cve=CveTrigger(store, catalog),
+                ),
                 store.home,
                 system_clock,
                 workers,

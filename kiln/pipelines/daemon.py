@@ -23,10 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kiln.catalog.refs import hostname, process_alive, this_process
 from kiln.errors import KilnError
-from kiln.models import BuildRequest
+from kiln.models import BuildOptions, BuildRequest
 from kiln.pipelines import recipes
 from kiln.pipelines.builds import BuildState, Started
 from kiln.pipelines.cascade import ancestors
+from kiln.pipelines.checks import wants_refresh
 from kiln.pipelines.clock import Clock
 from kiln.pipelines.records import RunRecord, RunStatus
 from kiln.pipelines.scheduler import Scheduler
@@ -185,6 +186,7 @@ class Daemon:
             request = BuildRequest(
                 recipe=source,
                 data_dir=self.data_dir,
+                options=BuildOptions(refresh=wants_refresh(pipeline.pipeline, run.trigger.type)),
                 requester=f"pipeline {run.pipeline} run {run.id} ({run.trigger.type}: {run.trigger.cause})",
             )
             started = self.runner.start(request)

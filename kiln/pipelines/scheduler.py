@@ -4,13 +4,16 @@
   (a daemon down for a week runs a daily pipeline once, not seven times); with
   ``when: updates-available`` it is skipped, with the check's reason, when nothing changed.
 - parent: a newer image of a Kiln parent queues one run for that parent version (the cascade).
-- manual: ``kiln pipelines run``. ``component`` and ``cve`` are evaluated by their own work (the
-  registry and vulnerability imports) through :func:`PipelineStore.enqueue`.
+- cve: a fixable finding at or above the pipeline's ``cve_severity`` in its newest image
+  (kiln.pipelines.cvetrigger, passed in as ``cve``).
+- manual: ``kiln pipelines run``. ``component`` is evaluated by its own work (the registry) through
+  :func:`PipelineStore.enqueue`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,10 +36,16 @@ class Evaluation:
     skipped: list[RunRecord]
 
 
+CveCheck = Callable[
+    [PipelineStore, PipelineRecord, datetime, list[RunRecord], list[RunRecord]], None
+]  # (store, pipeline, now, queued, skipped): appends what it queued or skipped
+
+
 class Scheduler:
-    def __init__(self, store: PipelineStore, check: UpdatesCheck) -> None:
+    def __init__(self, store: PipelineStore, check: UpdatesCheck, cve: CveCheck | None = None) -> None:
         self.store = store
         self.check = check
+        self.cve = cve
 
     def evaluate(self, now: datetime) -> Evaluation:
         queued: list[RunRecord] = []
@@ -44,6 +53,8 @@ class Scheduler:
         for pipeline in self.store.pipelines():
             self._schedule(pipeline, now, queued, skipped)
             self._parents(pipeline, now, queued)
+            if self.cve is not None:
+                self.cve(self.store, pipeline, now, queued, skipped)
         return Evaluation(queued, skipped)
 
     def _schedule(
