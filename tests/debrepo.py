@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 ARCH = "amd64"
 
@@ -78,7 +79,7 @@ class DebRepo:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                path = (repo.root / self.path.lstrip("/").split("?")[0]).resolve()
+                path = (repo.root / unquote(self.path.lstrip("/").split("?")[0])).resolve()
                 if not path.is_relative_to(repo.root.resolve()) or not path.is_file():
                     repo.requests.append((self.path, 404))
                     self.send_error(404)

@@ -32,9 +32,10 @@ from kiln.errors import KilnError
 from kiln.evidence.debversion import compare
 
 TIMEOUT = 30.0
-INDEX_FORMAT = 1
-Index = dict[str, tuple[str, str]]
-"""``name:arch`` → (newest version, source package name or ``name (version)`` form as given)."""
+INDEX_FORMAT = 2
+Index = dict[str, list[str]]
+"""``name:arch`` → [newest version, its ``Source`` field (``src`` or ``src (version)``; "" = the name)].
+Lists, not tuples: the cached form is JSON, read back as is."""
 
 
 class SuiteState(BaseModel):
@@ -165,7 +166,7 @@ def parse_packages(text: str) -> Index:
                 key = f"{name}:{arch}"
                 have = index.get(key)
                 if have is None or compare(version, have[0]) > 0:
-                    index[key] = (version, source or name)
+                    index[key] = [version, source]
             name = version = arch = source = ""
         elif line.startswith("Package: "):
             name = line[9:].strip()
@@ -258,7 +259,8 @@ class ArchiveReader:
             try:
                 data = json.loads(cached.read_bytes())
                 if data.get("format") == INDEX_FORMAT:
-                    return {k: (v[0], v[1]) for k, v in data["packages"].items()}
+                    packages: Index = data["packages"]
+                    return packages
             except (OSError, ValueError, KeyError):
                 pass  # rebuilt below
         url = f"{source.url}/dists/{source.suite}/{name}"

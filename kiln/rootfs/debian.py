@@ -6,7 +6,6 @@ package set downloads nothing); the finished root is cached by a key over its in
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import os
@@ -94,23 +93,22 @@ class ParentRoot:
 
 
 def archive_date(mirror: str, suite: str) -> int:
-    """The archive's Release date: a reproducible default for SOURCE_DATE_EPOCH."""
-    import httpx  # imported lazily: ~0.3 s of start-up, and cached parents never need it
+    """The archive's Release date (``InRelease``, else an unsigned ``Release``): a reproducible default
+    for SOURCE_DATE_EPOCH."""
+    from kiln.rootfs.archive import ArchiveReader, parse_sources
 
-    mirror = mirror.rpartition("]")[2].strip() if mirror.startswith("[") else mirror  # [apt options] URL
-    url = f"{mirror.rstrip('/')}/dists/{suite}/InRelease"
+    source = parse_sources([f"deb {mirror} {suite}"])[0]
     try:
-        response = httpx.get(url, timeout=30, follow_redirects=True)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
+        with (
+            tempfile.TemporaryDirectory(prefix="kiln-release-") as scratch,
+            ArchiveReader(Path(scratch)) as reader,
+        ):
+            return reader.release(source)[0].date
+    except KilnError as exc:
         raise KilnError(
-            f"cannot read the archive's Release file {url}: {exc}",
+            f"cannot read the archive's Release file for {source.url} {suite}: {exc.message}",
             hint="check the parent's mirror and suite, and network access to the archive",
         ) from exc
-    for line in response.text.splitlines():
-        if line.startswith("Date:"):
-            return int(email.utils.parsedate_to_datetime(line[5:].strip()).timestamp())
-    raise KilnError(f"{url} has no Date field")
 
 
 def deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:

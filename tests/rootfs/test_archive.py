@@ -141,8 +141,8 @@ def test_comparison_uses_debian_ordering_and_arch_all() -> None:
         Source("http://s", "bookworm-security", ()),
     )
     indices = [
-        (bookworm, {"libc6:amd64": ("2.36-9+deb12u8", "glibc"), "tzdata:all": ("2024a-0+deb12u1", "tzdata")}),
-        (security, {"libc6:amd64": ("2.36-9+deb12u10", "glibc"), "bash:amd64": ("5.2.15-2+b2", "bash")}),
+        (bookworm, {"libc6:amd64": ["2.36-9+deb12u8", "glibc"], "tzdata:all": ["2024a-0+deb12u1", "tzdata"]}),
+        (security, {"libc6:amd64": ["2.36-9+deb12u10", "glibc"], "bash:amd64": ["5.2.15-2+b2", "bash"]}),
     ]
     installed = [
         Installed("libc6", "2.36-9+deb12u9", "amd64", "glibc", "2.36-9+deb12u9"),
