@@ -104,6 +104,7 @@ def prepare_parent(ctx: BuildContext) -> None:
     # A refreshed parent is a new version of the same entry: its layers get keys of their own.
     parent_id = f"{root.key}/{root.version}" if root.version else root.key
     key = parent_layer_key(parent_id, ctx.epoch, level)
+    ctx.neutral_key = parent_layer_key(root.key, ctx.epoch, level)
     claim = layercache.claim(
         ctx.store,
         key,

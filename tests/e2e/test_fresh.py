@@ -5,8 +5,8 @@ One pipeline (``when: updates-available``, ``triggers: [cve, manual]``), real bu
 daemon's real executor, a clock the test moves:
 
 1. an unchanged archive: the scheduled run is skipped with the check's reason;
-2. a newer base-passwd is uploaded: the next scheduled run is queued, builds with a refreshed parent,
-   and the new image has the new version;
+2. a newer base-passwd is uploaded: the next scheduled run is queued, builds with a refreshed parent
+   (re-running every component but the archive-independent one), and the new image has the new version;
 3. a vulnerability-database import (a held-in tracker fixture) shows a fixable high finding the
    archive has no fix for yet: the cve run is skipped with that reason;
 4. the fix is uploaded: the cve run is queued and builds; the CVE is gone from the new image's scan.
@@ -48,8 +48,10 @@ parent:
   image: debian:bookworm
   mirror: "{mirror}"
   security: false
+settings: {{source_date_epoch: 1764547200}}
 components:
-  - path: marker.yaml
+  - {{path: marker.yaml, archive_independent: true}}
+  - path: release.yaml
 """
 COMPONENT = """\
 name: marker
@@ -63,6 +65,7 @@ phases:
           - path: /etc/kiln-marker
             content: fresh
 """
+RELEASE = COMPONENT.replace("name: marker", "name: release").replace("kiln-marker", "kiln-release")
 PIPELINE = """\
 name: fresh
 recipe: recipe.yaml
@@ -102,6 +105,7 @@ def world(
         folder.mkdir()
         (folder / "recipe.yaml").write_text(RECIPE.format(mirror=repo.mirror))
         (folder / "marker.yaml").write_text(COMPONENT)
+        (folder / "release.yaml").write_text(RELEASE)
         (folder / "pipeline.yaml").write_text(PIPELINE)
         home = tmp_path / "home"
         store = Store.open(home)
@@ -170,6 +174,12 @@ def test_updates_available_and_cve_rebuilds_against_a_local_archive(world: dict[
     assert "base-passwd 3.6.1 -> 3.6.1+kiln1" in ran.trigger.cause
     second = catalog.get_image("fresh").ref
     assert second != first and installed(catalog, second, "base-passwd") == "3.6.1+kiln1"
+    # refreshed: a new parent layer; the archive-independent marker's layer found again; the
+    # component after it re-ran on the new parent
+    old_layers, new_layers = (catalog.lock(ref)["layers"] for ref in (first, second))  # type: ignore[index]
+    assert (
+        new_layers[0] != old_layers[0] and new_layers[1] == old_layers[1] and new_layers[2] != old_layers[2]
+    )
 
     # 3. A feed import shows a fixable high CVE the archive has no fix for yet: skipped, with why.
     _, found = import_with_events(store, catalog, str(FIXTURE), ListMonitor())
