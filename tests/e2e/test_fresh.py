@@ -9,7 +9,8 @@ daemon's real executor, a clock the test moves:
    (re-running every component but the archive-independent one), and the new image has the new version;
 3. a vulnerability-database import (a held-in tracker fixture) shows a fixable high finding the
    archive has no fix for yet: the cve run is skipped with that reason;
-4. the fix is uploaded: the cve run is queued and builds; the CVE is gone from the new image's scan.
+4. the fix is uploaded: the cve run is queued and builds; the CVE is gone from the new image's scan,
+   and ``kiln diff`` of old and new shows the upgraded package and the fixed CVE.
 """
 
 from __future__ import annotations
@@ -205,4 +206,12 @@ def test_updates_available_and_cve_rebuilds_against_a_local_archive(world: dict[
     after = kiln("scan", third, "-f", "json", home=home, check=False).json()
     assert "CVE-1999-92001" in {f["vuln_id"] for f in before["findings"]}
     assert "CVE-1999-92001" not in {f["vuln_id"] for f in after["findings"]}
+    diff = kiln("diff", second, third, "--json", home=home).json()
+    assert {
+        "name": "base-passwd",
+        "architecture": "amd64",
+        "old": "3.6.1+kiln1",
+        "new": "3.6.1+kiln2",
+    } in diff["packages"]["upgraded"]
+    assert [c["vuln_id"] for c in diff["cves"]["fixed"]] == ["CVE-1999-92001"]
     assert daemon.once(wake) == 0 and runs.runs("fresh")[0].id == rebuilt.id  # nothing left to do
