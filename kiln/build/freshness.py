@@ -108,22 +108,27 @@ def image_updates(store: Store, catalog: Catalog, ref: str, *, timeout: float = 
     return ImageUpdates(image, release, recorded, report, fixes)
 
 
+NOTICE_FETCH = 2_000_000  # bytes: a build's look fetches no larger index (bookworm main's is ~9 MB)
+
+
 def parent_notice(parent: ParentRoot, store: Store, *, timeout: float = 5.0) -> str | None:
     """The one line a build prints when its cached parent is behind the archive, or None (up to date,
-    or the archive could not be asked: a build never fails for this check)."""
+    or the archive could not be asked: a build never fails for this check). Cheap: one conditional
+    request per suite; a changed suite's index is read from the cache, or fetched when small (security
+    and updates suites); a large uncached one is reported as changed without counting."""
     if not parent.archive or not parent.sources:
         return None
     try:
         packages = [Installed(d["name"], d["version"], d["architecture"]) for d in parent.debs]
         arch = next((p.architecture for p in packages if p.architecture != "all"), "amd64")
         report = check_updates(packages, parent.sources, store.cache, architecture=arch,
-                               recorded=parent.archive, timeout=timeout)  # fmt: skip
+                               recorded=parent.archive, timeout=timeout, max_fetch=NOTICE_FETCH)  # fmt: skip
     except (KilnError, OSError, ValueError, KeyError):
         return None
-    if not report.updates:
-        return None
-    made = min(s.date for s in parent.archive)
-    return (
-        f"parent from {datetime.fromtimestamp(made, UTC):%Y-%m-%d}; archive has {len(report.updates)} "
-        f"newer packages ({report.security} security): use --refresh"
-    )
+    made = f"parent from {datetime.fromtimestamp(min(s.date for s in parent.archive), UTC):%Y-%m-%d}"
+    if report.updates:
+        more = f", and {', '.join(report.unchecked)} changed" if report.unchecked else ""
+        return f"{made}; archive has {report.summary()}{more}: use --refresh"
+    if report.unchecked:
+        return f"{made}; the archive's {', '.join(report.unchecked)} changed since: use --refresh"
+    return None

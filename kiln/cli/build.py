@@ -114,6 +114,9 @@ def build_command(
     from kiln.monitor import ConsoleMonitor, FanOut
     from kiln.sandbox.namespace import contain_process_tree
 
+    if (refresh or refresh_parent) and locked is not None:
+        raise typer.BadParameter("a lock reproduces an earlier package set: not with a refreshed parent",
+                                 param_hint="'--refresh' / '--refresh-parent' with '--locked'")  # fmt: skip
     seen = BuildEvents()
     try:
         config = settings()

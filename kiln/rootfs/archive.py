@@ -244,8 +244,11 @@ class ArchiveReader:
             return state, release
         raise KilnError("cannot read the suite's Release file: " + "; ".join(problems))
 
-    def packages(self, source: Source, release: Release, area: str, arch: str) -> Index:
-        """The parsed ``Packages`` index of ``area``/``arch``, from the cache when its digest is there."""
+    def packages(
+        self, source: Source, release: Release, area: str, arch: str, *, max_fetch: int | None = None
+    ) -> Index | None:
+        """The parsed ``Packages`` index of ``area``/``arch``, from the cache when its digest is there;
+        None when it is not cached and larger than ``max_fetch`` bytes (the caller wanted a cheap look)."""
         stem = f"{area}/binary-{arch}/Packages"
         for suffix in (".xz", ".gz", ".bz2", ""):
             if stem + suffix in release.files:
@@ -253,7 +256,7 @@ class ArchiveReader:
                 break
         else:
             return {}  # the suite has no such index (an area or architecture it does not carry)
-        sha256, _ = release.files[name]
+        sha256, size = release.files[name]
         cached = self.cache / "index" / f"{sha256}.json"
         if cached.is_file():
             try:
@@ -263,6 +266,8 @@ class ArchiveReader:
                     return packages
             except (OSError, ValueError, KeyError):
                 pass  # rebuilt below
+        if max_fetch is not None and size > max_fetch:
+            return None
         url = f"{source.url}/dists/{source.suite}/{name}"
         response = self._get(url)
         if response.status_code != 200:

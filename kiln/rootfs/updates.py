@@ -44,6 +44,7 @@ class UpdatesReport:
     packages: int
     updates: list[Update]
     archive: list[SuiteState] = field(default_factory=list)  # the suites as they are now
+    unchecked: list[str] = field(default_factory=list)  # suites whose index was too large to fetch
 
     @property
     def security(self) -> int:
@@ -95,23 +96,29 @@ def compare_packages(
 
 def check_updates(
     installed: Iterable[Installed], sources: list[str], cache: Path, *, architecture: str = "amd64",
-    recorded: list[SuiteState] | None = None, timeout: float = 30.0,
+    recorded: list[SuiteState] | None = None, timeout: float = 30.0, max_fetch: int | None = None,
 ) -> UpdatesReport:  # fmt: skip
     """Fetch the current state of ``sources`` (conditionally; indices cached by digest) and compare.
     With ``recorded`` (the archive the packages were installed from) and no suite changed since, the
-    indices are not even read. Raises KilnError when an archive cannot be read."""
+    indices are not even read. ``max_fetch``: an index not cached and larger than this many bytes is
+    not fetched (its suite is listed in ``unchecked``). Raises KilnError when an archive cannot be read."""
     packages = list(installed)
+    indices: list[tuple[Source, Index]] = []
+    unchecked: list[str] = []
     with ArchiveReader(cache, timeout=timeout) as reader:
         releases = [(source, *reader.release(source)) for source in parse_sources(sources)]
         archive = [state for _, state, _ in releases]
         if recorded and not changed_suites(recorded, archive):
             return UpdatesReport(len(packages), [], archive)
-        indices = [
-            (source, reader.packages(source, release, area, architecture))
-            for source, _, release in releases
-            for area in source.areas or ("main",)
-        ]
-    return compare_packages(packages, indices, archive)
+        for source, _, release in releases:
+            for area in source.areas or ("main",):
+                index = reader.packages(source, release, area, architecture, max_fetch=max_fetch)
+                if index is None:
+                    unchecked.append(source.suite)
+                else:
+                    indices.append((source, index))
+    report = compare_packages(packages, indices, archive)
+    return UpdatesReport(report.packages, report.updates, archive, sorted(set(unchecked)))
 
 
 def changed_suites(recorded: list[SuiteState], now: list[SuiteState]) -> list[SuiteState]:

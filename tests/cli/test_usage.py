@@ -43,6 +43,7 @@ BAD: list[tuple[list[str], str]] = [
     (["images", "outdated-packages"], "Missing argument"),
     (["images", "outdated-packages", "web", "--bogus"], "No such option: --bogus"),
     (["build", "r.yaml", "--refresh=yes"], "--refresh"),
+    (["build", "r.yaml", "--refresh", "--locked", "l.json"], "not with a refreshed parent"),
     (["builds", "list", "-n", "0"], "greater than or equal to 1"),
     (["builds", "list", "--limit", "many"], "Invalid value for '--limit'"),
     (["builds", "show"], "Missing argument"),

@@ -177,3 +177,15 @@ def test_index_digest_mismatch_is_refused(repo: tuple[DebRepo, dict[str, Path]],
         index.write_bytes(index.read_bytes() + b"tampered")
         with pytest.raises(KilnError, match="does not match its Release file"):
             reader.packages(source, release, "main", "amd64")
+
+
+def test_a_cheap_look_leaves_a_large_uncached_index_unchecked(
+    repo: tuple[DebRepo, dict[str, Path]], tmp_path: Path
+) -> None:
+    local, debs = repo
+    sources = [f"deb {local.mirror} bookworm main"]
+    look = check_updates(installed_from(debs), sources, tmp_path / "cache", max_fetch=10)
+    assert look.unchecked == ["bookworm"] and look.updates == []
+    assert local.served("/Packages.xz") == []  # not fetched
+    check_updates(installed_from(debs), sources, tmp_path / "cache")  # now cached
+    assert check_updates(installed_from(debs), sources, tmp_path / "cache", max_fetch=10).unchecked == []
