@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -18,7 +18,9 @@ from typing import IO, Any, Literal, Protocol
 from rich.console import Console
 from rich.markup import escape
 
-EventKind = Literal["start", "end", "output", "info", "warning", "error"]
+# "progress": how far a long operation is (``data``: ``done`` and ``total``); sinks that print lines
+# ignore it, the live display draws it.
+EventKind = Literal["start", "end", "output", "info", "warning", "error", "progress"]
 
 
 @dataclass
@@ -57,6 +59,12 @@ class Monitor:
 
     def warning(self, message: str, **fields: Any) -> None:
         self.emit(Event("warning", message=message, **fields))
+
+    def progress(self, scope: str, message: str) -> Callable[[int, int], None]:
+        """A callback reporting ``(done, total)`` of ``message`` as progress events (any thread)."""
+        return lambda done, total: self.emit(
+            Event("progress", scope=scope, message=message, data={"done": done, "total": total})
+        )
 
     @contextmanager
     def stage(self, scope: str, message: str, **fields: Any) -> Iterator[dict[str, Any]]:
@@ -136,7 +144,7 @@ class MaskingMonitor(Monitor):
 
 
 class JsonLinesMonitor(Monitor):
-    """Appends every event as one JSON line (the build log file)."""
+    """Appends every event but progress ticks as one JSON line (the build log file)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +153,8 @@ class JsonLinesMonitor(Monitor):
         self._lock = threading.Lock()
 
     def emit(self, event: Event) -> None:
+        if event.kind == "progress":  # transient (bytes so far): the record keeps stages, not ticks
+            return
         with self._lock:
             self._fh.write(event.to_json() + "\n")
             self._fh.flush()
@@ -176,6 +186,8 @@ class ConsoleMonitor(Monitor):
 
     def emit(self, event: Event) -> None:
         c = self.console
+        if event.kind == "progress":
+            return
         if event.kind == "start":
             c.print(f"{self._indent()}[bold]‣[/] {escape(event.message)}", markup=True)
             self._depth += 1

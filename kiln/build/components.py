@@ -255,8 +255,9 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
         }
         level = settings.compression_level
         blob_future = layercache.schedule(
-            ctx.executor, entry, tree, "upper", ctx.epoch, level, meta, claim.create
-        )
+            ctx.executor, entry, tree, "upper", ctx.epoch, level, meta, claim.create,
+            ctx.monitor.progress("layer", f"layer {label}"),
+        )  # fmt: skip
         ctx.layers.append(
             Layer(
                 key,

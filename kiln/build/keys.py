@@ -12,6 +12,8 @@ from typing import Any
 
 from kiln.recipes.loader import ResolvedComponent
 from kiln.recipes.model import Settings
+from kiln.toe.document import NON_BUILD_PHASES, Document
+from kiln.toe.nesting import included_documents
 
 # Bump when the way layers are captured or written changes: every cached layer is then rebuilt.
 LAYER_FORMAT = "kiln-layer-v5"  # v5: zlib-ng deflate
@@ -38,6 +40,18 @@ def parent_layer_key(parent_key: str, epoch: int, compression_level: int) -> str
     )
 
 
+def build_inputs_digest(document: Document) -> str:
+    """What a component's build phase depends on: the document without its validate and test phases
+    (parameter declarations and constants included) and every document its build phase includes with
+    ExecuteDocument. Editing only validate or test keeps the layer; those phases run again anyway."""
+    root = document.path.resolve().parent
+    included = [
+        (str(p.relative_to(root)), "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in included_documents(document, skip_phases=NON_BUILD_PHASES)
+    ]
+    return digest_of({"document": document.build_digest, "included": included})
+
+
 def _with_secrets(fields: dict[str, Any], secrets: Mapping[str, str] | None) -> dict[str, Any]:
     """Secrets enter a key by name (and, for ``affects_output`` ones, by keyed digest: see
     ``kiln.secrets.Secrets.identity``), never by value; a recipe without secrets keeps its keys."""
@@ -55,7 +69,7 @@ def component_layer_key(
     fields = {
         "format": LAYER_FORMAT,
         "previous": previous_key,
-        "document": component.document.digest,
+        "build": build_inputs_digest(component.document),
         "parameters": component.parameters,
         "settings": execution_settings(settings),
         "epoch": epoch,

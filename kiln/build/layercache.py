@@ -30,6 +30,7 @@ BLOB_NAME = "layer.tar.gz"
 META_NAME = "layer.json"
 
 Cached = tuple[LayerBlob, dict[str, Any]]
+Progress = Callable[[int, int], None]  # (bytes written, total): see kiln.layers.tar.write_layer
 
 
 def entries(store: Store) -> KeyedCache:
@@ -116,11 +117,11 @@ def adopt_tree(entry: Path, tree: Path) -> Path:
 
 
 def write(entry: Path, tree: Path, kind: Literal["rootfs", "upper"], epoch: int, level: int,
-          meta: dict[str, Any]) -> LayerBlob:  # fmt: skip
+          meta: dict[str, Any], on_progress: Progress | None = None) -> LayerBlob:  # fmt: skip
     """Write the blob, sync the entry (tree and blob), then commit it with ``layer.json``."""
     entry.mkdir(parents=True, exist_ok=True)
     tmp = entry / f"{BLOB_NAME}.partial"
-    blob = write_layer(tree, tmp, epoch=epoch, kind=kind, compresslevel=level)
+    blob = write_layer(tree, tmp, epoch=epoch, kind=kind, compresslevel=level, on_progress=on_progress)
     final = entry / BLOB_NAME
     os.replace(tmp, final)
     record = {**meta, "digest": blob.digest, "diff_id": blob.diff_id, "size": blob.size}
@@ -129,11 +130,11 @@ def write(entry: Path, tree: Path, kind: Literal["rootfs", "upper"], epoch: int,
 
 
 def schedule(executor: ThreadPoolExecutor, entry: Path, tree: Path, kind: Literal["rootfs", "upper"],
-             epoch: int, level: int, meta: dict[str, Any],
-             create: FileLock | None) -> Future[LayerBlob]:  # fmt: skip
+             epoch: int, level: int, meta: dict[str, Any], create: FileLock | None,
+             on_progress: Progress | None = None) -> Future[LayerBlob]:  # fmt: skip
     """Write the layer blob in the background (zlib releases the GIL: it overlaps the next steps);
     the create lock goes when the entry is committed, or when the write fails or is cancelled."""
-    future = executor.submit(write, entry, tree, kind, epoch, level, meta)
+    future = executor.submit(write, entry, tree, kind, epoch, level, meta, on_progress)
     if create is not None:
         future.add_done_callback(lambda _: create.release())
     return future

@@ -142,8 +142,10 @@ def write_root_outputs(ctx: BuildContext, root: Path) -> None:
             if output.type == "raw":
                 made = image
             else:
-                with ctx.monitor.stage("outputs", f"convert to {output.type}"):
-                    made = convert_disk(raw, output.type, raw.with_suffix(f".{output.type}"))
+                title = f"convert to {output.type}"
+                with ctx.monitor.stage("outputs", title):
+                    made = convert_disk(raw, output.type, raw.with_suffix(f".{output.type}"),
+                                        on_progress=ctx.monitor.progress("output", title))  # fmt: skip
             record(ctx, output.type, made.path, made.digest, made.real_size)
             ctx.disks.append((made.path, options))
         if not any(o.type == "raw" for o in outputs):

@@ -118,8 +118,9 @@ def prepare_parent(ctx: BuildContext) -> None:
         meta = {"key": key, "kind": "parent", "parent": recipe.parent.image, "parent_key": root.key}
         entry = ctx.store.layer_dir(key) if claim.create is not None else ctx.scratch / "layers" / key
         blob = layercache.schedule(
-            ctx.executor, entry, root.rootfs, "rootfs", ctx.epoch, level, meta, claim.create
-        )
+            ctx.executor, entry, root.rootfs, "rootfs", ctx.epoch, level, meta, claim.create,
+            ctx.monitor.progress("layer", f"layer {recipe.parent.image}"),
+        )  # fmt: skip
     ctx.layers.append(
         Layer(
             key,

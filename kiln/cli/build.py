@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kiln.cli.common import DataDirOption, JsonOption, console, open_store, print_json, settings
+from kiln.cli.common import DataDirOption, JsonOption, console, err_console, open_store, print_json, settings
 from kiln.cli.exitcodes import epilog
 from kiln.errors import KilnError
 from kiln.monitor import Event, Monitor
@@ -109,9 +109,11 @@ def build_command(
 ) -> None:
     """Build RECIPE: parent, components, outputs; record the image version in the catalog."""
     from kiln.build import run_build
+    from kiln.cli.estimate import recipe_estimate
+    from kiln.cli.progress import progress_monitor
     from kiln.lock import read_lockfile
     from kiln.models import BuildOptions, BuildRequest
-    from kiln.monitor import ConsoleMonitor, FanOut
+    from kiln.monitor import FanOut
     from kiln.sandbox.namespace import contain_process_tree
 
     if (refresh or refresh_parent) and locked is not None:
@@ -136,9 +138,14 @@ def build_command(
             source_date_epoch=config.source_date_epoch,
             requester=f"{getpass.getuser()}@{socket.gethostname()}",
         )
-        monitor = FanOut([ConsoleMonitor(verbose=verbose), seen])
+        estimate = None if json_output else recipe_estimate(request, config)
+        display = progress_monitor(err_console, verbose=verbose, json_output=json_output, estimate=estimate)
+        monitor = FanOut([display, seen])
         contain_process_tree(config.private_namespaces)  # nothing the build starts outlives it
-        result = run_build(request, monitor=monitor, settings=config, environ=os.environ)
+        try:
+            result = run_build(request, monitor=monitor, settings=config, environ=os.environ)
+        finally:
+            display.close()  # the live display ends before the result or the error is printed
     except KilnError as exc:
         if seen.kept_rootfs is not None and seen.kept_rootfs not in (exc.hint or ""):
             exc.hint = f"{exc.hint}\n" if exc.hint else ""

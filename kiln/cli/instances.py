@@ -27,15 +27,20 @@ def register(app: typer.Typer) -> None:
         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show step output.")] = False,
     ) -> None:
         """Run the image's test phases (and extra documents) on a fresh container or VM instance."""
-        from kiln.monitor import ConsoleMonitor
+        from kiln.cli.common import err_console
+        from kiln.cli.progress import progress_monitor
         from kiln.sandbox.namespace import contain_process_tree
         from kiln.verify.retest import retest
 
         config = settings()
         contain_process_tree(config.private_namespaces)  # qemu and sandboxes die with this command
-        plan = retest(
-            open_store(data_dir), image, monitor=ConsoleMonitor(verbose=verbose), instance=instance,
-            documents=[Path(p) for p in (documents or "").split(",") if p], timeout=timeout,
-            accel=config.accel,
-        )  # fmt: skip
+        monitor = progress_monitor(err_console, verbose=verbose, json_output=False)
+        try:
+            plan = retest(
+                open_store(data_dir), image, monitor=monitor, instance=instance,
+                documents=[Path(p) for p in (documents or "").split(",") if p], timeout=timeout,
+                accel=config.accel,
+            )  # fmt: skip
+        finally:
+            monitor.close()
         console.print(f"[bold green]tests passed[/] on {plan.ref} ({', '.join(plan.kinds)})")

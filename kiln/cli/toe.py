@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.monitor import ConsoleMonitor, Monitor
 from kiln.sandbox.bwrap import SandboxOptions
 from kiln.secrets import SecretError, Secrets, load_secrets, parse_cli_secret, secrets_tmpfs
+from kiln.toe.aptcache import apt_views
 from kiln.toe.config import settings as run_settings
 from kiln.toe.config import split_list
 from kiln.toe.nesting import load_checked
@@ -82,31 +84,30 @@ def open_target(spec: str, *, network: bool, keep: bool, scratch: bool, data_dir
             )
         with HostTarget() as host:
             yield host
-    elif kind == "rootfs" and value:
-        root = Path(value)
-        if not root.is_dir():
-            raise KilnError(f"--target rootfs:{value}: no such directory")
-        if scratch:
+        return
+    if not (kind in ("rootfs", "image") and value):
+        raise KilnError(f"invalid --target {spec!r}", hint="use rootfs:PATH, image:NAME[@VERSION] or host")
+    if kind == "rootfs" and not Path(value).is_dir():
+        raise KilnError(f"--target rootfs:{value}: no such directory")
+    store = open_store(data_dir)
+    with ExitStack() as stack:
+        if kind == "image":
+            from kiln.verify.instance import image_root
+
+            root = stack.enter_context(
+                image_root(store, value, keep=keep, monitor=monitor, new_instance=True)
+            ).root
+        elif scratch:
             from kiln.toe.scratch import scratch_overlay
 
-            with (
-                scratch_overlay(root, open_store(data_dir)) as merged,
-                RootfsTarget(merged, options, env) as target,
-            ):
-                yield target
+            root = stack.enter_context(scratch_overlay(Path(value), store))
         else:
-            with RootfsTarget(root, options, env) as target:
-                yield target
-    elif kind == "image" and value:
-        from kiln.verify.instance import image_root
-
-        with (
-            image_root(open_store(data_dir), value, keep=keep, monitor=monitor, new_instance=True) as image,
-            RootfsTarget(image.root, options, env) as target,
-        ):
-            yield target
-    else:
-        raise KilnError(f"invalid --target {spec!r}", hint="use rootfs:PATH, image:NAME[@VERSION] or host")
+            root = Path(value)
+        # apt's lists and archive as a build's steps see them (kiln.toe.aptcache).
+        views = stack.enter_context(
+            apt_views(store, root, stack.enter_context(store.scratch("toe-apt-")), monitor, network=network)
+        )
+        yield stack.enter_context(RootfsTarget(root, replace(options, binds=views), env))
 
 
 def run(

@@ -12,7 +12,7 @@ import hashlib
 import os
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -21,6 +21,7 @@ from kiln.layers.pgzip import ParallelGzipWriter
 from kiln.layers.walk import Entry, LayerError, LayerKind, scan
 
 COPY_BUFSIZE = 1 << 20
+PROGRESS_STEP = 8 << 20  # bytes between two progress reports
 _TAR_TYPES = {
     "dir": tarfile.DIRTYPE,
     "symlink": tarfile.SYMTYPE,
@@ -46,15 +47,21 @@ class LayerBlob:
 class _HashingWriter:
     """A write-only file object that hashes and counts what passes through to ``sink``."""
 
-    def __init__(self, sink: IO[bytes] | ParallelGzipWriter) -> None:
+    def __init__(
+        self, sink: IO[bytes] | ParallelGzipWriter, on_count: Callable[[int], None] | None = None
+    ) -> None:
         self.sink = sink
         self.hash = hashlib.sha256()
         self.count = 0
+        self.on_count = on_count  # told the count every PROGRESS_STEP bytes
 
     def write(self, data: bytes) -> int:
         self.hash.update(data)
+        before = self.count
         self.count += len(data)
         self.sink.write(data)
+        if self.on_count is not None and before // PROGRESS_STEP != self.count // PROGRESS_STEP:
+            self.on_count(self.count)
         return len(data)
 
     def tell(self) -> int:
@@ -134,6 +141,7 @@ def write_layer(
     compresslevel: int = 6,
     threads: int | None = None,
     compress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> LayerBlob:
     """Write ``source`` (a whole root, or an overlayfs upper dir) as a deterministic ``.tar.gz`` at ``dest``.
 
@@ -141,12 +149,17 @@ def write_layer(
     ``proc/`` and ``sys/`` are left out. ``kind="upper"``: overlay whiteouts and opaque directories
     become OCI whiteouts. The file appears at ``dest`` only when complete. ``threads`` (default: the
     CPUs available) only changes the speed, never the bytes. ``compress=False`` writes a plain tar
-    (then ``digest == diff_id``).
+    (then ``digest == diff_id``). ``on_progress(done, total)`` is told the uncompressed bytes written
+    of the files' total size every few MiB (a progress display's; it never changes the bytes).
     """
     if not 0 <= compresslevel <= 9:
         raise LayerError(f"gzip compression level must be 0-9, not {compresslevel}")
     layer_kind: LayerKind = kind
     entries = scan(source, layer_kind)
+    counted: Callable[[int], None] | None = None
+    if on_progress is not None:
+        total = sum(e.st.st_size for e in entries if e.type == "file")
+        counted = lambda done: on_progress(min(done, total), total)  # noqa: E731
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -156,16 +169,19 @@ def write_layer(
             if compress:
                 gz = ParallelGzipWriter(written, level=compresslevel, threads=threads)
                 try:
-                    plain = _HashingWriter(gz)
+                    plain = _HashingWriter(gz, counted)
                     _write_tar(plain, entries, epoch)
                     gz.close()
                 finally:
                     gz.abort()
             else:
                 plain = written
+                plain.on_count = counted
                 _write_tar(plain, entries, epoch)
         tmp.chmod(0o644)
         tmp.replace(dest)
+        if counted is not None:
+            counted(plain.count)  # the last report says it is all written
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -6,6 +6,7 @@ Formats and their ``qemu-img`` names: raw, qcow2, vmdk (monolithicSparse; stream
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,9 @@ import re
 import shutil
 import struct
 import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -60,13 +64,16 @@ def inspect_disk(path: Path, fmt: DiskFormat) -> DiskImage:
 
 
 def convert_disk(
-    raw: Path, fmt: DiskFormat, dest: Path, *, compress: bool = False, epoch: int | None = None
-) -> DiskImage:
+    raw: Path, fmt: DiskFormat, dest: Path, *, compress: bool = False, epoch: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> DiskImage:  # fmt: skip
     """Convert the raw disk ``raw`` to ``fmt`` at ``dest`` (written beside it, then renamed into place).
 
     qcow2 is reproducible as qemu-img writes it; the random VMDK content ID and the VHD's UUID and
     timestamp are replaced by values derived from the raw disk (and ``epoch``), so those are too.
     VHDX is not: its headers carry random GUIDs under CRC-32C checksums that Kiln does not rewrite.
+    ``on_progress(done, total)`` is told, about every second, the bytes written so far of the raw
+    disk's allocated bytes (a display's estimate: a compressed result stays below the total).
     """
     if fmt == "raw":
         raise KilnError("convert_disk makes qcow2, vmdk, vhdx or vhd; the raw disk is build_disk's output")
@@ -83,14 +90,42 @@ def convert_disk(
     scratch = Path(tempfile.mkdtemp(prefix=".kiln-convert-", dir=dest.parent))
     partial = scratch / dest.name
     try:
-        run([require_tool("qemu-img"), "convert", "-q", "-f", "raw", "-O", QEMU_FORMAT[fmt], *options,
-             str(raw), str(partial)])  # fmt: skip
+        with _watch_growth(partial, _allocated(raw), on_progress):
+            run([require_tool("qemu-img"), "convert", "-q", "-f", "raw", "-O", QEMU_FORMAT[fmt], *options,
+                 str(raw), str(partial)])  # fmt: skip
         pin_identifiers(partial, fmt, _seed(raw), epoch or 0)
         image = inspect_disk(partial, fmt)
         os.replace(partial, dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return image.model_copy(update={"path": dest})
+
+
+def _allocated(path: Path) -> int:
+    return path.stat().st_blocks * 512
+
+
+@contextmanager
+def _watch_growth(path: Path, total: int, report: Callable[[int, int], None] | None) -> Iterator[None]:
+    """Report the allocated size of ``path`` every second while the block runs (and once at the end)."""
+    if report is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            with contextlib.suppress(OSError):
+                report(min(_allocated(path), total), total)
+
+    watcher = threading.Thread(target=watch, name="kiln-convert-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+    report(total, total)
 
 
 VHD_EPOCH = 946684800  # VHD timestamps count seconds from 2000-01-01 UTC

@@ -139,6 +139,7 @@ def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, moni
         add_files(store.deb_cache, debs_in, "*.deb")
         argv = [
             "mmdebstrap",
+            "--verbose",  # apt's and dpkg's lines: the progress display counts packages and bytes
             f"--variant={parent.variant}",
             f"--architectures={parent.architecture}",
             "--mode=root",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from kiln.errors import Issue, ValidationFailed, display_path
 from kiln.inputfile import decode_text, read_input_bytes
 from kiln.toe.actions import Action, lookup
+from kiln.toe.comment_cut import check_cut_commands
 from kiln.toe.conditions import IfSpec
 from kiln.toe.docpaths import is_local_relative
 from kiln.toe.document_model import (
@@ -68,6 +70,7 @@ class DocumentCall:
     column: int | None
     field: str
     values: tuple[tuple[str, str], ...] = ()  # the literal parameter values (no {{ }})
+    phase: str = ""  # the calling step's phase
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,9 @@ class Document:
     # What AWSTOE accepts but ignores (input keys an action does not use): errors only when strict.
     warnings: list[Issue] = field(default_factory=list)
     version: str | None = None  # Kiln's registry: the document's own `version:` (x.y.z)
+    # sha256 over what the build phase depends on: the document without its validate and test phases
+    # (a layer's key uses it, so editing only those phases keeps the layer).
+    build_digest: str = ""
 
     @property
     def phase_names(self) -> list[str]:
@@ -150,6 +156,18 @@ def parameter_errors(doc: Document, values: Mapping[str, str]) -> list[tuple[str
 def _secret_placeholder(value: str) -> bool:
     """A recipe's secret parameter is checked by name only: its value is not known until the build."""
     return value.startswith("<secret:") and value.endswith(">")
+
+
+NON_BUILD_PHASES = ("validate", "test")
+
+
+def build_phase_digest(data: Mapping[str, Any]) -> str:
+    """sha256 over the document's content without its ``validate`` and ``test`` phases."""
+    phases = data.get("phases")
+    if isinstance(phases, list):
+        phases = [p for p in phases if not (isinstance(p, dict) and p.get("name") in NON_BUILD_PHASES)]
+    canonical = json.dumps({**data, "phases": phases}, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def load_document(path: Path, text: str | None = None) -> Document:
@@ -213,6 +231,8 @@ class _Loader:
         declared = [p.name for p in params] + list(constants)
         for loc, field_path, message in check_undeclared(phases_raw, declared):
             self.warnings.append(self.src.issue(loc, message, field=field_path))
+        for loc, field_path, message in check_cut_commands(self.src, phases_raw):
+            self.warnings.append(self.src.issue(loc, message, field=field_path))
         if header is None:
             return None
         doc = Document(
@@ -227,6 +247,7 @@ class _Loader:
             calls=self.calls,
             warnings=self.warnings,
             version=header.version,
+            build_digest=build_phase_digest(data),
         )
         return doc
 
@@ -346,9 +367,20 @@ class _Loader:
         names_text = tuple(str(p["name"]) for p in entries)
         literal = {str(p["name"]): scalar_text(p.get("value")) for p in entries}
         known = {k: v for k, v in literal.items() if not _deferred(v)}
+        phase = self._phase_name(loc)
         self.calls.append(
-            DocumentCall(target, names_text, line, column, f"{label}.inputs.document", tuple(known.items()))
+            DocumentCall(
+                target, names_text, line, column, f"{label}.inputs.document", tuple(known.items()), phase
+            )
         )
+
+    def _phase_name(self, loc: Loc) -> str:
+        """The name of the phase a step at ``("phases", i, "steps", j)`` belongs to."""
+        phases = self.src.data.get("phases") if isinstance(self.src.data, dict) else None
+        index = loc[1] if len(loc) > 1 else None
+        if isinstance(phases, list) and isinstance(index, int) and isinstance(phases[index], dict):
+            return str(phases[index].get("name", ""))
+        return ""
 
     def action(self, label: str, loc: Loc, action: str, inputs: Any) -> type[Action] | None:
         cls = lookup(action)

@@ -84,3 +84,27 @@ def load_checked(path: Path) -> Document:
         if called is not None:
             doc.warnings.extend(w for w in called.warnings if w not in doc.warnings)
     return doc
+
+
+def included_documents(doc: Document, *, skip_phases: tuple[str, ...] = ()) -> list[Path]:
+    """The host files ``doc``'s literal ExecuteDocument calls read, and theirs (each once, in call
+    order); calls from ``skip_phases`` of ``doc`` itself are left out. Paths that cannot be resolved
+    are left out too: validation reports them."""
+    root = doc.path.resolve().parent
+    found: list[Path] = []
+    pending = [(doc, c) for c in doc.calls if c.phase not in skip_phases]
+    while pending:
+        caller, call = pending.pop(0)
+        try:
+            path = resolve_document(call.target, caller.path.parent, root)
+        except DocumentPathError:
+            continue
+        if path in found:
+            continue
+        found.append(path)
+        try:
+            called = load_document(path)
+        except ValidationFailed:
+            continue
+        pending.extend((called, c) for c in called.calls)
+    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -140,3 +141,21 @@ def test_locked_rebuild_reproduces_the_image(
     locked = result.json()
     assert locked["ran_steps"] > 0  # locked layers are never mixed with layers built from the archive
     assert locked["image"]["digest"] == web_build["image"]["digest"]
+
+
+def test_editing_only_a_validate_phase_keeps_every_layer(
+    web_build: dict[str, Any], examples: Path, web_home: Path, tmp_path: Path
+) -> None:
+    """The layer key covers the build phase: a validate edit reuses all layers and runs validate."""
+    components = tmp_path / "components"
+    shutil.copytree(examples / "components", components)
+    page = components / "hello-page.yaml"
+    page.write_text(page.read_text().replace("test -s /var/www", "test -f /var/www"))
+    recipe = tmp_path / "recipes/debian-web.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text((examples / "recipes/debian-web.yaml").read_text())
+    result = kiln("build", str(recipe), "--json", home=web_home).json()
+    assert result["cached_layers"] == 4
+    starts = step_starts(result["log_path"])
+    assert not [s for s in starts if s[1] == "build"]
+    assert ("hello-page", "validate", "PageExists") in starts
