@@ -5,7 +5,8 @@ One pipeline (``when: updates-available``, ``triggers: [cve, manual]``), real bu
 daemon's real executor, a clock the test moves:
 
 1. an unchanged archive: the scheduled run is skipped with the check's reason;
-2. a newer base-passwd is uploaded: the next scheduled run is queued, builds with a refreshed parent
+2. a newer base-passwd is uploaded: a plain ``kiln build`` says its cached parent is behind (and keeps
+   it); the next scheduled run is queued, builds with a refreshed parent
    (re-running every component but the archive-independent one), and the new image has the new version;
 3. a vulnerability-database import (a held-in tracker fixture) shows a fixable high finding the
    archive has no fix for yet: the cve run is skipped with that reason;
@@ -168,6 +169,14 @@ def test_updates_available_and_cve_rebuilds_against_a_local_archive(world: dict[
     assert [(u["name"], u["installed"], u["available"]) for u in outdated["updates"]] == [
         ("base-passwd", "3.6.1", "3.6.1+kiln1")
     ]
+    # a plain build keeps the cached parent and says in one line that it is behind
+    plain = kiln("build", str(tmp / "pipeline/recipe.yaml"), home=home)
+    date = datetime.fromtimestamp(state["date"], UTC)
+    assert (
+        f"parent from {date:%Y-%m-%d}; archive has 1 newer packages (0 security): use --refresh"
+        in plain.stderr
+    )
+    assert installed(catalog, catalog.get_image("fresh").ref, "base-passwd") == "3.6.1"
     next_day(world)
     assert daemon.once(wake) == 0, runs.runs("fresh")[0].reason
     ran = runs.runs("fresh")[0]
