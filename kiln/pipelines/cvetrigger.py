@@ -62,6 +62,18 @@ def in_archive(finding: Finding, updates: ImageUpdates) -> str | None:
     return None
 
 
+def evaluate_all(store: Store, catalog: Catalog, now: datetime) -> tuple[list[RunRecord], list[RunRecord]]:
+    """The ``cve`` trigger of every pipeline, now (``kiln vulndb import`` calls it after importing, so
+    the runs are queued at once and a daemon builds them): (queued, skipped)."""
+    runs = PipelineStore(catalog)
+    trigger = CveTrigger(store, catalog)
+    queued: list[RunRecord] = []
+    skipped: list[RunRecord] = []
+    for pipeline in runs.pipelines():
+        trigger(runs, pipeline, now, queued, skipped)
+    return queued, skipped
+
+
 class CveTrigger:
     def __init__(self, store: Store, catalog: Catalog, updates: Updates | None = None) -> None:
         self.store = store

@@ -190,3 +190,30 @@ def test_archive_check_and_parent_notice_on_a_local_repository(
     # offline: the notice is silent, the check says why it did not look
     assert parent_notice(parent, store, timeout=1) is None
     assert check(pipeline, RECIPE).reason.startswith("archive not checked: ")
+
+
+def test_vulndb_import_evaluates_the_cve_trigger_at_once(
+    home: tuple[Store, Catalog, PipelineStore], tmp_path: Path, bookworm_root: ParentRoot
+) -> None:
+    """``kiln vulndb import`` (the real CLI) records the cve trigger's verdict right away: here the
+    local archive has no openssl at all, so no fix: skipped, with the reason printed."""
+    from tests.conftest import TEST_CACHE
+    from tests.e2e.conftest import kiln
+
+    store, catalog, runs = home
+    apply(tmp_path, runs)
+    base = next(d for d in bookworm_root.debs if d["name"] == "base-passwd")
+    repo = DebRepo(tmp_path / "repo")
+    repo.add([TEST_CACHE / "debs" / base["filename"]])
+    repo.publish()
+    doc = {"openssl": {"CVE-1999-93001": {"releases": {"bookworm": {
+        "status": "resolved", "fixed_version": "3.0.15-1~deb12u1", "urgency": "high", "repositories": {}}}}}}  # fmt: skip
+    (tmp_path / "tracker.json").write_text(json.dumps(doc))
+    with repo.serve():
+        ref = record(catalog, [SSL], [f"deb {repo.mirror} bookworm main"], [])
+        out = kiln("vulndb", "import", str(tmp_path / "tracker.json"), home=store.home,
+                   env={"KILN_CACHE_DIR": str(store.cache)})  # fmt: skip
+    reason = f"the archive has no fix yet for CVE-1999-93001 (checked {ref}'s suites)"
+    assert f"pipeline web: not rebuilt: {reason}" in out.stdout
+    [run] = runs.runs("web")
+    assert (run.status, run.trigger.type, run.reason) == ("skipped", "cve", reason)
