@@ -5,7 +5,8 @@ Evaluated with the other triggers on every scheduler pass, from catalog package 
 database (no image is unpacked). A set of CVEs is acted on once per image: a run already recorded for
 (image, CVEs) is not recorded again. Before queueing, the archive is asked whether it carries the
 fixed versions yet (kiln.build.freshness); if not, the run is recorded ``skipped`` with that reason,
-once per archive state, so a later archive with the fix starts the rebuild.
+once per archive state, and the archive is asked again hourly, so a later archive with the fix starts
+the rebuild.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -30,6 +31,7 @@ from kiln.pipelines.store import PipelineStore
 from kiln.store import Store
 
 log = logging.getLogger("kiln.pipelines")
+ARCHIVE_RECHECK = timedelta(hours=1)  # how often an archive without the fix is asked again
 Updates = Callable[[str], ImageUpdates]  # image ref -> its available updates (injectable in tests)
 
 
@@ -75,10 +77,34 @@ def evaluate_all(store: Store, catalog: Catalog, now: datetime) -> tuple[list[Ru
 
 
 class CveTrigger:
+    """One per scheduler. It remembers what it already looked at, so an idle daemon's pass costs two
+    small queries per pipeline: an (image, database) pair with nothing to act on is not matched again,
+    and an archive without the fix is asked again only after :data:`ARCHIVE_RECHECK`."""
+
     def __init__(self, store: Store, catalog: Catalog, updates: Updates | None = None) -> None:
         self.store = store
         self.catalog = catalog
         self.updates: Updates = updates or (lambda ref: image_updates(store, catalog, ref))
+        self._db: tuple[tuple[object, ...], VulnDb, tuple[object, ...]] | None = None
+        self._done: dict[str, tuple[object, ...]] = {}  # pipeline -> (image, threshold, db) looked at
+        self._next_look: dict[str, datetime] = {}  # a waiting set of CVEs -> when to ask the archive
+
+    def _database(self) -> tuple[VulnDb, tuple[object, ...]]:
+        """The database and its feeds' identity, read again only when its files changed (a stat)."""
+        db = VulnDb.open(self.store)
+        files: list[tuple[int, int, int] | None] = []
+        for path in (db.path, db.path.with_name(db.path.name + "-wal")):
+            try:
+                info = path.stat()
+                files.append((info.st_mtime_ns, info.st_size, info.st_ino))
+            except FileNotFoundError:
+                files.append(None)
+        stamp = tuple(files)
+        if self._db is None or self._db[0] != stamp:
+            if files[0] is None:
+                return db, ()  # no database yet (reading it would create it)
+            self._db = (stamp, db, tuple((s.name, s.digest, s.imported_at) for s in db.sources()))
+        return self._db[1], self._db[2]
 
     def _recorded(self, pipeline: str, key: str) -> bool:
         with self.catalog.session() as s:
@@ -95,19 +121,23 @@ class CveTrigger:
     ) -> None:  # fmt: skip
         if "cve" not in p.pipeline.triggers or not p.enabled:
             return
-        db = VulnDb.open(self.store)
-        if not db.sources():
+        db, feeds = self._database()
+        if not feeds:
             return
         try:
             ref = self.catalog.get_image(p.image).ref
         except KilnError:
             return  # nothing built yet
-        findings = fixable_findings(self.catalog, db, ref, p.pipeline.cve_severity)
-        if not findings:
+        looked = (ref, p.pipeline.cve_severity, feeds)
+        if self._done.get(p.name) == looked:
             return
+        findings = fixable_findings(self.catalog, db, ref, p.pipeline.cve_severity)
         ids = sorted({f.vuln_id for f in findings})
         key = f"cve:{ref}:{','.join(ids)}"
-        if self._recorded(p.name, key):
+        if not findings or self._recorded(p.name, key):
+            self._done[p.name] = looked
+            return
+        if now < self._next_look.get(key, now):
             return
         listed = "; ".join(f"{f.vuln_id} ({f.severity}) in {f.package} {f.installed}, fixed in {f.fixed}"
                            for f in findings[:5])  # fmt: skip
@@ -118,6 +148,7 @@ class CveTrigger:
             return
         ready = [(f, v) for f in findings if (v := in_archive(f, updates)) is not None]
         if not ready:
+            self._next_look[key] = now + ARCHIVE_RECHECK
             state = hashlib.sha256(",".join(s.sha256 for s in updates.report.archive).encode()).hexdigest()
             waiting = f"{key}:no-fix:{state[:16]}"
             if not self._recorded(p.name, waiting):

@@ -80,7 +80,7 @@ cve_severity: high
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime.now(UTC)
+        self.now = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)  # the schedule fires at 04:00 UTC
 
     def __call__(self) -> datetime:
         return self.now
@@ -205,6 +205,9 @@ def test_updates_available_and_cve_rebuilds_against_a_local_archive(world: dict[
     # 4. The fix reaches the archive: the cve run rebuilds, and the new image's scan is clean of it.
     repo.add([rebuilt_deb(debs["base-passwd"], "3.6.1+kiln2", tmp)])
     repo.publish()
+    clock = world["clock"]
+    assert isinstance(clock, Clock)
+    clock.now += timedelta(minutes=61)  # an archive without the fix is asked again hourly
     assert daemon.once(wake) == 0, runs.runs("fresh")[0].reason
     rebuilt = runs.runs("fresh")[0]
     assert rebuilt.status == "succeeded" and rebuilt.trigger.type == "cve", rebuilt

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -116,8 +116,11 @@ def test_cve_waits_for_the_archive_then_queues_once(
     # the archive has a version, but not yet the fixed one
     scheduler.cve = CveTrigger(store, catalog, archive_with("3.0.14-1~deb12u1"))
     assert scheduler.evaluate(NOW).queued == []
-    scheduler.cve = CveTrigger(store, catalog, archive_with("3.0.15-1~deb12u1"))
-    [queued] = scheduler.evaluate(NOW).queued
+    # the same trigger asks an archive without the fix again only after an hour
+    archive = {"version": "3.0.15-1~deb12u1"}
+    scheduler.cve.updates = lambda ref: archive_with(archive["version"])(ref)
+    assert scheduler.evaluate(NOW + timedelta(minutes=30)).queued == []
+    [queued] = scheduler.evaluate(NOW + timedelta(minutes=61)).queued
     assert (queued.trigger.type, queued.trigger.cause) == (
         "cve",
         f"CVE-1999-93001 (high): openssl 3.0.11-1~deb12u2 -> 3.0.15-1~deb12u1 in {ref} (fixed in the archive)",
