@@ -54,7 +54,7 @@ def write_pipelines(folder: Path, count: int) -> Path:
         when = "updates-available" if i % 2 else "always"
         (pipelines / f"p{i:02d}.yaml").write_text(
             f"name: p{i:02d}\nrecipe: ../recipes/p{i:02d}.yaml\nschedule: {i % 60} {quiet_hour} * * *\n"
-            f"timezone: UTC\nwhen: {when}\ntriggers: [parent, manual]\n"
+            f"timezone: UTC\nwhen: {when}\ntriggers: [parent, manual, cve]\n"
         )
     return pipelines
 

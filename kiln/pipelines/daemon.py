@@ -183,10 +183,12 @@ class Daemon:
                 if loaded is None:
                     raise KilnError("the recipe is invalid: " + "; ".join(str(i) for i in issues))
                 source = recipes.with_parameters(source, loaded, run.params)
+            # a re-run of an interrupted run builds as that run would have
+            kind = self.store.run(run.retry_of).trigger.type if run.retry_of else run.trigger.type
             request = BuildRequest(
                 recipe=source,
                 data_dir=self.data_dir,
-                options=BuildOptions(refresh=wants_refresh(pipeline.pipeline, run.trigger.type)),
+                options=BuildOptions(refresh=wants_refresh(pipeline.pipeline, kind)),
                 requester=f"pipeline {run.pipeline} run {run.id} ({run.trigger.type}: {run.trigger.cause})",
             )
             started = self.runner.start(request)

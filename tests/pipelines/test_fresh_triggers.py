@@ -14,7 +14,7 @@ from kiln.build.freshness import ImageUpdates, parent_notice
 from kiln.catalog import Catalog, PackageRecord
 from kiln.evidence.vulnimport import import_feed
 from kiln.monitor import ListMonitor
-from kiln.pipelines.checks import ArchiveUpdates, CatalogChanges, wants_refresh
+from kiln.pipelines.checks import ArchiveUpdates, CatalogChanges, Verdict, wants_refresh
 from kiln.pipelines.cvetrigger import CveTrigger
 from kiln.pipelines.load import load_pipelines
 from kiln.pipelines.model import Pipeline
@@ -26,6 +26,7 @@ from kiln.rootfs.updates import Update, UpdatesReport, check_updates
 from kiln.store import Store
 from tests.catalog.conftest import new_image
 from tests.debrepo import DebRepo, rebuilt_deb
+from tests.pipelines.conftest import World, catalog_url, postgres_url  # noqa: F401  (fixtures)
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 STATE = SuiteState(url="http://127.0.0.1:9/debian", suite="bookworm", date=1764547200, sha256="a" * 64)
@@ -220,3 +221,24 @@ def test_vulndb_import_evaluates_the_cve_trigger_at_once(
     assert f"pipeline web: not rebuilt: {reason}" in out.stdout
     [run] = runs.runs("web")
     assert (run.status, run.trigger.type, run.reason) == ("skipped", "cve", reason)
+
+
+def test_runs_build_with_refresh_when_the_archive_is_why(world: World) -> None:
+    """cve runs, scheduled runs of ``updates-available`` pipelines and re-runs of either build with a
+    refreshed parent; manual runs do not."""
+    world.apply(
+        world.pipeline("app", "schedule: 0 4 * * *\nwhen: updates-available\ntriggers: [cve, manual]\n")
+    )
+    daemon = world.daemon()
+    world.runner.instant = True
+    cve = world.store.enqueue("app", "cve", "CVE-1999-93001", "cve:1", world.clock())
+    assert cve is not None
+    daemon.tick()
+    world.store.enqueue("app", "manual", "by hand", "manual:1", world.clock())
+    daemon.tick()
+    world.store.enqueue("app", "retry", "re-run", "retry:1", world.clock(), retry_of=cve.id)
+    daemon.tick()
+    daemon.scheduler.check = lambda pipeline, text: Verdict(True, "archive: 1 newer packages (1 security)")
+    world.clock.advance(days=1)
+    daemon.tick()  # the schedule, with something new
+    assert [r.options.refresh for r in world.runner.started] == [True, False, True, True]
