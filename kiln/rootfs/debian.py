@@ -85,7 +85,6 @@ class ParentRoot:
     version: str = ""  # which version of the cache entry ("" in the layout from before versions)
     lease: Version | None = None  # held while ``rootfs`` is in use: ``release`` it when done
     archive: list[SuiteState] = field(default_factory=list)  # the suites it was bootstrapped from
-    bootstrapped: float | None = None  # when (seconds since the epoch)
 
     def release(self) -> None:
         if self.lease is not None:
@@ -225,8 +224,7 @@ def _cached(key: str, version: Version) -> ParentRoot:
     meta = version.meta
     return ParentRoot(key, version.rootfs, meta["source_date_epoch"], True, meta.get("debs", []),
                       meta.get("sources", []), version=version.id, lease=version,
-                      archive=[SuiteState.model_validate(s) for s in meta.get("archive", [])],
-                      bootstrapped=meta.get("bootstrapped"))  # fmt: skip
+                      archive=[SuiteState.model_validate(s) for s in meta.get("archive", [])])  # fmt: skip
 
 
 def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refresh: bool = False,
@@ -294,7 +292,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
             parentcache.publish(entry, directory, meta)
             version = parentcache.Version(entry, directory, meta, lease)
             return ParentRoot(key, rootfs, epoch, False, debs, parent.sources(), version=version.id,
-                              lease=version, archive=archive, bootstrapped=started)  # fmt: skip
+                              lease=version, archive=archive)  # fmt: skip
         background = hold.pop_all()  # the lock (and the unpublished version) now belong to the copy
 
         def persist() -> None:
@@ -306,7 +304,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
         persisted = copier.submit(persist)
         copier.shutdown(wait=False)  # the copy goes on; the caller waits on ``persisted``
         return ParentRoot(key, built, epoch, False, debs, parent.sources(), persisted, directory.name,
-                          archive=archive, bootstrapped=started)  # fmt: skip
+                          archive=archive)  # fmt: skip
 
 
 def _drop_unpublished(entry: Path, directory: Path) -> None:
