@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 KILN := $(VENV)/bin/kiln
-DEB_PACKAGES := mmdebstrap bubblewrap skopeo docker-registry umoci qemu-utils qemu-system-x86 ovmf \
+DEB_PACKAGES := mmdebstrap apt-utils bubblewrap skopeo docker-registry umoci qemu-utils qemu-system-x86 ovmf \
 	openscap-scanner ssg-debian e2fsprogs dosfstools mtools fdisk systemd-boot-efi extlinux \
 	syslinux syslinux-common debian-archive-keyring ca-certificates git postgresql diffoscope-minimal \
 	passt python3-seccomp chromium

@@ -76,6 +76,7 @@ class BuildOptions(_Model):
     no_cache: bool = False
     keep_rootfs: bool = False
     refresh_parent: bool = False
+    refresh: bool = False  # a new parent from the current archive; components re-run (kiln.build.freshness)
     check_reproducible: bool = False
     locked: LockFile | None = None  # reproduce exactly this package set
     strict: bool = False  # warnings (AWSTOE quirks, a version rebuilt from another recipe) are errors

@@ -187,9 +187,20 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
     label = component.label
     if "build" not in component.document.phase_names:
         return
-    key = component_layer_key(ctx.layers[-1].key, component, settings, ctx.epoch, ctx.secret_identity)
+    chain = key = component_layer_key(
+        ctx.layers[-1].link, component, settings, ctx.epoch, ctx.secret_identity
+    )
+    if component.ref.archive_independent and ctx.neutral_key is not None:
+        # Its layer does not depend on the parent's package versions: found again on a refreshed
+        # parent (same epoch), while the chain on to later components keeps the parent's version.
+        ctx.neutral_key = key = component_layer_key(
+            ctx.neutral_key, component, settings, ctx.epoch, ctx.secret_identity
+        )
+    else:
+        ctx.neutral_key = None
     if ctx.options.locked is not None:  # locked packages: never mix with layers built from the archive
         key = digest_of([key, ctx.options.locked.digest])
+        chain = digest_of([chain, ctx.options.locked.digest])
     # Leased for the whole build; a build making this layer now is waited for, and its layer reused.
     claim = layercache.claim(
         ctx.store,
@@ -213,6 +224,7 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
                 layercache.done(blob),
                 meta.get("chain", {}),
                 component.index,
+                chain_key=chain,
             )
         )
         return
@@ -247,7 +259,17 @@ def build_component(ctx: BuildContext, component: ResolvedComponent) -> None:
             ctx.monitor.progress("layer", f"layer {label}"),
         )  # fmt: skip
         ctx.layers.append(
-            Layer(key, tree, label, created_by, False, blob_future, result.chain, component.index)
+            Layer(
+                key,
+                tree,
+                label,
+                created_by,
+                False,
+                blob_future,
+                result.chain,
+                component.index,
+                chain_key=chain,
+            )
         )
 
 
@@ -256,7 +278,7 @@ def validate_components(ctx: BuildContext) -> None:
     if not components:
         return
     key = validate_key(
-        ctx.layers[-1].key, ctx.loaded.components, ctx.loaded.recipe.settings, ctx.secret_identity
+        ctx.layers[-1].link, ctx.loaded.components, ctx.loaded.recipe.settings, ctx.secret_identity
     )
     passed = KeyedCache(ctx.store.cache / "validated")
     if passed.get(key) is not None and not ctx.options.no_cache:

@@ -39,6 +39,13 @@ class Layer:
     chain: dict[str, Any] = field(default_factory=dict)
     component_index: int | None = None
     stacked: bool = True  # False: a parent image's upper layer, whose content the bottom tree holds
+    chain_key: str | None = None  # what the next layer's key chains on, when not ``key`` (see link)
+
+    @property
+    def link(self) -> str:
+        """The key the next layer's key is made from. Differs from ``key`` (the cache entry) for an
+        archive-independent component, whose entry is found across versions of its parent."""
+        return self.chain_key or self.key
 
 
 @dataclass
@@ -57,6 +64,9 @@ class BuildContext:
     image_parent: ResolvedParent | None = None  # a parent that is an image (kiln.build.imageparent)
     parent_config: dict[str, Any] | None = None  # that image's runtime config (the child inherits it)
     epoch: int = 0
+    # The layer key chain with the parent's version left out, while every component so far is
+    # archive-independent (kiln.build.components); None once one is not, or for image parents.
+    neutral_key: str | None = None
     layers: list[Layer] = field(default_factory=list)
     apt_binds: list[Bind] = field(default_factory=list)
     output_dir: Path | None = None

@@ -126,6 +126,7 @@ def lock_data(ctx: BuildContext) -> dict[str, Any]:
             "sources": ctx.parent.sources,
             "source_date_epoch": ctx.epoch,
             "debs": ctx.parent.debs,
+            "archive": [s.model_dump() for s in ctx.parent.archive],
             **(ctx.image_parent.lock_entry() if ctx.image_parent is not None else {}),
         },
         "components": keep_documents(ctx),

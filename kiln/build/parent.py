@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kiln.build import layercache
 from kiln.build.context import BuildContext, Layer
+from kiln.build.freshness import parent_notice
 from kiln.build.imageparent import apt_binds, prepare_image_parent
 from kiln.build.keys import parent_layer_key
 from kiln.errors import BuildFailed
@@ -84,14 +85,12 @@ def prepare_parent(ctx: BuildContext) -> None:
         else:
             # A new parent stays in the build's memory scratch; its copy into the cache overlaps the
             # components (see ensure_parent; orchestrate waits for it before the scratch goes).
+            refresh = ctx.options.refresh_parent or ctx.options.refresh
             root = ensure_parent(
-                parent,
-                ctx.store,
-                ctx.monitor,
-                refresh=ctx.options.refresh_parent,
-                ram=ctx.ram,
-                use_tmpfs=ctx.settings.tmpfs,
+                parent, ctx.store, ctx.monitor, refresh=refresh, ram=ctx.ram, use_tmpfs=ctx.settings.tmpfs
             )
+            if root.cached and (notice := parent_notice(root, ctx.store)) is not None:
+                ctx.monitor.info(notice)
         result["status"] = "cached" if root.cached else "success"
         result["key"] = root.key
     ctx.holds.callback(root.release)  # the root stays leased (nobody removes it) until the build ends
@@ -105,6 +104,7 @@ def prepare_parent(ctx: BuildContext) -> None:
     # A refreshed parent is a new version of the same entry: its layers get keys of their own.
     parent_id = f"{root.key}/{root.version}" if root.version else root.key
     key = parent_layer_key(parent_id, ctx.epoch, level)
+    ctx.neutral_key = parent_layer_key(root.key, ctx.epoch, level)
     claim = layercache.claim(
         ctx.store,
         key,

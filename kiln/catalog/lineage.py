@@ -19,6 +19,7 @@ from kiln.catalog.parents import OutdatedIndex
 from kiln.catalog.queries import resolve_parent
 from kiln.catalog.records import image_ref
 from kiln.catalog.schemas import semver_key
+from kiln.rootfs.archive import SuiteState
 
 MAX_NODES = 500  # a lineage is a family, not the catalog: descendants beyond this are left out
 
@@ -41,6 +42,7 @@ class LineageNode(BaseModel):
     archive_date: datetime | None = None  # a distribution root: its archive date (SOURCE_DATE_EPOCH)
     mirror: str | None = None
     snapshot: str | None = None  # the archive snapshot, when the lock names one
+    archive: list[SuiteState] = []  # a distribution root: its suites' Release files (Date, sha256)
 
 
 class LineageEdge(BaseModel):
@@ -84,6 +86,7 @@ def root_node(row: ImageRow) -> LineageNode:
         id=row.parent, kind="root", name=row.parent, digest=row.parent_digest if not release else None,
         release=release, archive_date=datetime.fromtimestamp(int(epoch), UTC) if epoch else None,
         mirror=mirror, snapshot=parent.get("snapshot"),
+        archive=[SuiteState.model_validate(s) for s in parent.get("archive") or []],
     )  # fmt: skip
 
 
@@ -143,7 +146,11 @@ def _dot_quote(text: str) -> str:
 def node_label(node: LineageNode) -> str:
     if node.kind == "root":
         date = f" (archive {node.archive_date:%Y-%m-%d})" if node.archive_date else ""
-        return f"{node.name}{date}"
+        suites = ", ".join(
+            f"{s.suite} {datetime.fromtimestamp(s.date, UTC):%Y-%m-%d %H:%M} {s.sha256[:12]}"
+            for s in node.archive
+        )
+        return f"{node.name}{date}" + (f" [{suites}]" if suites else "")
     text = node.id
     if node.state and node.state != "active":
         text += f" [{node.state}]"

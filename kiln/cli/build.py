@@ -77,6 +77,14 @@ def build_command(
     refresh_parent: Annotated[
         bool, typer.Option("--refresh-parent", help="Bootstrap the parent again from the archive.")
     ] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="Bootstrap a new parent from the current archive and re-run every component "
+            "(except archive-independent ones); the .deb download cache is still used.",
+        ),
+    ] = False,
     check_reproducible: Annotated[
         bool,
         typer.Option(
@@ -108,6 +116,9 @@ def build_command(
     from kiln.monitor import FanOut
     from kiln.sandbox.namespace import contain_process_tree
 
+    if (refresh or refresh_parent) and locked is not None:
+        raise typer.BadParameter("a lock reproduces an earlier package set: not with a refreshed parent",
+                                 param_hint="'--refresh' / '--refresh-parent' with '--locked'")  # fmt: skip
     seen = BuildEvents()
     try:
         config = settings()
@@ -119,6 +130,7 @@ def build_command(
                 no_cache=no_cache,
                 keep_rootfs=keep_rootfs,
                 refresh_parent=refresh_parent,
+                refresh=refresh,
                 check_reproducible=check_reproducible,
                 locked=read_lockfile(locked) if locked is not None else None,
                 strict=strict,

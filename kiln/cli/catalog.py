@@ -384,6 +384,9 @@ def register(app: typer.Typer) -> None:
     images.command("label")(images_label)
     images.command("unlabel")(images_unlabel)
     images.command("lineage")(images_lineage)
+    from kiln.cli.outdated import images_outdated_packages
+
+    images.command("outdated-packages")(images_outdated_packages)
     from kiln.cli.lifecycle import register_images
 
     register_images(images)  # deprecate, disable, activate, retire, history

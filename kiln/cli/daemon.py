@@ -63,8 +63,9 @@ def daemon(
     from kiln.events.dispatch import hosted
     from kiln.executors.base import executor_for
     from kiln.pipelines.builds import BuildRunner
-    from kiln.pipelines.checks import CatalogChanges
+    from kiln.pipelines.checks import ArchiveUpdates, CatalogChanges
     from kiln.pipelines.clock import system_clock
+    from kiln.pipelines.cvetrigger import CveTrigger
     from kiln.pipelines.daemon import Daemon, single_daemon
     from kiln.pipelines.recipes import PipelineRecipes
     from kiln.pipelines.scheduler import Scheduler
@@ -83,7 +84,12 @@ def daemon(
             worker = Daemon(
                 pipelines,
                 runner,
-                Scheduler(pipelines, CatalogChanges(catalog), recipes),
+                Scheduler(
+                    pipelines,
+                    CatalogChanges(catalog, ArchiveUpdates(store, catalog)),
+                    recipes,
+                    cve=CveTrigger(store, catalog),
+                ),
                 recipes,
                 store.home,
                 system_clock,

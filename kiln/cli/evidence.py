@@ -184,13 +184,19 @@ def vulndb_import(
     """Import a vulnerability feed (replaces that feed's previous data atomically)."""
     from kiln.catalog import Catalog
     from kiln.events.cve import import_with_events
+    from kiln.pipelines.cvetrigger import evaluate_all
 
     store = open_store(data_dir)
     with Catalog.open(store.database_url) as catalog:
         info, found = import_with_events(store, catalog, location, ConsoleMonitor(), kind=kind)
+        queued, skipped = evaluate_all(store, catalog, datetime.now(UTC))
     console.print(f"imported {info.name}: {info.records} records, {info.vulnerabilities} vulnerabilities")
     if found:
         console.print(f"{len(found)} new (image, vulnerability) pairs affect active images: see kiln events")
+    for run in queued:
+        console.print(f"queued run {run.id} of pipeline {run.pipeline} (refresh): {run.trigger.cause}")
+    for run in skipped:
+        console.print(f"pipeline {run.pipeline}: not rebuilt: {run.reason}")
 
 
 def vulndb_status(json_out: JsonOption = False, data_dir: DataDirOption = None) -> None:

@@ -13,7 +13,8 @@ EXIT_CODES: dict[str, str] = {
     "build": "0 built and recorded; 1 the build failed (recorded as failed, nothing published)",
     "validate": "0 every recipe is valid (warnings allowed)",
     "images": "0 shown, listed (also when nothing matches), labelled or changed; 1 no such image or label, "
-    "or a state change that is not allowed (e.g. from retired), or retire not confirmed",
+    "or a state change that is not allowed (e.g. from retired), or retire not confirmed, "
+    "or (outdated-packages) the image has no archive sources or its archive cannot be read",
     "diff": "0 compared (whether or not they differ); 1 no such image, or a layer cannot be read",
     "builds": "0 shown (with --log --follow: once the build has ended, whatever its outcome); "
     "1 no such build, or its log cannot be read here or from the shared store",

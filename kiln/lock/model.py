@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kiln.errors import Issue, KilnError, ValidationFailed, display_path
+from kiln.rootfs.archive import SuiteState
 from kiln.yamlsrc import dotted, parse_yaml
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -49,6 +50,10 @@ class ParentLock(_Frozen):
         default=None, pattern=DIGEST, description="an image parent's OCI manifest digest"
     )
     ref: str | None = Field(default=None, description="a catalogued parent's exact version, NAME@x.y.z/n")
+    archive: list[SuiteState] = Field(
+        default_factory=list,
+        description="each suite's Release file (Date, sha256) as the parent's bootstrap fetched it",
+    )
 
 
 class LockedPackage(_Frozen):

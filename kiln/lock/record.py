@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kiln.lock.model import ComponentLock, LockedPackage, LockFile, ParentLock, RecipeLock
+from kiln.rootfs.archive import SuiteState
 
 
 def mirror_and_suite(sources: list[str]) -> tuple[str | None, str | None]:
@@ -35,6 +36,7 @@ def lockfile_from_build(data: Mapping[str, Any], packages: Iterable[LockedPackag
             key=parent["key"],
             digest=parent.get("digest"),
             ref=parent.get("ref"),
+            archive=[SuiteState.model_validate(s) for s in parent.get("archive") or []],
         ),
         packages=list(packages),
         components=[

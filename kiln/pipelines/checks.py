@@ -1,10 +1,11 @@
 """``when: updates-available``: is there anything new to build into this pipeline's image?
 
-A check returns a :class:`Verdict`. The default, :class:`CatalogChanges`, uses catalog data only:
+A check returns a :class:`Verdict`. The default, :class:`CatalogChanges`, uses catalog data first:
 no image built yet, a newer version of a Kiln parent, a changed recipe, or a registry component the
-recipe takes in a range (``nginx@1.x``) now selecting another version than the image was built with.
-The archive check ("are newer Debian packages available", issue 12 §1) plugs in beside it through
-:data:`extra_checks`; until it does, archive-only updates do not start a scheduled run.
+recipe takes in a range (``nginx@1.x``) now selecting another version than the image was built with;
+then the archive (:class:`ArchiveUpdates`: newer packages in the suites of the newest image,
+kiln.build.freshness) and any check in :data:`extra_checks`. Runs such a check starts build with
+``refresh`` (:func:`wants_refresh`): a new parent from the current archive, so the new packages are in.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from sqlalchemy import select
 
 from kiln.catalog import Catalog
 from kiln.catalog.models import ImageRow
+from kiln.errors import KilnError
 from kiln.pipelines.components import newest_in_range
+from kiln.pipelines.model import Pipeline
 from kiln.pipelines.records import PipelineRecord
 from kiln.registry.semver import split_ref
+from kiln.store import Store
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,43 @@ UpdatesCheck = Callable[[PipelineRecord, str], Verdict]  # (pipeline, recipe tex
 extra_checks: list[UpdatesCheck] = []
 
 
-class CatalogChanges:
-    """Parent or recipe changed since the pipeline's newest image, from catalog rows only."""
+def wants_refresh(pipeline: Pipeline, trigger: str) -> bool:
+    """Build with a new parent from the current archive: scheduled runs of ``when: updates-available``
+    pipelines (they ran because something is new) and CVE-triggered runs (the fix is in the archive)."""
+    return trigger == "cve" or (trigger == "schedule" and pipeline.when == "updates-available")
 
-    def __init__(self, catalog: Catalog) -> None:
+
+class ArchiveUpdates:
+    """Newer packages in the archive suites of the pipeline's newest image (conditional fetches,
+    indices cached by digest). An archive that cannot be read is not an update."""
+
+    def __init__(self, store: Store, catalog: Catalog, *, timeout: float = 30.0) -> None:
+        self.store = store
         self.catalog = catalog
+        self.timeout = timeout
+
+    def __call__(self, pipeline: PipelineRecord, recipe_text: str) -> Verdict:
+        from kiln.build.freshness import image_updates
+
+        try:
+            found = image_updates(self.store, self.catalog, pipeline.image, timeout=self.timeout)
+        except KilnError as exc:
+            return Verdict(False, f"archive not checked: {exc.message}")
+        report = found.report
+        if not report.updates:
+            return Verdict(False, f"no newer packages in the archive for {found.image}")
+        names = ", ".join(f"{u.name} {u.installed} -> {u.available}" for u in report.updates[:5])
+        more = f" and {len(report.updates) - 5} more" if len(report.updates) > 5 else ""
+        return Verdict(True, f"archive: {report.summary()} since {found.image}: {names}{more}")
+
+
+class CatalogChanges:
+    """Parent or recipe changed since the pipeline's newest image (catalog rows); then ``archive``
+    (e.g. :class:`ArchiveUpdates`) and :data:`extra_checks`."""
+
+    def __init__(self, catalog: Catalog, archive: UpdatesCheck | None = None) -> None:
+        self.catalog = catalog
+        self.archive = archive
 
     def __call__(self, pipeline: PipelineRecord, recipe_text: str) -> Verdict:
         with self.catalog.session() as s:
@@ -68,12 +104,15 @@ class CatalogChanges:
                 return Verdict(
                     True, f"component {name} in {label}: {built_with[name]} -> {now} since {image}"
                 )
-        for check in extra_checks:
+        checks = ([self.archive] if self.archive is not None else []) + extra_checks
+        reasons = []
+        for check in checks:
             verdict = check(pipeline, recipe_text)
             if verdict.available:
                 return verdict
+            reasons.append(verdict.reason)
         return Verdict(
             False,
             f"no updates: parent, recipe and components unchanged since {image}"
-            + ("" if extra_checks else " (archive updates are not checked yet)"),
+            + ("; " + "; ".join(reasons) if reasons else " (archive updates are not checked yet)"),
         )

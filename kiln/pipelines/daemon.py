@@ -23,9 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kiln.catalog.refs import hostname, process_alive, this_process
 from kiln.errors import KilnError
-from kiln.models import BuildRequest
+from kiln.models import BuildOptions, BuildRequest
 from kiln.pipelines.builds import BuildState, Started
 from kiln.pipelines.cascade import ancestors
+from kiln.pipelines.checks import wants_refresh
 from kiln.pipelines.clock import Clock
 from kiln.pipelines.recipes import PipelineRecipes, with_parameters
 from kiln.pipelines.records import RunRecord, RunStatus
@@ -190,9 +191,12 @@ class Daemon:
                 if loaded is None:
                     raise KilnError("the recipe is invalid: " + "; ".join(str(i) for i in issues))
                 source = with_parameters(source, loaded, run.params)
+            # a re-run of an interrupted run builds as that run would have
+            kind = self.store.run(run.retry_of).trigger.type if run.retry_of else run.trigger.type
             request = BuildRequest(
                 recipe=source,
                 data_dir=self.data_dir,
+                options=BuildOptions(refresh=wants_refresh(pipeline.pipeline, kind)),
                 requester=f"pipeline {run.pipeline} run {run.id} ({run.trigger.type}: {run.trigger.cause})",
             )
             started = self.runner.start(request)

@@ -48,6 +48,9 @@ class Pipeline(_Strict):
         default_factory=lambda: list[TriggerType](["parent", "manual"]),
         description="what else starts a run: parent, component, cve, manual",
     )
+    cve_severity: Literal["negligible", "low", "medium", "high", "critical"] = Field(
+        "high", description="the `cve` trigger: lowest severity of a fixable finding that starts a rebuild"
+    )
     tests: TestsSpec = Field(default_factory=TestsSpec)
     distribution: list[str] = Field(
         default_factory=list, description="names of the recipe's distribution targets to publish to"

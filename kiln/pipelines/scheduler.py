@@ -6,13 +6,15 @@
 - parent: a newer image of a Kiln parent queues one run for that parent version (the cascade).
 - component: a newer version of a registry component the recipe takes in a range (``nginx@1.x``)
   queues one run for that version.
-- manual: ``kiln pipelines run``. ``cve`` is evaluated by the vulnerability imports through
-  :func:`PipelineStore.enqueue`.
+- cve: a fixable finding at or above the pipeline's ``cve_severity`` in its newest image
+  (kiln.pipelines.cvetrigger, passed in as ``cve``).
+- manual: ``kiln pipelines run``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,11 +38,23 @@ class Evaluation:
     skipped: list[RunRecord]
 
 
+CveCheck = Callable[
+    [PipelineStore, PipelineRecord, datetime, list[RunRecord], list[RunRecord]], None
+]  # (store, pipeline, now, queued, skipped): appends what it queued or skipped
+
+
 class Scheduler:
-    def __init__(self, store: PipelineStore, check: UpdatesCheck, recipes: PipelineRecipes) -> None:
+    def __init__(
+        self,
+        store: PipelineStore,
+        check: UpdatesCheck,
+        recipes: PipelineRecipes,
+        cve: CveCheck | None = None,
+    ) -> None:
         self.store = store
         self.check = check
         self.recipes = recipes
+        self.cve = cve
 
     def evaluate(self, now: datetime) -> Evaluation:
         queued: list[RunRecord] = []
@@ -49,6 +63,8 @@ class Scheduler:
             self._schedule(pipeline, now, queued, skipped)
             self._parents(pipeline, now, queued)
             self._components(pipeline, now, queued)
+            if self.cve is not None:
+                self.cve(self.store, pipeline, now, queued, skipped)
         return Evaluation(queued, skipped)
 
     def _schedule(

@@ -96,6 +96,12 @@ class ComponentRef(Strict):
     )
     version: str | None = Field(None, description="component version recorded with the image")
     parameters: dict[str, str] = Field(default_factory=dict)
+    archive_independent: bool = Field(
+        False,
+        description="the component's result does not depend on the parent's package versions (it only "
+        "writes files): `kiln build --refresh` reuses its cached layer on a new parent with the same "
+        "SOURCE_DATE_EPOCH, as long as every component before it is archive-independent too",
+    )
     secret_parameters: dict[str, str] = Field(
         default_factory=dict,
         description="parameter name -> name of a recipe secret whose value it gets at run time "

@@ -6,7 +6,6 @@ package set downloads nothing); the finished root is cached by a key over its in
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import os
@@ -23,6 +22,7 @@ from kiln.cachelock import FileLock, add_files, replace_files
 from kiln.errors import CommandFailed, KilnError
 from kiln.monitor import Event, Monitor
 from kiln.rootfs import parentcache
+from kiln.rootfs.archive import SuiteState, states_from_lists
 from kiln.rootfs.dpkg import cached_deb_sha256, installed_packages
 from kiln.rootfs.kernels import DEFER_INITRAMFS, make_initramfs
 from kiln.rootfs.parentcache import Version
@@ -84,6 +84,7 @@ class ParentRoot:
     persisted: Future[None] | None = None  # the copy into the cache when ``rootfs`` is a copy in memory
     version: str = ""  # which version of the cache entry ("" in the layout from before versions)
     lease: Version | None = None  # held while ``rootfs`` is in use: ``release`` it when done
+    archive: list[SuiteState] = field(default_factory=list)  # the suites it was bootstrapped from
 
     def release(self) -> None:
         if self.lease is not None:
@@ -91,22 +92,22 @@ class ParentRoot:
 
 
 def archive_date(mirror: str, suite: str) -> int:
-    """The archive's Release date: a reproducible default for SOURCE_DATE_EPOCH."""
-    import httpx  # imported lazily: ~0.3 s of start-up, and cached parents never need it
+    """The archive's Release date (``InRelease``, else an unsigned ``Release``): a reproducible default
+    for SOURCE_DATE_EPOCH."""
+    from kiln.rootfs.archive import ArchiveReader, parse_sources
 
-    url = f"{mirror.rstrip('/')}/dists/{suite}/InRelease"
+    source = parse_sources([f"deb {mirror} {suite}"])[0]
     try:
-        response = httpx.get(url, timeout=30, follow_redirects=True)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
+        with (
+            tempfile.TemporaryDirectory(prefix="kiln-release-") as scratch,
+            ArchiveReader(Path(scratch)) as reader,
+        ):
+            return reader.release(source)[0].date
+    except KilnError as exc:
         raise KilnError(
-            f"cannot read the archive's Release file {url}: {exc}",
+            f"cannot read the archive's Release file for {source.url} {suite}: {exc.message}",
             hint="check the parent's mirror and suite, and network access to the archive",
         ) from exc
-    for line in response.text.splitlines():
-        if line.startswith("Date:"):
-            return int(email.utils.parsedate_to_datetime(line[5:].strip()).timestamp())
-    raise KilnError(f"{url} has no Date field")
 
 
 def deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:
@@ -121,8 +122,9 @@ def deb_inventory(rootfs: Path, deb_cache: Path) -> list[dict[str, str]]:
 
 
 def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, monitor: Monitor,
-              extra_args: Sequence[str] = ()) -> None:  # fmt: skip
-    """Run mmdebstrap into ``target`` (which must not exist yet).
+              extra_args: Sequence[str] = ()) -> list[SuiteState]:  # fmt: skip
+    """Run mmdebstrap into ``target`` (which must not exist yet); returns the state of the archive
+    it bootstrapped from (the Release files apt fetched).
 
     The shared .deb cache and apt lists are never read or written in place while other builds use
     them: mmdebstrap reads a snapshot of the .debs (hard links) and writes into private directories,
@@ -164,10 +166,12 @@ def bootstrap(parent: DebianParent, target: Path, store: Store, epoch: int, moni
             monitor.emit(Event("output", scope="parent", message=line, data={"stream": stream}))
 
         run(argv, env=env, on_output=forward)
+        archive = states_from_lists(lists_out, parent.sources())
         add_files(debs_out, store.deb_cache, "*.deb")
         lists = store.apt_state_for(parent.sources()) / "lists"
         with store.apt_lock():  # steps of other builds may be reading these lists
             replace_files(lists_out, lists, skip=("lock",))
+        return archive
 
 
 def drop_host_state(rootfs: Path) -> None:
@@ -192,33 +196,35 @@ def slim_parent(parent: DebianParent, rootfs: Path, monitor: Monitor) -> dict[st
     return {"size_before": report.size_before, "size_after": report.size_after}
 
 
-Built = tuple[Path, list[dict[str, str]], dict[str, int] | None]
+Built = tuple[Path, list[dict[str, str]], dict[str, int] | None, list[SuiteState]]
 
 
 def _make_root(parent: DebianParent, store: Store, epoch: int, monitor: Monitor, extra_args: Sequence[str],
                in_ram: Path | None, on_disk: Path) -> Built:  # fmt: skip
     """Bootstrap into ``in_ram`` when given (on disk if memory runs out), then finish the root:
-    its initramfs, host state dropped, the .deb inventory, slim rules. Returns (root, debs, slim)."""
+    its initramfs, host state dropped, the .deb inventory, slim rules. Returns (root, debs, slim,
+    archive state)."""
     target = in_ram or on_disk
     try:
-        bootstrap(parent, target, store, epoch, monitor, extra_args)
+        archive = bootstrap(parent, target, store, epoch, monitor, extra_args)
     except CommandFailed:
         if in_ram is None or not nearly_full(in_ram.parent):
             raise
         monitor.warning("the parent outgrew the memory scratch space: bootstrapping on disk")
         shutil.rmtree(in_ram)
         target = on_disk
-        bootstrap(parent, target, store, epoch, monitor, extra_args)
+        archive = bootstrap(parent, target, store, epoch, monitor, extra_args)
     make_initramfs(target, epoch, monitor)
     drop_host_state(target)
     debs = deb_inventory(target, store.deb_cache)
-    return target, debs, slim_parent(parent, target, monitor)
+    return target, debs, slim_parent(parent, target, monitor), archive
 
 
 def _cached(key: str, version: Version) -> ParentRoot:
     meta = version.meta
     return ParentRoot(key, version.rootfs, meta["source_date_epoch"], True, meta.get("debs", []),
-                      meta.get("sources", []), version=version.id, lease=version)  # fmt: skip
+                      meta.get("sources", []), version=version.id, lease=version,
+                      archive=[SuiteState.model_validate(s) for s in meta.get("archive", [])])  # fmt: skip
 
 
 def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refresh: bool = False,
@@ -259,7 +265,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
             scratch = hold.enter_context(store.scratch("parent-"))
             with ram_scratch(scratch / "ram", use_tmpfs) as in_ram:
                 in_memory = scratch / "ram/rootfs" if in_ram else None
-                built, debs, slimmed = _make_root(
+                built, debs, slimmed, archive = _make_root(
                     parent, store, epoch, monitor, extra_args, in_memory, rootfs
                 )
                 if built != rootfs:
@@ -267,7 +273,9 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
                     built = rootfs
         else:
             in_memory = Path(tempfile.mkdtemp(prefix="parent-", dir=ram)) / "rootfs"
-            built, debs, slimmed = _make_root(parent, store, epoch, monitor, extra_args, in_memory, rootfs)
+            built, debs, slimmed, archive = _make_root(
+                parent, store, epoch, monitor, extra_args, in_memory, rootfs
+            )
         meta: dict[str, object] = {
             "key": key,
             "parent": asdict(parent),
@@ -276,6 +284,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
             "bootstrapped": started,
             "debs": debs,
             "slim": slimmed,
+            "archive": [s.model_dump() for s in archive],
         }
         if built == rootfs:
             lease = FileLock(directory / "lease")
@@ -283,7 +292,7 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
             parentcache.publish(entry, directory, meta)
             version = parentcache.Version(entry, directory, meta, lease)
             return ParentRoot(key, rootfs, epoch, False, debs, parent.sources(), version=version.id,
-                              lease=version)  # fmt: skip
+                              lease=version, archive=archive)  # fmt: skip
         background = hold.pop_all()  # the lock (and the unpublished version) now belong to the copy
 
         def persist() -> None:
@@ -294,7 +303,8 @@ def ensure_parent(parent: DebianParent, store: Store, monitor: Monitor, *, refre
         copier = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kiln-parent-{key[:12]}")
         persisted = copier.submit(persist)
         copier.shutdown(wait=False)  # the copy goes on; the caller waits on ``persisted``
-        return ParentRoot(key, built, epoch, False, debs, parent.sources(), persisted, directory.name)
+        return ParentRoot(key, built, epoch, False, debs, parent.sources(), persisted, directory.name,
+                          archive=archive)  # fmt: skip
 
 
 def _drop_unpublished(entry: Path, directory: Path) -> None:

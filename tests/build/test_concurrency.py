@@ -281,11 +281,12 @@ def test_parent_entry_waits_for_its_maker(tmp_path: Path, monkeypatch: pytest.Mo
 
     calls: list[Path] = []
 
-    def fake_bootstrap(parent: object, target: Path, *args: object, **kwargs: object) -> None:
+    def fake_bootstrap(parent: object, target: Path, *args: object, **kwargs: object) -> list[object]:
         calls.append(target)
         (target / "var/lib/dpkg").mkdir(parents=True)
         (target / "var/lib/dpkg/status").write_text("")
         time.sleep(0.5)
+        return []  # the archive state (none: nothing was fetched)
 
     monkeypatch.setattr(debian, "bootstrap", fake_bootstrap)
     parent = debian.DebianParent(

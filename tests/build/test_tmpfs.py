@@ -57,7 +57,7 @@ def test_parent_too_big_for_memory_is_bootstrapped_on_disk(
     monkeypatch.setattr(tmpfs, "spare_memory", lambda: 8 << 20)
     calls: list[str] = []
 
-    def fake_bootstrap(parent: object, target: Path, *args: object, **kwargs: object) -> None:
+    def fake_bootstrap(parent: object, target: Path, *args: object, **kwargs: object) -> list[object]:
         calls.append(_fs_type(target.parent) or "disk")
         (target / "var/lib/dpkg").mkdir(parents=True)
         (target / "var/lib/dpkg/status").write_text("")
@@ -67,6 +67,7 @@ def test_parent_too_big_for_memory_is_bootstrapped_on_disk(
                     fh.write(b"\0" * (1 << 20))
                     fh.flush()
             raise CommandFailed(["mmdebstrap"], 1, "No space left on device")
+        return []  # the archive state (none: nothing was fetched)
 
     monkeypatch.setattr(debian, "bootstrap", fake_bootstrap)
     store = Store.open_at(tmp_path / "home", tmp_path / "cache")
