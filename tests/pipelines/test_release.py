@@ -1,0 +1,126 @@
+"""What a pipeline run does around its build, over a real catalog and real directory targets: the
+distribution preflight stops a run before its build starts; after the build the image is published
+to the pipeline's targets as recorded distribution jobs (a failure fails the run and keeps the image,
+``--retry-failed`` then publishes it); the pipeline's lifecycle policy changes its own image only."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kiln.catalog import distributions as jobs
+from kiln.distribute.config import load_distribution
+from kiln.distribute.run import distribute
+from kiln.pipelines.daemon import Daemon
+from kiln.pipelines.release import Release
+from kiln.settings import Settings
+from kiln.store import Store
+from tests.pipelines.conftest import World
+
+TARGET = "distribution:\n  - name: out\n    type: directory\n    path: {path}\n"
+
+
+def released(world: World, name: str, body: str, target: str = "published") -> Path:
+    """Apply pipeline ``name`` whose recipe has one directory target ``out`` at ``target``."""
+    path = world.pipeline(name, body)
+    with open(world.folder / f"{name}.recipe.yaml", "a") as recipe:
+        recipe.write(TARGET.format(path=target))
+    world.apply(path)
+    return path
+
+
+def daemon(world: World) -> Daemon:
+    worker = world.daemon()
+    store = Store.open_at(world.folder / "home", world.folder / "cache")
+    worker.release = Release(store, world.catalog, Settings(), {})
+    return worker
+
+
+def run_once(world: World, worker: Daemon, name: str, key: str) -> None:
+    world.store.enqueue(name, "manual", "test", f"manual:{key}", world.clock())
+    worker.tick()
+    world.runner.complete()
+    worker.tick()
+
+
+def test_a_failing_preflight_fails_the_run_before_its_build_starts(world: World) -> None:
+    (world.folder / "blocker").write_text("a file where the target's folder would be")
+    released(world, "web", "distribution: [out]\n", target="blocker/out")
+    worker = daemon(world)
+    world.store.enqueue("web", "manual", "test", "manual:1", world.clock())
+    worker.tick()
+    [run] = world.store.runs("web")
+    assert world.runner.started == [] and worker.running == {}
+    assert run.status == "failed" and run.build_id is None
+    assert run.reason is not None and "preflight failed, do not start the build" in run.reason
+    assert f"out: target out: cannot write to {world.folder / 'blocker'}" in run.reason
+
+
+def test_a_successful_build_is_distributed_and_the_run_shows_it(world: World) -> None:
+    released(world, "web", "distribution: [out]\n")
+    worker = daemon(world)
+    run_once(world, worker, "web", "1")
+    [run] = world.store.runs("web")
+    image = world.catalog.get_build(run.build_id or "").image
+    assert run.status == "succeeded" and image is not None
+    assert run.reason == "distributed out (directory) published"
+    manifest = json.loads((world.folder / "published/web/1.0.0-1/manifest.json").read_text())
+    assert manifest["image"]["digest"] == world.catalog.get_image(image).digest
+    [job] = jobs.history(world.catalog, image)
+    assert (job.target, job.status, job.requester) == ("out", "succeeded", f"pipeline web run {run.id}")
+
+
+def test_a_failed_distribution_fails_the_run_keeps_the_image_and_retries(world: World) -> None:
+    released(world, "web", "distribution: [out]\n")
+    worker = daemon(world)
+    world.store.enqueue("web", "manual", "test", "manual:1", world.clock())
+    worker.tick()  # the preflight passed: the build runs
+    (world.folder / "published").mkdir()
+    (world.folder / "published/web").write_text("a file where the image's folder goes")
+    world.runner.complete()
+    worker.tick()
+    [run] = world.store.runs("web")
+    assert run.status == "failed" and worker.failed == 1
+    image = world.catalog.get_build(run.build_id or "").image
+    assert image == "web@1.0.0/1" and world.catalog.get_image(image).state == "active"
+    assert run.reason is not None
+    assert run.reason.startswith("distribution failed: distributed out (directory) failed: FileExistsError")
+    assert run.reason.endswith(
+        "the image web@1.0.0/1 is kept; retry with: kiln distribute web@1.0.0/1 --retry-failed"
+    )
+    [attempt] = jobs.history(world.catalog, image)
+    assert attempt.status == "failed" and attempt.requester == f"pipeline web run {run.id}"
+    (world.folder / "published/web").unlink()
+    recipe = world.folder / "web.recipe.yaml"
+    [again] = distribute(world.catalog, image, load_distribution(recipe, recipe), settings=Settings(),
+                         environ={}, retry_failed=True)  # fmt: skip
+    assert again.result == "published" and (world.folder / "published/web/1.0.0-1/SHA256SUMS").is_file()
+
+
+def test_the_lifecycle_policy_changes_only_the_pipelines_own_image(world: World) -> None:
+    (world.folder / "keep-one.yaml").write_text(
+        "version: 1\nrules:\n  - images: ['*']\n    keep_newest: 1\n    deprecate_after_days: 0\n"
+    )
+    world.apply(world.pipeline("other"))
+    released(world, "web", "lifecycle: keep-one.yaml\n")
+    worker = daemon(world)
+    world.clock.now = datetime.now(UTC) + timedelta(days=1)  # after the images are recorded
+    for key in ("1", "2"):
+        run_once(world, worker, "other", key)
+        run_once(world, worker, "web", key)
+    last = world.store.runs("web")[0]
+    assert last.status == "succeeded"
+    assert last.reason == "lifecycle policy keep-one.yaml: web@1.0.0/1 active -> deprecated"
+    assert world.catalog.get_image("web@1.0.0/1").state == "deprecated"
+    assert world.catalog.get_image("other@1.0.0/1").state == "active"  # another pipeline's image
+
+
+def test_an_unreadable_lifecycle_policy_fails_the_run_after_distribution(world: World) -> None:
+    released(world, "web", "distribution: [out]\nlifecycle: missing.yaml\n")
+    worker = daemon(world)
+    run_once(world, worker, "web", "1")
+    [run] = world.store.runs("web")
+    assert run.status == "failed" and run.reason is not None
+    assert run.reason.startswith("distributed out (directory) published; lifecycle policy missing.yaml: ")
+    assert (world.folder / "published/web/1.0.0-1/manifest.json").is_file()
