@@ -6,8 +6,12 @@ to the pipeline's targets as recorded distribution jobs (a failure fails the run
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import boto3
+import pytest
 
 from kiln.catalog import distributions as jobs
 from kiln.distribute.config import load_distribution
@@ -16,6 +20,7 @@ from kiln.pipelines.daemon import Daemon
 from kiln.pipelines.release import Release
 from kiln.settings import Settings
 from kiln.store import Store
+from tests.distribute.servers import moto
 from tests.pipelines.conftest import World
 
 TARGET = "distribution:\n  - name: out\n    type: directory\n    path: {path}\n"
@@ -30,11 +35,18 @@ def released(world: World, name: str, body: str, target: str = "published") -> P
     return path
 
 
-def daemon(world: World) -> Daemon:
+def daemon(world: World, environ: dict[str, str] | None = None) -> Daemon:
     worker = world.daemon()
     store = Store.open_at(world.folder / "home", world.folder / "cache")
-    worker.release = Release(store, world.catalog, Settings(), {})
+    worker.release = Release(store, world.catalog, Settings(), environ or {})
     return worker
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (a real HTTP endpoint); its URL."""
+    with moto(tmp_path_factory.mktemp("moto")) as url:
+        yield url
 
 
 def run_once(world: World, worker: Daemon, name: str, key: str) -> None:
@@ -124,3 +136,37 @@ def test_an_unreadable_lifecycle_policy_fails_the_run_after_distribution(world: 
     assert run.status == "failed" and run.reason is not None
     assert run.reason.startswith("distributed out (directory) published; lifecycle policy missing.yaml: ")
     assert (world.folder / "published/web/1.0.0-1/manifest.json").is_file()
+
+
+AWS = {
+    "AWS_ACCESS_KEY_ID": "AKIAKILNTEST",
+    "AWS_SECRET_ACCESS_KEY": "moto-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def test_a_missing_bucket_stops_the_run_until_it_exists(world: World, s3: str) -> None:
+    bucket = f"images-{world.folder.parent.name[-8:].lower().replace('_', '-')}"
+    path = world.pipeline("web", "distribution: [bucket]\n")
+    with open(world.folder / "web.recipe.yaml", "a") as recipe:
+        recipe.write(
+            f"distribution:\n  - {{name: bucket, type: s3, bucket: {bucket}, endpoint_url: '{s3}'}}\n"
+        )
+    world.apply(path)
+    worker = daemon(world, AWS)
+    world.store.enqueue("web", "manual", "test", "manual:1", world.clock())
+    worker.tick()
+    [refused] = world.store.runs("web")
+    assert refused.status == "failed" and world.runner.started == []
+    assert (
+        refused.reason is not None
+        and f"bucket: target bucket: bucket {bucket} does not exist" in refused.reason
+    )
+    client = boto3.client("s3", endpoint_url=s3, region_name="us-east-1", aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+    client.create_bucket(Bucket=bucket)
+    run_once(world, worker, "web", "2")
+    ran = world.store.runs("web")[0]
+    assert ran.status == "succeeded" and ran.reason == "distributed bucket (s3) published"
+    manifest = json.loads(client.get_object(Bucket=bucket, Key="web/1.0.0-1/manifest.json")["Body"].read())
+    assert manifest["image"]["ref"] == "web@1.0.0/1"
