@@ -16,6 +16,7 @@ import pytest
 from kiln.catalog import distributions as jobs
 from kiln.distribute.config import load_distribution
 from kiln.distribute.run import distribute
+from kiln.errors import ValidationFailed
 from kiln.pipelines.daemon import Daemon
 from kiln.pipelines.release import Release
 from kiln.settings import Settings
@@ -128,14 +129,31 @@ def test_the_lifecycle_policy_changes_only_the_pipelines_own_image(world: World)
     assert world.catalog.get_image("other@1.0.0/1").state == "active"  # another pipeline's image
 
 
-def test_an_unreadable_lifecycle_policy_fails_the_run_after_distribution(world: World) -> None:
-    released(world, "web", "distribution: [out]\nlifecycle: missing.yaml\n")
+def test_a_lifecycle_policy_gone_after_apply_fails_the_run_after_distribution(world: World) -> None:
+    (world.folder / "keep.yaml").write_text("version: 1\nrules:\n  - deprecate_after_days: 30\n")
+    released(world, "web", "distribution: [out]\nlifecycle: keep.yaml\n")
+    (world.folder / "keep.yaml").unlink()
     worker = daemon(world)
     run_once(world, worker, "web", "1")
     [run] = world.store.runs("web")
     assert run.status == "failed" and run.reason is not None
-    assert run.reason.startswith("distributed out (directory) published; lifecycle policy missing.yaml: ")
+    assert run.reason.startswith("distributed out (directory) published; lifecycle policy keep.yaml: ")
     assert (world.folder / "published/web/1.0.0-1/manifest.json").is_file()
+
+
+def test_apply_refuses_a_missing_or_invalid_lifecycle_policy(world: World) -> None:
+    path = world.pipeline("web", "lifecycle: nowhere.yaml\n")
+    with pytest.raises(ValidationFailed) as missing:
+        world.apply(path)
+    [issue] = missing.value.issues
+    assert issue.file == str(path) and issue.line == 3 and "nowhere.yaml" in issue.message
+    (world.folder / "bad.yaml").write_text("version: 1\nrules:\n  - keep_newest: 2\n")
+    path.write_text(path.read_text().replace("nowhere.yaml", "bad.yaml"))
+    with pytest.raises(ValidationFailed) as invalid:
+        world.apply(path)
+    [issue] = invalid.value.issues
+    assert issue.file == str(world.folder / "bad.yaml") and issue.line == 3
+    assert world.store.pipelines() == []
 
 
 AWS = {
