@@ -68,6 +68,7 @@ def daemon(
     from kiln.pipelines.cvetrigger import CveTrigger
     from kiln.pipelines.daemon import Daemon, single_daemon
     from kiln.pipelines.recipes import PipelineRecipes
+    from kiln.pipelines.release import Release
     from kiln.pipelines.scheduler import Scheduler
     from kiln.pipelines.store import PipelineStore
 
@@ -94,6 +95,7 @@ def daemon(
                 store.home,
                 system_clock,
                 workers,
+                Release(store, catalog, config, os.environ),
             )
 
             def _stop(signum: int, _frame: FrameType | None) -> None:

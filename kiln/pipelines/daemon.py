@@ -30,6 +30,7 @@ from kiln.pipelines.checks import wants_refresh
 from kiln.pipelines.clock import Clock
 from kiln.pipelines.recipes import PipelineRecipes, with_parameters
 from kiln.pipelines.records import RunRecord, RunStatus
+from kiln.pipelines.release import Release
 from kiln.pipelines.scheduler import Scheduler
 from kiln.pipelines.store import PipelineStore
 
@@ -69,6 +70,7 @@ class Daemon:
     data_dir: Path
     clock: Clock
     workers: int = 1
+    release: Release | None = None  # preflight, distribution and lifecycle around builds (kiln daemon's)
     running: dict[str, Started] = field(default_factory=dict)
     draining: bool = False
     cancelling: bool = False
@@ -97,7 +99,9 @@ class Daemon:
                 continue
             if ended == "succeeded":  # it finished while no daemon watched: nothing to re-run
                 reason = f"finished while no daemon ran (its daemon, pid {pid} on {host}, had stopped)"
-                self.store.finish(run.id, "succeeded", now, reason)
+                status, note = self._release(run.id, run.pipeline, run.build_id)
+                self.failed += status == "failed"
+                self.store.finish(run.id, status, now, "; ".join(filter(None, [reason, note])))
                 continue
             what = f"build {run.build_id}" if run.build_id else "the start of its build"
             again = run.retry_of is None
@@ -141,8 +145,6 @@ class Daemon:
             status: RunStatus = (
                 "succeeded" if state == "succeeded" else "cancelled" if self.cancelling else "failed"
             )
-            if status == "failed":
-                self.failed += 1
             reason = (
                 error
                 if status == "failed"
@@ -150,6 +152,10 @@ class Daemon:
                 if status == "cancelled"
                 else None
             )
+            if status == "succeeded":
+                status, reason = self._release(run_id, self.store.run(run_id).pipeline, started.build_id)
+            if status == "failed":
+                self.failed += 1
             run = self.store.finish(run_id, status, self.clock(), reason)
             log.info("run %s of %s %s (build %s)", run.id, run.pipeline, status, started.build_id)
 
@@ -193,6 +199,8 @@ class Daemon:
                 source = with_parameters(source, loaded, run.params)
             # a re-run of an interrupted run builds as that run would have
             kind = self.store.run(run.retry_of).trigger.type if run.retry_of else run.trigger.type
+            if self.release is not None:
+                self.release.preflight(pipeline, source, self.recipes)
             request = BuildRequest(
                 recipe=source,
                 data_dir=self.data_dir,
@@ -209,6 +217,16 @@ class Daemon:
         self.store.attach_build(run.id, started.build_id, started.job)
         self.running[run.id] = started
         log.info("run %s of %s started build %s", run.id, run.pipeline, started.build_id)
+
+    def _release(self, run_id: str, pipeline: str, build_id: str | None) -> tuple[RunStatus, str | None]:
+        """After a successful build: distribution and lifecycle (a failure fails the run)."""
+        if self.release is None or build_id is None:
+            return "succeeded", None
+        done = self.release.after(self.store.get(pipeline), run_id, build_id, self.clock())
+        if done.note:
+            log.log(logging.INFO if done.status == "succeeded" else logging.ERROR,
+                    "run %s of %s: %s", run_id, pipeline, done.note)  # fmt: skip
+        return done.status, done.note
 
     # --- lifetimes ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from kiln.errors import Issue, KilnError, ValidationFailed
 from kiln.models import RecipeSource
 from kiln.pipelines.model import Pipeline
 from kiln.pipelines.recipes import PipelineRecipes, component_ranges, kiln_parents
-from kiln.yamlsrc import parse_yaml
+from kiln.yamlsrc import SourceDocument, parse_yaml
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -63,12 +63,29 @@ def load_pipeline(path: Path, recipes: PipelineRecipes) -> LoadedPipeline:
                         ("distribution", index), f"the recipe has no target {name!r} (its targets: {known})"
                     )
                 )
+    if pipeline.lifecycle is not None:
+        issues += _lifecycle_issues(source, path.absolute().parent / pipeline.lifecycle)
     if issues or loaded is None:
         raise ValidationFailed(issues)
     model = loaded.recipe
     return LoadedPipeline(
         pipeline, path.absolute(), recipe, model.name, kiln_parents(model), component_ranges(model)
     )
+
+
+def _lifecycle_issues(source: SourceDocument, policy: Path) -> list[Issue]:
+    """The policy file a run applies after its build, checked now (its own issues, file:line)."""
+    from kiln.lifecycle.policy import load_lifecycle_policy
+
+    if not policy.is_file():
+        return [source.issue(("lifecycle",), f"no lifecycle policy file {policy}")]
+    try:
+        load_lifecycle_policy(policy)
+    except ValidationFailed as exc:
+        return list(exc.issues)
+    except KilnError as exc:
+        return [source.issue(("lifecycle",), exc.message)]
+    return []
 
 
 def load_pipelines(target: Path, recipes: PipelineRecipes) -> list[LoadedPipeline]:

@@ -1,9 +1,10 @@
 """The pipeline file: a recipe plus when to build it (schedule, triggers) and what follows a build.
 
 A pipeline names its recipe by path (relative to the pipeline file) or as a catalogued
-``name@version`` (resolved by :class:`kiln.pipelines.recipes.PipelineRecipes`). ``tests``,
-``distribution`` and ``lifecycle`` are recorded with every run and passed on; the build itself runs
-the recipe's own tests.
+``name@version`` (resolved by :class:`kiln.pipelines.recipes.PipelineRecipes`). ``tests`` is
+recorded (the build runs the recipe's own tests); the daemon preflights the ``distribution`` targets
+before a run's build, publishes to them after it and then applies the ``lifecycle`` policy file
+(:mod:`kiln.pipelines.release`).
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ class Directory(Destination):
         tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         try:
+            tmp.mkdir()  # an image recorded without files still gets its manifest.json and SHA256SUMS
             sums: list[tuple[str, str]] = []
             for file in self.ctx.files():
                 digest = _copy_hashing(file.source, tmp / file.name)
