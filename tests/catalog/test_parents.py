@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from kiln.catalog import Catalog
 from kiln.catalog.fleet import FleetQuery, query_catalog
@@ -194,3 +194,33 @@ def test_outdated_is_a_fleet_filter_that_combines(catalog: Catalog, record_image
     set_state(catalog, "api@1.0.0/1", "deprecated")
     assert refs(outdated=True, state="deprecated") == ["api@1.0.0/1"]
     assert refs(outdated=True, parent="debian:bookworm") == []
+
+
+def test_lineage_graph_loads_descendants_by_level_not_per_node(
+    catalog: Catalog, record_image: Record
+) -> None:
+    base = digest()
+    record_image("base", "1.0.0", digest=base)
+    for m in range(4):
+        mid = digest()
+        record_image(f"mid-{m}", "1.0.0", digest=mid, parent="kiln:base@1.x", parent_digest=base)
+        for leaf in range(5):  # both reference forms: an exact one and the digest of a kiln: parent
+            parent = f"mid-{m}@1.0.0/1" if leaf % 2 else f"kiln:mid-{m}@1.x"
+            record_image(f"leaf-{m}-{leaf}", "1.0.0", parent=parent, parent_digest=mid)
+    record_image(
+        "mid-0", "1.0.1", digest=digest(), parent="kiln:base@1.x", parent_digest=digest()
+    )  # not base's
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(catalog.engine, "before_cursor_execute", count)
+    graph = catalog.lineage_graph("base")
+    event.remove(catalog.engine, "before_cursor_execute", count)
+    edges = {(e.parent, e.child) for e in graph.edges}
+    assert len(graph.nodes) == 1 + 1 + 4 + 20 and len(edges) == 25
+    assert ("mid-2@1.0.0/1", "leaf-2-3@1.0.0/1") in edges and ("mid-2@1.0.0/1", "leaf-2-4@1.0.0/1") in edges
+    assert not any(c.startswith("mid-0@1.0.1") for _, c in edges)
+    # a node-per-query walk needs more than 25; by level it is a few per level (3 levels + the last)
+    assert len(statements) <= 20, len(statements)
