@@ -8,6 +8,8 @@
   directory only: a shared ``KILN_CACHE_DIR`` serves other data directories whose catalogs this one
   cannot see, so its entries are kept. An entry a build is making or using is never removed (its
   create lock and lease, :mod:`kiln.cachelock`).
+* folders of the read-through cache ``remote/`` of retired images, or of images the catalog does not
+  know (:mod:`kiln.lifecycle.sharedgc`).
 
 Bytes freed count only files whose last link went: a cached layer hard-linked into an image's
 layout frees nothing until both are gone.
@@ -27,6 +29,7 @@ from kiln.catalog import Catalog
 from kiln.catalog.models import BuildRow
 from kiln.lifecycle.references import References, live_references
 from kiln.lifecycle.retire import delete_artifacts, freed_bytes
+from kiln.lifecycle.sharedgc import remove_tree, stale_remote
 from kiln.store import Store
 
 GRACE_SECONDS = 3600
@@ -98,3 +101,7 @@ def collect_unreferenced(store: Store, catalog: Catalog, found: Found, kept: Kep
     retired_leftovers(store, catalog, refs, found, dry_run)
     store_blobs(store, catalog, refs, found, kept, dry_run)
     layer_cache(store, refs, found, kept, dry_run)
+    for folder, why in stale_remote(store, catalog):
+        found(folder, "remote-cache", freed_bytes(folder), why)
+        if not dry_run:
+            remove_tree(folder)
