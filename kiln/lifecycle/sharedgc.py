@@ -22,7 +22,7 @@ from typing import Any
 from kiln.catalog import Catalog, ImageRecord
 from kiln.errors import KilnError
 from kiln.lifecycle.references import DIGEST, layout_digests
-from kiln.objectstore import ObjectStore, index_key
+from kiln.objectstore import LocalObjectStore, ObjectStore, index_key
 from kiln.readthrough import cache_path, shared_store
 from kiln.store import Store
 
@@ -76,23 +76,41 @@ def shared_objects(store: Store, shared: ObjectStore, image: ImageRecord) -> set
     return digests
 
 
+@dataclass
+class SharedHolders:
+    """Who needs what in the shared store: live images' objects, and every image's evidence."""
+
+    objects: dict[str, str] = field(default_factory=dict)  # digest -> a live image naming it
+    evidence: set[str] = field(default_factory=set)
+
+
+def shared_holders(
+    store: Store, shared: ObjectStore, catalog: Catalog, *, besides: str | None = None
+) -> SharedHolders:
+    """The references of every non-retired image other than ``besides`` (computed once for many)."""
+    found = SharedHolders()
+    for image in catalog.list_images():
+        found.evidence |= {e.digest for e in image.evidence}
+        if image.state == "retired" or image.ref == besides:
+            continue
+        for digest in shared_objects(store, shared, image):
+            found.objects.setdefault(digest, image.ref)
+    return found
+
+
 def delete_shared(
-    store: Store, catalog: Catalog, image: ImageRecord, *, dry_run: bool = False
-) -> SharedReport:
-    """Delete ``image``'s objects from the shared store that no other live image needs."""
+    store: Store, catalog: Catalog, image: ImageRecord, *, dry_run: bool = False,
+    refs: SharedHolders | None = None,
+) -> SharedReport:  # fmt: skip
+    """Delete ``image``'s objects from the shared store that no other live image needs (``refs``:
+    :func:`shared_holders` computed once for many retired images)."""
     report = SharedReport()
     shared = shared_store(store)
     if shared is None:
         return report
     own = shared_objects(store, shared, image)
-    evidence: set[str] = set()
-    holders: dict[str, str] = {}
-    for other in catalog.list_images():
-        evidence |= {e.digest for e in other.evidence}
-        if other.state == "retired" or other.ref == image.ref:
-            continue
-        for digest in shared_objects(store, shared, other):
-            holders.setdefault(digest, other.ref)
+    refs = refs or shared_holders(store, shared, catalog, besides=image.ref)
+    evidence, holders = refs.evidence, {d: h for d, h in refs.objects.items() if h != image.ref}
     for digest in sorted(own):
         if not shared.has(digest):
             continue
@@ -111,6 +129,13 @@ def delete_shared(
             if not dry_run:
                 shared.delete_named(key)
     return report
+
+
+def location(shared: ObjectStore, name: str) -> Path:
+    """Where an object (a digest or a named key) is, for reports: a path in a directory store."""
+    if isinstance(shared, LocalObjectStore):
+        return shared.path(name) if name.startswith("sha256:") else shared.root / name
+    return Path(f"{shared.url}/{name}")
 
 
 def stale_remote(store: Store, catalog: Catalog) -> list[tuple[Path, str]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from kiln.catalog import ArtifactRecord, Catalog, EvidenceRecord
 from kiln.lifecycle.reclaim import collect_garbage
 from kiln.lifecycle.retire import retire
+from kiln.lifecycle.states import change_state
 from kiln.models import Artifact
 from kiln.objectstore import LocalObjectStore, index_key, publish
 from kiln.readthrough import artifact_file, cache_path
@@ -91,3 +92,22 @@ def test_retire_deletes_shared_objects_and_gc_empties_remote(tmp_path: Path) -> 
         assert sum(i.size for i in done.reclaimed if i.kind == "remote-cache") >= 5000
         assert not a_cached.exists() and not ghost.exists()
         assert (b_cached / "oci" / "index.json").is_file() and mirror.is_file()
+
+
+def test_gc_finishes_an_interrupted_retire_in_the_shared_store(tmp_path: Path) -> None:
+    url, database = str(tmp_path / "shared"), f"sqlite:///{tmp_path / 'catalog.db'}"
+    worker = Store.open_at(tmp_path / "worker", tmp_path / "worker/cache", database, shared=url)
+    reader = Store.open_at(tmp_path / "reader", tmp_path / "reader/cache", database, shared=url)
+    shared = LocalObjectStore(Path(url))
+    with Catalog.open(database) as catalog:
+        a, _, a_blobs = _image(catalog, worker, shared, "a", [b"shared layer", b"only a"])
+        _, _, b_blobs = _image(catalog, worker, shared, "b", [b"shared layer", b"only b"])
+        change_state(catalog, a, "retired", actor="alice", reason="old")  # retire stopped after the state
+        dry = collect_garbage(reader, dry_run=True)
+        listed = {i.path for i in dry.reclaimed if i.kind == "shared-object"}
+        assert {shared.path(d) for d in a_blobs - b_blobs} <= listed
+        assert all(shared.has(d) for d in a_blobs)
+        collect_garbage(reader)
+        assert not any(shared.has(d) for d in a_blobs - b_blobs)
+        assert all(shared.has(d) for d in b_blobs)
+        assert not [i for i in collect_garbage(reader).reclaimed if i.kind == "shared-object"]
