@@ -53,6 +53,14 @@ class ObjectStore(Protocol):
         """The keys below ``prefix`` (``prefix/...``), sorted."""
         ...
 
+    def delete(self, digest: str) -> None:
+        """Remove the object ``digest`` (absent: nothing to do)."""
+        ...
+
+    def delete_named(self, key: str) -> None:
+        """Remove the object stored under ``key`` (absent: nothing to do)."""
+        ...
+
 
 def _hex(digest: str) -> str:
     algo, _, value = digest.partition(":")
@@ -158,6 +166,12 @@ class LocalObjectStore:
         return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")
                       if p.is_file() and not p.name.startswith("."))  # fmt: skip
 
+    def delete(self, digest: str) -> None:
+        self.path(digest).unlink(missing_ok=True)
+
+    def delete_named(self, key: str) -> None:
+        (self.root / _key(key)).unlink(missing_ok=True)
+
 
 class S3ObjectStore:
     def __init__(self, bucket: str, prefix: str, client: Any | None = None) -> None:
@@ -229,6 +243,12 @@ class S3ObjectStore:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
             found += [str(item["Key"])[skip:] for item in page.get("Contents", [])]
         return sorted(found)
+
+    def delete(self, digest: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=self.key(digest))  # S3: deleting nothing succeeds
+
+    def delete_named(self, key: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=self._named(key))
 
 
 def open_object_store(url: str | None, data_dir: Path) -> ObjectStore:

@@ -101,3 +101,15 @@ def test_named_objects(store: ObjectStore) -> None:
     for bad in ("../escape", "/abs", "sha256/" + "0" * 64, "Upper"):
         with pytest.raises(KilnError, match="not a named-object key"):
             store.put_named(bad, b"x")
+
+
+def test_delete_by_digest_and_by_name(store: ObjectStore, tmp_path: Path) -> None:
+    path, digest = blob(tmp_path, 1000)
+    store.put(path, digest)
+    store.put_named("oci-index/" + "a" * 64 + ".json", b"{}")
+    assert store.has(digest)
+    store.delete(digest)
+    store.delete_named("oci-index/" + "a" * 64 + ".json")
+    assert not store.has(digest) and store.get_named("oci-index/" + "a" * 64 + ".json") is None
+    store.delete(digest)  # absent: nothing to do
+    store.delete_named("oci-index/" + "a" * 64 + ".json")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from kiln.api.schemas import ImageHit, Page
 from kiln.catalog import Catalog
-from kiln.catalog.fleet import FleetQuery, PackageSpec, check_cve, query_page
+from kiln.catalog.fleet import FleetQuery, Keep, PackageSpec, check_cve, query_page
 from kiln.catalog.labels import parse_assignments
 from kiln.catalog.queries import debian_version
 from kiln.catalog.schemas import ImageState
@@ -15,7 +15,8 @@ from kiln.store import Store
 
 
 def fleet_query(name: str | None, package: str | None, below: str | None, labels: list[str],
-                state: ImageState | None, cve: str | None, parent: str | None) -> FleetQuery:  # fmt: skip
+                state: ImageState | None, cve: str | None, parent: str | None,
+                outdated: bool = False) -> FleetQuery:  # fmt: skip
     """The query the parameters describe (a bad value is a 400 naming it, as the CLI's usage error)."""
     if below is not None:
         if package is None:
@@ -32,11 +33,12 @@ def fleet_query(name: str | None, package: str | None, below: str | None, labels
         package=PackageSpec.parse(package) if package is not None else None,
         cve=check_cve(cve) if cve is not None else None,
         parent=parent.strip() if parent is not None else None,
+        outdated=outdated,
     )
 
 
 def fleet_page(catalog: Catalog, store: Store, query: FleetQuery, visible: Callable[[str], bool] | None,
-               outdated: bool, start: int, limit: int) -> Page[ImageHit]:  # fmt: skip
+               start: int, limit: int) -> Page[ImageHit]:  # fmt: skip
     """One page of matches (``visible``: image names the caller may see; None: all)."""
     db = None
     if query.cve is not None:
@@ -44,16 +46,17 @@ def fleet_page(catalog: Catalog, store: Store, query: FleetQuery, visible: Calla
 
         db = VulnDb.open(store)
         db.require_data()
-    reasons = {o.image: o.reason for o in catalog.outdated()} if outdated else {}
-
-    def keep(name: str, version: str, build: int) -> bool:
-        return (visible is None or visible(name)) and (not outdated or f"{name}@{version}/{build}" in reasons)
-
-    filtered = visible is not None or outdated
-    matches, total = query_page(catalog, query, start, limit, keep=keep if filtered else None, db=db)
+    matches, total = query_page(catalog, query, start, limit, keep=_visible(visible), db=db)
+    reasons = {o.image: o.reason for o in catalog.outdated()} if query.outdated and matches else {}
     hits = [
         ImageHit(ref=m.image.ref, image=m.image, packages=m.packages, labels=m.labels, findings=m.findings,
                  outdated=reasons.get(m.image.ref))
         for m in matches
     ]  # fmt: skip
     return Page[ImageHit](items=hits, next_cursor=str(start + limit) if start + limit < total else None)
+
+
+def _visible(visible: Callable[[str], bool] | None) -> Keep | None:
+    if visible is None:
+        return None
+    return lambda name, _version, _build: visible(name)

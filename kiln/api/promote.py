@@ -50,6 +50,6 @@ def promote_image(
             hint="start kiln serve with KILN_SIGNING_KEY set (create one with: kiln keys generate PATH)",
         )
     record, _ = promote(catalog, ref, channel, load_policy(policy_path(store)), key=settings.signing_key,
-                        who=who)  # fmt: skip
+                        who=who, store=store)  # fmt: skip
     _tag_channel(catalog, record.image, channel, settings)
     return record

@@ -1,5 +1,6 @@
 """Fleet questions: which image versions carry a label, are in a state, contain a package at some
-version, are affected by a CVE, or were built on a given parent. Filters combine (AND).
+version, are affected by a CVE, were built on a given parent, or are out of date (their parent
+constraint now selects a newer version). Filters combine (AND).
 
 Every filter is answered from indexed columns first (labels by (key, value), state, parent and parent
 digest, packages by name and source); what SQL cannot order — Debian versions — is compared in Python
@@ -24,6 +25,7 @@ from kiln.catalog.bulk import image_records
 from kiln.catalog.catalog import Catalog
 from kiln.catalog.labels import labels_of
 from kiln.catalog.models import ImageRow, LabelRow, PackageRow
+from kiln.catalog.parents import OutdatedIndex
 from kiln.catalog.refs import REF
 from kiln.catalog.schemas import ImageRecord, ImageState, PackageRecord, semver_key
 from kiln.errors import UsageError
@@ -86,6 +88,7 @@ class FleetQuery(BaseModel):
     package: PackageSpec | None = None
     cve: str | None = None
     parent: str | None = None
+    outdated: bool = False  # only versions :meth:`Catalog.outdated` lists
 
     @property
     def detailed(self) -> bool:
@@ -303,12 +306,17 @@ def _matching(
         if db is None:
             raise UsageError("--cve needs the vulnerability database")
         findings = _cve_hits(s, db, query.cve, today or date.today())
+    outdated: set[int] | None = None
+    if query.outdated:
+        index = OutdatedIndex(s)
+        outdated = {key.id for key in index.keys if index.check(key) is not None}
     keys = select(ImageRow.id, ImageRow.name, ImageRow.version, ImageRow.build_number)
     if conditions:
         keys = keys.where(and_(*conditions))
     found = [
         k for k in s.connection().execute(keys).all()
         if (packages is None or k.id in packages) and (findings is None or k.id in findings)
+        and (outdated is None or k.id in outdated)
     ]  # fmt: skip
     found.sort(key=lambda k: (k.name, semver_key(k.version), k.build_number))
     return [k.id for k in found], packages, findings

@@ -7,6 +7,7 @@ child), each image node with its state and, when out of date, why.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -16,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from kiln.catalog.models import ImageRow
 from kiln.catalog.parents import OutdatedIndex
-from kiln.catalog.queries import resolve_parent
+from kiln.catalog.queries import choose_parent, parent_name, resolve_parent
 from kiln.catalog.records import image_ref
 from kiln.catalog.schemas import semver_key
 from kiln.rootfs.archive import SuiteState
 
 MAX_NODES = 500  # a lineage is a family, not the catalog: descendants beyond this are left out
+CHUNK = 500  # names or digests per IN (...) list
 
 
 class LineageNode(BaseModel):
@@ -92,19 +94,42 @@ def root_node(row: ImageRow) -> LineageNode:
 
 def child_rows(s: Session, row: ImageRow) -> list[ImageRow]:
     """Recorded images built directly on ``row``."""
-    candidates = s.scalars(
-        select(ImageRow).where(
-            or_(
-                ImageRow.parent_digest == row.digest,
-                ImageRow.parent == row.name,
-                ImageRow.parent.startswith(f"{row.name}@"),
-            )
-        )
-    ).all()
-    found = [
-        c for c in candidates if c.id != row.id and (p := resolve_parent(s, c)) is not None and p.id == row.id
-    ]
-    return sorted(found, key=lambda r: (r.name, semver_key(r.version), r.build_number))
+    return children_of(s, [row]).get(row.id, [])
+
+
+def _chunks(items: Iterable[str]) -> Iterator[list[str]]:
+    ordered = sorted(items)
+    for i in range(0, len(ordered), CHUNK):
+        yield ordered[i : i + CHUNK]
+
+
+def children_of(s: Session, level: list[ImageRow]) -> dict[int, list[ImageRow]]:
+    """The children of every row in ``level`` by parent id, sorted: one query for the candidates (by
+    parent digest or name) and one for the versions of the names they refer to, whatever the size of
+    the level (per chunk of names), instead of a query per candidate."""
+    ids = {r.id for r in level}
+    candidates: dict[int, ImageRow] = {}
+    for digests in _chunks({r.digest for r in level}):
+        for c in s.scalars(select(ImageRow).where(ImageRow.parent_digest.in_(digests))):
+            candidates[c.id] = c
+    for names in _chunks({r.name for r in level}):
+        named = [ImageRow.parent.in_(names), *(ImageRow.parent.startswith(f"{n}@") for n in names)]
+        for c in s.scalars(select(ImageRow).where(or_(*named))):
+            candidates[c.id] = c
+    wanted = {n for c in candidates.values() if (n := parent_name(c)) is not None}
+    versions: dict[str, list[ImageRow]] = {}
+    for names in _chunks(wanted):
+        for r in s.scalars(select(ImageRow).where(ImageRow.name.in_(names))):
+            versions.setdefault(r.name, []).append(r)
+    found: dict[int, list[ImageRow]] = {}
+    for c in candidates.values():
+        name = parent_name(c)
+        parent = choose_parent(c, versions.get(name, [])) if name is not None else None
+        if parent is not None and parent.id in ids and parent.id != c.id:
+            found.setdefault(parent.id, []).append(c)
+    for rows in found.values():
+        rows.sort(key=lambda r: (r.name, semver_key(r.version), r.build_number))
+    return found
 
 
 def lineage_graph(s: Session, row: ImageRow) -> LineageGraph:
@@ -123,19 +148,21 @@ def lineage_graph(s: Session, row: ImageRow) -> LineageGraph:
         nodes[image_ref(parent)] = _image_node(parent, outdated, False)
         edges.append(LineageEdge(parent=image_ref(parent), child=image_ref(current)))
         current = parent
-    queue, truncated = [row], False
-    while queue:
-        here = queue.pop(0)
-        for child in child_rows(s, here):
-            ref = image_ref(child)
-            if ref in nodes:
-                continue
-            if len(nodes) >= MAX_NODES:
-                truncated = True
-                break
-            nodes[ref] = _image_node(child, outdated, False)
-            edges.append(LineageEdge(parent=image_ref(here), child=ref))
-            queue.append(child)
+    level, truncated = [row], False
+    while level:  # breadth first, one level (a few queries) at a time
+        children, following = children_of(s, level), []
+        for here in level:
+            for child in children.get(here.id, []):
+                ref = image_ref(child)
+                if ref in nodes:
+                    continue
+                if len(nodes) >= MAX_NODES:
+                    truncated = True
+                    break
+                nodes[ref] = _image_node(child, outdated, False)
+                edges.append(LineageEdge(parent=image_ref(here), child=ref))
+                following.append(child)
+        level = following
     return LineageGraph(focus=image_ref(row), nodes=list(nodes.values()), edges=edges, truncated=truncated)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from debian.debian_support import Version
@@ -169,29 +169,28 @@ def images_with_package_page(
     return page, len(ids)
 
 
-def resolve_parent(s: Session, row: ImageRow) -> ImageRow | None:
-    """The recorded image ``row`` was built on, or None when its parent is external (a distribution
-    release, an OCI image) or no longer recorded. ``name@x.y.z/n`` is exact; a looser reference is
-    resolved by the parent digest, falling back to the latest matching build. ``kiln:NAME@CONSTRAINT``
-    (a recipe's image parent) is resolved by the parent digest the build recorded."""
+def parent_name(row: ImageRow) -> str | None:
+    """The image name ``row``'s parent reference names (None: an external parent)."""
     if row.parent.startswith("kiln:"):
-        name = row.parent.removeprefix("kiln:").partition("@")[0]
-        found = s.scalars(
-            select(ImageRow).where(
-                ImageRow.name == name, ImageRow.digest == row.parent_digest, ImageRow.id != row.id
-            )
-        ).all()
+        return row.parent.removeprefix("kiln:").partition("@")[0]
+    return ImageRef.parse(row.parent).name if REF.match(row.parent) else None
+
+
+def choose_parent(row: ImageRow, rows: Iterable[ImageRow]) -> ImageRow | None:
+    """The rule of :func:`resolve_parent` applied to ``rows`` (any superset of the versions of the
+    parent's name), so that many children can be resolved against one batch of rows."""
+    if row.parent.startswith("kiln:"):
+        name = parent_name(row)
+        found = [c for c in rows if c.name == name and c.digest == row.parent_digest and c.id != row.id]
         return max(found, key=lambda c: (semver_key(c.version), c.build_number)) if found else None
     if not REF.match(row.parent):
         return None
     ref = ImageRef.parse(row.parent)
-    # No eager loading: of the candidates only the chosen one becomes a record (its children load then).
-    query = select(ImageRow).where(ImageRow.name == ref.name)
-    if ref.version:
-        query = query.where(ImageRow.version == ref.version)
-    if ref.build is not None:
-        query = query.where(ImageRow.build_number == ref.build)
-    candidates = [c for c in s.scalars(query).all() if c.id != row.id]
+    candidates = [
+        c for c in rows
+        if c.name == ref.name and c.id != row.id and ref.version in (None, "", c.version)
+        and (ref.build is None or c.build_number == ref.build)
+    ]  # fmt: skip
     if ref.build is None and row.parent_digest:
         by_digest = [c for c in candidates if c.digest == row.parent_digest]
         candidates = by_digest or candidates
@@ -199,6 +198,27 @@ def resolve_parent(s: Session, row: ImageRow) -> ImageRow | None:
     if not candidates:
         return None
     return max(candidates, key=lambda c: (semver_key(c.version), c.build_number))
+
+
+def resolve_parent(s: Session, row: ImageRow) -> ImageRow | None:
+    """The recorded image ``row`` was built on, or None when its parent is external (a distribution
+    release, an OCI image) or no longer recorded. ``name@x.y.z/n`` is exact; a looser reference is
+    resolved by the parent digest, falling back to the latest matching build. ``kiln:NAME@CONSTRAINT``
+    (a recipe's image parent) is resolved by the parent digest the build recorded."""
+    name = parent_name(row)
+    if name is None:
+        return None
+    # No eager loading: of the candidates only the chosen one becomes a record (its children load then).
+    query = select(ImageRow).where(ImageRow.name == name)
+    if row.parent.startswith("kiln:"):
+        query = query.where(ImageRow.digest == row.parent_digest)
+    else:
+        ref = ImageRef.parse(row.parent)
+        if ref.version:
+            query = query.where(ImageRow.version == ref.version)
+        if ref.build is not None:
+            query = query.where(ImageRow.build_number == ref.build)
+    return choose_parent(row, s.scalars(query).all())
 
 
 def lineage(s: Session, row: ImageRow) -> list[LineageEntry]:

@@ -98,19 +98,15 @@ def images_list(
     json_out: JsonOption = False,
 ) -> None:
     """List recorded image versions, filtered (every filter given must hold) by label, state, package,
-    CVE and parent; with --package or --cve, also what matched in each image."""
+    CVE, parent and being out of date; with --package or --cve, also what matched in each image."""
     from kiln.cli.fleet import list_images
 
-    if outdated:
-        if any(f is not None for f in (package, below, label, state, cve, parent)):
-            raise UsageError(
-                "--outdated cannot be combined with other filters yet",
-                hint="kiln images list --outdated [NAME]",
-            )
-        list_outdated(data_dir, name, json_out=json_out)
+    if outdated and all(f is None for f in (package, below, label, state, cve, parent)):
+        list_outdated(data_dir, name, json_out=json_out)  # alone: the reasons table
         return
 
-    list_images(name, package, below, label or [], state, cve, parent, data_dir=data_dir, json_out=json_out)
+    list_images(name, package, below, label or [], state, cve, parent, outdated=outdated, data_dir=data_dir,
+                json_out=json_out)  # fmt: skip
 
 
 def images_packages(

@@ -28,6 +28,7 @@ def build_query(
     state: ImageState | None,
     cve: str | None,
     parent: str | None,
+    outdated: bool = False,
 ) -> FleetQuery:
     """The query the options describe (every bad value is a usage error, exit code 2)."""
     if below is not None:
@@ -46,6 +47,7 @@ def build_query(
         package=PackageSpec.parse(package) if package is not None else None,
         cve=check_cve(cve) if cve is not None else None,
         parent=parent.strip() if parent is not None else None,
+        outdated=outdated,
     )
 
 
@@ -58,10 +60,11 @@ def list_images(
     cve: str | None,
     parent: str | None,
     *,
+    outdated: bool = False,
     data_dir: Path | None,
     json_out: bool,
 ) -> None:
-    query = build_query(name, package, below, labels, state, cve, parent)
+    query = build_query(name, package, below, labels, state, cve, parent, outdated)
     db = None
     if query.cve is not None:
         from kiln.evidence.vulndb import VulnDb

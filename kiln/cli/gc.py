@@ -27,15 +27,26 @@ def register(app: typer.Typer) -> None:
                 help="PostgreSQL catalog: delete the queue's finished jobs older than this.",
             ),
         ] = 168,
+        events_older_than: Annotated[
+            int,
+            typer.Option(
+                "--events-older-than",
+                min=0,
+                metavar="DAYS",
+                help="Delete events older than this (not those a webhook delivery still owes).",
+            ),
+        ] = 90,
         json_output: JsonOption = False,
     ) -> None:
         """Remove scratch directories of dead Kiln processes, image directories no build recorded, and
         what no image references: store blobs, layer cache entries (a private cache only), leftovers of
-        retired images. Reports the bytes freed.
+        retired images; and events older than --events-older-than days. Reports the bytes freed.
 
         Live builds are never touched: each holds a lock on its scratch directory and leases its cache
         entries while it runs. On a PostgreSQL catalog it also prunes the build queue's finished jobs.
         """
+        from kiln.catalog import Catalog
+        from kiln.events.prune import prune_events
         from kiln.executors.prune import is_queue_catalog, prune_jobs
         from kiln.lifecycle.reclaim import collect_garbage
 
@@ -46,11 +57,14 @@ def register(app: typer.Typer) -> None:
             if is_queue_catalog(store.database_url)
             else None
         )
+        with Catalog.open(store.database_url) as catalog:
+            events = prune_events(catalog, events_older_than, dry_run=dry_run)
         if json_output:
             print_json(
                 {
                     "dry_run": dry_run,
                     "queue_jobs": queue_jobs,
+                    "events": events,
                     "freed": report.freed,
                     "reclaimed": [
                         {"path": str(i.path), "kind": i.kind, "size": i.size, "reason": i.reason}
@@ -68,5 +82,6 @@ def register(app: typer.Typer) -> None:
         if queue_jobs is not None:
             console.print(f"{'would remove' if dry_run else 'removed'} {queue_jobs} finished queue job(s) "
                           f"older than {jobs_older_than} h")  # fmt: skip
+        console.print(f"{verb} {events} event(s) older than {events_older_than} day(s)")
         total = human_size(report.freed)
         console.print(f"{'would free' if dry_run else 'freed'} {total} in {len(report.reclaimed)} item(s)")

@@ -92,7 +92,8 @@ def register(app: typer.Typer) -> None:
 
         with _catalog(data_dir) as (catalog, home):
             loaded = load_policy(_policy_path(policy, home))
-            record, results = promote(catalog, ref, to, loaded, key=key or settings().signing_key, who=_who())
+            record, results = promote(catalog, ref, to, loaded, key=key or settings().signing_key, who=_who(),
+                                      store=open_store(data_dir))  # fmt: skip
             _tag_channel(catalog, record.image, to, config)
         if json_output:
             print_json(record.model_dump(mode="json"))
@@ -162,7 +163,8 @@ def register(app: typer.Typer) -> None:
 
         with _catalog(data_dir) as (catalog, home):
             loaded = load_policy(_policy_path(policy, home))
-            statuses = check_channels(catalog, name, loaded, key=key, who=_who(), apply=apply)
+            statuses = check_channels(catalog, name, loaded, key=key, who=_who(), apply=apply,
+                                      store=open_store(data_dir))  # fmt: skip
         if json_output:
             print_json([{"channel": s.channel, "image": s.image, "demoted_to": s.demoted_to,
                          "failed": [r.as_dict() for r in s.failed]} for s in statuses])  # fmt: skip

@@ -1,6 +1,7 @@
 """``kiln gc``'s second half: what no image references any more (:mod:`kiln.lifecycle.references`).
 
-* artifacts of retired images still on disk (a retire that was interrupted part-way);
+* artifacts of retired images still on disk (a retire that was interrupted part-way), and their
+  objects in the shared store (``KILN_STORE_URL``) that no live image needs;
 * blobs of the store (``blobs/sha256``) that are no image's evidence and no live image's OCI blob,
   except those written in the last hour or since the oldest running build started (a build, or a
   ``kiln comply`` / ``kiln scan`` of a recorded image, may be about to record them);
@@ -8,6 +9,8 @@
   directory only: a shared ``KILN_CACHE_DIR`` serves other data directories whose catalogs this one
   cannot see, so its entries are kept. An entry a build is making or using is never removed (its
   create lock and lease, :mod:`kiln.cachelock`).
+* folders of the read-through cache ``remote/`` of retired images, or of images the catalog does not
+  know (:mod:`kiln.lifecycle.sharedgc`).
 
 Bytes freed count only files whose last link went: a cached layer hard-linked into an image's
 layout frees nothing until both are gone.
@@ -27,6 +30,8 @@ from kiln.catalog import Catalog
 from kiln.catalog.models import BuildRow
 from kiln.lifecycle.references import References, live_references
 from kiln.lifecycle.retire import delete_artifacts, freed_bytes
+from kiln.lifecycle.sharedgc import delete_shared, location, remove_tree, shared_holders, stale_remote
+from kiln.readthrough import shared_store
 from kiln.store import Store
 
 GRACE_SECONDS = 3600
@@ -40,11 +45,16 @@ def _oldest_running_build(catalog: Catalog) -> datetime | None:
 
 
 def retired_leftovers(store: Store, catalog: Catalog, refs: References, found: Found, dry_run: bool) -> None:
+    shared = shared_store(store)
+    held = shared_holders(store, shared, catalog) if shared is not None else None
     for image in catalog.list_images():
         if image.state != "retired":
             continue
         for item in delete_artifacts(store, image, refs, dry_run=dry_run).removed:
             found(item.path, "retired-artifact", item.freed, f"{image.ref} is retired")
+        if shared is not None:  # a retire interrupted before the shared store's objects went
+            for name in delete_shared(store, catalog, image, dry_run=dry_run, refs=held).removed:
+                found(location(shared, name), "shared-object", 0, f"{image.ref} is retired")
 
 
 def store_blobs(
@@ -98,3 +108,7 @@ def collect_unreferenced(store: Store, catalog: Catalog, found: Found, kept: Kep
     retired_leftovers(store, catalog, refs, found, dry_run)
     store_blobs(store, catalog, refs, found, kept, dry_run)
     layer_cache(store, refs, found, kept, dry_run)
+    for folder, why in stale_remote(store, catalog):
+        found(folder, "remote-cache", freed_bytes(folder), why)
+        if not dry_run:
+            remove_tree(folder)

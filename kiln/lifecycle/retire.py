@@ -5,7 +5,8 @@ deletion is finished by ``kiln gc`` (:func:`delete_artifacts` again). Only the i
 paths are removed (its OCI layout, disks, archives); its lock file, the component documents, the
 evidence blobs (SBOMs, provenance, scans, compliance results) and the catalog record stay. A blob of
 the shared store (``blobs/sha256``) goes only when no other non-retired image's manifest names it and
-it is no image's evidence (:mod:`kiln.lifecycle.references`).
+it is no image's evidence (:mod:`kiln.lifecycle.references`); so does an object of the shared store
+(``KILN_STORE_URL``, :mod:`kiln.lifecycle.sharedgc`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from kiln.catalog import Catalog, ImageRecord
 from kiln.lifecycle.references import References, image_blob_digests, live_references
+from kiln.lifecycle.sharedgc import SharedReport, delete_shared
 from kiln.lifecycle.states import State, StateChange, add_details, change_state
 from kiln.lifecycle.unpublish import Unpublisher
 from kiln.store import Store
@@ -41,6 +43,7 @@ class RetireReport:
     removed: list[Removed] = field(default_factory=list)
     kept: list[tuple[Path, str]] = field(default_factory=list)  # (path, why it stays)
     unpublished: list[dict[str, Any]] = field(default_factory=list)  # per distribution target
+    shared: SharedReport = field(default_factory=SharedReport)  # the shared store's objects
 
     @property
     def freed(self) -> int:
@@ -53,7 +56,9 @@ class RetireReport:
             "removed": [{"path": str(r.path), "freed": r.freed} for r in self.removed],
             "kept": [{"path": str(p), "reason": why} for p, why in self.kept],
             "unpublished": self.unpublished,
-        }
+            "shared": {"removed": self.shared.removed,
+                       "kept": [{"object": o, "reason": why} for o, why in self.shared.kept]},
+        }  # fmt: skip
 
 
 def freed_bytes(path: Path) -> int:
@@ -147,10 +152,12 @@ def retire(
     refs = refs if refs is not None else live_references(store, catalog)
     report = delete_artifacts(store, image, refs)
     refs.forget(image.ref)
+    report.shared = delete_shared(store, catalog, catalog.get_image(image.ref))
     report.change = change
     report.unpublished = unpublished
     add_details(
         catalog, change.id,
-        {"freed": report.freed, "removed": [str(r.path) for r in report.removed], "unpublished": unpublished},
+        {"freed": report.freed, "removed": [str(r.path) for r in report.removed], "unpublished": unpublished,
+         "shared_removed": report.shared.removed},
     )  # fmt: skip
     return report

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln.catalog import Catalog
 from kiln.catalog import promotions as moves
@@ -20,6 +20,9 @@ from kiln.evidence.signing import load_private_key, load_public_key, open_envelo
 from kiln.lifecycle.states import require_usable
 from kiln.promotion.policy import LoadedPolicy
 from kiln.promotion.rules import RuleResult, evaluate
+
+if TYPE_CHECKING:
+    from kiln.store import Store
 
 DECISION_TYPE = "https://kiln.dev/promotion-decision/v1"
 PAYLOAD_TYPE = "application/vnd.kiln.promotion-decision+json"
@@ -55,13 +58,14 @@ def promote(
     key: Path | None,
     who: str,
     now: datetime | None = None,
+    store: Store | None = None,
 ) -> tuple[PromotionRecord, list[RuleResult]]:
     """Evaluate ``channel``'s policy over ``ref``; record the signed decision; raise PromotionDenied
     (after recording) when a rule fails. Promoting the image the channel already points at is a no-op."""
     now = now or datetime.now(UTC)
     image = catalog.get_image(ref)
     require_usable(image, "promoted")
-    results = evaluate(catalog, image, channel, policy, now)
+    results = evaluate(catalog, image, channel, policy, now, store)
     allowed = all(r.passed for r in results)
     decision = _decision(
         "promote", image.ref, image.digest, channel, who, now,
@@ -116,7 +120,7 @@ class ChannelStatus:
 
 def check_channels(
     catalog: Catalog, name: str, policy: LoadedPolicy, *, key: Path | None, who: str, apply: bool,
-    now: datetime | None = None,
+    now: datetime | None = None, store: Store | None = None,
 ) -> list[ChannelStatus]:  # fmt: skip
     """Re-evaluate each channel's current image of ``name`` now (new scans, expired waivers, stale
     evidence, a changed state). With ``apply`` and ``on_violation: demote``, a failing channel moves back
@@ -129,13 +133,15 @@ def check_channels(
             continue
         current = history[-1].image
         failed = [
-            r for r in evaluate(catalog, catalog.get_image(current), channel, policy, now) if not r.passed
+            r
+            for r in evaluate(catalog, catalog.get_image(current), channel, policy, now, store)
+            if not r.passed
         ]
         status = ChannelStatus(channel, current, failed)
         if failed and apply and policy.policy.on_violation == "demote":
             for earlier in dict.fromkeys(m.image for m in reversed(history) if m.image != current):
                 candidate = catalog.get_image(earlier)
-                if all(r.passed for r in evaluate(catalog, candidate, channel, policy, now)):
+                if all(r.passed for r in evaluate(catalog, candidate, channel, policy, now, store)):
                     cause = [r.as_dict() for r in failed]
                     decision = _decision("demote", candidate.ref, candidate.digest, channel, who, now,
                                          previous=current, cause=cause, allowed=True,

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln.catalog import Catalog, EvidenceRecord, ImageRecord
 from kiln.catalog import promotions as moves
@@ -18,6 +18,9 @@ from kiln.errors import KilnError
 from kiln.evidence.signing import SignatureInvalid, load_public_key, open_envelope
 from kiln.evidence.vulnscan import SEVERITIES
 from kiln.promotion.policy import ChannelPolicy, LoadedPolicy, ScanRule
+
+if TYPE_CHECKING:
+    from kiln.store import Store
 
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
@@ -55,15 +58,17 @@ class Inputs:
     channel: str
     policy: LoadedPolicy
     now: datetime
+    store: Store | None = None  # this machine's data directory: logs shipped by other workers
 
 
 def evaluate(
-    catalog: Catalog, image: ImageRecord, channel: str, policy: LoadedPolicy, now: datetime
-) -> list[RuleResult]:
+    catalog: Catalog, image: ImageRecord, channel: str, policy: LoadedPolicy, now: datetime,
+    store: Store | None = None,
+) -> list[RuleResult]:  # fmt: skip
     if channel not in policy.policy.channels:
         raise KilnError(f"no channel {channel!r}", hint="channels: " + ", ".join(policy.policy.channels))
     rules = policy.policy.for_channel(channel)
-    inputs = Inputs(catalog, image, channel, policy, now)
+    inputs = Inputs(catalog, image, channel, policy, now, store)
     checks: list[tuple[str, bool, Any]] = [
         ("active", rules.active, _active),
         ("tests_passed", rules.tests_passed, _tests_passed),
@@ -91,7 +96,12 @@ def _active(i: Inputs, _rules: ChannelPolicy) -> tuple[bool, str]:
 
 
 def _tests_passed(i: Inputs, _rules: ChannelPolicy) -> tuple[bool, str]:
-    log = Path(i.catalog.get_build(i.image.build_id).log_path)
+    build = i.catalog.get_build(i.image.build_id)
+    log = Path(build.log_path)
+    if not log.is_file() and i.store is not None:  # built on another machine: its shipped log
+        from kiln.shippedlogs import log_file
+
+        log = log_file(i.store, build)
     try:
         lines = log.read_text().splitlines()
     except OSError:

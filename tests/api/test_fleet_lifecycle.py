@@ -104,6 +104,11 @@ def test_outdated_filter_says_why(client: TestClient, home: Seeded) -> None:
         record_image(catalog, store, "base", "1.0.1", "debian:bookworm", full=False)
     found = client.get("/api/v1/images", params={"outdated": "true"}, headers=read).json()["items"]
     assert [(i["ref"], bool(i["outdated"])) for i in found] == [("child@1.0.0/1", True)]
+    combined = {"outdated": "true", "parent": "kiln:base@1.x", "state": "active"}
+    found = client.get("/api/v1/images", params=combined, headers=read).json()["items"]
+    assert [(i["ref"], bool(i["outdated"])) for i in found] == [("child@1.0.0/1", True)]
+    combined["state"] = "deprecated"
+    assert client.get("/api/v1/images", params=combined, headers=read).json()["items"] == []
     detail = client.get("/api/v1/images/child/1.0.0/1", headers=read).json()
     assert detail["outdated"]["newer"] == "base@1.0.1/1" and "1.0.1" in detail["outdated"]["reason"]
 

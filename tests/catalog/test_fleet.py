@@ -245,6 +245,51 @@ def test_cli_filters_labels_and_json(store: Store, vulndb: VulnDb, monkeypatch: 
         build_query(None, "openssl<1", "2", [], None, None, None)
 
 
+def test_cli_outdated_combines_with_other_filters(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KILN_DATABASE_URL", raising=False)
+    with Catalog.open(store.database_url) as catalog:
+        for name, version, parent in (
+            ("base", "1.0.0", "debian:bookworm"),
+            ("web", "1.0.0", "kiln:base@1.x"),
+            ("api", "1.0.0", "kiln:base@1.x"),
+            ("base", "1.0.1", "debian:bookworm"),
+        ):
+            build = catalog.start_build(
+                recipe_name=name, recipe_version=version, recipe_path="r", log_path=str(store.home / "l")
+            )
+            up = (
+                catalog.get_image("base@1.0.0").digest if parent.startswith("kiln:") else "sha256:" + "0" * 64
+            )
+            catalog.finish_build(
+                build,
+                new_image(
+                    name,
+                    version,
+                    parent=parent,
+                    parent_digest=up,
+                    digest="sha256:" + f"{name}{version}".encode().hex().ljust(64, "0"),
+                ),
+            )
+        set_labels(catalog, "web@1.0.0/1", {"team": "payments"})
+    app = build_app()
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(app, ["images", "list", *args, "--data-dir", str(store.home)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    alone = json.loads(run("--outdated", "--json"))  # alone: the reasons
+    assert [o["image"] for o in alone] == ["api@1.0.0/1", "web@1.0.0/1"]
+    listed = json.loads(run("--outdated", "--label", "team=payments", "--json"))
+    assert [(i["name"], i["labels"]) for i in listed] == [("web", {"team": "payments"})]
+    assert [i["name"] for i in json.loads(run("--outdated", "--parent", "base@1.0.0", "--json"))] == [
+        "api",
+        "web",
+    ]
+    assert json.loads(run("--outdated", "--state", "deprecated", "--json")) == []
+    assert json.loads(run("--outdated", "--parent", "debian:bookworm", "--json")) == []
+
+
 def test_migration_0006_from_0003_keeps_data(catalog_url: str) -> None:
     engine = make_engine(catalog_url)
     try:

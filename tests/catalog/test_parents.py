@@ -8,9 +8,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from kiln.catalog import Catalog
+from kiln.catalog.fleet import FleetQuery, query_catalog
+from kiln.catalog.labels import set_labels
 from kiln.catalog.lineage import to_dot
 from kiln.catalog.models import ImageRow
 from kiln.catalog.parents import ParentUnavailable, select_parent
@@ -170,3 +172,55 @@ def test_a_child_of_a_channel_is_outdated_when_the_channel_moves(
     record_promotion(catalog, "base@1.0.0/1", channel="prod", at=datetime.now(UTC), **promote)  # type: ignore[arg-type]
     [found] = catalog.outdated()  # a rollback counts: the channel no longer names what app was built on
     assert found.reason == "channel prod of base now points at 1.0.0/1, built from 1.1.0/1"
+
+
+def test_outdated_is_a_fleet_filter_that_combines(catalog: Catalog, record_image: Record) -> None:
+    base1, org1 = digest(), digest()
+    record_image("debian-base", "1.0.0", digest=base1)
+    record_image("org-base", "1.0.0", digest=org1, parent="kiln:debian-base@1.x", parent_digest=base1)
+    record_image("web", "1.0.0", digest=digest(), parent="kiln:org-base@1.x", parent_digest=org1)
+    record_image("api", "1.0.0", digest=digest(), parent="kiln:org-base@1.x", parent_digest=org1)
+    set_labels(catalog, "web@1.0.0/1", {"team": "payments"})
+
+    def refs(**filters: object) -> list[str]:
+        return [m.image.ref for m in query_catalog(catalog, FleetQuery.model_validate(filters))]
+
+    assert refs(outdated=True) == []
+    record_image("debian-base", "1.0.1", digest=digest())
+    assert refs(outdated=True) == ["api@1.0.0/1", "org-base@1.0.0/1", "web@1.0.0/1"]
+    assert refs(outdated=True, labels={"team": "payments"}) == ["web@1.0.0/1"]
+    assert refs(outdated=True, parent="org-base") == ["api@1.0.0/1", "web@1.0.0/1"]
+    assert refs(outdated=True, name="org-base", state="active") == ["org-base@1.0.0/1"]
+    set_state(catalog, "api@1.0.0/1", "deprecated")
+    assert refs(outdated=True, state="deprecated") == ["api@1.0.0/1"]
+    assert refs(outdated=True, parent="debian:bookworm") == []
+
+
+def test_lineage_graph_loads_descendants_by_level_not_per_node(
+    catalog: Catalog, record_image: Record
+) -> None:
+    base = digest()
+    record_image("base", "1.0.0", digest=base)
+    for m in range(4):
+        mid = digest()
+        record_image(f"mid-{m}", "1.0.0", digest=mid, parent="kiln:base@1.x", parent_digest=base)
+        for leaf in range(5):  # both reference forms: an exact one and the digest of a kiln: parent
+            parent = f"mid-{m}@1.0.0/1" if leaf % 2 else f"kiln:mid-{m}@1.x"
+            record_image(f"leaf-{m}-{leaf}", "1.0.0", parent=parent, parent_digest=mid)
+    record_image(
+        "mid-0", "1.0.1", digest=digest(), parent="kiln:base@1.x", parent_digest=digest()
+    )  # not base's
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(catalog.engine, "before_cursor_execute", count)
+    graph = catalog.lineage_graph("base")
+    event.remove(catalog.engine, "before_cursor_execute", count)
+    edges = {(e.parent, e.child) for e in graph.edges}
+    assert len(graph.nodes) == 1 + 1 + 4 + 20 and len(edges) == 25
+    assert ("mid-2@1.0.0/1", "leaf-2-3@1.0.0/1") in edges and ("mid-2@1.0.0/1", "leaf-2-4@1.0.0/1") in edges
+    assert not any(c.startswith("mid-0@1.0.1") for _, c in edges)
+    # a node-per-query walk needs more than 25; by level it is a few per level (3 levels + the last)
+    assert len(statements) <= 20, len(statements)

@@ -68,6 +68,7 @@ BAD: list[tuple[list[str], str]] = [
     (["test", "x", "--timeout", "soon"], "Invalid value for '--timeout'"),
     (["gc", "extra"], "unexpected extra argument"),
     (["gc", "--jobs-older-than", "-1"], "Invalid value for '--jobs-older-than'"),
+    (["gc", "--events-older-than", "soon"], "Invalid value for '--events-older-than'"),
     (["serve", "--port", "http"], "Invalid value for '--port'"),
     (["tokens", "create"], "Missing argument"),
     (["promote", "x"], "Missing option '--to'"),

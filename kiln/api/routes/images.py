@@ -75,15 +75,15 @@ def list_images(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Response:
-    query = fleet_query(name, package, below, label, state, cve, parent)
+    query = fleet_query(name, package, below, label, state, cve, parent, outdated)
     who = caller(request)
 
     def answer() -> bytes:
-        page = fleet_page(catalog, store, query, who.sees if who.images is not None else None, outdated,
+        page = fleet_page(catalog, store, query, who.sees if who.images is not None else None,
                           int(cursor) if cursor else 0, limit)  # fmt: skip
         return page.model_dump_json().encode()
 
-    key = ("images", query.model_dump_json(), outdated, cursor, limit, who.images)
+    key = ("images", query.model_dump_json(), cursor, limit, who.images)
     return Response(cache.get(key, answer), media_type="application/json")
 
 
