@@ -10,7 +10,10 @@
   cannot see, so its entries are kept. An entry a build is making or using is never removed (its
   create lock and lease, :mod:`kiln.cachelock`).
 * folders of the read-through cache ``remote/`` of retired images, or of images the catalog does not
-  know (:mod:`kiln.lifecycle.sharedgc`).
+  know (:mod:`kiln.lifecycle.sharedgc`);
+* unpacked parent trees (``cache/image-parents``) and registry copies of parents (``cache/registry``)
+  that no active or deprecated image is, or builds on (a private cache only, as for layers; an entry a
+  build uses is kept: its lease, or for a registry copy its fetch lock and an hour's grace).
 
 Bytes freed count only files whose last link went: a cached layer hard-linked into an image's
 layout frees nothing until both are gone.
@@ -26,12 +29,14 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from kiln.build import layercache
+from kiln.cachelock import try_exclusive
 from kiln.catalog import Catalog
 from kiln.catalog.models import BuildRow
 from kiln.lifecycle.references import References, live_references
 from kiln.lifecycle.retire import delete_artifacts, freed_bytes
 from kiln.lifecycle.sharedgc import delete_shared, location, remove_tree, shared_holders, stale_remote
 from kiln.readthrough import shared_store
+from kiln.rootfs import imageparent
 from kiln.store import Store
 
 GRACE_SECONDS = 3600
@@ -102,12 +107,60 @@ def layer_cache(store: Store, refs: References, found: Found, kept: Kept, dry_ru
             kept(entry, "layer-cache", size, "a build is making or using it")
 
 
+def _parents_in_use(catalog: Catalog) -> set[str]:
+    """Digests of images a new build may take as its parent, and of the parents usable images were
+    built on (their trees serve a rebuild)."""
+    wanted: set[str] = set()
+    for image in catalog.list_images():
+        if image.state in ("active", "deprecated"):
+            wanted.add(image.digest)
+            if image.parent_digest:
+                wanted.add(image.parent_digest)
+    return wanted
+
+
+def parent_caches(store: Store, catalog: Catalog, found: Found, kept: Kept, dry_run: bool) -> None:
+    trees = sorted(p for p in (store.cache / "image-parents").glob("*") if p.is_dir())
+    copies = sorted(p for p in (store.cache / "registry").glob("*") if p.is_dir())
+    wanted = _parents_in_use(catalog)
+    unused = [p for p in trees + copies if "sha256:" + p.name not in wanted]
+    if store.cache.absolute() != (store.home / "cache").absolute():
+        if unused:
+            why = f"{len(unused)} parent entries no image here uses; a shared KILN_CACHE_DIR may serve others"
+            kept(store.cache, "parent-cache", sum(freed_bytes(p) for p in unused), why)
+        return
+    entries = imageparent.entries(store)
+    cutoff = time.time() - GRACE_SECONDS
+    for entry in unused:
+        size = freed_bytes(entry)
+        if entry.parent.name == "image-parents":
+            removed = dry_run or entries.remove(entry.name)
+        elif entry.stat().st_mtime >= cutoff:
+            removed = False
+        elif dry_run:
+            removed = True
+        else:
+            held = try_exclusive(entry.parent / f"{entry.name}.lock")
+            removed = held is not None
+            if held is not None:
+                try:
+                    remove_tree(entry)
+                finally:
+                    for lock in held:
+                        lock.release()
+        if removed:
+            found(entry, "parent-cache", size, "no active or deprecated image is or builds on this parent")
+        else:
+            kept(entry, "parent-cache", size, "a build is fetching or using it")
+
+
 def collect_unreferenced(store: Store, catalog: Catalog, found: Found, kept: Kept, *, dry_run: bool) -> None:
     """Report (and unless ``dry_run`` remove) everything no image references; see the module doc."""
     refs = live_references(store, catalog)
     retired_leftovers(store, catalog, refs, found, dry_run)
     store_blobs(store, catalog, refs, found, kept, dry_run)
     layer_cache(store, refs, found, kept, dry_run)
+    parent_caches(store, catalog, found, kept, dry_run)
     for folder, why in stale_remote(store, catalog):
         found(folder, "remote-cache", freed_bytes(folder), why)
         if not dry_run:

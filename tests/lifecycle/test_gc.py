@@ -175,3 +175,53 @@ def test_retire_never_deletes_outside_the_images_directory(
     assert outside_blob.read_text() == "keep me too"
     assert not sneaky.exists()  # its own layout inside images/ is deleted
     assert sum("Kiln deletes only what it wrote there" in why for _, why in report.kept) == 2
+
+
+def _parent_tree(home: Store, digest: str) -> Path:
+    """An unpacked parent tree as a child build leaves it in ``cache/image-parents``."""
+    from kiln.rootfs import imageparent
+
+    key = digest.removeprefix("sha256:")
+    entries = imageparent.entries(home)
+    (entries.entry_dir(key) / "rootfs/etc").mkdir(parents=True)
+    (entries.entry_dir(key) / "rootfs/etc/os-release").write_bytes(b"x" * 5000)
+    entries.commit(key, {"digest": digest})
+    return entries.entry_dir(key)
+
+
+def test_gc_frees_parent_trees_and_registry_copies_no_usable_image_needs(
+    home: Store, catalog: Catalog
+) -> None:
+    from kiln.rootfs import imageparent
+
+    base, _ = _image(catalog, home, "base", [b"base layer"], b"sbom of base")
+    old, _ = _image(catalog, home, "old", [b"old layer"], b"sbom of old")
+    base_digest, old_digest = catalog.get_image(base).digest, catalog.get_image(old).digest
+    external = "sha256:" + "e" * 64  # an oci-layout/registry parent a live child was built on
+    record(catalog, "child", parent_digest=external)
+    from kiln.lifecycle.states import change_state
+
+    change_state(catalog, old, "disabled", actor="alice", reason="superseded")
+    used, child_parent = _parent_tree(home, base_digest), _parent_tree(home, external)
+    unused = _parent_tree(home, old_digest)
+    leased_digest = "sha256:" + "c" * 64
+    leased = _parent_tree(home, leased_digest)
+    copies = home.cache / "registry"
+    stale, fresh = copies / ("d" * 64), copies / ("f" * 64)
+    for copy in (stale, fresh):
+        (copy / "oci").mkdir(parents=True)
+        (copy / "oci/index.json").write_text("{}")
+    os.utime(stale, (1_600_000_000, 1_600_000_000))
+
+    lease = imageparent.entries(home).lease(leased_digest.removeprefix("sha256:"))
+    lease.acquire(blocking=False)  # a build is using this tree right now
+    try:
+        done = _gc(home)
+    finally:
+        lease.release()
+    kinds = {item["path"]: item["kind"] for item in done["reclaimed"]}  # type: ignore[attr-defined]
+    assert kinds == {str(unused): "parent-cache", str(stale): "parent-cache"}
+    assert used.exists() and child_parent.exists() and leased.exists() and fresh.exists()
+    assert not unused.exists() and not stale.exists()
+    kept = {item["path"] for item in done.get("kept", [])}  # type: ignore[union-attr]
+    assert {str(leased), str(fresh)} <= kept
