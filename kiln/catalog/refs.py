@@ -41,6 +41,11 @@ class ImageRef:
         return text
 
 
+def ref_name(ref: str) -> str:
+    """The image name of any reference: ``name``, ``name@1.2.3/4``, ``kiln:name@prod`` (a channel)."""
+    return ref.strip().removeprefix("kiln:").partition("@")[0]
+
+
 def hostname() -> str:
     return socket.gethostname()
 

@@ -17,6 +17,7 @@ from kiln.api.problems import ApiError
 from kiln.api.schemas import ArtifactFile, ImageDetail, ImageHit, Page, Verification
 from kiln.catalog import PackageRecord
 from kiln.catalog.labels import image_labels
+from kiln.catalog.refs import ref_name
 from kiln.catalog.schemas import ImageState
 from kiln.errors import NotFound
 
@@ -180,12 +181,17 @@ def artifact_file(store: StoreDep, image: ImageDep, index: ArtifactIndex, path: 
 
 
 RefParam = Annotated[
-    str, Query(pattern=r"^[a-z0-9][a-z0-9._-]*@\d+\.\d+\.\d+/\d{1,9}$", description="name@x.y.z/build")
+    str,
+    Query(
+        pattern=r"^(kiln:)?[a-z0-9][a-z0-9._-]*@(\d+\.\d+\.\d+/\d{1,9}|[a-z][a-z0-9-]{0,31})$",
+        max_length=300,
+        description="name@x.y.z/build, or name@CHANNEL / kiln:name@CHANNEL (where the channel points)",
+    ),
 ]
 
 
 @router.get(IMAGE + "/diff", summary="Packages and components changed since another image version")
 def image_diff(request: Request, catalog: CatalogDep, image: ImageDep, against: RefParam) -> ImageDiff:
-    if not caller(request).sees(against.partition("@")[0]):
+    if not caller(request).sees(ref_name(against)):
         raise NotFound(f"no image {against}")
     return diff(catalog, catalog.get_image(against), image)

@@ -16,6 +16,7 @@ from kiln.catalog import distributions
 from kiln.catalog.distributions import DistributionRecord
 from kiln.catalog.labels import check_key, check_value, remove_labels, set_labels
 from kiln.catalog.lineage import LineageGraph
+from kiln.catalog.refs import ref_name
 from kiln.diffing.images import ImageDiff, diff_images
 from kiln.errors import NotFound
 from kiln.lifecycle.states import StateChange, history
@@ -131,7 +132,7 @@ def full_diff(
 ) -> ImageDiff:  # fmt: skip
     from kiln.evidence.vulndb import VulnDb
 
-    if not caller(request).sees(against.partition("@")[0]):
+    if not caller(request).sees(ref_name(against)):
         raise NotFound(f"no image {against}")
     return diff_images(catalog, store, against, image.ref, db=VulnDb.open(store), files=files)
 
