@@ -77,6 +77,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return Built(home, work, pair.private, json.loads(result.stdout)["image"])
 
 
+def build_own(work: Path, name: str) -> Built:
+    """A build of its own (own data dir, recipe ``name``) for a test that changes the image's state."""
+    (work / "motd.yaml").write_text(COMPONENT)
+    (work / "recipe.yaml").write_text(RECIPE.replace("tiny-dist", name))
+    pair = generate_key(work / "signing.key")
+    result = kiln("build", str(work / "recipe.yaml"), "--json", home=work / "home")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return Built(work / "home", work, pair.private, json.loads(result.stdout)["image"])
+
+
 def write_targets(path: Path, body: str) -> Path:
     path.write_text("distribution:\n" + body)
     return path

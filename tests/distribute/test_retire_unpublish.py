@@ -11,8 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from kiln.evidence.signing import generate_key
-from tests.distribute.conftest import COMPONENT, RECIPE, kiln, write_targets
+from tests.distribute.conftest import build_own, kiln, write_targets
 from tests.distribute.servers import moto, registry
 
 pytestmark = pytest.mark.e2e
@@ -27,14 +26,8 @@ def _inspect(ref: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def test_retire_removes_s3_objects_and_registry_manifests(tmp_path: Path) -> None:
-    (tmp_path / "motd.yaml").write_text(COMPONENT)
-    (tmp_path / "recipe.yaml").write_text(RECIPE.replace("tiny-dist", "tiny-retire"))
-    generate_key(tmp_path / "signing.key")
-    home = tmp_path / "home"
-    built = kiln("build", str(tmp_path / "recipe.yaml"), "--json", home=home)
-    assert built.returncode == 0, built.stdout + built.stderr
-    image = json.loads(built.stdout)["image"]
-    ref = f"{image['name']}@{image['version']}/{image['build']}"
+    built = build_own(tmp_path, "tiny-retire")
+    home, image, ref = built.home, built.image, built.ref
 
     with moto(tmp_path / "moto") as endpoint, registry(tmp_path / "registry") as host:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
