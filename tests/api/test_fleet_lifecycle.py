@@ -241,6 +241,21 @@ def test_promotion_needs_the_channel_scope_and_records_denials(client: TestClien
     }
     decisions = client.get("/api/v1/channels/history", params={"name": "app"}, headers=read).json()["items"]
     assert [(d["channel"], d["allowed"]) for d in decisions] == [("dev", True), ("staging", False)]
+    by_channel = client.post(
+        "/api/v1/channels/staging/promotions", json={"ref": "kiln:app@dev"}, headers=staging
+    )
+    assert (
+        by_channel.status_code == 409 and "app@2.0.0/1" in by_channel.json()["detail"]
+    )  # what dev points at
+    store = Store.open_at(home.home, home.home / "cache")
+    with Catalog.open(store.database_url) as catalog:
+        secret, _ = create_token(catalog, server_secret(store.home), "web-promoter",
+                                 ["channels:promote:staging"], None, images=["web"])  # fmt: skip
+    hidden = {"Authorization": f"Bearer {secret}"}
+    unseen = client.post(
+        "/api/v1/channels/staging/promotions", json={"ref": "app@dev"}, headers=hidden
+    ).json()
+    assert unseen["status"] == 404 and unseen["detail"] == "no image app@dev"
 
 
 def test_registry_publish_show_and_conflict(client: TestClient, home: Seeded) -> None:

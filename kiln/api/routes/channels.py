@@ -14,6 +14,7 @@ from kiln.api.promote import channel_order, promote_image
 from kiln.api.schemas import Page, page_of
 from kiln.catalog import promotions as moves
 from kiln.catalog.promotions import PromotionRecord
+from kiln.catalog.refs import ref_name
 from kiln.errors import NotFound
 
 router = APIRouter(prefix="/channels", tags=["channels"])
@@ -34,14 +35,14 @@ class Channels(BaseModel):
     channels: dict[str, str | None]
 
 
-REF = r"^[a-z0-9][a-z0-9._-]*(@\d{1,9}\.\d{1,9}\.\d{1,9}(/[1-9]\d{0,8})?)?$"
+REF = r"^(kiln:)?[a-z0-9][a-z0-9._-]*(@(\d{1,9}\.\d{1,9}\.\d{1,9}(/[1-9]\d{0,8})?|[a-z][a-z0-9-]{0,31}))?$"
 
 
 class PromoteRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     ref: Annotated[str, StringConstraints(pattern=REF, max_length=300)] = Field(
-        description="NAME, NAME@x.y.z or NAME@x.y.z/BUILD"
+        description="NAME, NAME@x.y.z, NAME@x.y.z/BUILD or (kiln:)NAME@CHANNEL (where that channel points)"
     )
 
 
@@ -84,7 +85,7 @@ def channel_history(
 def promote(request: Request, who: ChannelPromoter, catalog: CatalogDep, store: StoreDep, config: ConfigDep,
             channel: ChannelName, body: PromoteRequest) -> PromotionRecord:  # fmt: skip
     request.state.audit_target = f"{body.ref} -> {channel}"
-    image = catalog.get_image(body.ref)
-    if not caller(request).sees(image.name):
+    if not caller(request).sees(ref_name(body.ref)):  # before resolving: a channel's content stays hidden
         raise NotFound(f"no image {body.ref}")
+    image = catalog.get_image(body.ref)
     return promote_image(catalog, store, config.settings, image.ref, channel, who=f"{who.name} (api token)")
