@@ -238,12 +238,13 @@ class Catalog:
 
     def get_image(self, ref: str) -> ImageRecord:
         """``name`` (latest version), ``name@1.2.3`` (its latest build), ``name@1.2.3/4`` or
-        ``name@CHANNEL`` (the version a promotion channel points at, e.g. ``web@prod``)."""
+        ``name@CHANNEL`` (the version a promotion channel points at, e.g. ``web@prod``); each may be
+        written with the ``kiln:`` prefix recipes use for image parents."""
         channel = CHANNEL_REF.match(ref.strip())
         with self._read() as s:
             if channel:
                 return image_record(self._channel_row(s, channel["name"], channel["channel"]))
-            row = self._image_row(s, ImageRef.parse(ref))
+            row = self._image_row(s, ImageRef.parse(ref.strip().removeprefix("kiln:")))
             return image_record(row)
 
     def _channel_row(self, s: Session, name: str, channel: str) -> ImageRow:

@@ -84,6 +84,9 @@ def test_build_numbers_count_per_name_and_version(catalog: Catalog, record_image
     assert catalog.get_image("web").ref == "web@1.10.0/1"  # semver order, not text order
     assert catalog.get_image("web@1.0.0").ref == "web@1.0.0/3"
     assert catalog.get_image("web@1.0.0/2").ref == "web@1.0.0/2"
+    # the kiln: prefix recipes use for image parents is accepted wherever a reference is
+    assert catalog.get_image("kiln:web").ref == "web@1.10.0/1"
+    assert catalog.get_image("kiln:web@1.0.0/2").ref == "web@1.0.0/2"
 
 
 def test_unknown_images_say_what_exists(catalog: Catalog, record_image: Callable[..., str]) -> None:
@@ -103,7 +106,7 @@ def test_unknown_images_say_what_exists(catalog: Catalog, record_image: Callable
     assert str(version.value) == "no image web@1.0.0/7"
     assert version.value.hint == "recorded versions of web: 1.0.0/1"
 
-    for bad in ("Web", "web@1.0", "web@1.0.0/0", "web@1.0.0/x", ""):
+    for bad in ("Web", "web@1.0", "web@1.0.0/0", "web@1.0.0/x", "", "kiln:", "kiln:Web"):
         with pytest.raises(KilnError, match="invalid image reference"):
             catalog.get_image(bad)
 
