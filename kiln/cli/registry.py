@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
 
@@ -98,14 +99,7 @@ def components_show(
 
     with _catalog(data_dir) as catalog:
         found = get_component(catalog, *split_ref(ref))
-    if document:
-        typer.echo(found.document, nl=False)
-        return
-    if json_out:
-        print_json({**found.component.model_dump(mode="json"), "document": found.document})
-        return
     c = found.component
-    facts = Table.grid(padding=(0, 2))
     rows = [
         ("component", c.ref),
         ("digest", c.digest),
@@ -118,9 +112,7 @@ def components_show(
     if c.state == "deprecated":
         rows.append(("deprecated", f"{c.deprecated:%Y-%m-%d %H:%M:%S} UTC by {c.deprecated_by}: "
                                    f"{c.deprecation_reason}"))  # fmt: skip
-    for key, value in rows:
-        facts.add_row(f"[bold]{key}[/]", escape(value))
-    show(facts)
+    _show_published(c, found.document, rows, document=document, json_out=json_out)
 
 
 def components_deprecate(
@@ -194,14 +186,7 @@ def recipes_show(
 
     with _catalog(data_dir) as catalog:
         found = get_recipe(catalog, *split_ref(ref))
-    if document:
-        typer.echo(found.document, nl=False)
-        return
-    if json_out:
-        print_json({**found.recipe.model_dump(mode="json"), "document": found.document})
-        return
     r = found.recipe
-    facts = Table.grid(padding=(0, 2))
     rows = [
         ("recipe", r.ref),
         ("digest", r.digest),
@@ -210,6 +195,21 @@ def recipes_show(
         ("components", ", ".join(r.components)),
         ("published", f"{r.published:%Y-%m-%d %H:%M:%S} UTC by {r.published_by}"),
     ]
+    _show_published(r, found.document, rows, document=document, json_out=json_out)
+
+
+def _show_published(
+    record: BaseModel, text: str, rows: list[tuple[str, str]], *, document: bool, json_out: bool
+) -> None:
+    """``show`` of a published component or recipe: its document (--document), the record with its
+    document (--json), or the facts ``rows``."""
+    if document:
+        typer.echo(text, nl=False)
+        return
+    if json_out:
+        print_json({**record.model_dump(mode="json"), "document": text})
+        return
+    facts = Table.grid(padding=(0, 2))
     for key, value in rows:
         facts.add_row(f"[bold]{key}[/]", escape(value))
     show(facts)
