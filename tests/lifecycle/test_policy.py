@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -150,9 +150,11 @@ def test_the_documented_policy_parses_and_has_a_schema(tmp_path: Path) -> None:
 
 
 def test_cli_dry_run_prints_what_yes_does(home: Store, catalog: Catalog, tmp_path: Path) -> None:
-    old = record(catalog, "web", "1.0.0", recorded=_days(200))
-    mid = record(catalog, "web", "1.0.1", recorded=_days(100))
-    record(catalog, "web", "1.0.2", recorded=_days(1))
+    # the CLI plans against the real clock: ages are counted back from it, not from the tests' NOW
+    now = datetime.now(UTC)
+    old = record(catalog, "web", "1.0.0", recorded=now - timedelta(days=200))
+    mid = record(catalog, "web", "1.0.1", recorded=now - timedelta(days=100))
+    record(catalog, "web", "1.0.2", recorded=now - timedelta(days=1))
     policy = _policy(tmp_path)
     env = {**os.environ, "KILN_HOME": str(home.home), "KILN_CACHE_DIR": str(home.cache)}
     env.pop("KILN_DATABASE_URL", None)
