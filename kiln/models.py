@@ -80,6 +80,9 @@ class BuildOptions(_Model):
     check_reproducible: bool = False
     locked: LockFile | None = None  # reproduce exactly this package set
     strict: bool = False  # warnings (AWSTOE quirks, a version rebuilt from another recipe) are errors
+    # the test phases (kiln.build.tests): not run at all (recorded with the requester), or bounded in time
+    skip_tests: bool = False
+    test_timeout: int | None = Field(None, ge=1, le=86400)  # seconds for the whole test stage
 
 
 class RecipeSource(_Model):

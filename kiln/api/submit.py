@@ -31,6 +31,17 @@ class SubmitOptions(BaseModel):
 
     no_cache: bool = False
     refresh_parent: bool = False
+    refresh: bool = Field(
+        False,
+        description="bootstrap a new parent from the current archive and re-run every component "
+        "that can depend on it (kiln build --refresh)",
+    )
+    skip_tests: bool = Field(
+        False, description="build without the test phases (recorded in the provenance; kiln build --no-tests)"
+    )
+    test_timeout: int | None = Field(
+        None, ge=1, le=86400, description="seconds the test stage may take; past it the build fails"
+    )
 
 
 class UploadedRecipe(BaseModel):
@@ -119,9 +130,7 @@ def build_request(submission: BuildSubmission, catalog: Catalog, store: Store, w
     return BuildRequest(
         recipe=source,
         data_dir=store.home,
-        options=BuildOptions(
-            no_cache=submission.options.no_cache, refresh_parent=submission.options.refresh_parent
-        ),
+        options=BuildOptions.model_validate(submission.options.model_dump()),
         source_date_epoch=epoch,
         requester=f"api token {who.name} ({who.token_id})",
     )
