@@ -80,6 +80,8 @@ class BuildContext:
     evidence_files: list[EvidenceFile] = field(default_factory=list)  # made from the root, unsigned
     evidence: list[Evidence] = field(default_factory=list)  # all of it, provenance last
     tested_on: list[str] = field(default_factory=list)
+    requester: str | None = None  # who asked for the build (BuildRequest.requester), as recorded
+    tests_skipped: str | None = None  # why the test stage did not run (the request turned it off)
     lock_repo: LockedRepo | None = None  # when building --locked
     lock_data: dict[str, Any] | None = None
     ran_steps: int = 0

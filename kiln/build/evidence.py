@@ -63,6 +63,8 @@ def image_facts(ctx: BuildContext) -> ImageFacts:
         packages=list(ctx.packages),
         lock=ctx.lock_data,
         size=ctx.size,
+        tests_skipped=ctx.tests_skipped,
+        test_timeout=ctx.options.test_timeout,
     )
 
 

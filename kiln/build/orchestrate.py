@@ -84,6 +84,7 @@ class _Inputs:
     secrets: Secrets
     epoch: int | None
     parent: ResolvedParent | None = None  # an image parent, resolved once before the build starts
+    requester: str | None = None  # who asked (named where the request changed how it built: skipped tests)
 
 
 def keep_documents(ctx: BuildContext) -> list[dict[str, Any]]:
@@ -295,6 +296,7 @@ def produce(inputs: _Inputs, store: Store, options: BuildOptions, monitor: Monit
                                settings=inputs.settings, epoch_override=inputs.epoch)  # fmt: skip
             ctx.ram = scratch / "ram" if in_ram else None
             ctx.image_parent = inputs.parent
+            ctx.requester = inputs.requester
             ctx.secrets, ctx.secrets_dir = secrets, secrets_dir
             ctx.secret_identity = secrets.identity(store.cache) if secrets else {}
             try:
@@ -374,7 +376,7 @@ def run_build(request: BuildRequest, *, monitor: Monitor, settings: Settings | N
         # An image parent is resolved to one exact version now: an unknown, unmatched, disabled or
         # retired parent fails before the build is even recorded.
         parent = resolve_parent_image(loaded, catalog, store, monitor)
-        inputs = _Inputs(loaded, settings, secrets, request.source_date_epoch, parent)
+        inputs = _Inputs(loaded, settings, secrets, request.source_date_epoch, parent, request.requester)
         warnings = [*loaded.warnings, *version_warnings(loaded, catalog)]
         if request.options.strict and warnings:
             raise ValidationFailed(warnings)

@@ -104,6 +104,24 @@ def build_command(
             "inputs), a version built before from another recipe.",
         ),
     ] = False,
+    no_tests: Annotated[
+        bool,
+        typer.Option(
+            "--no-tests",
+            help="Skip the test phases (the log and the provenance say so; promotion rules requiring "
+            "tests refuse the image).",
+        ),
+    ] = False,
+    test_timeout: Annotated[
+        int | None,
+        typer.Option(
+            "--test-timeout",
+            min=1,
+            max=86400,
+            metavar="SECONDS",
+            help="Fail the build if the test stage takes longer (its processes are killed).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show step output.")] = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -119,6 +137,9 @@ def build_command(
     if (refresh or refresh_parent) and locked is not None:
         raise typer.BadParameter("a lock reproduces an earlier package set: not with a refreshed parent",
                                  param_hint="'--refresh' / '--refresh-parent' with '--locked'")  # fmt: skip
+    if no_tests and test_timeout is not None:
+        raise typer.BadParameter("no test stage to bound when the tests are skipped",
+                                 param_hint="'--test-timeout' with '--no-tests'")  # fmt: skip
     seen = BuildEvents()
     try:
         config = settings()
@@ -134,6 +155,8 @@ def build_command(
                 check_reproducible=check_reproducible,
                 locked=read_lockfile(locked) if locked is not None else None,
                 strict=strict,
+                skip_tests=no_tests,
+                test_timeout=test_timeout,
             ),
             source_date_epoch=config.source_date_epoch,
             requester=f"{getpass.getuser()}@{socket.gethostname()}",

@@ -125,11 +125,13 @@ def provenance_evidence(
     ):
         payload = statement_bytes(facts, files)
         result["signed"] = settings.signing_key is not None
+        # the catalog keeps the summary: `kiln images show` says an image went untested, and why
+        tests = {"tests": f"skipped ({facts.tests_skipped})"} if facts.tests_skipped else {}
         if settings.signing_key is not None:
             envelope = sign_envelope(payload, load_private_key(settings.signing_key))
-            return store_file(store, work, "provenance-signed", envelope, {"signature": "signed"})
+            return store_file(store, work, "provenance-signed", envelope, {"signature": "signed", **tests})
         monitor.warning("provenance is not signed: no signing key configured (recipe 'signing.key')")
-        return store_file(store, work, "provenance", payload, {"signature": "unsigned"})
+        return store_file(store, work, "provenance", payload, {"signature": "unsigned", **tests})
 
 
 def _scan(

@@ -50,6 +50,8 @@ class ImageFacts:
     lock: dict[str, Any] | None = None  # the lock data recorded with the image in the catalog
     size: int | None = None  # the image size recorded in the catalog
     parent_ref: str | None = None  # an image parent's exact name (kiln:NAME@x.y.z/n, oci-layout:, docker://)
+    tests_skipped: str | None = None  # the request turned the test phases off: by whom
+    test_timeout: int | None = None  # the request's bound on the test stage, in seconds
 
     @property
     def has_disk(self) -> bool:

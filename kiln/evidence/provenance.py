@@ -143,6 +143,10 @@ def statement(facts: ImageFacts, byproducts: list[EvidenceFile]) -> dict[str, An
     }
     if facts.secrets:  # names only: the values never leave the build
         external["secrets"] = sorted(facts.secrets)
+    if facts.tests_skipped is not None:  # the test phases did not run: say so, and who asked
+        external["tests"] = {"enabled": False, "skipped": facts.tests_skipped}
+    elif facts.test_timeout is not None:
+        external["tests"] = {"enabled": True, "timeoutSeconds": facts.test_timeout}
     return {
         "_type": STATEMENT_TYPE,
         "subject": subjects,

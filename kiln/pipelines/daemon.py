@@ -23,11 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kiln.catalog.refs import hostname, process_alive, this_process
 from kiln.errors import KilnError
-from kiln.models import BuildOptions, BuildRequest
+from kiln.models import BuildRequest
 from kiln.pipelines.builds import BuildState, Started
 from kiln.pipelines.cascade import ancestors
-from kiln.pipelines.checks import wants_refresh
 from kiln.pipelines.clock import Clock
+from kiln.pipelines.options import run_options
 from kiln.pipelines.recipes import PipelineRecipes, with_parameters
 from kiln.pipelines.records import RunRecord, RunStatus
 from kiln.pipelines.release import Release
@@ -204,7 +204,7 @@ class Daemon:
             request = BuildRequest(
                 recipe=source,
                 data_dir=self.data_dir,
-                options=BuildOptions(refresh=wants_refresh(pipeline.pipeline, kind)),
+                options=run_options(pipeline.pipeline, kind),
                 requester=f"pipeline {run.pipeline} run {run.id} ({run.trigger.type}: {run.trigger.cause})",
             )
             started = self.runner.start(request)

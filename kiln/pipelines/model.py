@@ -1,10 +1,10 @@
 """The pipeline file: a recipe plus when to build it (schedule, triggers) and what follows a build.
 
 A pipeline names its recipe by path (relative to the pipeline file) or as a catalogued
-``name@version`` (resolved by :class:`kiln.pipelines.recipes.PipelineRecipes`). ``tests`` is
-recorded (the build runs the recipe's own tests); the daemon preflights the ``distribution`` targets
-before a run's build, publishes to them after it and then applies the ``lifecycle`` policy file
-(:mod:`kiln.pipelines.release`).
+``name@version`` (resolved by :class:`kiln.pipelines.recipes.PipelineRecipes`). ``tests`` turns the
+recipe's test phases off or bounds their time (:mod:`kiln.pipelines.options`); the daemon
+preflights the ``distribution`` targets before a run's build, publishes to them after it and then
+applies the ``lifecycle`` policy file (:mod:`kiln.pipelines.release`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ class _Strict(BaseModel):
 
 
 class TestsSpec(_Strict):
-    """Image Builder's image tests configuration (recorded; the recipe's test phases always run)."""
+    """Image Builder's image tests configuration: the recipe's test phases run (``enabled``) within
+    ``timeout_minutes`` (past it the run's build fails), or not at all (the image is recorded untested)."""
 
-    enabled: bool = True
-    timeout_minutes: int = Field(720, ge=60, le=1440)
+    enabled: bool = Field(True, description="run the recipe's test phases (false: recorded as skipped)")
+    timeout_minutes: int = Field(
+        720, ge=60, le=1440, description="the test stage may take this long; past it the build fails"
+    )
 
 
 class Pipeline(_Strict):

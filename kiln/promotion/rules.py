@@ -117,6 +117,9 @@ def _tests_passed(i: Inputs, _rules: ChannelPolicy) -> tuple[bool, str]:
         cached = str(event.get("message", "")).startswith("test on ") and event.get("status") == "cached"
         if ended or cached:
             return True, str(event.get("message"))
+        if event.get("scope") == "test" and event.get("status") == "skipped":  # kiln.build.tests.skip_tests
+            who = (event.get("data") or {}).get("requester", "the build request")
+            return False, f"the build skipped its test phases (tests disabled by {who}): untested"
     return False, "the build ran no test phase on a fresh instance"
 
 

@@ -20,7 +20,8 @@ from kiln.sandbox.bwrap import SandboxOptions
 from kiln.sandbox.cachebind import read_only
 from kiln.sandbox.overlay import overlay
 from kiln.toe.document import Document
-from kiln.toe.runner import RootfsTarget, run_document
+from kiln.toe.runner import RootfsTarget, Target, run_document
+from kiln.verify.deadline import BoundedTarget, TestDeadline
 from kiln.verify.instance import fresh_instance
 from kiln.verify.vm import run_vm_tests
 
@@ -66,24 +67,32 @@ def container_instance(layout: Path, scratch: Path, layer_trees: Sequence[Path] 
 
 def test_on_container(layout: Path, tests: Sequence[TestDocument], *, options: SandboxOptions, workdir: str,
                       scratch: Path, monitor: Monitor, prefix: str = "",
-                      layer_trees: Sequence[Path] | None = None) -> int:  # fmt: skip
-    """Run the test phases in a fresh container instance; returns the number of steps executed."""
+                      layer_trees: Sequence[Path] | None = None,
+                      timeout: float | None = None) -> int:  # fmt: skip
+    """Run the test phases in a fresh container instance; returns the number of steps executed.
+    ``timeout`` bounds the whole stage (:mod:`kiln.verify.deadline`)."""
     executed = 0
+    deadline = TestDeadline(timeout) if timeout is not None else None
     # No network; apt's shared caches are plain read-only binds (nothing flows back from a test).
     isolated = replace(options, network=False, cwd=workdir, binds=read_only(options.binds))
     with monitor.stage("test", "test on a fresh container instance") as stage:
         with container_instance(layout, scratch, layer_trees) as root:
             (root / workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            target: Target = RootfsTarget(root, isolated)
+            if deadline is not None:
+                target = BoundedTarget(target, deadline)
             for test in tests:
                 result = run_document(
                     test.document,
                     phases=["test"],
                     parameters=test.parameters,
-                    target=RootfsTarget(root, isolated),
+                    target=target,
                     monitor=monitor,
                     label=test.label,
                 )
                 executed += result.counts()["executedStepCount"]
+                if deadline is not None and deadline.expired:
+                    raise deadline.failure(prefix, "fresh container instance", test.label)
                 if not result.ok:
                     raise _failure(prefix, test.label, "fresh container instance", result.failure_message)
         stage["status"] = "passed"
