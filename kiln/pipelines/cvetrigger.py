@@ -2,11 +2,12 @@
 pipeline's ``cve_severity`` in its newest image → one run, with ``refresh``, caused by those CVEs.
 
 Evaluated with the other triggers on every scheduler pass, from catalog package lists and the local
-database (no image is unpacked). A set of CVEs is acted on once per image: a run already recorded for
-(image, CVEs) is not recorded again. Before queueing, the archive is asked whether it carries the
-fixed versions yet (kiln.build.freshness); if not, the run is recorded ``skipped`` with that reason,
-once per archive state, and the archive is asked again hourly, so a later archive with the fix starts
-the rebuild.
+database (no image is unpacked). A set of CVEs is acted on until a run for it succeeds: a failed or
+interrupted run leaves it open, and it is queued again after a back-off, a bounded number of times,
+never while a run for it is queued or running (:mod:`kiln.pipelines.cveretry`). Before queueing,
+the archive is asked whether it carries the fixed versions yet (kiln.build.freshness); if not, the
+run is recorded ``skipped`` with that reason, once per archive state, and the archive is asked again
+hourly, so a later archive with the fix starts the rebuild.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from kiln.events.cve import debian_release
 from kiln.evidence.debversion import compare
 from kiln.evidence.vulndb import VulnDb
 from kiln.evidence.vulnscan import Finding, match, severity_rank
+from kiln.pipelines.cveretry import MAX_ATTEMPTS, CauseState, cause_state
 from kiln.pipelines.records import PipelineRecord, RunRecord
 from kiln.pipelines.store import PipelineStore
 from kiln.store import Store
@@ -88,6 +90,8 @@ class CveTrigger:
         self._db: tuple[tuple[object, ...], VulnDb, tuple[object, ...]] | None = None
         self._done: dict[str, tuple[object, ...]] = {}  # pipeline -> (image, threshold, db) looked at
         self._next_look: dict[str, datetime] = {}  # a waiting set of CVEs -> when to ask the archive
+        # pipeline -> (what was looked at, its findings): a cause still open is not matched again
+        self._findings: dict[str, tuple[tuple[object, ...], list[Finding]]] = {}
 
     def _database(self) -> tuple[VulnDb, tuple[object, ...]]:
         """The database and its feeds' identity, read again only when its files changed (a stat)."""
@@ -131,13 +135,29 @@ class CveTrigger:
         looked = (ref, p.pipeline.cve_severity, feeds)
         if self._done.get(p.name) == looked:
             return
-        findings = fixable_findings(self.catalog, db, ref, p.pipeline.cve_severity)
+        memo = self._findings.get(p.name)
+        if memo is None or memo[0] != looked:
+            memo = self._findings[p.name] = (
+                looked,
+                fixable_findings(self.catalog, db, ref, p.pipeline.cve_severity),
+            )
+        findings = memo[1]
         ids = sorted({f.vuln_id for f in findings})
         key = f"cve:{ref}:{','.join(ids)}"
-        if not findings or self._recorded(p.name, key):
+        if not findings:
             self._done[p.name] = looked
             return
-        if now < self._next_look.get(key, now):
+        state = cause_state(self.catalog, p.name, key)
+        if state.handled:
+            self._done[p.name] = looked
+            return
+        if state.active or now < self._next_look.get(key, now):
+            return
+        if state.exhausted:
+            self._done[p.name] = looked
+            self._give_up(runs, p, ref, key, ids, state, now, skipped)
+            return
+        if state.retry_at is not None and now < state.retry_at:
             return
         listed = "; ".join(f"{f.vuln_id} ({f.severity}) in {f.package} {f.installed}, fixed in {f.fixed}"
                            for f in findings[:5])  # fmt: skip
@@ -149,14 +169,28 @@ class CveTrigger:
         ready = [(f, v) for f in findings if (v := in_archive(f, updates)) is not None]
         if not ready:
             self._next_look[key] = now + ARCHIVE_RECHECK
-            state = hashlib.sha256(",".join(s.sha256 for s in updates.report.archive).encode()).hexdigest()
-            waiting = f"{key}:no-fix:{state[:16]}"
+            archive = hashlib.sha256(",".join(s.sha256 for s in updates.report.archive).encode()).hexdigest()
+            waiting = f"{key}:no-fix:{archive[:16]}"
             if not self._recorded(p.name, waiting):
                 reason = f"the archive has no fix yet for {', '.join(ids)} (checked {ref}'s suites)"
                 skipped.append(runs.skip(p.name, "cve", f"{listed} in {ref}", waiting, now, reason))
             return
         fixes = "; ".join(f"{f.vuln_id} ({f.severity}): {f.package} {f.installed} -> {v}" for f, v in ready)
         cause = f"{fixes} in {ref} (fixed in the archive)"
+        if state.failures:
+            cause += f"; attempt {state.failures + 1} of {MAX_ATTEMPTS}, after {state.describe_last()}"
         run = runs.enqueue(p.name, "cve", cause, key, now)
         if run is not None:
             queued.append(run)
+
+    def _give_up(
+        self, runs: PipelineStore, p: PipelineRecord, ref: str, key: str, ids: list[str], state: CauseState,
+        now: datetime, skipped: list[RunRecord],
+    ) -> None:  # fmt: skip
+        """Say once that the cause is not queued again (a manual run is how to try once more)."""
+        gave_up = f"{key}:gave-up"
+        if self._recorded(p.name, gave_up):
+            return
+        reason = (f"not queued again: {state.failures} runs for {', '.join(ids)} did not succeed (the last: "
+                  f"{state.describe_last()}); start one with: kiln pipelines run {p.name}")  # fmt: skip
+        skipped.append(runs.skip(p.name, "cve", f"{', '.join(ids)} in {ref}", gave_up, now, reason))
