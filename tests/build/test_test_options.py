@@ -17,9 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from kiln.build import run_build
 from kiln.catalog import Catalog
+from kiln.cli.main import build_app
 from kiln.errors import KilnError
 from kiln.models import BuildOptions, BuildRequest, RecipeSource
 from kiln.monitor import ListMonitor
@@ -120,6 +122,12 @@ def test_skipped_tests_are_recorded_and_refused_by_a_tests_passed_channel(
     [rule] = [r for r in rules if r.rule == "tests_passed"]
     assert not rule.passed
     assert rule.detail == f"the build skipped its test phases (tests disabled by {REQUESTER}): untested"
+    shown = CliRunner().invoke(
+        build_app(["images"]), ["images", "show", result.image.ref, "--data-dir", str(tmp_path / "home")],
+        env={"COLUMNS": "400"},
+    )  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    assert f"tests: skipped (tests disabled by {REQUESTER})" in " ".join(shown.output.split())
 
 
 def test_a_test_stage_past_its_timeout_is_killed_and_fails_the_build(
