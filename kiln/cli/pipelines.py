@@ -153,6 +153,12 @@ def show_pipeline(
         f"component ranges: {escape(', '.join(p.components) or '-')}"
     )
     console.print("enabled: " + ("yes" if p.enabled else f"no ({escape(p.disabled_reason or 'by a user')})"))
+    spec = p.pipeline.tests
+    console.print(
+        f"tests: run, within {spec.timeout_minutes} min"
+        if spec.enabled
+        else "tests: skipped (enabled: false)"
+    )
     console.print(f"next run: {_when(next_run(p, now), zone)}")
     if last_skip:
         console.print(f"last scheduled run skipped: {escape(last_skip.reason or '')}")

@@ -4,10 +4,14 @@ the run, which is what the build records as having turned the tests off."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kiln.models import BuildOptions
 from kiln.pipelines.model import Pipeline
 from kiln.pipelines.options import run_options
+from tests.e2e.conftest import kiln
 from tests.pipelines.conftest import World, catalog_url, world
+from tests.pipelines.test_cli import files
 
 __all__ = ["catalog_url", "world"]  # fixtures
 
@@ -32,3 +36,13 @@ def test_refresh_still_follows_the_trigger() -> None:
     assert run_options(spec, "schedule").refresh and run_options(spec, "cve").refresh
     assert not run_options(spec, "manual").refresh
     assert not run_options(spec, "manual").skip_tests
+
+
+def test_show_says_whether_a_pipeline_tests_its_images(tmp_path: Path) -> None:
+    folder = files(tmp_path / "p", {"web": "debian:bookworm", "quick": "debian:bookworm"})
+    with (folder / "quick.yaml").open("a") as fh:
+        fh.write("tests: {enabled: false}\n")
+    home = tmp_path / "home"
+    kiln("pipelines", "apply", str(folder), home=home)
+    assert "tests: run, within 720 min" in kiln("pipelines", "show", "web", home=home).stdout
+    assert "tests: skipped (enabled: false)" in kiln("pipelines", "show", "quick", home=home).stdout
