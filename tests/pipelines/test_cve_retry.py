@@ -11,17 +11,17 @@ from pathlib import Path
 
 from kiln.catalog import Catalog
 from kiln.pipelines.checks import CatalogChanges
-from kiln.pipelines.cveretry import BACKOFF, MAX_ATTEMPTS
+from kiln.pipelines.cveretry import BACKOFF, MAX_ATTEMPTS, cause_state
 from kiln.pipelines.cvetrigger import CveTrigger
 from kiln.pipelines.daemon import Daemon
 from kiln.pipelines.recipes import PipelineRecipes
 from kiln.pipelines.scheduler import Scheduler
 from kiln.pipelines.store import PipelineStore
 from kiln.store import Store
-from tests.pipelines.conftest import CatalogRunner, FakeClock
+from tests.pipelines.conftest import CatalogRunner, FakeClock, World, catalog_url, world
 from tests.pipelines.test_fresh_triggers import NOW, SSL, apply, archive_with, home, record, tracker
 
-__all__ = ["home"]  # the fixture
+__all__ = ["catalog_url", "home", "world"]  # fixtures
 OWNER = ("this-host", 1, None)
 FIXED = "3.0.15-1~deb12u1"
 
@@ -125,3 +125,31 @@ def test_the_daemon_requeues_a_failed_cve_run_after_the_back_off(
     clock.advance(hours=6)
     daemon.tick()
     assert len(runner.started) == 2
+
+
+def test_cause_state_follows_the_runs_and_the_daemons_reruns(world: World) -> None:
+    """On SQLite and PostgreSQL: a cause's runs are those with its key and the re-runs of those."""
+    world.apply(world.pipeline("app"))
+    key, now = "cve:app@1.0.0/1:CVE-1999-93001", world.clock()
+    assert cause_state(world.catalog, "app", key).failures == 0
+    first = world.store.enqueue("app", "cve", "CVE-1999-93001", key, now)
+    assert first is not None and cause_state(world.catalog, "app", key).active
+    world.store.start(first.id, now, OWNER)
+    world.store.finish(first.id, "interrupted", now + timedelta(minutes=3), "the daemon stopped")
+    state = cause_state(world.catalog, "app", key)
+    assert (state.handled, state.active, state.failures) == (False, False, 1)
+    assert state.retry_at == now + timedelta(minutes=3) + BACKOFF
+    assert state.describe_last() == f"run {first.id} interrupted: the daemon stopped"
+    other = world.store.enqueue("app", "cve", "CVE-1999-93002", key + ",CVE-1999-93002", now)
+    assert other is not None and not cause_state(world.catalog, "app", key).active  # another cause
+    rerun = world.store.enqueue("app", "retry", "re-run", f"retry:{first.id}", now, retry_of=first.id)
+    assert rerun is not None and cause_state(world.catalog, "app", key).active
+    world.store.start(rerun.id, now, OWNER)
+    world.store.finish(rerun.id, "failed", now + timedelta(hours=1), "step failed")
+    state = cause_state(world.catalog, "app", key)
+    assert (state.failures, state.retry_at) == (2, now + timedelta(hours=1) + 2 * BACKOFF)
+    again = world.store.enqueue("app", "cve", "CVE-1999-93001", key, now)
+    assert again is not None
+    world.store.start(again.id, now, OWNER)
+    world.store.finish(again.id, "succeeded", now + timedelta(hours=3))
+    assert cause_state(world.catalog, "app", key).handled
