@@ -22,7 +22,7 @@ from kiln.recipes.loader import ResolvedComponent
 from kiln.verify.deadline import TestDeadline
 from kiln.verify.phases import TestDocument, TestsFailed, test_on_container, test_on_vm
 
-SKIPPED = "test phases skipped"  # the log event's message starts so (kiln.promotion.rules reads it)
+SKIPPED = "test phases skipped"  # the log event (scope test, status skipped) kiln.promotion.rules reads
 
 
 def skip_tests(ctx: BuildContext) -> None:
