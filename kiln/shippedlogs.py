@@ -12,14 +12,14 @@ bulk data, and the store already is the one place every machine reads.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from kiln.catalog import Catalog
 from kiln.catalog.schemas import BuildRecord
 from kiln.objectstore import ObjectStore
 from kiln.readthrough import shared_store
@@ -62,29 +62,51 @@ class LogShipper:
         return len(whole)
 
 
-async def ship_while(
-    shared: ObjectStore, build_id: str, attempt: int, locate: Callable[[], Path | None]
-) -> None:
-    """Ship the build's log every :data:`SHIP_SECONDS` until cancelled, then once more (the tail).
-    ``locate`` returns the log's path once the build has one (None before)."""
-    shipper = LogShipper(shared, build_id, attempt)
-    path: Path | None = None
-    try:
-        while True:
-            await asyncio.sleep(SHIP_SECONDS)
-            path = path or await asyncio.to_thread(locate)
-            if path is not None:
-                try:
-                    await asyncio.to_thread(shipper.ship, path)
-                except Exception as exc:  # the store is away: the next round ships what this one did not
-                    log.warning("shipping the log of build %s failed: %s", build_id, exc)
-    finally:
-        path = path or await asyncio.to_thread(locate)
-        with contextlib.suppress(Exception):
-            if path is not None:
-                await asyncio.to_thread(shipper.ship, path)
+class LogShipping:
+    """Ships a build's log from a thread of its own every :data:`SHIP_SECONDS` until :meth:`finish`,
+    then its tail and the end mark. The one shipping loop of both executors: the queue worker runs it
+    per attempt, the local executor per build (attempt 1). ``locate`` returns the log's path once the
+    build has one (None before)."""
+
+    def __init__(
+        self, shared: ObjectStore, build_id: str, attempt: int, locate: Callable[[], Path | None]
+    ) -> None:
+        self.shipper = LogShipper(shared, build_id, attempt)
+        self.locate = locate
+        self.path: Path | None = None
+        self.ended = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"ship-{build_id[:8]}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.ended.wait(SHIP_SECONDS):
+            self._ship()
+        self._ship()
+        shipper = self.shipper
+        try:
             data = json.dumps({"bytes": shipper.offset}).encode()
-            await asyncio.to_thread(shared.put_named, end_key(build_id, attempt), data)
+            shipper.shared.put_named(end_key(shipper.build_id, shipper.attempt), data)
+        except Exception as exc:
+            log.warning("shipping the end of build %s's log failed: %s", shipper.build_id, exc)
+
+    def _ship(self) -> None:
+        try:
+            self.path = self.path or self.locate()
+            if self.path is not None:
+                self.shipper.ship(self.path)
+        except Exception as exc:  # the store is away: the next round ships what this one did not
+            log.warning("shipping the log of build %s failed: %s", self.shipper.build_id, exc)
+
+    def finish(self, timeout: float = 60.0) -> None:
+        """The build process has ended: ship the rest and the end mark (waits for it)."""
+        self.ended.set()
+        self.thread.join(timeout)
+
+
+def own_log(catalog: Catalog, home: Path, build_id: str) -> Path | None:
+    """The build's log once a build process of data directory ``home`` has registered it."""
+    path = catalog.get_build(build_id).log_path
+    return Path(path) if path and Path(path).is_relative_to(home) else None
 
 
 def log_file(store: Store, build: BuildRecord) -> Path:

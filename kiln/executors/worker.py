@@ -37,7 +37,7 @@ from kiln.executors.uploads import localize_recipe
 from kiln.models import BuildRequest, QueuedAttempt
 from kiln.readthrough import shared_store
 from kiln.settings import Settings
-from kiln.shippedlogs import ship_while
+from kiln.shippedlogs import LogShipping, own_log
 from kiln.store import Store
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,8 @@ class Worker:
         (job_dir / "settings.json").write_text(json.dumps(settings_dict(self.config.settings)))
         shipping = None
         if self.shared is not None:  # the log, readable from any machine while the build runs
-            locate = functools.partial(self._log_of, build_id)
-            shipping = asyncio.create_task(ship_while(self.shared, build_id, attempt, locate))
+            locate = functools.partial(own_log, self.catalog, self.store.home, build_id)
+            shipping = LogShipping(self.shared, build_id, attempt, locate)
         with open(job_dir / "worker.log", "wb") as out:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -134,20 +134,14 @@ class Worker:
             raise
         finally:
             if shipping is not None:
-                shipping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await shipping
+                shipping.ended.set()  # even if this task is cancelled again while it waits
+                await asyncio.to_thread(shipping.finish)
         if code == 0:
             await asyncio.to_thread(jobs.end_attempt, self.catalog, build_id, attempt, "succeeded")
             return
         error = _child_error(job_dir, code)
         await asyncio.to_thread(jobs.end_attempt, self.catalog, build_id, attempt, "failed", error)
         raise BuildJobFailed(f"build {build_id} failed: {error}")
-
-    def _log_of(self, build_id: str) -> Path | None:
-        """The build's log once this worker's build process has registered it (None before)."""
-        path = self.catalog.get_build(build_id).log_path
-        return Path(path) if path and Path(path).is_relative_to(self.store.home) else None
 
     async def _heartbeat(self) -> None:
         while True:
