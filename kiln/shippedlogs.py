@@ -109,27 +109,48 @@ def own_log(catalog: Catalog, home: Path, build_id: str) -> Path | None:
     return Path(path) if path and Path(path).is_relative_to(home) else None
 
 
-def log_file(store: Store, build: BuildRecord) -> Path:
-    """The build's log on this machine: its own file, else the mirror of what was shipped (updated)."""
+def current_attempt(catalog: Catalog, build_id: str) -> int | None:
+    """The attempt a queued build is on (the catalog's count, so a retry is followed from its claim,
+    before its worker shipped anything); None for a build that never went through the queue."""
+    from kiln.catalog.queue import job_of
+
+    job = job_of(catalog, build_id)
+    return job.attempt if job is not None and job.attempt > 0 else None
+
+
+def shipped_attempts(shared: ObjectStore, build_id: str) -> list[int]:
+    """The attempts of which some log was shipped, in order."""
+    return sorted({int(Path(k).parent.name) for k in shared.names(f"logs/{build_id}")})
+
+
+def log_file(store: Store, build: BuildRecord, attempt: int | None = None) -> Path:
+    """The build's log on this machine: its own file, else the mirror of what ``attempt`` shipped
+    (default: the latest attempt shipped), brought up to date. Pass :func:`current_attempt` to follow a
+    retried build's current attempt rather than the last one that managed to ship."""
     own = Path(build.log_path) if build.log_path else None
     shared = shared_store(store)
     if own is not None and own.is_file() and (shared is None or own.is_relative_to(store.home)):
         return own
     if shared is None:
         return own or store.home / "remote" / "logs" / f"{build.id}.jsonl"
-    keys = [k for k in shared.names(f"logs/{build.id}") if k.endswith(".jsonl")]
-    attempt = max((int(Path(k).parent.name) for k in keys), default=0)
-    mirror = store.home / "remote" / "logs" / f"{build.id}-{attempt}.jsonl"
+    if attempt is None:
+        attempt = max(shipped_attempts(shared, build.id), default=0)
+    return mirror_attempt(store, shared, build.id, attempt)
+
+
+def mirror_attempt(store: Store, shared: ObjectStore, build_id: str, attempt: int) -> Path:
+    """``remote/logs/<build>-<attempt>.jsonl``: the chunks ``attempt`` shipped, in order, appended to
+    what was mirrored before (it stops at a gap: a chunk being written is fetched next time)."""
+    keys = [k for k in shared.names(f"logs/{build_id}/{attempt:03d}") if k.endswith(".jsonl")]
+    mirror = store.home / "remote" / "logs" / f"{build_id}-{attempt}.jsonl"
     mirror.parent.mkdir(parents=True, exist_ok=True)
     have = mirror.stat().st_size if mirror.is_file() else 0
     with open(mirror, "ab") as out:
         for key in keys:
-            if int(Path(key).parent.name) != attempt:
-                continue
             start = int(Path(key).stem)
             if start < have:
                 continue
-            if start > have:  # a chunk missing (being written): stop at the gap, retry next time
+            if start > have:
                 break
             data = shared.get_named(key)
             if data is None:
@@ -139,23 +160,26 @@ def log_file(store: Store, build: BuildRecord) -> Path:
     return mirror
 
 
-def shipped_in_full(store: Store, build: BuildRecord) -> bool:
-    """Whether the whole log is readable here: a log of this data directory (the build process
-    wrote it to the end), no shared store, or the worker's end mark shipped."""
+def shipped_in_full(store: Store, build: BuildRecord, attempt: int | None = None) -> bool:
+    """Whether the whole log (of ``attempt``, default the latest shipped) is readable here: a log of
+    this data directory (the build process wrote it to the end), no shared store, or the worker's end
+    mark shipped."""
     own = Path(build.log_path) if build.log_path else None
     shared = shared_store(store)
     if shared is None or (own is not None and own.is_file() and own.is_relative_to(store.home)):
         return True
-    attempts = {Path(k).parent.name for k in shared.names(f"logs/{build.id}")}
-    latest = max((int(a) for a in attempts), default=0)
-    return shared.get_named(end_key(build.id, latest)) is not None
+    if attempt is None:
+        attempt = max(shipped_attempts(shared, build.id), default=0)
+    return shared.get_named(end_key(build.id, attempt)) is not None
 
 
-def wait_shipped(store: Store, build: BuildRecord, seconds: float = END_WAIT) -> bool:
+def wait_shipped(
+    store: Store, build: BuildRecord, seconds: float = END_WAIT, attempt: int | None = None
+) -> bool:
     """After the build ended: wait (up to ``seconds``) for its worker's last ship; False if it never came
     (the worker died with the build: the log then ends where the last ship did)."""
     deadline = time.monotonic() + seconds
-    while not shipped_in_full(store, build):
+    while not shipped_in_full(store, build, attempt):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.25)
