@@ -205,3 +205,8 @@ def test_api_live_log_moves_to_the_retry(build: RetriedBuild, tmp_path: Path) ->
         assert [json.loads(d)["message"] for e, _, d in stale if e == "record"] == A2
         plain = client.get(url)
         assert [json.loads(x)["message"] for x in plain.text.splitlines()] == A2
+        first = client.get(url, params={"attempt": 1})
+        assert [json.loads(x)["message"] for x in first.text.splitlines()] == A1
+        assert client.get(url, params={"attempt": 2}).text == plain.text
+        assert client.get(url, params={"attempt": 3}).status_code == 404
+        assert client.get(url, params={"attempt": 1, "follow": "true"}).status_code == 422

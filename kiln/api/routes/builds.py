@@ -66,12 +66,24 @@ def build_log(
     store: StoreDep,
     build_id: BuildId,
     follow_log: Annotated[bool, Query(alias="follow")] = False,
+    attempt: Annotated[
+        int | None,
+        Query(
+            ge=1, le=999, description="A retried queued build's earlier attempt (default: the current one)"
+        ),
+    ] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> Response:
     from kiln.shippedlogs import current_attempt
 
     build = catalog.get_build(build_id)
-    path = log_file(store, build, current_attempt(catalog, build.id))
+    current = current_attempt(catalog, build.id)
+    if attempt is not None and attempt != current:
+        if follow_log:
+            raise ApiError(422, "attempt goes without follow=true (a follower follows the current attempt)")
+        path = earlier_attempt_log(catalog, store, build, attempt)
+    else:
+        path = log_file(store, build, current)
     if not follow_log:
         records, _end = read_records(path)
         body = "".join(text + "\n" for _offset, text in records)
@@ -109,6 +121,21 @@ def build_log(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+def earlier_attempt_log(catalog: CatalogDep, store: StoreDep, build: BuildRecord, attempt: int) -> Path:
+    """What attempt ``attempt`` of ``build`` shipped to the shared store, mirrored here."""
+    from kiln.catalog.queue import attempts
+    from kiln.readthrough import shared_store
+    from kiln.shippedlogs import mirror_attempt
+
+    if attempt not in [a["attempt"] for a in attempts(catalog, build.id)]:
+        raise ApiError(404, f"build {build.id} has no attempt {attempt}")
+    shared = shared_store(store)
+    if shared is None:
+        raise ApiError(404, f"the log of attempt {attempt} of build {build.id} is only in the shared store, "
+                            "which this server does not use (KILN_STORE_URL)")  # fmt: skip
+    return mirror_attempt(store, shared, build.id, attempt)
 
 
 class Cancelled(BaseModel):
