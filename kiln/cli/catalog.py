@@ -261,14 +261,19 @@ def builds_show(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="With --log: keep printing until the build ends.")
     ] = False,
+    attempt: Annotated[
+        int | None,
+        typer.Option("--attempt", min=1, help="With --log: that attempt's log (a retried queued build)."),
+    ] = None,
     data_dir: DataDirOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Show one build; with --log, its event log (from any machine: see docs/scale-out.md)."""
-    from kiln.shippedlogs import log_file
-
     if follow and not log:
         raise UsageError("--follow goes with --log", hint="kiln builds show ID --log --follow")
+    if attempt is not None and (follow or not log):
+        raise UsageError("--attempt goes with --log, without --follow (which follows the current attempt)",
+                         hint="kiln builds show ID --log --attempt 1")  # fmt: skip
     store = open_store(data_dir)
     with Catalog.open(store.database_url) as catalog:
         build = catalog.get_build(build_id)
@@ -276,8 +281,10 @@ def builds_show(
         if log and follow:
             _follow_log(catalog, store, build, raw=json_out)
             return
+        if log:
+            path = _attempt_log(catalog, store, build, attempt, raw=json_out)
     if log:
-        _print_log(log_file(store, build), raw=json_out)
+        _print_log(path, raw=json_out)
     elif json_out:
         print_json({**build.model_dump(mode="json"), **({"waiting": waiting} if waiting else {})})
     else:
@@ -316,20 +323,65 @@ def _print_build(build: BuildRecord) -> None:
     show(grid)
 
 
-def _follow_log(catalog: Catalog, store: Store, build: BuildRecord, *, raw: bool) -> None:
-    """Print the log's records as they come until the build is neither queued nor running."""
-    from kiln.shippedlogs import log_file, wait_shipped
+def _attempt_log(
+    catalog: Catalog, store: Store, build: BuildRecord, attempt: int | None, *, raw: bool
+) -> Path:
+    """The log of ``attempt`` (default: the current one; a banner names the earlier ones)."""
+    from kiln.catalog.queue import attempts
+    from kiln.readthrough import shared_store
+    from kiln.shippedlogs import current_attempt, log_file, mirror_attempt
 
-    printed, depth = 0, 0
+    current = current_attempt(catalog, build.id)
+    if attempt is None or attempt == current:
+        if current is not None and current > 1:
+            _attempt_banner(catalog, build.id, current, raw=raw)
+        return log_file(store, build, current)
+    known = [a["attempt"] for a in attempts(catalog, build.id)]
+    if attempt not in known:
+        listed = f"its attempts: {', '.join(map(str, known))}" if known else "it was not queued"
+        raise UsageError(f"build {build.id} has no attempt {attempt} ({listed})")
+    shared = shared_store(store)
+    if shared is None:
+        raise UsageError(f"the log of attempt {attempt} of build {build.id} is only in the shared store",
+                         hint="set KILN_STORE_URL (the store the workers ship their logs to)")  # fmt: skip
+    return mirror_attempt(store, shared, build.id, attempt)
+
+
+def _attempt_banner(catalog: Catalog, build_id: str, attempt: int | None, *, raw: bool) -> None:
+    """A line between attempts of a retried build: which attempt follows, how the earlier ones ended."""
+    from kiln.catalog.queue import attempts
+
+    earlier = [a for a in attempts(catalog, build_id) if attempt is not None and a["attempt"] < attempt]
+    ended = "; ".join(
+        f"attempt {a['attempt']} {a['outcome'] or 'ended'}" + (f" ({a['error']})" if a["error"] else "")
+        for a in earlier
+    )
+    text = f"--- attempt {attempt} of build {build_id}"
+    if ended:
+        text += f" (earlier: {ended}; their logs: kiln builds show {build_id[:12]} --log --attempt N)"
+    (err_console if raw else console).print(f"[bold cyan]{escape(text)}[/]")
+
+
+def _follow_log(catalog: Catalog, store: Store, build: BuildRecord, *, raw: bool) -> None:
+    """Print the log's records as they come until the build is neither queued nor running; a retried
+    build's follower moves to the new attempt's log as soon as it is claimed, after a banner."""
+    from kiln.shippedlogs import current_attempt, log_file, wait_shipped
+
+    printed, depth, shown = 0, 0, None
     while True:
         build = catalog.get_build(build.id)
-        path = log_file(store, build)
+        attempt = current_attempt(catalog, build.id)
+        if attempt != shown:
+            if shown is not None or (attempt or 1) > 1:
+                _attempt_banner(catalog, build.id, attempt, raw=raw)
+            printed, depth, shown = 0, 0, attempt
+        path = log_file(store, build, attempt)
         if path.is_file():
             printed, depth = _print_log(path, raw=raw, skip=printed, depth=depth, whole=True)
         if build.status not in ("queued", "running"):
-            if not wait_shipped(store, build):
+            if not wait_shipped(store, build, attempt=attempt):
                 err_console.print("[yellow]the build's worker never shipped the end of its log[/]")
-            path = log_file(store, build)
+            path = log_file(store, build, attempt)
             if path.is_file():
                 _print_log(path, raw=raw, skip=printed, depth=depth)
             return

@@ -71,7 +71,9 @@ class LocalExecutor:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if (job_dir / "build").is_file():
-                return Submitted(job=job, build_id=(job_dir / "build").read_text().strip())
+                build_id = (job_dir / "build").read_text().strip()
+                self._ship_log(proc, build_id)
+                return Submitted(job=job, build_id=build_id)
             if proc.poll() is not None:
                 if (job_dir / "build").is_file():
                     continue
@@ -79,6 +81,26 @@ class LocalExecutor:
             time.sleep(POLL_SECONDS)
         raise KilnError(f"the build worker of job {job} did not start its build within {wait:.0f}s",
                         hint=f"see {job_dir / 'worker.log'}")  # fmt: skip
+
+    def _ship_log(self, proc: subprocess.Popen[bytes], build_id: str) -> None:
+        """With ``KILN_STORE_URL`` set, ship the build's log to the shared store while its process
+        runs, as a queue worker does (kiln.shippedlogs), so any machine can read or follow it."""
+        from kiln.catalog import Catalog
+        from kiln.readthrough import shared_store
+        from kiln.shippedlogs import LogShipping, own_log
+
+        shared = shared_store(self.store)
+        if shared is None:
+            return
+        catalog = Catalog(self.store.database_url)
+        shipping = LogShipping(shared, build_id, 1, lambda: own_log(catalog, self.store.home, build_id))
+
+        def until_exit() -> None:
+            proc.wait()
+            shipping.finish()
+            catalog.close()
+
+        threading.Thread(target=until_exit, name=f"ship-end-{build_id[:8]}", daemon=True).start()
 
     def _queued(self, job: str, request: BuildRequest) -> None:
         """The ``build.queued`` event (the worker records ``build.started`` with the build id)."""

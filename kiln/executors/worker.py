@@ -37,7 +37,7 @@ from kiln.executors.uploads import localize_recipe
 from kiln.models import BuildRequest, QueuedAttempt
 from kiln.readthrough import shared_store
 from kiln.settings import Settings
-from kiln.shippedlogs import ship_while
+from kiln.shippedlogs import LogShipping, own_log
 from kiln.store import Store
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ class Worker:
         self.id = uuid.uuid4().hex
         self.store = Store.open(config.data_dir, config.settings)
         self.shared = shared_store(self.store)
-        self.catalog = Catalog.open(config.url)
+        self.catalog: Catalog  # opened by run(), once the database answers
+        self.opened = False
         self.app = self._make_app()
         self.stopping = asyncio.Event()
         self.running: Any = None  # the Procrastinate worker taking jobs now, if any
@@ -109,8 +110,8 @@ class Worker:
         (job_dir / "settings.json").write_text(json.dumps(settings_dict(self.config.settings)))
         shipping = None
         if self.shared is not None:  # the log, readable from any machine while the build runs
-            locate = functools.partial(self._log_of, build_id)
-            shipping = asyncio.create_task(ship_while(self.shared, build_id, attempt, locate))
+            locate = functools.partial(own_log, self.catalog, self.store.home, build_id)
+            shipping = LogShipping(self.shared, build_id, attempt, locate)
         with open(job_dir / "worker.log", "wb") as out:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -133,20 +134,14 @@ class Worker:
             raise
         finally:
             if shipping is not None:
-                shipping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await shipping
+                shipping.ended.set()  # even if this task is cancelled again while it waits
+                await asyncio.to_thread(shipping.finish)
         if code == 0:
             await asyncio.to_thread(jobs.end_attempt, self.catalog, build_id, attempt, "succeeded")
             return
         error = _child_error(job_dir, code)
         await asyncio.to_thread(jobs.end_attempt, self.catalog, build_id, attempt, "failed", error)
         raise BuildJobFailed(f"build {build_id} failed: {error}")
-
-    def _log_of(self, build_id: str) -> Path | None:
-        """The build's log once this worker's build process has registered it (None before)."""
-        path = self.catalog.get_build(build_id).log_path
-        return Path(path) if path and Path(path).is_relative_to(self.store.home) else None
 
     async def _heartbeat(self) -> None:
         while True:
@@ -197,21 +192,23 @@ class Worker:
         from kiln.lifecycle.reclaim import reclaim_dead_scratch
 
         reclaim_dead_scratch(self.store)  # what a killed predecessor on this host left
-        await asyncio.to_thread(
-            jobs.register_worker,
-            self.catalog,
-            self.id,
-            pid=os.getpid(),
-            queue=self.config.queue,
-            offer=self.config.offer,
-            concurrency=self.config.concurrency,
-        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-        side = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._sweep())]
+        side: list[asyncio.Task[None]] = []
         try:
-            delay = BACKOFF[0]
+            if not await self._open_catalog():
+                return  # stopped while waiting for the database
+            await asyncio.to_thread(
+                jobs.register_worker,
+                self.catalog,
+                self.id,
+                pid=os.getpid(),
+                queue=self.config.queue,
+                offer=self.config.offer,
+                concurrency=self.config.concurrency,
+            )
+            side = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._sweep())]
             while not self.stopping.is_set():
                 try:
                     await self._serve()
@@ -219,26 +216,19 @@ class Worker:
                     if self.stopping.is_set():
                         break
                     log.warning("worker stopped taking jobs: %s", _first_line(exc))
-                if self.stopping.is_set():
+                if self.stopping.is_set() or not await self._await_database():
                     break
-                while not await asyncio.to_thread(self._database_answers):
-                    log.warning("the database does not answer; trying again in %.0fs", delay)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stopping.wait(), delay)
-                    if self.stopping.is_set():
-                        return
-                    delay = min(delay * 2, BACKOFF[1])
                 log.warning("the database answers again: taking jobs")
-                delay = BACKOFF[0]
                 self.app = self._make_app()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             for task in side:
                 task.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(jobs.worker_seen, self.catalog, self.id, stopped=True)
-            self.catalog.close()
+            if self.opened:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(jobs.worker_seen, self.catalog, self.id, stopped=True)
+                self.catalog.close()
 
     def stop(self) -> None:
         """SIGTERM/SIGINT: take no more jobs, let running builds finish, then exit."""
@@ -267,15 +257,64 @@ class Worker:
         finally:
             self.running = None
 
-    def _database_answers(self) -> bool:
-        import psycopg
+    async def _open_catalog(self) -> bool:
+        """Open the catalog once the database answers (a worker may well start before its database);
+        False when stopped first."""
+        while await self._await_database():
+            try:
+                self.catalog = await asyncio.to_thread(Catalog.open, self.config.url)
+            except KilnError as exc:  # it went away again between the probe and the opening
+                log.warning("%s", exc.message)
+                await asyncio.sleep(BACKOFF[0])
+                continue
+            self.opened = True
+            return True
+        return False
 
+    async def _await_database(self) -> bool:
+        """Wait until the database answers, probing with back-off (:data:`BACKOFF`); False when the
+        worker is stopped first (SIGTERM/SIGINT end the wait at once, even mid-probe)."""
+        delay = BACKOFF[0]
+        stopping = asyncio.create_task(self.stopping.wait())
         try:
-            with psycopg.connect(conninfo(self.config.url), connect_timeout=5) as conn:
-                conn.execute("SELECT 1")
-        except psycopg.Error:
-            return False
-        return True
+            while True:
+                probe = asyncio.create_task(asyncio.to_thread(database_error, self.config.url))
+                await asyncio.wait({probe, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if self.stopping.is_set():
+                    return False
+                error = probe.result()
+                if error is None:
+                    return True
+                log.warning("database unreachable at %s: %s; retrying in %.0fs",
+                            database_address(self.config.url), error, delay)  # fmt: skip
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stopping), delay)
+                if self.stopping.is_set():
+                    return False
+                delay = min(delay * 2, BACKOFF[1])
+        finally:
+            stopping.cancel()
+
+
+def database_address(url: str) -> str:
+    """``HOST:PORT`` of a PostgreSQL catalog URL (libpq's defaults where it names none)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(conninfo(url))
+    host = parsed.host or str(parsed.query.get("host") or "localhost")
+    return f"{host}:{parsed.port or 5432}"
+
+
+def database_error(url: str) -> str | None:
+    """None when the database answers a query, else why not (one line)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(conninfo(url), connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return _first_line(exc)
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -51,6 +51,10 @@ BAD: list[tuple[list[str], str]] = [
     (["builds", "list", "--limit", "many"], "Invalid value for '--limit'"),
     (["builds", "show"], "Missing argument"),
     (["builds", "show", "abc", "--follow"], "--follow goes with --log"),
+    (
+        ["builds", "show", "abc", "--log", "--follow", "--attempt", "1"],
+        "--attempt goes with --log, without --follow",
+    ),
     (["schema", "foo"], "'foo' is not one of"),
     (["toe", "exec"], "No such command 'exec'"),
     (["toe", "validate"], "Missing option '--documents'"),

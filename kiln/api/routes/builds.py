@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -11,7 +12,7 @@ from pydantic import BaseModel
 
 from kiln.api.auth import BuildsReader, BuildsWriter
 from kiln.api.deps import BuildId, CatalogDep, ConfigDep, ExecutorDep, StoreDep
-from kiln.api.logs import follow, log_file, read_records
+from kiln.api.logs import follow, log_file, read_records, resume_point
 from kiln.api.problems import ApiError
 from kiln.api.schemas import Page, page_of
 from kiln.api.submit import BuildSubmission, build_request, without_folder
@@ -24,10 +25,11 @@ MAX_LISTED = 5000
 REAP_EVERY = 20  # log polls (about 5 s) between checks for builds whose process died
 SSE_EVENT = {
     "type": "object",
-    "description": "one event: 'record' (data: a log record as JSON, id: resume offset) or 'end' "
-    '(data: {"status": ...})',
+    "description": "one event: 'record' (data: a log record as JSON, id: resume offset, 'ATTEMPT.offset' "
+    "from a retried build's attempt 2 on), 'attempt' (a retry started: the new attempt's log follows from "
+    'its start; data: {"attempt": N}) or \'end\' (data: {"status": ...})',
     "properties": {
-        "event": {"enum": ["record", "end"]},
+        "event": {"enum": ["record", "attempt", "end"]},
         "data": {"type": "string"},
         "id": {"type": "string"},
     },
@@ -64,15 +66,28 @@ def build_log(
     store: StoreDep,
     build_id: BuildId,
     follow_log: Annotated[bool, Query(alias="follow")] = False,
+    attempt: Annotated[
+        int | None,
+        Query(
+            ge=1, le=999, description="A retried queued build's earlier attempt (default: the current one)"
+        ),
+    ] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> Response:
+    from kiln.shippedlogs import current_attempt
+
     build = catalog.get_build(build_id)
-    path = log_file(store, build)
+    current = current_attempt(catalog, build.id)
+    if attempt is not None and attempt != current:
+        if follow_log:
+            raise ApiError(422, "attempt goes without follow=true (a follower follows the current attempt)")
+        path = earlier_attempt_log(catalog, store, build, attempt)
+    else:
+        path = log_file(store, build, current)
     if not follow_log:
         records, _end = read_records(path)
         body = "".join(text + "\n" for _offset, text in records)
         return Response(body, media_type="application/x-ndjson")
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
 
     polls = 0
     mirrored = not path.is_relative_to((store.home / "logs").resolve())
@@ -88,20 +103,39 @@ def build_log(
             from kiln.shippedlogs import END_WAIT, shipped_in_full
 
             ended.append(time.monotonic())  # wait (a while) for the worker's last ship
-            if not shipped_in_full(store, current) and ended[-1] - ended[0] < END_WAIT:
+            attempt = current_attempt(catalog, build.id)
+            if not shipped_in_full(store, current, attempt) and ended[-1] - ended[0] < END_WAIT:
                 return "running"
         return current.status
 
-    def refresh() -> object:  # a build on another machine: fetch what its worker shipped since
-        from kiln.shippedlogs import log_file as local_or_mirror
-
-        return local_or_mirror(store, catalog.get_build(build.id))
+    def source() -> tuple[int, Path]:
+        """The current attempt and its log (a build on another machine: what its worker shipped since,
+        of the attempt the catalog says runs now, so a retry is followed from its claim)."""
+        if not mirrored:
+            return 1, path
+        attempt = current_attempt(catalog, build.id)
+        return attempt or 1, log_file(store, catalog.get_build(build.id), attempt)
 
     return StreamingResponse(
-        follow(path, status, start, refresh if mirrored else None),
+        follow(source, status, resume_point(last_event_id)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+def earlier_attempt_log(catalog: CatalogDep, store: StoreDep, build: BuildRecord, attempt: int) -> Path:
+    """What attempt ``attempt`` of ``build`` shipped to the shared store, mirrored here."""
+    from kiln.catalog.queue import attempts
+    from kiln.readthrough import shared_store
+    from kiln.shippedlogs import mirror_attempt
+
+    if attempt not in [a["attempt"] for a in attempts(catalog, build.id)]:
+        raise ApiError(404, f"build {build.id} has no attempt {attempt}")
+    shared = shared_store(store)
+    if shared is None:
+        raise ApiError(404, f"the log of attempt {attempt} of build {build.id} is only in the shared store, "
+                            "which this server does not use (KILN_STORE_URL)")  # fmt: skip
+    return mirror_attempt(store, shared, build.id, attempt)
 
 
 class Cancelled(BaseModel):
