@@ -277,8 +277,10 @@ def test_running_build_is_aborted_and_its_processes_killed(
     print(f"cancel to build recorded failed: {aborted:.1f}s")
     wait_for(lambda: not processes_mentioning(str(job_dir)) and not processes_mentioning("sleep 300"), 30,
              "the build's processes are gone")  # fmt: skip
-    with Catalog(queue_url) as catalog:
-        assert catalog.get_build(build_id).error == "cancelled"
+    with Catalog(queue_url) as catalog:  # the build records "interrupted", the worker then "cancelled"
+        wait_for(
+            lambda: catalog.get_build(build_id).error == "cancelled", 10, "the worker records the cancel"
+        )
         assert [a["outcome"] for a in jobs.attempts(catalog, build_id)] == ["cancelled"]
     assert aborted < 15
 
