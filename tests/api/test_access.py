@@ -152,6 +152,11 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, object]] = {
         "/api/v1/registry/components",
         {"document": "x: 1"},
     ),
+    ("POST", "/api/v1/registry/components/{name}/deprecate"): (
+        "registry:write",
+        "/api/v1/registry/components/update-os/deprecate",
+        {"version": "1.0.0", "reason": "superseded"},
+    ),
     ("GET", "/api/v1/registry/recipes"): ("images:read", "/api/v1/registry/recipes", None),
     ("GET", "/api/v1/registry/recipes/{name}"): ("images:read", "/api/v1/registry/recipes/no-such", None),
     ("POST", "/api/v1/registry/recipes"): (
@@ -168,6 +173,7 @@ WRITE_ANSWERS: dict[tuple[str, str], tuple[int, ...]] = {
     ("PUT", "/api/v1/images/{name}/{version}/{build}/labels/{key}"): (400,),
     ("POST", "/api/v1/images/{name}/{version}/{build}/state"): (409,),
     ("POST", "/api/v1/channels/{channel}/promotions"): (409,),  # no signing key configured
+    ("POST", "/api/v1/registry/components/{name}/deprecate"): (200,),  # again: a no-op
 }
 CHANGED_BY_WRITES = ("builds", "image_labels", "image_state_changes", "pipeline_runs", "promotions",
                      "registry_components", "registry_recipes")  # fmt: skip
@@ -208,9 +214,12 @@ def _side_effects(home: Path) -> tuple[object, ...]:
         rows = [s.scalar(text(f"SELECT count(*) FROM {table}")) for table in CHANGED_BY_WRITES]
         states = s.execute(text("SELECT name, version, build_number, state FROM images ORDER BY id")).all()
         enabled = s.execute(text("SELECT name, enabled FROM pipelines ORDER BY name")).all()
+        published = s.execute(
+            text("SELECT name, version, state FROM registry_components ORDER BY name, version")
+        ).all()
     jobs = len(list((home / "jobs").iterdir())) if (home / "jobs").is_dir() else 0
     uploads = len(list((home / "uploads").iterdir())) if (home / "uploads").is_dir() else 0
-    return *rows, tuple(states), tuple(enabled), jobs, uploads
+    return *rows, tuple(states), tuple(enabled), tuple(published), jobs, uploads
 
 
 def _call(client: TestClient, method: str, path: str, body: object, token: str | None) -> int:
