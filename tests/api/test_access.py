@@ -14,6 +14,7 @@ from sqlalchemy import text
 from kiln.access.scopes import SCOPES, allows
 from kiln.access.secret import server_secret
 from kiln.access.tokens import create_token, revoke_token
+from kiln.api.eventstream import slots_of
 from kiln.catalog import Catalog
 from kiln.errors import KilnError
 from kiln.store import Store
@@ -81,6 +82,7 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, object]] = {
     ("POST", "/api/v1/builds/{build_id}/cancel"): ("builds:write", "/api/v1/builds/{build}/cancel", None),
     ("GET", "/api/v1/audit"): ("admin", "/api/v1/audit", None),
     ("GET", "/api/v1/events"): ("builds:read", "/api/v1/events", None),
+    ("GET", "/api/v1/events/stream"): ("builds:read", "/api/v1/events/stream?after=0", None),
     ("PUT", "/api/v1/images/{name}/{version}/{build}/labels/{key}"): (
         "images:write",
         "/api/v1/images/web/1.0.0/1/labels/team",
@@ -203,6 +205,7 @@ def tokens(home: Seeded) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def client(home: Seeded) -> Iterator[TestClient]:
     with make_client(home.home) as c:  # no --public-read
+        slots_of(c.app).max_seconds = 0.2  # type: ignore[arg-type]  # event streams end: the body is read
         yield c
 
 
