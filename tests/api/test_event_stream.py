@@ -158,3 +158,21 @@ def test_keep_alive_comments_and_bounded_lifetime(home: Seeded, catalog: Catalog
         assert body.startswith("retry: 3000\n\n") and body.count(": keep-alive\n\n") >= 3
         assert "data:" not in body
         assert slots.active == {}
+
+
+def test_the_server_stops_with_a_stream_open(home: Seeded, catalog: Catalog) -> None:
+    """SIGTERM cancels open streams after the grace period instead of waiting for them forever (the
+    helper sends SIGTERM, then SIGKILL after 10 s)."""
+    from kiln.api.server import SHUTDOWN_GRACE
+
+    auth = token(home, catalog, "stays")
+    server = kiln_serve(home.home, "--no-webhooks")
+    base = server.__enter__()
+    try:
+        with stream(base, auth):
+            stopping = time.monotonic()
+            server.__exit__(None, None, None)  # stopped while the client still reads
+            stopped = time.monotonic() - stopping
+    finally:
+        server.__exit__(None, None, None)
+    assert stopped < SHUTDOWN_GRACE + 3
