@@ -9,7 +9,7 @@ KILN := $(VENV)/bin/kiln
 DEB_PACKAGES := mmdebstrap apt-utils bubblewrap skopeo docker-registry umoci qemu-utils qemu-system-x86 ovmf \
 	openscap-scanner ssg-debian e2fsprogs dosfstools mtools fdisk systemd-boot-efi extlinux \
 	syslinux syslinux-common debian-archive-keyring ca-certificates git postgresql diffoscope-minimal \
-	passt python3-seccomp chromium
+	passt python3-seccomp chromium curl jq
 STAMP_DEB := $(VENV)/.deb-packages
 STAMP_PY := $(VENV)/.py-packages
 

@@ -34,7 +34,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 TITLES = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
     411: "Length Required", 413: "Content Too Large", 416: "Range Not Satisfiable",
-    422: "Unprocessable Content", 503: "Service Unavailable",
+    422: "Unprocessable Content", 429: "Too Many Requests", 503: "Service Unavailable",
 }  # fmt: skip
 
 

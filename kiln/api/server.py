@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_VARIABLE = "KILN_API_HANDOFF"
 """Set by ``kiln serve --workers N`` for its own uvicorn worker processes only (not a user setting)."""
+SHUTDOWN_GRACE = 5  # seconds requests in flight get to finish on SIGTERM before they are cancelled
 
 
 def config_json(config: ApiConfig) -> str:
@@ -94,4 +95,5 @@ def serve(config: ApiConfig, *, host: str, port: int, workers: int, tls: tuple[P
         log_level="warning",
         access_log=False,
         server_header=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,  # open event and log streams never end by themselves
     )

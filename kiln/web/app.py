@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from kiln.web import pipelines, promote
+from kiln.web import pipelines, promote, state_form
 from kiln.web.assets import STATIC
 from kiln.web.routes import router, templates
 from kiln.web.session import LoginNeeded
@@ -28,6 +28,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(pipelines.router)
     app.include_router(promote.router)
+    app.include_router(state_form.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(LoginNeeded, _login)
     app.state.error_page = error_page

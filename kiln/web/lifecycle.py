@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kiln.access.tokens import Principal
 from kiln.api.promote import channel_order
 from kiln.catalog import Catalog, ImageRecord
 from kiln.catalog import promotions as moves
 from kiln.catalog.labels import image_labels
-from kiln.lifecycle.states import history
+from kiln.lifecycle.states import STATES, TRANSITIONS, history
 from kiln.store import Store
 
 
@@ -23,3 +24,11 @@ def lifecycle_facts(catalog: Catalog, store: Store, image: ImageRecord) -> dict[
         "outdated": catalog.outdated_reason(image.ref),
         "channels": channels,
     }
+
+
+def movable(principal: Principal, image: ImageRecord) -> list[str]:
+    """States the page's lifecycle form offers: the legal moves from the image's state, for a logged-in
+    session whose token may write this image (none otherwise: the form is not shown)."""
+    if principal.token_id is None or not principal.allows("images:write") or not principal.sees(image.name):
+        return []
+    return [s for s in STATES if s in TRANSITIONS[image.state]]

@@ -8,15 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from kiln.access.tokens import Principal, TokenRefused, authenticate
-from kiln.api.auth import SESSION_COOKIE
+from kiln.access.tokens import Principal
 from kiln.api.deps import BuildNumber, CatalogDep, ConfigDep, ImageName, ImageVersion, StoreDep
 from kiln.api.problems import ApiError
 from kiln.api.promote import channel_order, promote_image
 from kiln.catalog import ImageRecord
 from kiln.lifecycle.states import UNUSABLE
 from kiln.store import Store
-from kiln.web.session import LoginNeeded, check_csrf
+from kiln.web.session import check_csrf, form_session
 
 router = APIRouter(include_in_schema=False)
 Channel = Annotated[str, Form(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
@@ -29,27 +28,13 @@ def promotable(principal: Principal, store: Store, image: ImageRecord) -> list[s
     return [c for c in channel_order(store) if principal.allows(f"channels:promote:{c}")]
 
 
-def _session(request: Request) -> Principal:
-    """The session's principal on a form post (the API never takes a cookie for a write; a page's form
-    does, with its CSRF token checked first)."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        raise LoginNeeded
-    try:
-        principal = authenticate(request.app.state.catalog, request.app.state.secret, token)
-    except TokenRefused:
-        raise LoginNeeded from None
-    request.state.actor = f"{principal.name} ({principal.token_id})"
-    return principal
-
-
 @router.post("/images/{name}/{version}/{build}/promote")
 def promote_form(
     request: Request, catalog: CatalogDep, store: StoreDep, config: ConfigDep, name: ImageName,
     version: ImageVersion, build: BuildNumber, channel: Channel, csrf: Annotated[str, Form(max_length=100)],
 ) -> RedirectResponse:  # fmt: skip
     check_csrf(request, csrf)
-    principal = _session(request)
+    principal = form_session(request)
     ref = f"{name}@{version}/{build}"
     request.state.audit_target = f"{ref} -> {channel}"
     if not principal.sees(name):

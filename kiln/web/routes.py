@@ -35,7 +35,7 @@ from kiln.errors import KilnError, NotFound, UsageError
 from kiln.evidence.collect import evidence_summary
 from kiln.units import human_size
 from kiln.web.assets import HTMX_FILE, HTMX_SHA256, TEMPLATES, subresource_integrity
-from kiln.web.lifecycle import lifecycle_facts
+from kiln.web.lifecycle import lifecycle_facts, movable
 from kiln.web.lineage import layout
 from kiln.web.promote import promotable
 from kiln.web.session import check_csrf, clear_session, csrf_token, set_cookies, who
@@ -179,8 +179,11 @@ def image_page(
         "who": principal,
         "ref": ref,
         "body": cache.get(key, body) if config.verify_key is None else body(),
-        "promote_to": promotable(principal, store, visible(principal, catalog, ref)),  # per session
+        "promote_to": promotable(principal, store, image := visible(principal, catalog, ref)),  # per session
         "promote_url": f"/images/{name}/{version}/{build}/promote",
+        "state": image.state,
+        "moves": movable(principal, image),
+        "state_url": f"/images/{name}/{version}/{build}/state",
     }
     return page(request, "image.html", context)
 

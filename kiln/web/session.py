@@ -9,7 +9,7 @@ import secrets
 from fastapi import Request
 from fastapi.responses import Response
 
-from kiln.access.tokens import ANONYMOUS, Principal
+from kiln.access.tokens import ANONYMOUS, Principal, TokenRefused, authenticate
 from kiln.api.auth import SESSION_COOKIE, principal_of
 from kiln.api.problems import ApiError
 
@@ -33,6 +33,20 @@ def who(request: Request, scope: str) -> Principal:
         raise LoginNeeded
     if not principal.allows(scope):
         raise ApiError(403, f"token {principal.name!r} lacks the scope {scope!r}")
+    return principal
+
+
+def form_session(request: Request) -> Principal:
+    """The session's principal on a form post (the API never takes a cookie for a write; a page's form
+    does, with its CSRF token checked first)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise LoginNeeded
+    try:
+        principal = authenticate(request.app.state.catalog, request.app.state.secret, token)
+    except TokenRefused:
+        raise LoginNeeded from None
+    request.state.actor = f"{principal.name} ({principal.token_id})"
     return principal
 
 

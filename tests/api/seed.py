@@ -75,7 +75,7 @@ def log_lines(build_id: str) -> list[dict[str, object]]:
 
 
 def record_image(catalog: Catalog, store: Store, name: str, version: str, parent: str, *,
-                 full: bool = True) -> tuple[str, str, Path]:  # fmt: skip
+                 full: bool = True, provenance: dict[str, object] | None = None) -> tuple[str, str, Path]:  # fmt: skip
     """Record one succeeded build of ``name@version``: returns (ref, build id, log path)."""
     log = store.home / "logs" / f"{name}-{version}-{datetime.now(UTC):%H%M%S%f}.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +103,8 @@ def record_image(catalog: Catalog, store: Store, name: str, version: str, parent
                       {"vulnerabilities": 1, "fixable": 1, "by_severity": {"high": 1}}),
             _evidence(store, "compliance-results", COMPLIANCE, {"score": 87.5, "profile": "standard"}),
         ]  # fmt: skip
+        if provenance is not None:
+            evidence.append(_evidence(store, "provenance-signed", provenance, {}))
     image = catalog.finish_build(
         build_id,
         NewImage(

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from kiln.access.scopes import SCOPES, allows
 from kiln.access.secret import server_secret
 from kiln.access.tokens import create_token, revoke_token
+from kiln.api.eventstream import slots_of
 from kiln.catalog import Catalog
 from kiln.errors import KilnError
 from kiln.store import Store
@@ -81,6 +82,7 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, object]] = {
     ("POST", "/api/v1/builds/{build_id}/cancel"): ("builds:write", "/api/v1/builds/{build}/cancel", None),
     ("GET", "/api/v1/audit"): ("admin", "/api/v1/audit", None),
     ("GET", "/api/v1/events"): ("builds:read", "/api/v1/events", None),
+    ("GET", "/api/v1/events/stream"): ("builds:read", "/api/v1/events/stream?after=0", None),
     ("PUT", "/api/v1/images/{name}/{version}/{build}/labels/{key}"): (
         "images:write",
         "/api/v1/images/web/1.0.0/1/labels/team",
@@ -152,6 +154,11 @@ ENDPOINTS: dict[tuple[str, str], tuple[str, str, object]] = {
         "/api/v1/registry/components",
         {"document": "x: 1"},
     ),
+    ("POST", "/api/v1/registry/components/{name}/deprecate"): (
+        "registry:write",
+        "/api/v1/registry/components/update-os/deprecate",
+        {"version": "1.0.0", "reason": "superseded"},
+    ),
     ("GET", "/api/v1/registry/recipes"): ("images:read", "/api/v1/registry/recipes", None),
     ("GET", "/api/v1/registry/recipes/{name}"): ("images:read", "/api/v1/registry/recipes/no-such", None),
     ("POST", "/api/v1/registry/recipes"): (
@@ -168,6 +175,7 @@ WRITE_ANSWERS: dict[tuple[str, str], tuple[int, ...]] = {
     ("PUT", "/api/v1/images/{name}/{version}/{build}/labels/{key}"): (400,),
     ("POST", "/api/v1/images/{name}/{version}/{build}/state"): (409,),
     ("POST", "/api/v1/channels/{channel}/promotions"): (409,),  # no signing key configured
+    ("POST", "/api/v1/registry/components/{name}/deprecate"): (200,),  # again: a no-op
 }
 CHANGED_BY_WRITES = ("builds", "image_labels", "image_state_changes", "pipeline_runs", "promotions",
                      "registry_components", "registry_recipes")  # fmt: skip
@@ -197,6 +205,7 @@ def tokens(home: Seeded) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def client(home: Seeded) -> Iterator[TestClient]:
     with make_client(home.home) as c:  # no --public-read
+        slots_of(c.app).max_seconds = 0.2  # type: ignore[arg-type]  # event streams end: the body is read
         yield c
 
 
@@ -208,9 +217,12 @@ def _side_effects(home: Path) -> tuple[object, ...]:
         rows = [s.scalar(text(f"SELECT count(*) FROM {table}")) for table in CHANGED_BY_WRITES]
         states = s.execute(text("SELECT name, version, build_number, state FROM images ORDER BY id")).all()
         enabled = s.execute(text("SELECT name, enabled FROM pipelines ORDER BY name")).all()
+        published = s.execute(
+            text("SELECT name, version, state FROM registry_components ORDER BY name, version")
+        ).all()
     jobs = len(list((home / "jobs").iterdir())) if (home / "jobs").is_dir() else 0
     uploads = len(list((home / "uploads").iterdir())) if (home / "uploads").is_dir() else 0
-    return *rows, tuple(states), tuple(enabled), jobs, uploads
+    return *rows, tuple(states), tuple(enabled), tuple(published), jobs, uploads
 
 
 def _call(client: TestClient, method: str, path: str, body: object, token: str | None) -> int:

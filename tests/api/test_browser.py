@@ -1,6 +1,7 @@
 """The web UI in a real browser: Playwright driving Debian's chromium (no browser download) against a
 real ``kiln serve``. Log in with a token, find an image by package name, open it, see a CVE with its
-fix and its labels, promote it to a channel, open the lineage graph and follow a node, see a pipeline's
+fix and its labels, promote it to a channel, deprecate it through the lifecycle form and see its state
+and history change, open the lineage graph and follow a node, see a pipeline's
 skipped run, then follow a running build's log until it succeeds. Screenshots go to the test's tmp dir."""
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def test_journey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         token, _ = create_token(
             catalog, server_secret(store.home), "alice",
-            ["images:read", "builds:read", "channels:promote:staging"], None,
+            ["images:read", "images:write", "builds:read", "channels:promote:staging"], None,
         )  # fmt: skip
         log = store.home / "logs" / "live.jsonl"
         build_id = catalog.start_build(recipe_name="live", recipe_version="1.0.0", recipe_path="/r/live.yaml",
@@ -90,6 +91,15 @@ def test_journey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                 page.get_by_label("Channel").select_option("staging")
                 page.get_by_role("button", name="Promote").click()
                 expect(page.locator("dt:has-text('Channels') + dd")).to_have_text("dev, staging")
+                expect(page.locator("#image-state")).to_have_text("active")
+                page.get_by_label("New state").select_option("deprecated")
+                page.get_by_label("Reason").fill("superseded by web 1.0.1")
+                page.get_by_role("button", name="Change state").click()
+                expect(page.locator("#image-state")).to_have_text("deprecated")
+                expect(page.locator("dt:has-text('State') + dd")).to_contain_text("superseded by web 1.0.1")
+                change = page.get_by_role("row").filter(has_text="superseded by web 1.0.1")
+                expect(change).to_contain_text("alice (web)")
+                page.screenshot(path=str(shots / "lifecycle.png"), full_page=True)
                 page.get_by_role("link", name="app@2.0.0/1").first.click()  # built on it
                 expect(page.get_by_role("heading", name="app@2.0.0/1")).to_be_visible()
                 page.screenshot(path=str(shots / "lineage.png"), full_page=True)
@@ -122,6 +132,7 @@ def test_journey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "catalog.png",
         "image-phone.png",
         "image.png",
+        "lifecycle.png",
         "lineage.png",
         "pipelines.png",
     ]

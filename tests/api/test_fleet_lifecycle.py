@@ -278,6 +278,30 @@ def test_registry_publish_show_and_conflict(client: TestClient, home: Seeded) ->
     assert client.post("/api/v1/registry/components", json=doc, headers=read).status_code == 403
 
 
+def test_registry_deprecation_is_scoped_audited_and_shown(client: TestClient, home: Seeded) -> None:
+    publisher = token(home, "deprecator", "registry:write")
+    for version in ("1.0.0", "1.1.0"):
+        document = COMPONENT.replace("name: hello", "name: hello2").replace("echo hello", f"echo {version}")
+        body = {"document": document, "version": version}
+        assert client.post("/api/v1/registry/components", json=body, headers=publisher).status_code == 201
+    url = "/api/v1/registry/components/hello2/deprecate"
+    reader = token(home, "registry-reader", "images:read")
+    assert client.post(url, json={"version": "1.1.0", "reason": "no"}, headers=reader).status_code == 403
+    done = client.post(url, json={"version": "1.1.0", "reason": "broken motd"}, headers=publisher)
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "deprecated" and done.json()["deprecated_by"] == "api token deprecator"
+    audit = last_audit(client, home)
+    assert audit["action"] == "POST " + url and audit["target"] == "component hello2@1.1.0"
+    assert audit["status"] == 200 and str(audit["actor"]).startswith("deprecator ")
+    again = client.post(url, json={"version": "1.1.0", "reason": "other"}, headers=publisher).json()
+    assert again["deprecation_reason"] == "broken motd"  # a no-op: the first reason stays
+    latest = client.get("/api/v1/registry/components/hello2", headers=reader).json()["component"]
+    assert latest["version"] == "1.0.0"  # latest prefers the active version
+    missing = client.post(url, json={"version": "9.0.0", "reason": "x"}, headers=publisher)
+    assert missing.status_code == 404 and missing.json()["detail"] == "no component hello2@9.0.0"
+    assert client.post(url, json={"version": "1.0.0", "reason": "  "}, headers=publisher).status_code == 422
+
+
 def test_a_published_recipe_cannot_name_the_servers_files(client: TestClient, home: Seeded) -> None:
     publisher = token(home, "recipe-publisher", "registry:write")
     recipe = (

@@ -15,6 +15,7 @@ from schemathesis.checks import positive_data_acceptance
 from kiln.access.secret import server_secret
 from kiln.access.tokens import create_token
 from kiln.api import ApiConfig, create_app
+from kiln.api.eventstream import slots_of
 from kiln.catalog import Catalog
 from kiln.settings import Settings
 from kiln.store import Store
@@ -31,6 +32,7 @@ def admin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, str]
     with Catalog.open(store.database_url) as catalog:
         token, _ = create_token(catalog, server_secret(store.home), "fuzz", ["admin"], None)
     app = create_app(ApiConfig(data_dir=home, settings=Settings(), submit_timeout=30))
+    slots_of(app).max_seconds, slots_of(app).poll = 0.2, 0.05  # event streams end, so their body is read
     return app, {"Authorization": f"Bearer {token}"}
 
 

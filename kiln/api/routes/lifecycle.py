@@ -3,7 +3,6 @@ graph, the full diff against another version, and where it was distributed."""
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -82,15 +81,11 @@ def delete_label(request: Request, _: ImagesWriter, catalog: CatalogDep, image: 
 )
 def change_state(request: Request, who: ImagesWriter, catalog: CatalogDep, store: StoreDep,
                  config: ConfigDep, image: ImageDep, body: StateRequest) -> StateMoved:  # fmt: skip
-    from kiln.lifecycle.move import move
-    from kiln.lifecycle.unpublish import unpublisher
+    from kiln.api.states import change_image_state
 
     request.state.audit_target = f"{image.ref} -> {body.state}"
-    unpublish = None
-    if body.state in ("disabled", "retired"):
-        unpublish = unpublisher(settings=config.settings, environ=os.environ, requester=who.name)
-    moved = move(store, catalog, image.ref, body.state, actor=who.name, reason=body.reason,
-                 unpublish=unpublish)  # fmt: skip
+    moved = change_image_state(store, catalog, config.settings, image.ref, body.state, actor=who.name,
+                               reason=body.reason)  # fmt: skip
     return StateMoved.model_validate(moved.as_dict())
 
 

@@ -62,6 +62,15 @@ class ComponentUpload(BaseModel):
     version: Version | None = None
 
 
+class Deprecation(BaseModel):
+    """The exact version to deprecate and why (shown whenever a build resolves it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Annotated[str, StringConstraints(pattern=rf"^{_N}\.{_N}\.{_N}$")]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"\S")]
+
+
 class RecipeUpload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -108,6 +117,20 @@ def show_component(
     from kiln.registry.components import get_component
 
     return get_component(catalog, name, version)
+
+
+@router.post(
+    "/registry/components/{name:path}/deprecate",
+    summary="Deprecate one component version (registry:write), as kiln components deprecate",
+    description="Still usable, with a warning; wildcard references prefer active versions. Deprecating "
+    "a deprecated version again is a no-op (the first reason stays).",
+)
+def deprecate_component(request: Request, who: RegistryWriter, catalog: CatalogDep, name: RegistryName,
+                        body: Deprecation) -> PublishedComponent:  # fmt: skip
+    from kiln.registry.components import deprecate_component as deprecate
+
+    request.state.audit_target = f"component {name}@{body.version}"
+    return deprecate(catalog, name, body.version, reason=body.reason, who=f"api token {who.name}")
 
 
 @router.get("/registry/recipes", summary="Published recipe versions", dependencies=reading)
