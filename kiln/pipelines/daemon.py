@@ -12,6 +12,9 @@ builds or signals; the run stays ``running`` with a ``releasing: ...`` reason un
 pipeline's next run waits for it. A release a dead daemon left unfinished is done again by the next
 daemon (distribution skips targets already published, the lifecycle plan is re-made); a run whose
 release was cut short twice is marked ``interrupted``, the image kept.
+
+With a vulnerability feed (``feed``, kiln.pipelines.vulnfeed) the daemon imports it when due, also
+in a background thread; an import that changed the database evaluates the ``cve`` triggers at once.
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ from kiln.pipelines.builds import BuildState, Started
 from kiln.pipelines.cascade import ancestors
 from kiln.pipelines.checks import wants_refresh
 from kiln.pipelines.clock import Clock
+from kiln.pipelines.cvetrigger import evaluate_all
 from kiln.pipelines.recipes import PipelineRecipes, with_parameters
 from kiln.pipelines.records import RunRecord, RunStatus
 from kiln.pipelines.release import Release, Released
 from kiln.pipelines.scheduler import Scheduler
 from kiln.pipelines.store import PipelineStore
+from kiln.pipelines.vulnfeed import FeedCheck, VulnFeed
 
 log = logging.getLogger("kiln.daemon")
 IDLE_SECONDS = 15.0  # how often an idle daemon looks for new parent images and applied pipelines
@@ -89,9 +94,12 @@ class Daemon:
     wake: threading.Event = field(default_factory=threading.Event)  # set when background work ended
     releasing: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # run -> (build, note)
     releases: Background[Released] = field(init=False)
+    feed: VulnFeed | None = None  # the vulnerability feed imported when due (--vulndb-source)
+    feeds: Background[FeedCheck] = field(init=False)
 
     def __post_init__(self) -> None:
         self.releases = Background(self.workers, lambda: self.wake.set(), name="kiln-release")
+        self.feeds = Background(1, lambda: self.wake.set(), name="kiln-vulndb")
 
     # --- start-up -----------------------------------------------------------------------------
 
@@ -137,7 +145,12 @@ class Daemon:
 
     def tick(self, *, evaluate: bool = True) -> None:
         now = self.clock()
+        for done in self.feeds.done():
+            self._feed_checked(done.result, done.error)
         if evaluate and not self.draining:
+            feed = self.feed
+            if feed is not None and feed.due(now) and not self.feeds.pending():
+                self.feeds.submit("vulndb", lambda: feed.check(now))
             result = self.scheduler.evaluate(now)
             for run in result.queued:
                 log.info(
@@ -307,6 +320,51 @@ class Daemon:
         if not self._begin_release(run.id, run.build_id, before):
             self.store.finish(run.id, "succeeded", now, before)
 
+    # --- the vulnerability feed -----------------------------------------------------------------
+
+    def import_feed_now(self) -> None:
+        """Look at the feed now, in this thread (``--once``)."""
+        if self.feed is None:
+            return
+        try:
+            checked: FeedCheck | None = self.feed.check(self.clock())
+        except Exception as exc:  # logged and counted like a failed run; the database is unchanged
+            self._feed_checked(None, exc)
+            return
+        self._feed_checked(checked, None)
+
+    def _feed_checked(self, checked: FeedCheck | None, error: BaseException | None) -> None:
+        assert self.feed is not None
+        source, later = self.feed.source, self.feed.next_check
+        if checked is None:
+            detail = error.message if isinstance(error, KilnError) else f"{type(error).__name__}: {error}"
+            log.error(
+                "vulnerability feed %s: %s; the database is unchanged, next try at %s",
+                source, detail, f"{later:%Y-%m-%d %H:%M:%S}" if later else "the next tick",
+            )  # fmt: skip
+            self.failed += 1
+            return
+        log.info("vulnerability feed %s: %s", source, checked.detail)
+        if checked.imported is None:
+            return
+        if checked.events:
+            log.info("%d new (image, vulnerability) pairs affect active images", checked.events)
+        # the cve triggers, at once (as after kiln vulndb import), with the scheduler's own check
+        now = self.clock()
+        queued: list[RunRecord] = []
+        skipped: list[RunRecord] = []
+        if self.scheduler.cve is not None:
+            for pipeline in self.store.pipelines():
+                self.scheduler.cve(self.store, pipeline, now, queued, skipped)
+        else:
+            queued, skipped = evaluate_all(self.feed.store, self.store.catalog, now)
+        for run in queued:
+            log.info(
+                "after the import: queued run %s of %s: cve: %s", run.id, run.pipeline, run.trigger.cause
+            )
+        for run in skipped:
+            log.info("after the import: pipeline %s not rebuilt: %s", run.pipeline, run.reason)
+
     # --- lifetimes ----------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -333,6 +391,7 @@ class Daemon:
         again only when a build has finished), exit when nothing runs or can start; 1 if a run failed."""
         self.wake = wake
         self.recover()
+        self.import_feed_now()
         self.tick()
         while self.running or self.releasing or (not self.draining and self.dispatchable()):
             wake.wait(BUSY_SECONDS)
@@ -347,7 +406,8 @@ class Daemon:
         self.recover()
         while True:
             healthy = self.safe_tick()
-            if self.draining and not self.running and not self.releasing:
+            feeding = self.feeds.pending() and not self.cancelling  # an import ends with its transaction
+            if self.draining and not self.running and not self.releasing and not feeding:
                 return 0
             busy = self.running or self.releasing or self.draining
             wake.wait(BUSY_SECONDS if busy else self._idle_seconds() if healthy else IDLE_SECONDS)
@@ -367,6 +427,8 @@ class Daemon:
         """Until the next fire time of any pipeline, at most IDLE_SECONDS."""
         now = self.clock()
         wait = timedelta(seconds=IDLE_SECONDS)
+        if self.feed is not None and self.feed.next_check is not None:
+            wait = min(wait, self.feed.next_check - now)
         for p in self.store.pipelines():
             timetable = p.pipeline.timetable
             if timetable is not None and p.enabled:
