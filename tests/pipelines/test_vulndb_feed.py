@@ -247,3 +247,23 @@ def test_a_file_feed_is_imported_when_it_changed_also_by_once(
     assert sources(store)[0].records == 2
     [run] = runs.runs("web")
     assert run.trigger.type == "cve" and "CVE-1999-92002" in run.trigger.cause
+
+
+def test_the_cli_imports_with_once_and_exits_1_when_the_feed_fails(tmp_path: Path) -> None:
+    from tests.e2e.conftest import kiln
+
+    home, feed = tmp_path / "home", tmp_path / "tracker.json"
+    feed.write_bytes(FIXTURE.read_bytes())
+    args = ("daemon", "--once", "--no-webhooks", "--vulndb-source", str(feed), "--vulndb-every", "1d")
+    done = kiln(*args, home=home)
+    assert f"vulnerability feed {feed}: imported debian-tracker: 1 records" in done.stderr
+    [status] = json.loads(kiln("vulndb", "status", "--json", home=home).stdout)
+    assert (status["location"], status["records"]) == (str(feed), 1)
+    assert json.loads((home / "vulndb-feed.json").read_text())["source"] == str(feed)
+    (home / "vulndb-feed.json").unlink()  # due again at once
+    feed.write_text(FIXTURE.read_text()[:150])  # cut short: the tracker's format, broken JSON
+    failed = kiln(*args, home=home, check=False)
+    assert failed.returncode == 1, failed.stderr
+    assert f"vulnerability feed {feed}: {feed}: not valid JSON" in failed.stderr
+    assert "the database is unchanged, next try at" in failed.stderr
+    assert json.loads(kiln("vulndb", "status", "--json", home=home).stdout) == [status]
