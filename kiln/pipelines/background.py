@@ -74,6 +74,13 @@ class Background(Generic[T]):
                 self._active.discard(outcome.key)
             return finished
 
+    def put_back(self, outcomes: list[Outcome[T]]) -> None:
+        """Return results :meth:`done` gave out but the caller could not record (the next call
+        gives them again)."""
+        with self._lock:
+            self._finished[:0] = outcomes
+            self._active.update(o.key for o in outcomes)
+
     def forget(self, key: str) -> None:
         """Stop following ``key``: a job not started yet never starts; a running one's result is
         dropped when it ends."""

@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from kiln.catalog.refs import hostname, process_alive, this_process
 from kiln.errors import KilnError
 from kiln.models import BuildOptions, BuildRequest
-from kiln.pipelines.background import Background
+from kiln.pipelines.background import Background, Outcome
 from kiln.pipelines.builds import BuildState, Started
 from kiln.pipelines.cascade import ancestors
 from kiln.pipelines.checks import wants_refresh
@@ -167,7 +167,6 @@ class Daemon:
             state, error = self.runner.state(started.job, started.build_id)
             if state == "running":
                 continue
-            del self.running[run_id]
             status: RunStatus = (
                 "succeeded" if state == "succeeded" else "cancelled" if self.cancelling else "failed"
             )
@@ -178,7 +177,10 @@ class Daemon:
                 if status == "cancelled"
                 else None
             )
-            if status == "succeeded" and self._begin_release(run_id, started.build_id):
+            # (a release that cannot begin, the catalog away, leaves the run here for the next tick)
+            began = status == "succeeded" and self._begin_release(run_id, started.build_id)
+            del self.running[run_id]
+            if began:
                 continue
             if status == "failed":
                 self.failed += 1
@@ -275,19 +277,14 @@ class Daemon:
         return True
 
     def _collect_releases(self) -> None:
-        for done in self.releases.done():
-            build_id, before = self.releasing.pop(done.key)
-            if done.result is not None:
-                status, note = done.result.status, done.result.note
-            else:
-                status, note = "failed", f"the release failed: {type(done.error).__name__}: {done.error}"
-            if note:
-                log.log(
-                    logging.INFO if status == "succeeded" else logging.ERROR, "run %s: %s", done.key, note
-                )
-            self.failed += status == "failed"
-            run = self.store.finish(done.key, status, self.clock(), "; ".join(filter(None, [before, note])))
-            log.info("run %s of %s %s (build %s, released)", run.id, run.pipeline, status, build_id)
+        finished = self.releases.done()
+        while finished:
+            try:
+                self._released(finished[0])
+            except BaseException:
+                self.releases.put_back(finished)  # recorded on a later tick (the catalog away)
+                raise
+            finished.pop(0)
         if self.cancelling:
             for run_id, (build_id, _) in list(self.releasing.items()):
                 self.releases.forget(run_id)
@@ -296,6 +293,19 @@ class Daemon:
                 reason = f"cancelled during its release (the daemon was told to stop twice): {kept}"
                 self.store.finish(run_id, "cancelled", self.clock(), reason)
                 log.warning("run %s %s", run_id, reason)
+
+    def _released(self, done: Outcome[Released]) -> None:
+        build_id, before = self.releasing[done.key]
+        if done.result is not None:
+            status, note = done.result.status, done.result.note
+        else:
+            status, note = "failed", f"the release failed: {type(done.error).__name__}: {done.error}"
+        if note:
+            log.log(logging.INFO if status == "succeeded" else logging.ERROR, "run %s: %s", done.key, note)
+        run = self.store.finish(done.key, status, self.clock(), "; ".join(filter(None, [before, note])))
+        del self.releasing[done.key]
+        self.failed += status == "failed"
+        log.info("run %s of %s %s (build %s, released)", run.id, run.pipeline, status, build_id)
 
     def _kept(self, build_id: str | None) -> str:
         image = self.store.catalog.get_build(build_id).image if build_id else None

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Any
 
+import pytest
+
+from kiln.errors import KilnError
 from kiln.pipelines.daemon import Daemon
-from kiln.pipelines.records import PipelineRecord
+from kiln.pipelines.records import PipelineRecord, RunRecord
 from kiln.pipelines.release import Release, Released
 from kiln.settings import Settings
 from kiln.store import Store
@@ -181,3 +185,37 @@ def test_a_release_cut_short_once_is_finished_by_the_next_daemon(world: World) -
     stuck.gate.set()  # the dead daemon's thread (alive in this test's process) ends: nothing changes
     assert first.releases.wait(30)
     assert world.store.run(run_id) == done
+
+
+def test_a_release_that_raises_fails_the_run_even_when_recording_it_fails_once(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    distributed(world, "web")
+    worker, release = slow_daemon(world)
+
+    def broken(pipeline: PipelineRecord, run_id: str, build_id: str, now: datetime) -> Released:
+        raise RuntimeError("the upload library fell over")
+
+    release.after = broken  # type: ignore[method-assign]
+    world.store.enqueue("web", "manual", "test", "manual:1", world.clock())
+    worker.tick()
+    world.runner.complete()
+    worker.tick()
+    assert worker.releases.wait(30)
+    real_finish = world.store.finish
+
+    def locked(*args: Any, **kwargs: Any) -> RunRecord:
+        world.store.finish = real_finish  # type: ignore[method-assign]
+        raise KilnError("database is locked")
+
+    world.store.finish = locked  # type: ignore[method-assign]
+    assert worker.safe_tick() is False and "tick failed, trying again: database is locked" in caplog.text
+    [run] = world.store.runs("web")
+    assert run.status == "running" and list(worker.releasing) == [run.id]  # not lost: kept for later
+    assert worker.safe_tick() is True
+    failed = world.store.run(run.id)
+    assert (
+        failed.status == "failed"
+        and failed.reason == "the release failed: RuntimeError: the upload library fell over"
+    )
+    assert worker.failed == 1 and not worker.releasing
