@@ -403,7 +403,12 @@ class Daemon:
         self.recover()
         self.import_feed_now()
         self.tick()
-        while self.running or self.releasing or (not self.draining and self.dispatchable()):
+        while (
+            self.running
+            or self.releasing
+            or self.feeds.pending()  # a feed check fallen due meanwhile (a short --vulndb-every)
+            or (not self.draining and self.dispatchable())
+        ):
             wake.wait(BUSY_SECONDS)
             wake.clear()
             before = len(self.running) + len(self.releasing)
