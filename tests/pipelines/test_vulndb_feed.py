@@ -63,6 +63,7 @@ class Feed:
     status: int = 200
     length: bool = True  # send Content-Length (else the body ends with the connection)
     served: list[int] = field(default_factory=list)
+    asked: list[dict[str, str]] = field(default_factory=list)  # each request's conditional headers
 
     @property
     def etag(self) -> str:
@@ -75,6 +76,7 @@ def feed() -> Iterator[tuple[Feed, str]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # http.server calls it by this name
+            state.asked.append({k: v for k, v in self.headers.items() if k.lower().startswith("if-")})
             if state.status != 200:
                 code, body = state.status, b"broken"
             elif self.headers.get("If-None-Match") == state.etag:
@@ -170,6 +172,10 @@ def test_a_url_feed_is_imported_when_it_changed_and_a_new_fix_queues_a_run(
     look(worker, clock)
     assert served.served == [200, 304] and sources(store) == [first]
     assert f"vulnerability feed {url}: not modified (HTTP 304)" in caplog.text
+    assert served.asked == [
+        {},
+        {"If-None-Match": served.etag, "If-Modified-Since": "Wed, 02 Dec 2026 08:00:00 GMT"},
+    ]
     # a restarted daemon neither looks before the interval is up nor imports the unchanged feed
     restarted = daemon(home, url, clock)
     restarted.tick()
