@@ -138,8 +138,14 @@ def daemon(
                 "kiln daemon started (pid %d, %d worker(s))", os.getpid(), workers
             )
             code = worker.once(wake) if once else worker.serve(wake)
+            left = worker.cancelling and (worker.releases.busy() or worker.feeds.busy())
     finally:
         catalog.close()
+    if left:
+        # told twice to stop: work left in background threads is not waited for, also not a
+        # library's own worker threads (an S3 multipart upload's), which interpreter exit would join
+        logging.shutdown()
+        os._exit(code)
     if code:
         raise typer.Exit(code)
 

@@ -66,6 +66,11 @@ class Background(Generic[T]):
         with self._lock:
             return set(self._active)
 
+    def busy(self) -> bool:
+        """Whether a thread is still at work (also on a job forgotten meanwhile)."""
+        with self._lock:
+            return self._threads > 0
+
     def done(self) -> list[Outcome[T]]:
         """The jobs finished since the last call (each is returned once)."""
         with self._lock:
