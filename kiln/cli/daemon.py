@@ -17,6 +17,7 @@ import typer
 
 from kiln.cli.common import DataDirOption, open_store, settings
 from kiln.cli.exitcodes import epilog
+from kiln.errors import KilnError, UsageError
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,11 +55,28 @@ def daemon(
     no_webhooks: Annotated[
         bool, typer.Option("--no-webhooks", help="Do not deliver webhooks from this process.")
     ] = False,
+    vulndb_source: Annotated[
+        str | None,
+        typer.Option(
+            "--vulndb-source",
+            metavar="URL|PATH",
+            help="Import this vulnerability feed (as kiln vulndb import) when it changed, every "
+            "--vulndb-every; a URL is fetched conditionally (ETag, Last-Modified).",
+        ),
+    ] = None,
+    vulndb_every: Annotated[
+        str | None,
+        typer.Option(
+            "--vulndb-every",
+            metavar="INTERVAL",
+            help="How often to look at --vulndb-source: 30m, 6h, 1d [6h].",
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Run pipelines: schedules, parent and component triggers, cascades, manual runs (and deliver
-    webhooks, unless --no-webhooks). SIGTERM: finish running builds and exit; a second SIGTERM
-    cancels them."""
+    """Run pipelines: schedules, parent, component and cve triggers, cascades, manual runs (and
+    deliver webhooks, unless --no-webhooks; import a vulnerability feed, with --vulndb-source).
+    SIGTERM: finish running builds and releases and exit; a second SIGTERM cancels them."""
     from kiln.catalog import Catalog
     from kiln.events.dispatch import hosted
     from kiln.executors.base import executor_for
@@ -71,7 +89,16 @@ def daemon(
     from kiln.pipelines.release import Release
     from kiln.pipelines.scheduler import Scheduler
     from kiln.pipelines.store import PipelineStore
+    from kiln.pipelines.vulnfeed import VulnFeed, parse_every
 
+    if vulndb_every is not None and vulndb_source is None:
+        raise UsageError(
+            "--vulndb-every needs --vulndb-source", hint="e.g. --vulndb-source URL --vulndb-every 6h"
+        )
+    try:
+        every = parse_every(vulndb_every or "6h")
+    except KilnError as exc:
+        raise UsageError(f"--vulndb-every: {exc.message}", hint=exc.hint) from None
     _logging(log_format)
     config = settings()
     store = open_store(data_dir)
@@ -98,6 +125,9 @@ def daemon(
                 Release(store, catalog, config, os.environ),
             )
 
+            if vulndb_source is not None:
+                worker.feed = VulnFeed(store, catalog, vulndb_source, every)
+
             def _stop(signum: int, _frame: FrameType | None) -> None:
                 worker.stop()
                 wake.set()
@@ -108,8 +138,14 @@ def daemon(
                 "kiln daemon started (pid %d, %d worker(s))", os.getpid(), workers
             )
             code = worker.once(wake) if once else worker.serve(wake)
+            left = worker.cancelling and (worker.releases.busy() or worker.feeds.busy())
     finally:
         catalog.close()
+    if left:
+        # told twice to stop: work left in background threads is not waited for, also not a
+        # library's own worker threads (an S3 multipart upload's), which interpreter exit would join
+        logging.shutdown()
+        os._exit(code)
     if code:
         raise typer.Exit(code)
 

@@ -45,7 +45,8 @@ EXIT_CODES: dict[str, str] = {
     "1 a planned change was refused (the image changed since planning) or not confirmed",
     "pipelines": "0 applied, shown or queued; 1 no such pipeline or run; 2 also: a cascade cycle",
     "daemon": "0 stopped cleanly (SIGTERM), or --once and every run succeeded or was skipped; "
-    "1 --once and a run failed, or another daemon runs on the data directory",
+    "1 --once and a run failed or the --vulndb-source feed could not be imported, "
+    "or another daemon runs on the data directory",
 }
 
 

@@ -21,6 +21,8 @@ from kiln.evidence.vulndb import SourceInfo, VulnDb
 from kiln.evidence.vulnscan import Finding, match
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from kiln.catalog import Catalog
     from kiln.monitor import Monitor
     from kiln.store import Store
@@ -80,7 +82,13 @@ def newly_affecting(before: Affecting, after: Affecting) -> list[Event]:
 
 
 def import_with_events(
-    store: Store, catalog: Catalog, location: str, monitor: Monitor, *, kind: str | None = None
+    store: Store,
+    catalog: Catalog,
+    location: str,
+    monitor: Monitor,
+    *,
+    kind: str | None = None,
+    fetched: Path | None = None,
 ) -> tuple[SourceInfo, list[Event]]:
     """Import a feed (:func:`kiln.evidence.vulnimport.import_feed`) and emit a ``cve.found`` event
     for each (active image, vulnerability) it newly shows; returns the feed and the events."""
@@ -88,7 +96,7 @@ def import_with_events(
 
     db = VulnDb.open(store)
     before = active_findings(catalog, db)
-    info = import_feed(store, location, monitor, kind=kind)
+    info = import_feed(store, location, monitor, kind=kind, fetched=fetched)
     events = newly_affecting(before, active_findings(catalog, db))
     if events:
         with catalog.session(write=True) as s, s.begin():

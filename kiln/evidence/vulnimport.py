@@ -28,10 +28,15 @@ def _download(url: str, target: Path) -> Path:
     return path
 
 
-def import_feed(store: Store, location: str, monitor: Monitor, *, kind: str | None = None) -> SourceInfo:
-    """Import one feed file/dir/zip or URL into the store's vulnerability database."""
+def import_feed(
+    store: Store, location: str, monitor: Monitor, *, kind: str | None = None, fetched: Path | None = None
+) -> SourceInfo:
+    """Import one feed file/dir/zip or URL into the store's vulnerability database (``fetched``: a
+    copy of the URL's feed already downloaded, as the daemon's conditional fetch does)."""
     with store.scratch("vulndb-") as scratch, monitor.stage("vulndb", f"import {location}") as result:
-        if location.startswith(("http://", "https://")):
+        if fetched is not None:
+            path = fetched
+        elif location.startswith(("http://", "https://")):
             path = _download(location, scratch)
         else:
             path = Path(location)

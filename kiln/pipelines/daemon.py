@@ -5,6 +5,16 @@ Guarantees: builds of one pipeline never overlap; a pipeline waits while a pipel
 (its cascade ancestors) has a run queued or running, so cascades build parents first; at most
 ``workers`` builds run at once; a run a dead daemon left ``running`` is marked ``interrupted`` (its
 worker ended) and re-queued once; one whose build still runs elsewhere (a queue worker) is followed.
+
+A successful build's release (distribution and lifecycle, kiln.pipelines.release) runs in a
+background thread (at most ``workers`` at once), so a slow upload does not hold up scheduling, other
+builds or signals; the run stays ``running`` with a ``releasing: ...`` reason until it ends, and its
+pipeline's next run waits for it. A release a dead daemon left unfinished is done again by the next
+daemon (distribution skips targets already published, the lifecycle plan is re-made); a run whose
+release was cut short twice is marked ``interrupted``, the image kept.
+
+With a vulnerability feed (``feed``, kiln.pipelines.vulnfeed) the daemon imports it when due, also
+in a background thread; an import that changed the database evaluates the ``cve`` triggers at once.
 """
 
 from __future__ import annotations
@@ -24,19 +34,24 @@ from sqlalchemy.exc import SQLAlchemyError
 from kiln.catalog.refs import hostname, process_alive, this_process
 from kiln.errors import KilnError
 from kiln.models import BuildRequest
+from kiln.pipelines.background import Background, Outcome
 from kiln.pipelines.builds import BuildState, Started
 from kiln.pipelines.cascade import ancestors
 from kiln.pipelines.clock import Clock
+from kiln.pipelines.cvetrigger import evaluate_all
 from kiln.pipelines.options import run_options
 from kiln.pipelines.recipes import PipelineRecipes, with_parameters
 from kiln.pipelines.records import RunRecord, RunStatus
-from kiln.pipelines.release import Release
+from kiln.pipelines.release import Release, Released
 from kiln.pipelines.scheduler import Scheduler
 from kiln.pipelines.store import PipelineStore
+from kiln.pipelines.vulnfeed import FeedCheck, VulnFeed
 
 log = logging.getLogger("kiln.daemon")
 IDLE_SECONDS = 15.0  # how often an idle daemon looks for new parent images and applied pipelines
 BUSY_SECONDS = 0.5  # how often it polls running builds
+RELEASING = "releasing: "  # the reason of a running run whose build succeeded, while it is released
+RELEASING_AGAIN = "releasing again: "  # ... when a daemon stopped during its release before
 
 
 class Runner(Protocol):
@@ -76,6 +91,15 @@ class Daemon:
     cancelling: bool = False
     failed: int = 0
     owner: tuple[str, int, int | None] = field(default_factory=lambda: (hostname(), *this_process()))
+    wake: threading.Event = field(default_factory=threading.Event)  # set when background work ended
+    releasing: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # run -> (build, note)
+    releases: Background[Released] = field(init=False)
+    feed: VulnFeed | None = None  # the vulnerability feed imported when due (--vulndb-source)
+    feeds: Background[FeedCheck] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.releases = Background(self.workers, lambda: self.wake.set(), name="kiln-release")
+        self.feeds = Background(1, lambda: self.wake.set(), name="kiln-vulndb")
 
     # --- start-up -----------------------------------------------------------------------------
 
@@ -84,7 +108,7 @@ class Daemon:
         each once (a re-run that is interrupted again is not re-queued). Returns the re-queued runs."""
         requeued = []
         for run, job, (host, pid, start) in self.store.owners():
-            if run.id in self.running or host != self.owner[0]:
+            if run.id in self.running or run.id in self.releasing or host != self.owner[0]:
                 continue  # ours, or another host's (whose processes cannot be seen from here)
             if pid is not None and process_alive(pid, start):
                 continue  # a live daemon's
@@ -98,10 +122,7 @@ class Daemon:
                 )
                 continue
             if ended == "succeeded":  # it finished while no daemon watched: nothing to re-run
-                reason = f"finished while no daemon ran (its daemon, pid {pid} on {host}, had stopped)"
-                status, note = self._release(run.id, run.pipeline, run.build_id)
-                self.failed += status == "failed"
-                self.store.finish(run.id, status, now, "; ".join(filter(None, [reason, note])))
+                self._recover_release(run, f"pid {pid} on {host}")
                 continue
             what = f"build {run.build_id}" if run.build_id else "the start of its build"
             again = run.retry_of is None
@@ -124,7 +145,12 @@ class Daemon:
 
     def tick(self, *, evaluate: bool = True) -> None:
         now = self.clock()
+        for done in self.feeds.done():
+            self._feed_checked(done.result, done.error)
         if evaluate and not self.draining:
+            feed = self.feed
+            if feed is not None and feed.due(now) and not self.feeds.pending():
+                self.feeds.submit("vulndb", lambda: feed.check(now))
             result = self.scheduler.evaluate(now)
             for run in result.queued:
                 log.info(
@@ -141,7 +167,6 @@ class Daemon:
             state, error = self.runner.state(started.job, started.build_id)
             if state == "running":
                 continue
-            del self.running[run_id]
             status: RunStatus = (
                 "succeeded" if state == "succeeded" else "cancelled" if self.cancelling else "failed"
             )
@@ -152,12 +177,16 @@ class Daemon:
                 if status == "cancelled"
                 else None
             )
-            if status == "succeeded":
-                status, reason = self._release(run_id, self.store.run(run_id).pipeline, started.build_id)
+            # (a release that cannot begin, the catalog away, leaves the run here for the next tick)
+            began = status == "succeeded" and self._begin_release(run_id, started.build_id)
+            del self.running[run_id]
+            if began:
+                continue
             if status == "failed":
                 self.failed += 1
             run = self.store.finish(run_id, status, self.clock(), reason)
             log.info("run %s of %s %s (build %s)", run.id, run.pipeline, status, started.build_id)
+        self._collect_releases()
 
     def dispatchable(self) -> list[RunRecord]:
         """Queued runs that may start now, oldest first, parents before children."""
@@ -218,15 +247,133 @@ class Daemon:
         self.running[run.id] = started
         log.info("run %s of %s started build %s", run.id, run.pipeline, started.build_id)
 
-    def _release(self, run_id: str, pipeline: str, build_id: str | None) -> tuple[RunStatus, str | None]:
-        """After a successful build: distribution and lifecycle (a failure fails the run)."""
+    # --- releases (in the background) ---------------------------------------------------------
+
+    def _begin_release(self, run_id: str, build_id: str | None, before: str | None = None) -> bool:
+        """Hand a successful build's distribution and lifecycle to a background thread; False when
+        there is nothing to release (the caller finishes the run). ``before``: what the final reason
+        starts with (how the run came to be released by this daemon)."""
         if self.release is None or build_id is None:
-            return "succeeded", None
-        done = self.release.after(self.store.get(pipeline), run_id, build_id, self.clock())
-        if done.note:
-            log.log(logging.INFO if done.status == "succeeded" else logging.ERROR,
-                    "run %s of %s: %s", run_id, pipeline, done.note)  # fmt: skip
-        return done.status, done.note
+            return False
+        pipeline = self.store.get(self.store.run(run_id).pipeline)
+        spec = pipeline.pipeline
+        steps = ([f"distributing to {', '.join(spec.distribution)}"] if spec.distribution else []) + (
+            [f"applying lifecycle policy {spec.lifecycle}"] if spec.lifecycle is not None else []
+        )
+        if not steps:
+            return False
+        now = self.clock()
+        again = before is not None and before.startswith("released again")
+        note = (
+            (RELEASING_AGAIN if again else RELEASING)
+            + f"build {build_id} succeeded; "
+            + ", then ".join(steps)
+        )
+        self.store.note(run_id, f"{note} (since {now:%Y-%m-%d %H:%M:%S} UTC)")
+        self.releasing[run_id] = (build_id, before)
+        release = self.release
+        self.releases.submit(run_id, lambda: release.after(pipeline, run_id, build_id, now))
+        log.info("run %s of %s: %s", run_id, pipeline.name, note)
+        return True
+
+    def _collect_releases(self) -> None:
+        finished = self.releases.done()
+        while finished:
+            try:
+                self._released(finished[0])
+            except BaseException:
+                self.releases.put_back(finished)  # recorded on a later tick (the catalog away)
+                raise
+            finished.pop(0)
+        if self.cancelling:
+            for run_id, (build_id, _) in list(self.releasing.items()):
+                self.releases.forget(run_id)
+                del self.releasing[run_id]
+                kept = self._kept(build_id)
+                reason = f"cancelled during its release (the daemon was told to stop twice): {kept}"
+                self.store.finish(run_id, "cancelled", self.clock(), reason)
+                log.warning("run %s %s", run_id, reason)
+
+    def _released(self, done: Outcome[Released]) -> None:
+        build_id, before = self.releasing[done.key]
+        if done.result is not None:
+            status, note = done.result.status, done.result.note
+        else:
+            status, note = "failed", f"the release failed: {type(done.error).__name__}: {done.error}"
+        if note:
+            log.log(logging.INFO if status == "succeeded" else logging.ERROR, "run %s: %s", done.key, note)
+        run = self.store.finish(done.key, status, self.clock(), "; ".join(filter(None, [before, note])))
+        del self.releasing[done.key]
+        self.failed += status == "failed"
+        log.info("run %s of %s %s (build %s, released)", run.id, run.pipeline, status, build_id)
+
+    def _kept(self, build_id: str | None) -> str:
+        image = self.store.catalog.get_build(build_id).image if build_id else None
+        return f"the image {image} is kept; publish it with: kiln distribute {image}" if image else ""
+
+    def _recover_release(self, run: RunRecord, daemon: str) -> None:
+        """A run of a dead daemon whose build succeeded: released (again) by this daemon, once."""
+        now = self.clock()
+        reason = run.reason or ""
+        if reason.startswith(RELEASING_AGAIN):
+            kept = self._kept(run.build_id)
+            why = f"interrupted: its daemon ({daemon}) stopped during its release, twice; {kept}"
+            self.store.finish(run.id, "interrupted", now, why)
+            log.warning("run %s of %s %s", run.id, run.pipeline, why)
+            return
+        before = (
+            f"released again: its daemon ({daemon}) stopped during the release"
+            if reason.startswith(RELEASING)
+            else f"finished while no daemon ran (its daemon, {daemon}, had stopped)"
+        )
+        self.store.adopt(run.id, self.owner)
+        if not self._begin_release(run.id, run.build_id, before):
+            self.store.finish(run.id, "succeeded", now, before)
+
+    # --- the vulnerability feed -----------------------------------------------------------------
+
+    def import_feed_now(self) -> None:
+        """Look at the feed now, in this thread (``--once``)."""
+        if self.feed is None:
+            return
+        try:
+            checked: FeedCheck | None = self.feed.check(self.clock())
+        except Exception as exc:  # logged and counted like a failed run; the database is unchanged
+            self._feed_checked(None, exc)
+            return
+        self._feed_checked(checked, None)
+
+    def _feed_checked(self, checked: FeedCheck | None, error: BaseException | None) -> None:
+        assert self.feed is not None
+        source, later = self.feed.source, self.feed.next_check
+        if checked is None:
+            detail = error.message if isinstance(error, KilnError) else f"{type(error).__name__}: {error}"
+            log.error(
+                "vulnerability feed %s: %s; the database is unchanged, next try at %s",
+                source, detail, f"{later:%Y-%m-%d %H:%M:%S}" if later else "the next tick",
+            )  # fmt: skip
+            self.failed += 1
+            return
+        log.info("vulnerability feed %s: %s", source, checked.detail)
+        if checked.imported is None:
+            return
+        if checked.events:
+            log.info("%d new (image, vulnerability) pairs affect active images", checked.events)
+        # the cve triggers, at once (as after kiln vulndb import), with the scheduler's own check
+        now = self.clock()
+        queued: list[RunRecord] = []
+        skipped: list[RunRecord] = []
+        if self.scheduler.cve is not None:
+            for pipeline in self.store.pipelines():
+                self.scheduler.cve(self.store, pipeline, now, queued, skipped)
+        else:
+            queued, skipped = evaluate_all(self.feed.store, self.store.catalog, now)
+        for run in queued:
+            log.info(
+                "after the import: queued run %s of %s: cve: %s", run.id, run.pipeline, run.trigger.cause
+            )
+        for run in skipped:
+            log.info("after the import: pipeline %s not rebuilt: %s", run.pipeline, run.reason)
 
     # --- lifetimes ----------------------------------------------------------------------------
 
@@ -236,33 +383,48 @@ class Daemon:
             self.cancelling = True
             for started in self.running.values():
                 self.runner.cancel(started.build_id)
-            log.warning("cancelling %d running build(s)", len(self.running))
+            log.warning(
+                "cancelling %d running build(s), leaving %d release(s)",
+                len(self.running),
+                len(self.releasing),
+            )
         else:
             self.draining = True
             log.warning(
-                "stopping after %d running build(s) finish (signal again to cancel them)", len(self.running)
+                "stopping after %d running build(s) and %d release(s) finish (signal again to cancel them)",
+                len(self.running),
+                len(self.releasing),
             )
 
     def once(self, wake: threading.Event) -> int:
         """Evaluate triggers, build what is due and the cascade it sets off (triggers are evaluated
         again only when a build has finished), exit when nothing runs or can start; 1 if a run failed."""
+        self.wake = wake
         self.recover()
+        self.import_feed_now()
         self.tick()
-        while self.running or (not self.draining and self.dispatchable()):
+        while (
+            self.running
+            or self.releasing
+            or self.feeds.pending()  # a feed check fallen due meanwhile (a short --vulndb-every)
+            or (not self.draining and self.dispatchable())
+        ):
             wake.wait(BUSY_SECONDS)
             wake.clear()
-            before = len(self.running)
+            before = len(self.running) + len(self.releasing)
             self.poll()
-            self.tick(evaluate=len(self.running) < before)
+            self.tick(evaluate=len(self.running) + len(self.releasing) < before)
         return 1 if self.failed else 0
 
     def serve(self, wake: threading.Event) -> int:
+        self.wake = wake
         self.recover()
         while True:
             healthy = self.safe_tick()
-            if self.draining and not self.running:
+            feeding = self.feeds.pending() and not self.cancelling  # an import ends with its transaction
+            if self.draining and not self.running and not self.releasing and not feeding:
                 return 0
-            busy = self.running or self.draining
+            busy = self.running or self.releasing or self.draining
             wake.wait(BUSY_SECONDS if busy else self._idle_seconds() if healthy else IDLE_SECONDS)
             wake.clear()
 
@@ -280,6 +442,8 @@ class Daemon:
         """Until the next fire time of any pipeline, at most IDLE_SECONDS."""
         now = self.clock()
         wait = timedelta(seconds=IDLE_SECONDS)
+        if self.feed is not None and self.feed.next_check is not None:
+            wait = min(wait, self.feed.next_check - now)
         for p in self.store.pipelines():
             timetable = p.pipeline.timetable
             if timetable is not None and p.enabled:

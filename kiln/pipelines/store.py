@@ -314,6 +314,11 @@ class PipelineStore:
             row = self._run_row(s, run_id)
             row.build_id, row.job = build_id, job
 
+    def note(self, run_id: str, reason: str) -> None:
+        """Say what a running run is doing (``releasing: ...``) in its reason."""
+        with self.catalog.session(write=True) as s, s.begin():
+            self._run_row(s, run_id).reason = reason
+
     def owners(self) -> list[tuple[RunRecord, str | None, tuple[str | None, int | None, int | None]]]:
         """Running runs with their executor job and the daemon (host, pid, start) that runs them."""
         with self.catalog.session() as s:

@@ -140,6 +140,9 @@ BAD: list[tuple[list[str], str]] = [
     (["pipelines", "disable"], "Missing argument"),
     (["daemon", "--workers", "0"], "Invalid value for '--workers'"),
     (["daemon", "--log-format", "xml"], "'xml' is not one of"),
+    (["daemon", "--vulndb-every", "6h"], "--vulndb-every needs --vulndb-source"),
+    (["daemon", "--vulndb-source", "feed.json", "--vulndb-every", "6x"], "invalid interval '6x'"),
+    (["daemon", "--vulndb-source", "feed.json", "--vulndb-every", "10s"], "shorter than a minute"),
 ]
 
 

@@ -50,11 +50,18 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+def settle(worker: Daemon) -> None:
+    """Let the releases the daemon started in the background end, and record them."""
+    assert worker.releases.wait(60)
+    worker.tick()
+
+
 def run_once(world: World, worker: Daemon, name: str, key: str) -> None:
     world.store.enqueue(name, "manual", "test", f"manual:{key}", world.clock())
     worker.tick()
     world.runner.complete()
     worker.tick()
+    settle(worker)
 
 
 def test_a_failing_preflight_fails_the_run_before_its_build_starts(world: World) -> None:
@@ -93,6 +100,7 @@ def test_a_failed_distribution_fails_the_run_keeps_the_image_and_retries(world: 
     (world.folder / "published/web").write_text("a file where the image's folder goes")
     world.runner.complete()
     worker.tick()
+    settle(worker)
     [run] = world.store.runs("web")
     assert run.status == "failed" and worker.failed == 1
     image = world.catalog.get_build(run.build_id or "").image
