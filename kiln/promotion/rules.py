@@ -95,6 +95,9 @@ def _active(i: Inputs, _rules: ChannelPolicy) -> tuple[bool, str]:
     return i.image.state == "active", f"image is {i.image.state}"
 
 
+TEST_PASSED = frozenset({"passed", "success"})  # kiln.verify.phases ends a passing stage "passed"
+
+
 def _tests_passed(i: Inputs, _rules: ChannelPolicy) -> tuple[bool, str]:
     build = i.catalog.get_build(i.image.build_id)
     log = Path(build.log_path)
@@ -112,7 +115,7 @@ def _tests_passed(i: Inputs, _rules: ChannelPolicy) -> tuple[bool, str]:
         except ValueError:
             continue
         ended = (
-            event.get("kind") == "end" and event.get("scope") == "test" and event.get("status") == "success"
+            event.get("kind") == "end" and event.get("scope") == "test" and event.get("status") in TEST_PASSED
         )
         cached = str(event.get("message", "")).startswith("test on ") and event.get("status") == "cached"
         if ended or cached:
