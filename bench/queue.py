@@ -59,14 +59,10 @@ def database(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from tests.catalog.postgres import postgres_server
+    from tests.catalog.postgres import create_database, postgres_server
 
     with postgres_server() as server:
-        admin = create_engine(server + "postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("CREATE DATABASE bench"))
-        admin.dispose()
-        yield server + "bench"
+        yield create_database(server, "bench")
 
 
 def worker_main(url: str) -> None:
