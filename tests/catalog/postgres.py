@@ -80,12 +80,7 @@ def postgres_server() -> Iterator[str]:
 
 def create_database(server: str, name: str) -> str:
     """Create database ``name`` in ``server`` (a URL prefix as postgres_server yields); returns its URL."""
-    admin = create_engine(server + "postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
+    _admin(server, f'CREATE DATABASE "{name}"')
     return server + name
 
 
@@ -94,9 +89,13 @@ def fresh_database(server: str, prefix: str) -> Iterator[str]:
     """A new empty database in ``server`` named ``prefix`` plus a random suffix, dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     yield create_database(server, name)
+    _admin(server, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _admin(server: str, sql: str) -> None:
     admin = create_engine(server + "postgres", isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            conn.execute(text(sql))
     finally:
         admin.dispose()
