@@ -42,26 +42,6 @@ sys.path.insert(0, str(REPO))
 TASK = "bench.noop"
 QUEUE = "bench"
 
-MOTD = """\
-name: motd
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Wait
-        action: ExecuteBash
-        inputs:
-          commands: ["sleep 600"]
-"""
-RECIPE = """\
-name: {name}
-version: 1.0.0
-parent: {{image: "debian:bookworm"}}
-components:
-  - path: motd.yaml
-settings: {{network: false}}
-"""
-
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
@@ -79,14 +59,10 @@ def database(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from tests.catalog.postgres import postgres_server
+    from tests.catalog.postgres import create_database, postgres_server
 
     with postgres_server() as server:
-        admin = create_engine(server + "postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("CREATE DATABASE bench"))
-        admin.dispose()
-        yield server + "bench"
+        yield create_database(server, "bench")
 
 
 def worker_main(url: str) -> None:
@@ -187,11 +163,10 @@ def procrastinate_run(url: str, jobs: int, workers: int, *, backlog: bool) -> No
 
 def request_for(folder: Path, name: str) -> BuildRequest:
     from kiln.models import BuildRequest, RecipeSource
+    from tests.documents import sleep_component, write_recipe
 
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "motd.yaml").write_text(MOTD)
-    (folder / "recipe.yaml").write_text(RECIPE.format(name=name))
-    return BuildRequest(recipe=RecipeSource.read(folder / "recipe.yaml"), data_dir=folder)
+    recipe = write_recipe(folder, name, "motd.yaml", sleep_component(600, name="motd"))
+    return BuildRequest(recipe=RecipeSource.read(recipe), data_dir=folder)
 
 
 def kiln_submit(url: str, samples: int, tmp: Path) -> None:

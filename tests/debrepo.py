@@ -11,12 +11,13 @@ import lzma
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote
+
+from tests.loopback import http_server
 
 ARCH = "amd64"
 
@@ -102,15 +103,8 @@ class DebRepo:
             def log_message(self, format: str, *args: object) -> None:
                 return None
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = server.server_address[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with http_server(Handler) as self.port:
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
 
 
 def rebuilt_deb(deb: Path, version: str, out: Path) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import subprocess
 import time
@@ -13,14 +12,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.loopback import free_port
+
 KILN = Path(__file__).resolve().parents[2] / ".venv/bin/kiln"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -16,38 +16,10 @@ from kiln.access.tokens import create_token
 from kiln.catalog import Catalog
 from kiln.store import Store
 from tests.api.conftest import make_client
+from tests.documents import create_file_component, recipe_yaml, sleep_component
 
-MOTD = """\
-name: motd
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Write
-        action: CreateFile
-        inputs:
-          - path: /etc/motd
-            content: "built through the API\\n"
-"""
-SLOW = """\
-name: slow
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Wait
-        action: ExecuteBash
-        inputs:
-          commands: ["sleep 120"]
-"""
-RECIPE = """\
-name: {name}
-version: 1.0.0
-parent: {{image: "debian:bookworm"}}
-components:
-  - path: {component}
-settings: {{network: false}}
-"""
+MOTD = create_file_component("built through the API\n")
+SLOW = sleep_component(120, name="slow")
 
 
 @pytest.fixture
@@ -75,11 +47,11 @@ def test_invalid_recipe_is_a_422_with_file_and_line(writer: tuple[TestClient, di
 @pytest.mark.parametrize(
     ("recipe", "components", "why"),
     [
-        (RECIPE.format(name="x", component="/etc/passwd"), {}, "'/etc/passwd' is not one of the uploaded"),
-        (RECIPE.format(name="x", component="../../catalog.db.yaml"), {}, "is not one of the uploaded"),
-        (RECIPE.format(name="x", component="motd.yaml") + "secrets:\n  - {name: k, source: 'file:/etc/shadow'}\n",
+        (recipe_yaml("x", "/etc/passwd"), {}, "'/etc/passwd' is not one of the uploaded"),
+        (recipe_yaml("x", "../../catalog.db.yaml"), {}, "is not one of the uploaded"),
+        (recipe_yaml("x") + "secrets:\n  - {name: k, source: 'file:/etc/shadow'}\n",
          {"motd.yaml": MOTD}, "secrets: not accepted"),
-        (RECIPE.format(name="x", component="motd.yaml") + "signing: {key: /root/.ssh/id_ed25519}\n",
+        (recipe_yaml("x") + "signing: {key: /root/.ssh/id_ed25519}\n",
          {"motd.yaml": MOTD}, "signing.key"),
     ],
 )  # fmt: skip
@@ -140,7 +112,7 @@ def test_build_through_the_api_then_rebuild_by_reference_and_cancel(
 ) -> None:
     client, auth, _home = writer
     body = {
-        "recipe": RECIPE.format(name="api-motd", component="motd.yaml"),
+        "recipe": recipe_yaml("api-motd"),
         "components": {"motd.yaml": MOTD},
     }
     submitted = client.post("/api/v1/builds", json=body, headers=auth)
@@ -158,7 +130,7 @@ def test_build_through_the_api_then_rebuild_by_reference_and_cancel(
     assert client.get(f"/api/v1/builds/{again}", headers=auth).json()["image"] == "api-motd@1.0.0/2"
 
     slow = {
-        "recipe": RECIPE.format(name="api-slow", component="slow.yaml"),
+        "recipe": recipe_yaml("api-slow", "slow.yaml"),
         "components": {"slow.yaml": SLOW},
     }
     running = client.post("/api/v1/builds", json=slow, headers=auth).json()["build_id"]

@@ -29,6 +29,7 @@ from kiln.recipes.model import ImageConfigSpec
 from kiln.rootfs.imageparent import image_root, layer_blobs
 from kiln.settings import Settings
 from kiln.store import Store
+from tests.documents import create_file_component
 
 KILN = Path(__file__).resolve().parents[2] / ".venv/bin/kiln"
 EPOCH = 1_767_225_600
@@ -41,18 +42,7 @@ components:
   - path: mark.yaml
 outputs: [{{type: oci}}]
 """
-MARK = """\
-name: mark
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Write
-        action: CreateFile
-        inputs:
-          - path: /etc/child
-            content: child
-"""
+MARK = create_file_component("child", name="mark", path="/etc/child")
 
 
 def tiny_layout(dest: Path, work: Path, files: dict[str, str]) -> str:

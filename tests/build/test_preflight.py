@@ -18,6 +18,7 @@ from kiln.monitor import ListMonitor
 from kiln.recipes.loader import load_recipe
 from kiln.settings import Settings
 from kiln.store import Store
+from tests.documents import create_file_component
 
 RECIPE = """\
 name: gated
@@ -27,14 +28,7 @@ components:
   - path: motd.yaml
 {extra}
 """
-COMPONENT = """\
-name: motd
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - {name: Write, action: CreateFile, inputs: [{path: /etc/motd, content: hi}]}
-"""
+COMPONENT = create_file_component("hi")
 
 
 def recipe(tmp_path: Path, extra: str) -> Path:

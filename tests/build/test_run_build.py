@@ -20,20 +20,9 @@ from kiln.models import BuildOptions, BuildRequest, RecipeSource
 from kiln.monitor import ListMonitor
 from kiln.settings import Settings
 from tests.conftest import TEST_CACHE
+from tests.documents import create_file_component
 
 REPO = Path(__file__).resolve().parents[2]
-COMPONENT = """\
-name: {name}
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Write
-        action: CreateFile
-        inputs:
-          - path: /etc/{name}
-            content: made by {name}
-"""
 RECIPE = """\
 name: {name}
 version: 1.2.3
@@ -45,7 +34,9 @@ outputs: [{{type: oci}}]
 
 
 def request_for(folder: Path, name: str, home: Path, epoch: int | None = None) -> BuildRequest:
-    (folder / f"{name}.yaml").write_text(COMPONENT.format(name=name))
+    (folder / f"{name}.yaml").write_text(
+        create_file_component(f"made by {name}", name=name, path=f"/etc/{name}")
+    )
     recipe = folder / f"{name}-recipe.yaml"
     recipe.write_text(RECIPE.format(name=name))
     return BuildRequest(recipe=RecipeSource.read(recipe), data_dir=home, source_date_epoch=epoch,

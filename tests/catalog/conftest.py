@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from kiln.catalog import (
     ArtifactRecord,
@@ -18,6 +17,7 @@ from kiln.catalog import (
     NewImage,
     PackageRecord,
 )
+from tests.catalog.postgres import fresh_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -26,17 +26,8 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.db'}"
         return
-    server: str = request.getfixturevalue("postgres_url")
-    name = f"kiln_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server + "postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield server + name
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with fresh_database(request.getfixturevalue("postgres_url"), "kiln_test") as url:
+        yield url
 
 
 @pytest.fixture

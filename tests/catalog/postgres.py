@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+
 from kiln.sandbox.run import run
+from tests.loopback import free_port
 
 
 def find_tool(name: str) -> str | None:
@@ -21,13 +24,6 @@ def find_tool(name: str) -> str | None:
         return found
     candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
     return str(candidates[-1]) if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class PostgresServer:
@@ -60,7 +56,7 @@ def postgres_instance() -> Iterator[PostgresServer]:
         user = pwd.getpwnam("postgres")
         os.chown(base, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    server = PostgresServer(base, as_user, pg_ctl, _free_port())
+    server = PostgresServer(base, as_user, pg_ctl, free_port())
     try:
         run(
             [*as_user, initdb, "-D", base / "data", "-U", "kiln", "--auth=trust", "-E", "UTF8", "--no-sync"],
@@ -80,3 +76,26 @@ def postgres_server() -> Iterator[str]:
     """Yields a URL prefix ``postgresql://kiln@127.0.0.1:PORT/`` (append a database name)."""
     with postgres_instance() as server:
         yield server.url
+
+
+def create_database(server: str, name: str) -> str:
+    """Create database ``name`` in ``server`` (a URL prefix as postgres_server yields); returns its URL."""
+    _admin(server, f'CREATE DATABASE "{name}"')
+    return server + name
+
+
+@contextmanager
+def fresh_database(server: str, prefix: str) -> Iterator[str]:
+    """A new empty database in ``server`` named ``prefix`` plus a random suffix, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    yield create_database(server, name)
+    _admin(server, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _admin(server: str, sql: str) -> None:
+    admin = create_engine(server + "postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(sql))
+    finally:
+        admin.dispose()

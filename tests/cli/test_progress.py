@@ -21,6 +21,7 @@ from kiln.monitor import ConsoleMonitor, Event, ListMonitor
 from kiln.settings import Settings
 from kiln.store import Store
 from tests.catalog.conftest import new_image
+from tests.documents import create_file_component
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures/progress"
 VM_LOG = FIXTURES / "debian-vm-build.jsonl"
@@ -188,18 +189,7 @@ def test_a_real_rebuild_draws_its_stages_with_the_first_builds_times(tmp_path: P
     assert "in total" in final[-1]
 
 
-COMPONENT = """\
-name: motd
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Write
-        action: CreateFile
-        inputs:
-          - path: /etc/motd
-            content: progress display test
-"""
+COMPONENT = create_file_component("progress display test")
 RECIPE = """\
 name: progress-demo
 version: 1.0.0

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,30 +11,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-KILN = REPO / ".venv/bin/kiln"
-
-
-@dataclass
-class KilnRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-def kiln(*args: str, home: Path, check: bool = True, env: dict[str, str] | None = None) -> KilnRun:
-    """Run the real ``kiln`` CLI with ``home`` as its data dir."""
-    full_env = {**os.environ, "KILN_HOME": str(home), **(env or {})}
-    proc = subprocess.run([str(KILN), *args], capture_output=True, text=True, env=full_env, check=False)
-    result = KilnRun(proc.returncode, proc.stdout, proc.stderr)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"kiln {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
-    return result
+from tests.cli_runner import KILN, REPO, KilnRun, kiln  # noqa: F401 (e2e tests import the runner from here)
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,7 @@ from kiln.rootfs.debian import ParentRoot
 from kiln.settings import Settings
 from kiln.store import Store
 from tests.debrepo import DebRepo, rebuilt_deb
+from tests.documents import create_file_component
 from tests.e2e.conftest import kiln
 
 pytestmark = pytest.mark.e2e
@@ -56,19 +57,8 @@ components:
   - {{path: marker.yaml, archive_independent: true}}
   - path: release.yaml
 """
-COMPONENT = """\
-name: marker
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Marker
-        action: CreateFile
-        inputs:
-          - path: /etc/kiln-marker
-            content: fresh
-"""
-RELEASE = COMPONENT.replace("name: marker", "name: release").replace("kiln-marker", "kiln-release")
+COMPONENT = create_file_component("fresh", name="marker", path="/etc/kiln-marker")
+RELEASE = create_file_component("fresh", name="release", path="/etc/kiln-release")
 PIPELINE = """\
 name: fresh
 recipe: recipe.yaml

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.documents import create_file_component
 from tests.e2e.conftest import KILN, kiln
 from tests.e2e.test_build_failure import _step_started, processes_using
 from tests.e2e.test_faults import TEST_SLEEPS
@@ -140,22 +141,9 @@ def _step_started_twice(home: Path) -> bool:
     return starts >= 2
 
 
-MARKER = """\
-name: marker
-schemaVersion: 1.0
-parameters:
-  - Greeting:
-      type: string
-      default: hello
-phases:
-  - name: build
-    steps:
-      - name: Marker
-        action: CreateFile
-        inputs:
-          - path: /etc/kiln-marker
-            content: "{{ Greeting }}"
-"""
+MARKER = create_file_component(
+    "{{ Greeting }}", name="marker", path="/etc/kiln-marker", parameters={"Greeting": "hello"}
+)
 
 
 def test_once_builds_a_queued_manual_run_with_its_parameters(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.documents import create_file_component
 from tests.e2e.conftest import kiln
 
 pytestmark = pytest.mark.e2e
@@ -26,18 +27,7 @@ distribution:
   - {{name: shelf, type: directory, path: shelf}}
 """
 
-MARKER = """\
-name: marker
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Marker
-        action: CreateFile
-        inputs:
-          - path: /etc/kiln-marker
-            content: released
-"""
+MARKER = create_file_component("released", name="marker", path="/etc/kiln-marker")
 
 PIPELINE = "name: released\nrecipe: recipe.yaml\ntriggers: [manual]\ndistribution: [shelf]\n"
 

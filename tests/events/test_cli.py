@@ -14,6 +14,7 @@ from kiln.events import model
 from kiln.events.emit import emit
 from kiln.store import Store
 from tests.events.conftest import Receiver
+from tests.loopback import free_port
 
 
 def kiln(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -102,7 +103,6 @@ def test_events_follow_streams_new_events(tmp_path: Path) -> None:
 
 
 def test_kiln_serve_delivers_webhooks(tmp_path: Path, receiver: Receiver, secret: str) -> None:
-    import socket
 
     home = tmp_path / "home"
     assert (
@@ -111,9 +111,7 @@ def test_kiln_serve_delivers_webhooks(tmp_path: Path, receiver: Receiver, secret
         ).returncode
         == 0
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "KILN_HOME": str(home)}
     server = subprocess.Popen(
         [sys.executable, "-m", "kiln.cli.main", "serve", "--port", str(port)],

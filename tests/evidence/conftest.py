@@ -8,10 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import typer
 
+from kiln.cli.main import build_app
 from kiln.evidence.sbom import ImageIdentity
 from kiln.rootfs.debian import ParentRoot
 from kiln.sandbox.run import run
+from kiln.store import Store
 
 VULN_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vuln"
 DATA = Path(__file__).resolve().parent / "data"
@@ -28,6 +31,20 @@ Name: Sample_Tool
 Version: 1.4.2
 License-Expression: Apache-2.0
 """
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    """The real Typer app, driven in-process by typer.testing.CliRunner."""
+    return build_app()
+
+
+@pytest.fixture
+def home(store: Store, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data dir that the CLI uses (KILN_HOME; any KILN_DATABASE_URL dropped)."""
+    monkeypatch.delenv("KILN_DATABASE_URL", raising=False)
+    monkeypatch.setenv("KILN_HOME", str(store.home))
+    return store.home
 
 
 def copy_root(source: Path, target: Path) -> Path:

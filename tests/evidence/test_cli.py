@@ -8,13 +8,11 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 import typer
 from typer.testing import CliRunner
 
 from kiln.catalog import Catalog
 from kiln.catalog.schemas import ArtifactRecord, EvidenceRecord, NewImage
-from kiln.cli.main import build_app
 from kiln.evidence.collect import EvidenceSettings, ImageFacts, collect_evidence
 from kiln.evidence.provenancecheck import VerificationFailed
 from kiln.evidence.signing import SignatureInvalid
@@ -25,18 +23,6 @@ from tests.evidence.test_provenance import write_layout
 
 runner = CliRunner()
 TRACKER = "debian-security-tracker-json/vunnel-debian.json"
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    return build_app()
-
-
-@pytest.fixture
-def home(store: Store, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("KILN_DATABASE_URL", raising=False)
-    monkeypatch.setenv("KILN_HOME", str(store.home))
-    return store.home
 
 
 def test_keys_generate(app: typer.Typer, tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ import typer
 from typer.testing import CliRunner
 
 from kiln.catalog import ArtifactRecord, Catalog, EvidenceRecord, NewImage
-from kiln.cli.main import build_app
 from kiln.errors import KilnError
 from kiln.evidence.collect import EvidenceSettings, ImageFacts, collect_evidence
 from kiln.evidence.vulnimport import import_feed
@@ -32,18 +31,6 @@ ALLOW = {
     "fail_on": "high",
     "allow": [{"cve": "CVE-1999-90001", "reason": "no setuid binaries", "expires": "2099-12-31"}],
 }
-
-
-@pytest.fixture(scope="module")
-def app() -> typer.Typer:
-    return build_app()
-
-
-@pytest.fixture
-def home(store: Store, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("KILN_DATABASE_URL", raising=False)
-    monkeypatch.setenv("KILN_HOME", str(store.home))
-    return store.home
 
 
 def scan_layout(root: Path, dest: Path) -> tuple[Path, str]:

@@ -9,7 +9,6 @@ real ``kiln verify``.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 from dataclasses import dataclass
@@ -29,35 +28,20 @@ from kiln.evidence.signing import (
     sign_envelope,
 )
 from kiln.store import Store
+from tests.cli_runner import KilnRun, kiln
+from tests.documents import create_file_component
 
 pytestmark = pytest.mark.e2e
 
-KILN = Path(__file__).resolve().parents[2] / ".venv/bin/kiln"
 FAKE = "sha256:" + "e" * 64
 SIGNED = "in the signed provenance"
 
-COMPONENT = """\
-name: motd
-description: Write the message of the day.
-schemaVersion: 1.0
-parameters:
-  - Message: {type: string, default: hello}
-phases:
-  - name: build
-    steps:
-      - name: Write
-        action: CreateFile
-        inputs:
-          - path: /etc/motd
-            content: "{{ Message }}\\n"
-            overwrite: true
-  - name: test
-    steps:
-      - name: Read
-        action: ExecuteBash
-        inputs:
-          commands: ["grep -qx '{{ Message }}' /etc/motd"]
-"""
+COMPONENT = create_file_component(
+    "{{ Message }}\n",
+    overwrite=True,
+    parameters={"Message": "hello"},
+    check="grep -qx '{{ Message }}' /etc/motd",
+)
 
 RECIPE = """\
 name: tiny
@@ -82,12 +66,6 @@ class Built:
     bash: str  # bash's version as catalogued
 
 
-def kiln(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KILN_HOME": str(home)}
-    env.pop("KILN_DATABASE_URL", None)
-    return subprocess.run([str(KILN), *args], capture_output=True, text=True, env=env, check=False)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     work = tmp_path_factory.mktemp("verify-catalog")
@@ -96,10 +74,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     pair = generate_key(work / "signing.key")
     home = work / "home"
     result = kiln("build", str(work / "recipe.yaml"), "--json", home=home)
-    assert result.returncode == 0, result.stdout + result.stderr
     with sqlite3.connect(home / "catalog.db") as db:
         (bash,) = db.execute("SELECT version FROM image_packages WHERE name = 'bash'").fetchone()
-    return Built(home, pair.private, json.loads(result.stdout)["image"], bash)
+    return Built(home, pair.private, result.json()["image"], bash)
 
 
 def copy_home(built: Built, dest: Path) -> Path:
@@ -126,8 +103,8 @@ def tamper(home: Path, *statements: str) -> None:
             assert db.execute(sql).rowcount >= 1, sql
 
 
-def verify(built: Built, home: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    result = kiln("verify", "tiny@1.0.0", "--key", str(built.key), *extra, home=home)
+def verify(built: Built, home: Path, *extra: str) -> KilnRun:
+    result = kiln("verify", "tiny@1.0.0", "--key", str(built.key), *extra, home=home, check=False)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 

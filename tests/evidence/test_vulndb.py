@@ -16,6 +16,7 @@ from kiln.evidence.vulndb import VulnDb, VulnDbError
 from kiln.evidence.vulnimport import import_feed
 from kiln.monitor import ListMonitor
 from kiln.store import Store
+from tests.loopback import http_server
 
 TRACKER = "debian-security-tracker-json/vunnel-debian.json"
 APPARMOR = "debian-security-tracker-json/osvdev-debian_security_tracker_mock.json"
@@ -111,7 +112,6 @@ def test_empty_feed_and_empty_db(store: Store, tmp_path: Path) -> None:
 
 def test_import_from_url(store: Store, vuln_fixtures: Path, tmp_path: Path) -> None:
     import http.server
-    import threading
 
     shutil.copy(vuln_fixtures / TRACKER, tmp_path / "json")
 
@@ -119,15 +119,9 @@ def test_import_from_url(store: Store, vuln_fixtures: Path, tmp_path: Path) -> N
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(tmp_path)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/json"
+    with http_server(lambda *a: Quiet(*a, directory=str(tmp_path))) as port:
+        url = f"http://127.0.0.1:{port}/json"
         info = import_feed(store, url, ListMonitor())
         assert info.location == url and info.records == 25
         with pytest.raises(FeedError, match="cannot download"):
             import_feed(store, url + "-missing", ListMonitor())
-    finally:
-        server.shutdown()
-        server.server_close()

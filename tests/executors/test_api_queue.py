@@ -16,10 +16,11 @@ from kiln.api.app import create_app
 from kiln.api.config import ApiConfig
 from kiln.catalog import Catalog
 from kiln.executors.queue import QueueExecutor
-from kiln.models import BuildRequest, RecipeSource
+from kiln.models import BuildRequest
 from kiln.settings import Settings
 from kiln.store import Store
-from tests.executors.test_queue import MOTD, RECIPE
+from tests.documents import recipe_yaml
+from tests.executors.test_queue import MOTD, recipe
 
 
 def test_api_queues_and_cancels_on_postgresql(queue_url: str, tmp_path: Path) -> None:
@@ -34,7 +35,7 @@ def test_api_queues_and_cancels_on_postgresql(queue_url: str, tmp_path: Path) ->
     assert isinstance(app.state.executor, QueueExecutor)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         body = {
-            "recipe": RECIPE.format(name="api-queued", component="motd.yaml"),
+            "recipe": recipe_yaml("api-queued"),
             "components": {"motd.yaml": MOTD},
         }
         submitted = client.post("/api/v1/builds", json=body, headers=auth)
@@ -57,11 +58,7 @@ def test_job_and_build_row_commit_together(
     """A failure after Procrastinate inserted the job (before commit) leaves neither the job nor the
     build: they are one transaction on one connection."""
     executor = QueueExecutor(queue_url, Settings())
-    folder = tmp_path / "r"
-    folder.mkdir()
-    (folder / "motd.yaml").write_text(MOTD)
-    (folder / "recipe.yaml").write_text(RECIPE.format(name="atomic", component="motd.yaml"))
-    request = BuildRequest(recipe=RecipeSource.read(folder / "recipe.yaml"), data_dir=tmp_path)
+    request = BuildRequest(recipe=recipe(tmp_path / "r", "atomic", "motd.yaml", MOTD), data_dir=tmp_path)
     real = executor.app.configure_task
 
     def configure_then_fail(*args: Any, **kwargs: Any) -> Any:

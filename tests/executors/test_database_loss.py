@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from kiln.catalog import Catalog
 from kiln.catalog import queue as jobs
 from kiln.executors.queue import QueueExecutor
 from kiln.models import BuildRequest
 from kiln.settings import Settings
-from tests.catalog.postgres import PostgresServer, find_tool, postgres_instance
+from tests.catalog.postgres import PostgresServer, create_database, find_tool, postgres_instance
 from tests.executors.test_queue import MOTD, Workers, recipe, status, wait_for
 
 
@@ -26,11 +25,7 @@ def server() -> Iterator[PostgresServer]:
     if not (find_tool("initdb") and find_tool("pg_ctl")):
         pytest.skip("PostgreSQL server binaries not installed (Debian package postgresql; make deps)")
     with postgres_instance() as pg:
-        admin = create_engine(pg.url + "postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("CREATE DATABASE kiln"))
-        admin.dispose()
-        with Catalog.open(pg.url + "kiln"):
+        with Catalog.open(create_database(pg.url, "kiln")):
             pass
         yield pg
 

@@ -21,49 +21,17 @@ from kiln.executors.queue import QueueExecutor
 from kiln.models import BuildOptions, BuildRequest, RecipeSource
 from kiln.objectstore import open_object_store
 from kiln.settings import Settings
+from tests.documents import create_file_component, sleep_component, write_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 KILN = REPO / ".venv/bin/kiln"
 STALLED_AFTER = 3.0
 
-MOTD = """\
-name: motd
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Write
-        action: CreateFile
-        inputs:
-          - path: /etc/motd
-            content: "built by a queue worker\\n"
-"""
-SLEEP = """\
-name: sleep
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Wait
-        action: ExecuteBash
-        inputs:
-          commands: ["sleep {seconds}"]
-"""
-RECIPE = """\
-name: {name}
-version: 1.0.0
-parent: {{image: "debian:bookworm"}}
-components:
-  - path: {component}
-settings: {{network: false}}
-"""
+MOTD = create_file_component("built by a queue worker\n")
 
 
 def recipe(folder: Path, name: str, component: str, document: str) -> RecipeSource:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / component).write_text(document)
-    (folder / "recipe.yaml").write_text(RECIPE.format(name=name, component=component))
-    return RecipeSource.read(folder / "recipe.yaml")
+    return RecipeSource.read(write_recipe(folder, name, component, document))
 
 
 def env_for(url: str | None, home: Path) -> dict[str, str]:
@@ -217,7 +185,7 @@ def test_killed_worker_build_is_retried_once_elsewhere(
 ) -> None:
     first, second = workers.start("a"), workers.start("b")
     executor = QueueExecutor(queue_url, Settings())
-    source = recipe(tmp_path / "r", "queue-sleep", "sleep.yaml", SLEEP.format(seconds=15))
+    source = recipe(tmp_path / "r", "queue-sleep", "sleep.yaml", sleep_component(15))
     request = BuildRequest(
         recipe=source, data_dir=tmp_path / "submitter", options=BuildOptions(no_cache=True)
     )
@@ -266,7 +234,7 @@ def test_running_build_is_aborted_and_its_processes_killed(
 ) -> None:
     workers.start("one")
     executor = QueueExecutor(queue_url, Settings())
-    source = recipe(tmp_path / "r", "queue-long", "sleep.yaml", SLEEP.format(seconds=300))
+    source = recipe(tmp_path / "r", "queue-long", "sleep.yaml", sleep_component(300))
     build_id = executor.submit(BuildRequest(recipe=source, data_dir=tmp_path / "submitter")).build_id
     job_dir = tmp_path / "workers" / "one" / "jobs" / f"{build_id}-1"
     wait_for(lambda: processes_mentioning("sleep 300"), 120, "the step runs")

@@ -25,7 +25,8 @@ from kiln.catalog import Catalog
 from kiln.settings import Settings
 from kiln.store import Store
 from tests.distribute.servers import moto
-from tests.executors.test_queue import KILN, RECIPE, Workers, env_for, status, wait_for
+from tests.documents import recipe_yaml
+from tests.executors.test_queue import KILN, Workers, env_for, status, wait_for
 
 CHATTY = """\
 name: chatty
@@ -83,7 +84,7 @@ def test_uploaded_build_on_one_machine_read_on_others(
     reader = tmp_path / "reader"
     app = create_app(ApiConfig(data_dir=server.home, settings=settings))
     with TestClient(app, base_url="http://127.0.0.1") as client:
-        body = {"recipe": RECIPE.format(name="shared", component="chatty.yaml"),
+        body = {"recipe": recipe_yaml("shared", "chatty.yaml"),
                 "components": {"chatty.yaml": CHATTY.format(token=uuid.uuid4().hex)}}  # fmt: skip
         submitted = client.post("/api/v1/builds", json=body, headers=auth)
         assert submitted.status_code == 202, submitted.text

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import tarfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import http_server
 
 
 def _tool_tarball() -> bytes:
@@ -64,12 +65,5 @@ def serve() -> Iterator[tuple[str, dict[str, int]]]:
     """Yields (base URL, hit counts per path); the server stops when the block ends."""
     hits: dict[str, int] = {}
     handler = type("Handler", (_Handler,), {"hits": hits})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with http_server(handler) as port:
+        yield f"http://127.0.0.1:{port}", hits

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from kiln.toe.results import FAILED, IGNORED_FAILURE, SUCCESS_WITH_IGNORED_FAILU
 from kiln.toe.session import load_all
 from kiln.toe.variables import variables_resolver
 from tests.toe.conftest import run
+from tests.toe.test_cli import kiln
 
 HEAD = "name: conformance\nschemaVersion: 1.0\n"
 
@@ -73,12 +72,6 @@ def assert_refused_everywhere(found: dict[str, list[str]], message: str, where: 
         assert any(message in i for i in issues), f"{entry} did not refuse: {issues}"
         if where is not None:
             assert any(where in i and message in i for i in issues), f"{entry}: no {where} in {issues}"
-
-
-def kiln(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kiln.cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
 
 
 def steps(result: object) -> dict[str, object]:
