@@ -20,7 +20,8 @@ from kiln.models import BuildOptions, BuildRequest
 from kiln.readthrough import localized
 from kiln.settings import Settings
 from kiln.store import Store
-from tests.executors.test_queue import MOTD, SLEEP, Workers, processes_mentioning, recipe, status, wait_for
+from tests.documents import sleep_component
+from tests.executors.test_queue import MOTD, Workers, processes_mentioning, recipe, status, wait_for
 from tests.executors.test_shared_store import s3_store, workers
 
 __all__ = ["s3_store", "workers"]  # fixtures: workers with moto's S3 server as KILN_STORE_URL
@@ -91,7 +92,7 @@ def test_cancelled_running_build_leaves_nothing_within_bounds(
     workers.start("one")
     home = tmp_path / "workers" / "one"
     executor = QueueExecutor(queue_url, Settings())
-    source = recipe(tmp_path / "r", "cancel-me", "sleep.yaml", SLEEP.format(seconds=301))
+    source = recipe(tmp_path / "r", "cancel-me", "sleep.yaml", sleep_component(301))
     build_id = executor.submit(BuildRequest(recipe=source, data_dir=tmp_path / "submitter")).build_id
     wait_for(lambda: processes_mentioning("sleep 301"), 120, "the step runs")
     assert mounts_under(home), "the running build has its mounts (in its own namespace)"
@@ -125,7 +126,7 @@ def test_sigkilled_worker_leaves_nothing_once_restarted(
 ) -> None:
     first, second = workers.start("a"), workers.start("b")
     executor = QueueExecutor(queue_url, Settings())
-    source = recipe(tmp_path / "r", "kill-me", "sleep.yaml", SLEEP.format(seconds=12))
+    source = recipe(tmp_path / "r", "kill-me", "sleep.yaml", sleep_component(12))
     request = BuildRequest(
         recipe=source, data_dir=tmp_path / "submitter", options=BuildOptions(no_cache=True)
     )

@@ -18,8 +18,9 @@ from kiln.catalog import queue as jobs
 from kiln.executors.queue import QueueExecutor
 from kiln.models import BuildRequest
 from kiln.settings import Settings
-from tests.catalog.postgres import PostgresServer, _free_port, find_tool, postgres_instance
+from tests.catalog.postgres import PostgresServer, find_tool, postgres_instance
 from tests.executors.test_queue import KILN, MOTD, env_for, recipe, status, wait_for
+from tests.loopback import free_port
 
 
 def start_worker(url: str, home: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -56,7 +57,7 @@ def stopped_server() -> Iterator[PostgresServer]:
 
 
 def test_worker_waiting_for_its_database_stops_at_once_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()  # nobody listens there
+    port = free_port()  # nobody listens there
     log = tmp_path / "worker.log"
     proc = start_worker(f"postgresql://kiln@127.0.0.1:{port}/kiln", tmp_path / "home", log)
     try:
