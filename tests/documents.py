@@ -46,6 +46,15 @@ def sleep_component(seconds: int, *, name: str = "sleep") -> str:
     )
 
 
+def chatty_component(first: str, last: str, *, seconds: int = 4) -> str:
+    """A component that logs ``first``, works ``seconds``, then logs ``last``: a log to follow live."""
+    commands = json.dumps([f"echo {first}", f"sleep {seconds}", f"echo {last}"])
+    return (
+        "name: chatty\nschemaVersion: 1.0\nphases:\n  - name: build\n    steps:\n      - name: Talk\n"
+        f"        action: ExecuteBash\n        inputs:\n          commands: {commands}\n"
+    )
+
+
 def recipe_yaml(name: str, component: str = "motd.yaml", *, version: str = "1.0.0", extra: str = "") -> str:
     """A recipe of one component on the (cached) Debian bookworm parent, without network; ``extra``:
     more top-level lines (``signing: ...``)."""

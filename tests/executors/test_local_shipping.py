@@ -19,19 +19,8 @@ from kiln.objectstore import open_object_store
 from kiln.settings import Settings
 from kiln.shippedlogs import end_key, log_file
 from kiln.store import Store
+from tests.documents import chatty_component
 from tests.executors.test_queue import KILN, env_for, recipe, wait_for
-
-CHATTY = """\
-name: chatty
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Talk
-        action: ExecuteBash
-        inputs:
-          commands: ["echo hello-from-local-{token}", "sleep 4", "echo goodbye-from-local"]
-"""
 
 
 @pytest.mark.e2e
@@ -40,7 +29,12 @@ def test_local_executor_ships_the_log_to_the_shared_store(tmp_path: Path) -> Non
     settings = dataclasses.replace(Settings.from_env(), store_url=shared_url, database_url=None)
     server = Store.open(tmp_path / "server", settings)
     token = uuid.uuid4().hex
-    source = recipe(tmp_path / "r", "local-chatty", "chatty.yaml", CHATTY.format(token=token))
+    source = recipe(
+        tmp_path / "r",
+        "local-chatty",
+        "chatty.yaml",
+        chatty_component(f"hello-from-local-{token}", "goodbye-from-local"),
+    )
     build_id = (
         LocalExecutor(server, settings).submit(BuildRequest(recipe=source, data_dir=server.home)).build_id
     )

@@ -25,20 +25,8 @@ from kiln.catalog import Catalog
 from kiln.settings import Settings
 from kiln.store import Store
 from tests.distribute.servers import moto
-from tests.documents import recipe_yaml
+from tests.documents import chatty_component, recipe_yaml
 from tests.executors.test_queue import KILN, Workers, env_for, status, wait_for
-
-CHATTY = """\
-name: chatty
-schemaVersion: 1.0
-phases:
-  - name: build
-    steps:
-      - name: Talk
-        action: ExecuteBash
-        inputs:
-          commands: ["echo hello-from-the-worker {token}", "sleep 4", "echo goodbye-from-the-worker"]
-"""
 
 
 @pytest.fixture
@@ -85,7 +73,7 @@ def test_uploaded_build_on_one_machine_read_on_others(
     app = create_app(ApiConfig(data_dir=server.home, settings=settings))
     with TestClient(app, base_url="http://127.0.0.1") as client:
         body = {"recipe": recipe_yaml("shared", "chatty.yaml"),
-                "components": {"chatty.yaml": CHATTY.format(token=uuid.uuid4().hex)}}  # fmt: skip
+                "components": {"chatty.yaml": chatty_component(f"hello-from-the-worker {uuid.uuid4().hex}", "goodbye-from-the-worker")}}  # fmt: skip
         submitted = client.post("/api/v1/builds", json=body, headers=auth)
         assert submitted.status_code == 202, submitted.text
         build_id = submitted.json()["build_id"]
