@@ -260,8 +260,8 @@ def measure(url: str, vulndb_path: Path, repeat: int, budget: float, out: Path |
     slowest = max(results, key=lambda f: f.p50)
     call = next(c for label, c, _, _ in cases() if label == slowest.label)
     ran = statements(catalog, lambda: call(catalog, db))
-    print(f"\nslowest: {slowest.label}: {len(ran)} statements, {sum(r[0] for r in ran):.1f} ms of SQL; "
-          "the slowest three:")  # fmt: skip
+    print(f"\nslowest: {slowest.label}: {len(ran)} statements, {sum(r[0] for r in ran):.1f} ms in execute "
+          "(psycopg fetches the rows there, SQLite only the first); the slowest three:")  # fmt: skip
     for took, sql, _ in ran[:3]:
         print(f"  {took:8.1f} ms  {' '.join(sql.split())[:150]}")
     print("plan of the slowest statement:")
