@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from kiln.catalog.bulk import image_records
+from kiln.catalog.bulk import CHUNK, image_records
 from kiln.catalog.catalog import Catalog
 from kiln.catalog.labels import labels_of
 from kiln.catalog.models import ImageRow, LabelRow, PackageRow
@@ -235,15 +235,15 @@ def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date, within: Within)
             current[1].append(name)
     if not installed:
         return {}
-    parents = (
-        s.connection()
-        .execute(
-            select(
-                ImageRow.id, ImageRow.parent, ImageRow.parent_digest, ImageRow.lock["scan"]["allow"]
-            ).where(ImageRow.id.in_(sorted(installed)))
-        )
-        .all()
-    )
+    # In chunks: one IN list of every affected image would pass PostgreSQL's limit of 65,535 bound
+    # parameters once that many versions carry the package (bench/catalog.py, 100,000 versions).
+    ids = sorted(installed)
+    columns = (ImageRow.id, ImageRow.parent, ImageRow.parent_digest, ImageRow.lock["scan"]["allow"])
+    parents = [
+        row
+        for start in range(0, len(ids), CHUNK)
+        for row in s.connection().execute(select(*columns).where(ImageRow.id.in_(ids[start : start + CHUNK])))
+    ]
     releases = Releases(s)
     per_release: dict[str, list[Any]] = {}
     hits: dict[int, list[CveHit]] = {}
