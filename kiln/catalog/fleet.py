@@ -18,10 +18,10 @@ from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from kiln.catalog.bulk import image_records
+from kiln.catalog.bulk import CHUNK, image_records
 from kiln.catalog.catalog import Catalog
 from kiln.catalog.labels import labels_of
 from kiln.catalog.models import ImageRow, LabelRow, PackageRow
@@ -46,6 +46,7 @@ PACKAGE_SPEC = re.compile(
 CVE = re.compile(r"^(?:CVE-\d{4}-\d{4,}|[A-Z][A-Z0-9]*-[A-Za-z0-9._:-]+)$")
 STATES: tuple[ImageState, ...] = ("active", "deprecated", "disabled", "retired")
 MAX_PARENT_DEPTH = 16
+Within = Select[int] | None  # the image ids a package query is restricted to (None: all)
 
 
 class PackageSpec(BaseModel):
@@ -148,14 +149,16 @@ def _parent_condition(s: Session, ref: str) -> ColumnElement[bool]:
     return or_(literal, ImageRow.parent_digest.in_(digests)) if digests else literal
 
 
-def _package_hits(s: Session, spec: PackageSpec) -> dict[int, list[Any]]:
+def _package_hits(s: Session, spec: PackageSpec, within: Within) -> dict[int, list[Any]]:
     """Package rows (plain tuples) per image id: binary ``name`` at a matching version, or binaries
-    built from source ``name`` at a matching source version."""
+    built from source ``name`` at a matching source version (of the images ``within`` selects)."""
     columns = (PackageRow.image_id, PackageRow.name, PackageRow.version, PackageRow.architecture,
                PackageRow.source, PackageRow.source_version)  # fmt: skip
     hits: dict[int, list[Any]] = {}
     accepted: dict[str, bool] = {}  # each distinct version compared once
     query = select(*columns).where(or_(PackageRow.name == spec.name, PackageRow.source == spec.name))
+    if within is not None:
+        query = query.where(PackageRow.image_id.in_(within))
     for row in s.connection().execute(query).all():
         version = row.version if row.name == spec.name else row.source_version
         ok = accepted.get(version)
@@ -208,7 +211,7 @@ class Releases:
         return release
 
 
-def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date) -> dict[int, list[CveHit]]:
+def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date, within: Within) -> dict[int, list[CveHit]]:
     records = db.records_of(vuln_id)
     by_package: dict[str, list[Any]] = {}
     for rec in records:
@@ -217,15 +220,12 @@ def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date) -> dict[int, li
         return {}
     # installed[image] = {source: (oldest source version, binaries)}: what the scanner sees.
     installed: dict[int, dict[str, tuple[str, list[str]]]] = {}
-    rows = (
-        s.connection()
-        .execute(
-            select(PackageRow.image_id, PackageRow.name, PackageRow.source, PackageRow.source_version).where(
-                PackageRow.source.in_(sorted(by_package))
-            )
-        )
-        .all()
+    query = select(PackageRow.image_id, PackageRow.name, PackageRow.source, PackageRow.source_version).where(
+        PackageRow.source.in_(sorted(by_package))
     )
+    if within is not None:
+        query = query.where(PackageRow.image_id.in_(within))
+    rows = s.connection().execute(query).all()
     for image_id, name, source, version in rows:
         sources = installed.setdefault(image_id, {})
         current = sources.get(source)
@@ -235,15 +235,15 @@ def _cve_hits(s: Session, db: VulnDb, vuln_id: str, today: date) -> dict[int, li
             current[1].append(name)
     if not installed:
         return {}
-    parents = (
-        s.connection()
-        .execute(
-            select(
-                ImageRow.id, ImageRow.parent, ImageRow.parent_digest, ImageRow.lock["scan"]["allow"]
-            ).where(ImageRow.id.in_(sorted(installed)))
-        )
-        .all()
-    )
+    # In chunks: one IN list of every affected image would pass PostgreSQL's limit of 65,535 bound
+    # parameters once that many versions carry the package (bench/catalog.py, 100,000 versions).
+    ids = sorted(installed)
+    columns = (ImageRow.id, ImageRow.parent, ImageRow.parent_digest, ImageRow.lock["scan"]["allow"])
+    parents = [
+        row
+        for start in range(0, len(ids), CHUNK)
+        for row in s.connection().execute(select(*columns).where(ImageRow.id.in_(ids[start : start + CHUNK])))
+    ]
     releases = Releases(s)
     per_release: dict[str, list[Any]] = {}
     hits: dict[int, list[CveHit]] = {}
@@ -300,12 +300,15 @@ def _matching(
     for key, value in sorted(query.labels.items()):
         labelled = select(LabelRow.image_id).where(LabelRow.key == key, LabelRow.value == value)
         conditions.append(ImageRow.id.in_(labelled))
-    packages = _package_hits(s, query.package) if query.package is not None else None
+    # The package and CVE filters read package rows: only those of the images the indexed image
+    # filters leave (a label and a state narrow 100,000 versions to a few; bench/catalog.py).
+    within: Within = select(ImageRow.id).where(and_(*conditions)) if conditions else None
+    packages = _package_hits(s, query.package, within) if query.package is not None else None
     findings: dict[int, list[CveHit]] | None = None
     if query.cve is not None:
         if db is None:
             raise UsageError("--cve needs the vulnerability database")
-        findings = _cve_hits(s, db, query.cve, today or date.today())
+        findings = _cve_hits(s, db, query.cve, today or date.today(), within)
     outdated: set[int] | None = None
     if query.outdated:
         index = OutdatedIndex(s)
