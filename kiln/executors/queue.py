@@ -43,18 +43,31 @@ def conninfo(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def make_app(url: str, *, asynchronous: bool, pool_timeout: float | None = None) -> procrastinate.App:
+def make_app(
+    url: str, *, asynchronous: bool, pool_timeout: float | None = None, concurrency: int | None = None
+) -> procrastinate.App:
     """A Procrastinate app on the catalog's database (async connector for workers, sync for servers);
-    ``pool_timeout``: how long a call waits for a connection (psycopg_pool's default is 30 s)."""
+    ``pool_timeout``: how long a call waits for a connection (psycopg_pool's default is 30 s);
+    ``concurrency``: a worker's concurrent jobs, which sizes its pool (see :func:`worker_pool`)."""
     import procrastinate
 
     pool: dict[str, Any] = {"timeout": pool_timeout} if pool_timeout is not None else {}
+    if concurrency is not None:
+        pool.update(worker_pool(concurrency))
     connector: Any = (
         procrastinate.PsycopgConnector(conninfo=conninfo(url), **pool)
         if asynchronous
         else procrastinate.SyncPsycopgConnector(conninfo=conninfo(url))
     )
     return procrastinate.App(connector=connector)
+
+
+def worker_pool(concurrency: int) -> dict[str, int]:
+    """Connections a worker keeps: psycopg_pool's default keeps 4 open however idle the worker is,
+    which with its LISTEN connection and the catalog's made 6 per idle worker (100 connections, the
+    PostgreSQL default, ran out at 16 workers; docs/scaling.md). It needs one for LISTEN, one for a
+    fetch, heartbeat or finish of each job and one for the stalled-job sweep: open them on demand."""
+    return {"min_size": 1, "max_size": concurrency + 2}
 
 
 def requirements(request: BuildRequest, loaded: LoadedRecipe) -> Capabilities:

@@ -93,7 +93,12 @@ class Worker:
         self.running: Any = None  # the Procrastinate worker taking jobs now, if any
 
     def _make_app(self) -> Any:
-        app = make_app(self.config.url, asynchronous=True, pool_timeout=DATABASE_TIMEOUT)
+        app = make_app(
+            self.config.url,
+            asynchronous=True,
+            pool_timeout=DATABASE_TIMEOUT,
+            concurrency=self.config.concurrency,
+        )
         app.task(name=TASK, pass_context=True)(self.build)
         return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -234,16 +235,18 @@ def test_running_build_is_aborted_and_its_processes_killed(
 ) -> None:
     workers.start("one")
     executor = QueueExecutor(queue_url, Settings())
-    source = recipe(tmp_path / "r", "queue-long", "sleep.yaml", sleep_component(300))
+    seconds = random.randrange(3000, 9000)  # a command line no other test's process has
+    sleeping = f"sleep {seconds}"
+    source = recipe(tmp_path / "r", "queue-long", "sleep.yaml", sleep_component(seconds))
     build_id = executor.submit(BuildRequest(recipe=source, data_dir=tmp_path / "submitter")).build_id
     job_dir = tmp_path / "workers" / "one" / "jobs" / f"{build_id}-1"
-    wait_for(lambda: processes_mentioning("sleep 300"), 120, "the step runs")
+    wait_for(lambda: processes_mentioning(sleeping), 120, "the step runs")
     started = time.monotonic()
     assert executor.cancel(build_id) is True
     wait_for(lambda: status(queue_url, build_id) == "failed", 15, "the build is aborted")
     aborted = time.monotonic() - started
     print(f"cancel to build recorded failed: {aborted:.1f}s")
-    wait_for(lambda: not processes_mentioning(str(job_dir)) and not processes_mentioning("sleep 300"), 30,
+    wait_for(lambda: not processes_mentioning(str(job_dir)) and not processes_mentioning(sleeping), 30,
              "the build's processes are gone")  # fmt: skip
     with Catalog(queue_url) as catalog:  # the build records "interrupted", the worker then "cancelled"
         wait_for(
