@@ -19,7 +19,7 @@ from kiln.api.tokencache import TTL, TokenCache
 from kiln.catalog import Catalog
 from kiln.store import Store
 from tests.api.conftest import make_client
-from tests.api.seed import Seeded, seed
+from tests.api.seed import Seeded, record_image, seed
 
 
 @pytest.fixture
@@ -154,3 +154,19 @@ def test_concurrent_misses_make_the_value_once(tmp_path: Path) -> None:
     assert errors == ["boom"] * 3  # each waiter made its own (and failed the same way); nothing cached
     assert cache.get("bad", lambda: 7) == 7
     cache.close()
+
+
+def test_etag_answers_304_until_a_commit_changes_the_answer(home: Seeded) -> None:
+    with make_client(home.home, public_read=True) as client:
+        first = client.get("/api/v1/images", params={"package": "openssl"})
+        etag = first.headers["etag"]
+        again = client.get("/api/v1/images", params={"package": "openssl"}, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+        listed = client.get("/api/v1/images", headers={"If-None-Match": f'"other", W/{etag}'})
+        assert listed.status_code == 200  # another query: another answer, another tag
+        store = Store.open_at(home.home, home.home / "cache")
+        with Catalog.open(store.database_url) as catalog:
+            record_image(catalog, store, "newer", "1.0.0", "debian:bookworm")
+        changed = client.get("/api/v1/images", params={"package": "openssl"}, headers={"If-None-Match": etag})
+        assert changed.status_code == 200 and changed.headers["etag"] != etag
+        assert "newer@1.0.0/1" in [i["ref"] for i in changed.json()["items"]]
