@@ -13,8 +13,10 @@ a few seconds of the same load that are not counted (every server process fills 
 Usage: .venv/bin/python bench/api.py [--images 2000] [--clients 20] [--seconds 30] [--rounds N]
        [--workers N] [--generator auto|wrk|python] [--server-source DIR] [--keep]
 
-Measured on 2 CPUs shared with other jobs (README, "bench/api.py"): API p99 39-87 ms, page p99
-90-98 ms, floor p99 70-77 ms, 0 errors, at load 3.7-6.9 (default 2 server processes, wrk)."""
+Measured on 2 CPUs shared with other jobs (README, "bench/api.py"), five rounds, 2 processes, wrk,
+load 2.8-6.9: API p99 39-87 ms, page p99 90-612 ms (over 250 ms in two rounds: other jobs' bursts;
+3 ms cached, 40 ms uncached), floor p99 70-77 ms, 0 errors.
+"""
 
 from __future__ import annotations
 
