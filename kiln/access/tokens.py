@@ -149,11 +149,23 @@ def revoke_token(catalog: Catalog, which: str, now: datetime | None = None) -> T
 
 def authenticate(catalog: Catalog, secret: bytes, token: str, now: datetime | None = None) -> Principal:
     """The principal a presented token stands for; TokenRefused if it is not valid now."""
+    return verify(catalog, secret, token, now)[0]
+
+
+def _match(token: str) -> re.Match[str]:
     match = TOKEN.match(token)
     if not match:
         raise TokenRefused(
             "malformed API token", hint="tokens look like kiln_<id>_<secret>; see kiln tokens create"
         )
+    return match
+
+
+def verify(
+    catalog: Catalog, secret: bytes, token: str, now: datetime | None = None
+) -> tuple[Principal, datetime | None]:
+    """:func:`authenticate`, with the token's expiry (what :mod:`kiln.api.tokencache` needs)."""
+    match = _match(token)
     now = now or datetime.now(UTC)
     with catalog.session() as s:
         row = s.get(TokenRow, match[1])
@@ -166,9 +178,10 @@ def authenticate(catalog: Catalog, secret: bytes, token: str, now: datetime | No
         stale = row.last_used is None or now - as_utc(row.last_used) > LAST_USED_EVERY
         images = tuple(row.images) if row.images is not None else None
         principal = Principal(name=row.name, token_id=row.id, scopes=frozenset(row.scopes), images=images)
+        expires = as_utc(row.expires) if row.expires is not None else None
     if stale:
         with catalog.session(write=True) as s, s.begin():
             fresh = s.get(TokenRow, match[1])
             if fresh is not None:
                 fresh.last_used = now
-    return principal
+    return principal, expires

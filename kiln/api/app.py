@@ -15,6 +15,7 @@ from kiln.api.cache import ReadCache
 from kiln.api.config import ApiConfig
 from kiln.api.limits import BodyLimit
 from kiln.api.routes import audit, builds, channels, events, images, lifecycle, pipelines, registry
+from kiln.api.tokencache import TokenCache
 from kiln.catalog import Catalog
 from kiln.executors.base import executor_for
 from kiln.store import Store
@@ -49,6 +50,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.store = store
     app.state.catalog = catalog
     app.state.cache = cache
+    app.state.tokens = TokenCache(cache.revision)
     app.state.secret = server_secret(store.home)
     app.state.executor = executor_for(store, config.settings)
     app.add_middleware(BodyLimit)

@@ -13,7 +13,10 @@ from kiln.cli.common import DataDirOption, console, err_console, settings
 def serve_command(
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8440,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Server processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=64, help="Server processes (default: one per CPU, at most 4)."),
+    ] = None,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate (chain).")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key.")] = None,
     insecure_http: Annotated[
@@ -32,7 +35,7 @@ def serve_command(
 ) -> None:
     """Serve the REST API (/api/v1) and the web UI (and deliver webhooks, unless --no-webhooks)."""
     from kiln.api.config import ApiConfig
-    from kiln.api.server import check_binding, serve
+    from kiln.api.server import DEFAULT_WORKERS, check_binding, serve
     from kiln.errors import KilnError
 
     if (tls_cert is None) != (tls_key is None):
@@ -49,6 +52,7 @@ def serve_command(
         verify_key=verify_key.expanduser().absolute() if verify_key else None,
         secure_cookies=tls is not None,
     )
+    workers = workers or DEFAULT_WORKERS
     scheme = "https" if tls else "http"
     console.print(f"serving {api.data_dir} on {scheme}://{host}:{port}/ (API: /api/v1, Ctrl-C stops)")
     if no_webhooks:

@@ -166,20 +166,21 @@ def image_page(
     ref = f"{name}@{version}/{build}"
     base = f"{request.url.scheme}://{request.url.netloc}"
 
-    def body() -> Markup:
+    def body() -> tuple[Markup, ImageRecord]:
         image = visible(principal, catalog, ref)  # a missing or hidden image raises (nothing cached)
         facts = _image_facts(catalog, store, principal, image, pq)
         verification = evidence.verify(catalog, store, image, config.verify_key)
         inner = templates.get_template("_image_body.html")
-        return Markup(inner.render({**facts, "pq": pq, "verification": verification, "base": base}))
+        return Markup(inner.render({**facts, "pq": pq, "verification": verification, "base": base})), image
 
     # Verification with a key reads the artifacts' files: then never cached (a tampered file shows at once).
     key = ("image-page", ref, pq, principal.images, base)
+    html, image = cache.get(key, body) if config.verify_key is None else body()
     context = {
         "who": principal,
         "ref": ref,
-        "body": cache.get(key, body) if config.verify_key is None else body(),
-        "promote_to": promotable(principal, store, image := visible(principal, catalog, ref)),  # per session
+        "body": html,
+        "promote_to": promotable(principal, store, image),  # per session (the token's scopes)
         "promote_url": f"/images/{name}/{version}/{build}/promote",
         "state": image.state,
         "moves": movable(principal, image),

@@ -11,6 +11,7 @@ from kiln.api import evidence
 from kiln.api.auth import caller, require
 from kiln.api.deps import CacheDep, CatalogDep, ConfigDep, ImageDep, StoreDep
 from kiln.api.diff import ImageDiff, diff
+from kiln.api.etag import json_answer, tagged
 from kiln.api.files import artifact_location, file_below, list_files
 from kiln.api.fleet import fleet_page, fleet_query
 from kiln.api.problems import ApiError
@@ -79,13 +80,13 @@ def list_images(
     query = fleet_query(name, package, below, label, state, cve, parent, outdated)
     who = caller(request)
 
-    def answer() -> bytes:
+    def answer() -> tuple[bytes, str]:
         page = fleet_page(catalog, store, query, who.sees if who.images is not None else None,
                           int(cursor) if cursor else 0, limit)  # fmt: skip
-        return page.model_dump_json().encode()
+        return tagged(page.model_dump_json().encode())
 
     key = ("images", query.model_dump_json(), cursor, limit, who.images)
-    return Response(cache.get(key, answer), media_type="application/json")
+    return json_answer(request, *cache.get(key, answer))
 
 
 @router.get(IMAGE, summary="One image version with its lineage, labels and why it is out of date")
