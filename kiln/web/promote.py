@@ -10,12 +10,11 @@ from fastapi.responses import RedirectResponse
 
 from kiln.access.tokens import Principal
 from kiln.api.deps import BuildNumber, CatalogDep, ConfigDep, ImageName, ImageVersion, StoreDep
-from kiln.api.problems import ApiError
 from kiln.api.promote import channel_order, promote_image
 from kiln.catalog import ImageRecord
 from kiln.lifecycle.states import UNUSABLE
 from kiln.store import Store
-from kiln.web.session import check_csrf, form_session
+from kiln.web.session import form_principal
 
 router = APIRouter(include_in_schema=False)
 Channel = Annotated[str, Form(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
@@ -33,13 +32,8 @@ def promote_form(
     request: Request, catalog: CatalogDep, store: StoreDep, config: ConfigDep, name: ImageName,
     version: ImageVersion, build: BuildNumber, channel: Channel, csrf: Annotated[str, Form(max_length=100)],
 ) -> RedirectResponse:  # fmt: skip
-    check_csrf(request, csrf)
-    principal = form_session(request)
     ref = f"{name}@{version}/{build}"
-    request.state.audit_target = f"{ref} -> {channel}"
-    if not principal.sees(name):
-        raise ApiError(404, f"no image {ref}")
-    if not principal.allows(f"channels:promote:{channel}"):
-        raise ApiError(403, f"token {principal.name!r} lacks the scope 'channels:promote:{channel}'")
+    scope = f"channels:promote:{channel}"
+    principal = form_principal(request, csrf, name=name, ref=ref, scope=scope, action=channel)
     promote_image(catalog, store, config.settings, ref, channel, who=f"{principal.name} (web)")
     return RedirectResponse(f"/images/{name}/{version}/{build}", status_code=303)

@@ -50,6 +50,20 @@ def form_session(request: Request) -> Principal:
     return principal
 
 
+def form_principal(request: Request, csrf: str, *, name: str, ref: str, scope: str, action: str) -> Principal:
+    """A form post's principal on image ``ref`` (named ``name``), checked in order: CSRF token, session,
+    the image visible to its token (else 404, as if absent), ``scope`` granted (else 403); the audit
+    records ``ref -> action``."""
+    check_csrf(request, csrf)
+    principal = form_session(request)
+    request.state.audit_target = f"{ref} -> {action}"
+    if not principal.sees(name):
+        raise ApiError(404, f"no image {ref}")
+    if not principal.allows(scope):
+        raise ApiError(403, f"token {principal.name!r} lacks the scope '{scope}'")
+    return principal
+
+
 def csrf_token(request: Request) -> str:
     return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
 

@@ -10,11 +10,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from kiln.api.deps import BuildNumber, CatalogDep, ConfigDep, ImageName, ImageVersion, StoreDep
-from kiln.api.problems import ApiError
 from kiln.api.states import change_image_state
-from kiln.errors import NotFound
 from kiln.web.routes import page
-from kiln.web.session import check_csrf, form_session
+from kiln.web.session import form_principal
 
 router = APIRouter(include_in_schema=False)
 Target = Annotated[Literal["active", "deprecated", "disabled", "retired"], Form()]
@@ -27,14 +25,8 @@ def state_form(
     version: ImageVersion, build: BuildNumber, state: Target, reason: Reason,
     csrf: Annotated[str, Form(max_length=100)] = "", confirm: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:  # fmt: skip
-    check_csrf(request, csrf)
-    principal = form_session(request)
     ref = f"{name}@{version}/{build}"
-    request.state.audit_target = f"{ref} -> {state}"
-    if not principal.sees(name):
-        raise NotFound(f"no image {ref}")
-    if not principal.allows("images:write"):
-        raise ApiError(403, f"token {principal.name!r} lacks the scope 'images:write'")
+    principal = form_principal(request, csrf, name=name, ref=ref, scope="images:write", action=state)
     image = catalog.get_image(ref)
     url = f"/images/{name}/{version}/{build}"
     if state == "retired" and confirm != "yes":  # nothing changes until the second, confirming post
