@@ -39,7 +39,9 @@ def catalog(home: Seeded) -> Iterator[Catalog]:
 
 @pytest.fixture(scope="module")
 def url(home: Seeded) -> Iterator[str]:
-    with kiln_serve(home.home, "--no-webhooks") as base:
+    # One process: the stream cap is per server process (docs/events.md); with the default of one per
+    # CPU the kernel spreads a token's streams over them and the sixth may land where there is room.
+    with kiln_serve(home.home, "--no-webhooks", "--workers", "1") as base:
         yield base
 
 
